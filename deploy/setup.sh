@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what delivery-worker needs to build (and, with --test, to run its test suite) from
+# Debian's packages. Installs only what is missing; safe to run any number of times.
+set -euo pipefail
+
+build_pkgs=(gcc make cmake pkg-config librdkafka-dev libcurl4-openssl-dev libcjson-dev
+            libconfig-dev libuv1-dev libmicrohttpd-dev libcmocka-dev python3 kcat curl)
+test_pkgs=(openjdk-17-jre-headless maven)
+
+want=("${build_pkgs[@]}")
+[[ "${1:-}" == "--test" ]] && want+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# A machine may have Java and Maven from elsewhere: accept them if they work.
+if [[ " ${missing[*]} " == *" openjdk-17-jre-headless "* ]] && command -v java >/dev/null &&
+   java -version 2>&1 | grep -q '"17\.'; then
+  missing=("${missing[@]/openjdk-17-jre-headless}")
+fi
+if [[ " ${missing[*]} " == *" maven "* ]] && command -v mvn >/dev/null; then
+  missing=("${missing[@]/maven}")
+fi
+read -r -a missing <<<"${missing[*]:-}"
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "setup: all packages present"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "setup: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

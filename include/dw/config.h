@@ -1,0 +1,90 @@
+/* The configuration: one declarative table drives parsing of the libconfig file, environment
+ * overrides (DELIVERY_WORKER_<GROUP>_<KEY>), validation, defaults and `check-config` output. */
+#ifndef DW_CONFIG_H
+#define DW_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define DW_CONFIG_MAX_PROPERTIES 64
+
+struct dw_config_property {
+  char *name;  /* librdkafka property name, e.g. "security.protocol" */
+  char *value; /* its value as a string */
+};
+
+struct dw_config {
+  struct {
+    char *brokers;
+    char *group_id;
+    char *input_topic;
+    char *results_topic;
+    char *dlq_topic;
+    struct dw_config_property properties[DW_CONFIG_MAX_PROPERTIES]; /* passed verbatim */
+    size_t properties_count;
+    int64_t commit_interval_ms; /* how often finished offsets are committed */
+  } kafka;
+  struct {
+    char *base_url;     /* no trailing slash */
+    char *app_id;
+    char *app_secret;   /* resolved: from app_secret, app_secret_file or the environment */
+    char *app_secret_file;
+    int64_t request_timeout_ms;
+    int64_t connect_timeout_ms;
+    int64_t max_connections;
+    int64_t max_response_bytes;
+    int64_t rate_per_second; /* calls per second per app and tenant */
+    int64_t rate_per_minute; /* calls per minute per app and tenant */
+    int64_t token_refresh_margin_s; /* refresh a token with less than this left (< 1800) */
+  } feishu;
+  struct {
+    char *schedule;            /* "exponential" or "fixed" */
+    int64_t first_delay_ms;    /* first poll after the event is taken */
+    int64_t interval_ms;       /* second poll after this; then grows by multiplier */
+    int64_t max_interval_ms;   /* cap of the growing interval */
+    double multiplier;
+    double jitter;             /* fraction, 0..1: each delay is scaled by 1 +/- jitter */
+    int64_t deadline_ms;       /* still pending this long after taken: deadline_exceeded */
+    int64_t retry_initial_ms;  /* backoff after a retryable error */
+    int64_t retry_max_ms;
+  } poll;
+  struct {
+    int64_t max_in_flight;     /* pause partitions at this many tasks in flight */
+    int64_t resume_in_flight;  /* resume below this */
+    int64_t drain_timeout_ms;  /* on SIGTERM, wait this long for tasks in flight */
+    int64_t max_event_bytes;   /* larger events are dead-lettered as invalid_event */
+  } worker;
+  struct {
+    char *listen;
+  } admin;
+  struct {
+    char *level;  /* debug, info, warn, error */
+    char *format; /* json or text */
+  } log;
+};
+
+/* Sets every key to its default. The config owns its strings; free with dw_config_cleanup. */
+void dw_config_init(struct dw_config *cfg);
+void dw_config_cleanup(struct dw_config *cfg);
+
+/* Loads FILE over the defaults, then applies environment overrides from envp (NULL-terminated
+ * "NAME=value" strings, usually `environ`), then reads app_secret_file and validates.
+ * On error returns a negative DW_E* and writes "file:line: what is wrong" into err.
+ * cfg must come fresh from dw_config_init; it still needs dw_config_cleanup after an error.
+ * file may be NULL: defaults and environment only. envp may be NULL. */
+int dw_config_load(struct dw_config *cfg, const char *file, char *const *envp, char *err,
+                   size_t errlen);
+
+/* Non-zero when a librdkafka property holds a secret (its name contains "password" or
+ * "secret", or it is sasl.oauthbearer.config or ssl.key.pem): never log or print its value. */
+int dw_config_property_is_secret(const char *name);
+
+/* Writes the effective configuration in libconfig syntax, secrets shown as "<redacted>". */
+void dw_config_print(const struct dw_config *cfg, FILE *out);
+
+/* Writes the reference of every key (path, type, default, bounds, env name, description) as a
+ * Markdown table, for the README. */
+void dw_config_print_reference(FILE *out);
+
+#endif

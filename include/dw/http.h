@@ -1,0 +1,54 @@
+/* The HTTP client: libcurl's multi interface driven by the libuv loop (one uv_poll per socket,
+ * one uv_timer), keep-alive and HTTP/2 where offered. The only module that sees curl.h. */
+#ifndef DW_HTTP_H
+#define DW_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct dw_http;
+
+struct dw_http_options {
+  long max_connections;     /* total connections kept to the API */
+  long connect_timeout_ms;
+  size_t max_response_bytes; /* larger bodies fail the transfer (DW_ERANGE) */
+};
+
+struct dw_http_request {
+  const char *method;       /* "GET" or "POST" */
+  const char *url;
+  const char *authorization; /* "Bearer t-..." or NULL */
+  const char *body;          /* POST body (JSON) or NULL */
+  size_t body_len;
+  long timeout_ms;
+};
+
+struct dw_http_response {
+  int error;                 /* 0, or DW_ETIMEDOUT / DW_EIO / DW_ERANGE / DW_ECANCELED */
+  const char *error_text;    /* libcurl's text when error != 0 */
+  long status;               /* HTTP status, 0 when no response */
+  const char *body;          /* NUL-terminated copy; valid during the callback only */
+  size_t body_len;
+  const char *log_id;        /* X-Tt-Logid (or X-Request-Id), "" when absent */
+  int64_t ratelimit_reset_s; /* x-ogw-ratelimit-reset, -1 when absent */
+  double elapsed_s;
+};
+
+/* Called once per request, on the loop, never from inside dw_http_send. */
+typedef void (*dw_http_cb)(void *arg, const struct dw_http_response *resp);
+
+int dw_http_new(struct dw_http **out, uv_loop_t *loop, const struct dw_http_options *opt);
+
+/* Starts a request; the request's strings are copied. cb gets the answer later. */
+int dw_http_send(struct dw_http *h, const struct dw_http_request *req, dw_http_cb cb,
+                 void *arg);
+
+/* Transfers in progress. */
+size_t dw_http_active(const struct dw_http *h);
+
+/* Aborts transfers in progress (their callbacks run with DW_ECANCELED), closes the handles and
+ * frees h once libuv has closed them; done(arg) is called then. */
+void dw_http_close(struct dw_http *h, void (*done)(void *arg), void *arg);
+
+#endif

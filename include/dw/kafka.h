@@ -1,0 +1,87 @@
+/* Kafka: the consumer of the input topic and the producer of results and dead letters, both
+ * served on the libuv loop (librdkafka's queues wake a pipe watched by uv_poll). The only
+ * module that sees rdkafka.h. */
+#ifndef DW_KAFKA_H
+#define DW_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "dw/config.h"
+
+/* A header of a record. */
+struct dw_header {
+  const char *name;
+  const void *value; /* may be NULL */
+  size_t len;
+};
+
+/* A consumed record: key, value and headers copied out of librdkafka into one allocation.
+ * Freed with dw_record_free. */
+struct dw_record {
+  int32_t partition;
+  int64_t offset;
+  const void *key;     /* NULL when the record has none */
+  size_t key_len;
+  const void *value;   /* NULL when the record has none */
+  size_t value_len;
+  struct dw_header *headers;
+  size_t header_count;
+};
+
+void dw_record_free(struct dw_record *rec);
+
+struct dw_consumer;
+
+struct dw_consumer_handler {
+  /* A record of an assigned partition; ownership passes to the handler. */
+  void (*on_record)(void *arg, struct dw_record *rec);
+  /* Partitions added to the assignment. */
+  void (*on_assign)(void *arg, const int32_t *partitions, size_t n);
+  /* Partitions about to be taken away: commit what is done now (dw_consumer_commit). */
+  void (*on_revoke)(void *arg, const int32_t *partitions, size_t n, int lost);
+  /* A fatal error: the worker must stop. */
+  void (*on_fatal)(void *arg, const char *reason);
+  void *arg;
+};
+
+int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_config *cfg,
+                    const struct dw_consumer_handler *handler, char *err, size_t errlen);
+
+/* Commits offsets (the next offset to read) of the input topic, asynchronously. */
+int dw_consumer_commit(struct dw_consumer *c, const int32_t *partitions,
+                       const int64_t *offsets, size_t n);
+/* The same, waiting for the broker's answer (only at shutdown). */
+int dw_consumer_commit_sync(struct dw_consumer *c, const int32_t *partitions,
+                            const int64_t *offsets, size_t n);
+
+/* Pauses or resumes fetching of every assigned partition (backpressure, draining). */
+void dw_consumer_pause_all(struct dw_consumer *c, int pause);
+
+/* Leaves the group (blocking; shutdown only) and frees c after its handles are closed. */
+void dw_consumer_close(struct dw_consumer *c);
+
+struct dw_producer;
+
+/* Delivery report: err 0, or a negative DW_E* with librdkafka's text. fatal is set when the
+ * producer can no longer be used (the worker must stop). */
+typedef void (*dw_delivery_cb)(void *arg, int err, const char *errstr, int fatal);
+
+int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_config *cfg,
+                    char *err, size_t errlen);
+
+/* Produces a record; key, value and headers are copied. `extra` headers follow `headers`. The
+ * delivery report reaches cb(arg) on the loop. */
+int dw_producer_send(struct dw_producer *p, const char *topic, const void *key, size_t key_len,
+                     const void *value, size_t value_len, const struct dw_header *headers,
+                     size_t header_count, const struct dw_header *extra, size_t extra_count,
+                     dw_delivery_cb cb, void *arg);
+
+/* Records not yet acknowledged. */
+size_t dw_producer_outstanding(const struct dw_producer *p);
+
+/* Frees p after its handles are closed (call when nothing is outstanding). */
+void dw_producer_close(struct dw_producer *p);
+
+#endif

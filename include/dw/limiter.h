@@ -1,0 +1,31 @@
+/* The rate limiter for one app and tenant: at most per_second calls in any 1-second window and
+ * per_minute calls in any 60-second window (a sliding log of call times, so no alignment of the
+ * server's windows can see more), plus a block until the time a 429 told us. Pure; the caller
+ * passes the clock. */
+#ifndef DW_LIMITER_H
+#define DW_LIMITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct dw_limiter {
+  uint32_t per_second;   /* 0 = unlimited */
+  uint32_t per_minute;   /* 0 = unlimited */
+  uint64_t *log;         /* ring of the last max(per_second, per_minute) call times */
+  size_t cap, head, count;
+  uint64_t blocked_until_ms;
+  uint64_t calls_total;
+  uint64_t blocks_total;
+};
+
+int dw_limiter_init(struct dw_limiter *l, uint32_t per_second, uint32_t per_minute);
+void dw_limiter_cleanup(struct dw_limiter *l);
+
+/* 0 when a call may start at now_ms (and the call is counted), else the milliseconds to wait
+ * before asking again (> 0). */
+uint64_t dw_limiter_acquire(struct dw_limiter *l, uint64_t now_ms);
+
+/* A 429 said: no call for reset_ms from now. */
+void dw_limiter_block(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms);
+
+#endif

@@ -1,0 +1,34 @@
+/* Logging: one JSON object per line on stderr (or plain text for humans). Safe to call from
+ * any thread (librdkafka and libcurl log from their own). Identical repeated messages from one
+ * call site within a second are suppressed and counted. */
+#ifndef DW_LOG_H
+#define DW_LOG_H
+
+#include <stdint.h>
+
+enum dw_log_level { DW_LOG_DEBUG = 0, DW_LOG_INFO, DW_LOG_WARN, DW_LOG_ERROR };
+
+/* Context fields; NULL strings and negative numbers are left out. */
+struct dw_log_ctx {
+  const char *task;
+  const char *topic;
+  int32_t partition;
+  int64_t offset;
+  const char *log_id;
+};
+
+#define DW_LOG_CTX_NONE ((const struct dw_log_ctx *)0)
+
+/* level_name: "debug", "info", "warn", "error"; format: "json" or "text". */
+int dw_log_setup(const char *level_name, const char *format);
+int dw_log_enabled(enum dw_log_level level);
+
+void dw_log_write(enum dw_log_level level, const struct dw_log_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define dw_debug(...) dw_log_write(DW_LOG_DEBUG, DW_LOG_CTX_NONE, __VA_ARGS__)
+#define dw_info(...) dw_log_write(DW_LOG_INFO, DW_LOG_CTX_NONE, __VA_ARGS__)
+#define dw_warn(...) dw_log_write(DW_LOG_WARN, DW_LOG_CTX_NONE, __VA_ARGS__)
+#define dw_error(...) dw_log_write(DW_LOG_ERROR, DW_LOG_CTX_NONE, __VA_ARGS__)
+
+#endif

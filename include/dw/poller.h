@@ -1,0 +1,83 @@
+/* The poller: resolves tasks by asking the delivery-task endpoint until the answer is final.
+ * Each task has its own schedule (a uv_timer); tasks whose time has come wait in a ready queue
+ * that is served as fast as the token, the rate limiter and the app's health allow. Every
+ * answer is classified by the codec (DESIGN.md "How API answers are treated") and ends as a
+ * result, a dead letter, or another poll. */
+#ifndef DW_POLLER_H
+#define DW_POLLER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "dw/codec.h"
+#include "dw/http.h"
+#include "dw/schedule.h"
+#include "dw/token.h"
+
+struct dw_poller;
+struct dw_task;
+
+struct dw_poller_options {
+  const char *base_url;
+  long request_timeout_ms;
+  struct dw_schedule schedule;
+  uint64_t deadline_ms;
+  uint32_t rate_per_second;
+  uint32_t rate_per_minute;
+};
+
+enum dw_outcome_kind { DW_OUTCOME_RESULT = 0, DW_OUTCOME_DEAD_LETTER };
+
+struct dw_outcome {
+  enum dw_outcome_kind kind;
+  const struct dw_event *event;
+  const struct dw_answer *answer; /* RESULT: SUCCEEDED or FAILED; DEAD_LETTER: the last one */
+  const char *reason;             /* dead letter: task_not_found, invalid_request,
+                                     deadline_exceeded */
+  long error_code;                /* the last API code, -1 if none */
+  const char *error_msg;          /* the last API msg or transport error */
+  const char *log_id;             /* X-Tt-Logid of the last answer, "" if none */
+  unsigned attempts;              /* API calls made for this task */
+  unsigned polls;                 /* of which answered (pending or final) */
+};
+
+/* Called once per task that was not cancelled; owner is what dw_poller_submit was given. The
+ * task is freed after the callback returns. */
+typedef void (*dw_outcome_cb)(void *arg, void *owner, const struct dw_outcome *outcome);
+
+/* Called when the app's health changes: healthy 0 with a reason when calls fail for reasons
+ * that are not a task's (bad secret, missing scope, IP denied, ...), 1 when it recovers. */
+typedef void (*dw_health_cb)(void *arg, int healthy, const char *reason);
+
+struct dw_poller_stats {
+  uint64_t calls;          /* API calls answered (any answer, transport errors included) */
+  uint64_t by_kind[9];     /* indexed by enum dw_answer_kind */
+  uint64_t rate_limited;   /* 429s */
+  uint64_t token_retries;
+  size_t tasks;            /* in the poller now */
+  size_t ready;            /* waiting for the limiter, the token or the app */
+};
+
+int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
+                  struct dw_token *token, const struct dw_poller_options *opt,
+                  dw_outcome_cb on_outcome, dw_health_cb on_health, void *arg);
+
+/* Starts resolving a validated event; the event is copied. *task (optional) can be passed to
+ * dw_poller_cancel until the outcome callback has run. */
+int dw_poller_submit(struct dw_poller *p, const struct dw_event *ev, void *owner,
+                     struct dw_task **task);
+
+/* Stops a task: no more calls, no outcome callback. */
+void dw_poller_cancel(struct dw_poller *p, struct dw_task *task);
+
+/* The token changed (wired by the owner from the token manager's callback). */
+void dw_poller_on_token(struct dw_poller *p, int err, const char *reason);
+
+void dw_poller_stats(const struct dw_poller *p, struct dw_poller_stats *st);
+int dw_poller_healthy(const struct dw_poller *p);
+
+/* Cancels every task and frees p once its handles are closed. */
+void dw_poller_close(struct dw_poller *p);
+
+#endif

@@ -1,0 +1,248 @@
+"""Test harness for the integration tests: starts the real binaries (delivery-worker, the API
+simulator dw-sim, the Kafka tool dw-kafkatool with its mock cluster) and a real Kafka broker
+(tests/kafka/kafka.sh), and reads back from outside what a user would see: the topics, the
+group's committed offsets and what the simulator recorded. Every wait is for a condition with a
+deadline."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BIN = os.environ.get("DW_BIN_DIR", os.path.join(os.path.dirname(__file__), "../../build/dev"))
+SRC = os.environ.get("DW_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
+SANITIZED = os.environ.get("DW_SANITIZED") == "1"
+# Sanitized binaries are several times slower: stretch every deadline.
+SLOW = 3.0 if SANITIZED else 1.0
+
+IN, OUT, DLQ = "hire.delivery_tasks.created", "hire.delivery_tasks.resolved", "hire.delivery_tasks.dlq"
+WEBSITE = "7047318856652261676"
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+_watched = []  # processes that must not exit while a test waits
+
+
+def check_alive():
+    for p in _watched:
+        if p.poll() is not None and not getattr(p, "stopping", False):
+            raise AssertionError("%s exited unexpectedly with status %s" % (os.path.basename(p.logfile), p.returncode))
+
+
+def wait_until(cond, timeout, what, interval=0.1):
+    """Polls cond() until it returns a truthy value or the deadline passes (then fails)."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        check_alive()
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0f s waiting for %s" % (timeout * SLOW, what))
+        time.sleep(interval)
+
+
+def wait_file(path, timeout, what):
+    return wait_until(lambda: os.path.exists(path) and open(path).read().strip(), timeout, what)
+
+
+class Processes:
+    """Owns every child process of a test and ends them all at exit."""
+
+    def __init__(self):
+        self.procs = []
+        self.tmp = tempfile.mkdtemp(prefix="dw-it-")
+
+    def start(self, args, name, env=None, stdin=subprocess.DEVNULL):
+        out = open(os.path.join(self.tmp, name + ".log"), "ab")
+        e = dict(os.environ)
+        e.update(env or {})
+        p = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=stdin, env=e)
+        p.logfile = out.name
+        self.procs.append(p)
+        _watched.append(p)
+        return p
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+class Sim:
+    def __init__(self, procs, *args):
+        port_file = os.path.join(procs.tmp, "sim.port.%d" % len(procs.procs))
+        self.proc = procs.start([os.path.join(BIN, "dw-sim"), "--listen", "127.0.0.1:0",
+                                 "--port-file", port_file] + list(args), "sim")
+        self.url = "http://127.0.0.1:%s" % wait_file(port_file, 30, "the simulator")
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read() or b"null")
+
+    def register(self, tasks):
+        return self.call("POST", "/_sim/tasks", tasks)
+
+    def stats(self, tasks=False):
+        return self.call("GET", "/_sim/stats" + ("?tasks=1" if tasks else ""))
+
+    def requests(self):
+        return self.call("GET", "/_sim/requests")
+
+    def fault(self, **kw):
+        return self.call("POST", "/_sim/faults", kw)
+
+    def revoke(self):
+        return self.call("POST", "/_sim/revoke", {})
+
+    def config(self, **kw):
+        return self.call("POST", "/_sim/config", kw)
+
+
+def kafkatool(*args, stdin=None, timeout=120):
+    r = subprocess.run([os.path.join(BIN, "dw-kafkatool")] + list(args), input=stdin,
+                       capture_output=True, text=True, timeout=timeout * SLOW)
+    if r.returncode != 0:
+        raise AssertionError("dw-kafkatool %s failed: %s" % (args[0], r.stderr[-2000:]))
+    return r.stdout
+
+
+class MockKafka:
+    """librdkafka's mock cluster in a dw-kafkatool process; faults through its stdin."""
+
+    def __init__(self, procs, brokers=3, topics=((IN, 4), (OUT, 4), (DLQ, 4))):
+        bs_file = os.path.join(procs.tmp, "bootstrap")
+        args = [os.path.join(BIN, "dw-kafkatool"), "mock", "--brokers", str(brokers),
+                "--bootstrap-file", bs_file]
+        for t, n in topics:
+            args += ["--topic", "%s:%d" % (t, n)]
+        self.proc = procs.start(args, "mock", stdin=subprocess.PIPE)
+        self.bootstrap = wait_file(bs_file, 30, "the mock cluster")
+
+    def command(self, line):
+        self.proc.stdin.write((line + "\n").encode())
+        self.proc.stdin.flush()
+
+
+class RealKafka:
+    """A real Apache Kafka 3.9 broker (KRaft, one node on loopback) from tests/kafka/kafka.sh."""
+
+    def __init__(self, procs):
+        self.dir = os.path.join(procs.tmp, "kafka")
+        self.script = os.path.join(SRC, "tests/kafka/kafka.sh")
+        r = subprocess.run([self.script, "start", "--port", "0", "--dir", self.dir],
+                           capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            raise AssertionError("kafka.sh start failed:\n" + r.stderr[-4000:])
+        m = re.search(r"KAFKA_BOOTSTRAP=(\S+)", r.stdout)
+        self.bootstrap = m.group(1)
+
+    def stop(self):
+        subprocess.run([self.script, "stop", "--dir", self.dir], capture_output=True, timeout=120)
+
+
+def produce(bootstrap, topic, records):
+    lines = "".join(json.dumps(r) + "\n" for r in records)
+    kafkatool("produce", "-b", bootstrap, topic, stdin=lines)
+
+
+def dump(bootstrap, topic, isolation=None):
+    args = ["dump", "-b", bootstrap, topic, "--timeout-ms", "10000"]
+    if isolation:
+        args += ["--isolation", isolation]
+    return [json.loads(l) for l in kafkatool(*args).splitlines() if l.strip()]
+
+
+def committed(bootstrap, group, topic):
+    return [json.loads(l) for l in kafkatool("committed", "-b", bootstrap, group, topic).splitlines()
+            if l.strip()]
+
+
+def all_committed(bootstrap, group, topic):
+    """True when the group's committed offset of every partition is its high watermark."""
+    c = committed(bootstrap, group, topic)
+    return c and all(p["offset"] == p["high"] for p in c)
+
+
+class Worker:
+    def __init__(self, procs, bootstrap, sim_url, group="dw-test", secret="secret", app="cli_test",
+                 extra="", properties=(("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500")),
+                 env=None, name="worker"):
+        self.procs = procs
+        self.conf = os.path.join(procs.tmp, "%s.conf" % name)
+        props = ", ".join('["%s", "%s"]' % kv for kv in properties)
+        with open(self.conf, "w") as f:
+            f.write("""kafka = {
+  brokers = "%s";
+  group_id = "%s";
+  commit_interval_ms = 200;
+  properties = ( %s );
+};
+feishu = { base_url = "%s"; app_id = "%s"; };
+poll = { first_delay_ms = 100; interval_ms = 200; max_interval_ms = 1000; jitter = 0.2;
+         deadline_ms = 20000; retry_initial_ms = 100; retry_max_ms = 1000; };
+worker = { drain_timeout_ms = 20000; };
+log = { level = "info"; };
+%s
+""" % (bootstrap, group, props, sim_url, app, extra))
+        self.env = {"DELIVERY_WORKER_FEISHU_APP_SECRET": secret}
+        self.env.update(env or {})
+        self.name = name
+        self.proc = None
+
+    def start(self):
+        self.proc = self.procs.start([os.path.join(BIN, "delivery-worker"), "run", "-c", self.conf],
+                                     self.name, env=self.env)
+        return self
+
+    def log_text(self):
+        return open(self.proc.logfile, errors="replace").read()
+
+    def stop(self, timeout=60):
+        self.proc.stopping = True
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError("worker did not exit %d s after SIGTERM" % timeout)
+        return rc
+
+
+def event(task, website=WEBSITE, **extra):
+    v = {"website_id": website, "delivery_task_id": task}
+    v.update(extra)
+    return {"key": task, "value": json.dumps(v)}
+
+
+def run(main):
+    """Runs a test function with a Processes fixture; exit code 0 on success."""
+    procs = Processes()
+    ok = False
+    try:
+        main(procs)
+        ok = True
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        for p in procs.procs:
+            try:
+                tail = open(p.logfile, errors="replace").read()[-6000:]
+                log("---- %s (last lines) ----\n%s" % (os.path.basename(p.logfile), tail))
+            except OSError:
+                pass
+    finally:
+        procs.close()
+    log("1 passed, 0 failed" if ok else "0 passed, 1 failed")
+    sys.exit(0 if ok else 1)

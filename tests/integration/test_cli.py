@@ -1,0 +1,69 @@
+"""The command line a user meets first: version, check-config (effective config with secrets
+redacted; errors as file:line), env overrides, and run refusing a bad config."""
+import os
+import subprocess
+import tempfile
+
+import harness as h
+
+BINARY = os.path.join(h.BIN, "delivery-worker")
+
+
+def run(args, env=None):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("DELIVERY_WORKER_")}
+    e.update(env or {})
+    return subprocess.run([BINARY] + args, capture_output=True, text=True, env=e, timeout=30)
+
+
+def write(text):
+    fd, path = tempfile.mkstemp(suffix=".conf")
+    os.write(fd, text.encode())
+    os.close(fd)
+    return path
+
+
+def main(procs):
+    r = run(["version"])
+    assert r.returncode == 0 and r.stdout.startswith("delivery-worker "), r
+
+    good = write('kafka = { brokers = "k1:9092,k2:9092"; };\n'
+                 'feishu = { app_id = "cli_a"; app_secret = "s3cr3t-value"; };\n')
+    r = run(["check-config", "-c", good])
+    assert r.returncode == 0, r.stderr
+    assert "s3cr3t-value" not in r.stdout + r.stderr, "secret printed"
+    assert "<redacted>" in r.stdout and '"k1:9092,k2:9092"' in r.stdout, r.stdout
+    assert 'input_topic = "hire.delivery_tasks.created"' in r.stdout, r.stdout
+    # The printed config is itself a valid config (the secret comes from the environment).
+    again = write(r.stdout.replace('"<redacted>"', '""'))
+    r2 = run(["check-config", "-c", again], env={"DELIVERY_WORKER_FEISHU_APP_SECRET": "x"})
+    assert r2.returncode == 0, r2.stderr
+
+    r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_GROUP_ID": "from-env",
+                                               "DELIVERY_WORKER_POLL_FIRST_DELAY_MS": "1234"})
+    assert r.returncode == 0 and '"from-env"' in r.stdout and "1234" in r.stdout, r
+
+    bad = write('kafka = {\n  brokers = "x";\n  broker = "typo";\n};\nfeishu = { app_id = "a"; app_secret = "b"; };\n')
+    r = run(["check-config", "-c", bad])
+    assert r.returncode != 0 and r.stderr.startswith(bad + ":3:"), r.stderr
+    assert "kafka.broker" in r.stderr, r.stderr
+
+    badtype = write('feishu = { app_id = "a"; app_secret = "b"; };\npoll = { jitter = "lots"; };\n')
+    r = run(["check-config", "-c", badtype])
+    assert r.returncode != 0 and r.stderr.startswith(badtype + ":2:"), r.stderr
+
+    syntax = write('kafka = { brokers = ; };\n')
+    r = run(["check-config", "-c", syntax])
+    assert r.returncode != 0 and r.stderr.startswith(syntax + ":1"), r.stderr
+
+    nosecret = write('feishu = { app_id = "a"; };\n')
+    r = run(["run", "-c", nosecret])
+    assert r.returncode != 0 and "app_secret" in r.stderr, r.stderr
+
+    r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_BROKRES": "x"})
+    assert r.returncode != 0 and "DELIVERY_WORKER_KAFKA_BROKRES" in r.stderr, r.stderr
+
+    r = run(["frobnicate"])
+    assert r.returncode != 0 and "usage" in r.stderr, r
+
+
+h.run(main)

@@ -1,0 +1,222 @@
+/* Unit tests of the rate limiter on a simulated clock: burst size, waits until the oldest call
+ * leaves the window, minutes of greedy and random traffic checked against a brute-force count
+ * of every window, 429 blocks, unlimited limiters and a clock that does not move. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdlib.h>
+
+#include "dw/common.h"
+#include "dw/limiter.h"
+
+/* The largest number of calls in any window of window_ms (a half-open interval (t - w, t]).
+ * The busiest window always ends at a call, so only those are checked. times is sorted. */
+static size_t max_in_window(const uint64_t *times, size_t n, uint64_t window_ms)
+{
+  size_t best = 0, lo = 0;
+  for (size_t hi = 0; hi < n; hi++) {
+    while (times[hi] - times[lo] >= window_ms)
+      lo++;
+    best = DW_MAX(best, hi - lo + 1);
+  }
+  return best;
+}
+
+/* The same by brute force, for a cross-check of max_in_window on a short prefix. */
+static size_t max_in_window_slow(const uint64_t *times, size_t n, uint64_t window_ms)
+{
+  size_t best = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t c = 0;
+    for (size_t j = 0; j < n; j++)
+      if (times[j] <= times[i] && times[i] - times[j] < window_ms)
+        c++;
+    best = DW_MAX(best, c);
+  }
+  return best;
+}
+
+static void test_burst_then_wait(void **state)
+{
+  struct dw_limiter l;
+  (void)state;
+  assert_int_equal(dw_limiter_init(&l, 50, 1000), 0);
+  for (int i = 0; i < 50; i++)
+    assert_int_equal(dw_limiter_acquire(&l, 1000), 0);
+  assert_int_equal(dw_limiter_acquire(&l, 1000), 1000);
+  assert_int_equal(dw_limiter_acquire(&l, 1500), 500);
+  assert_int_equal(dw_limiter_acquire(&l, 1999), 1);
+  assert_int_equal(dw_limiter_acquire(&l, 2000), 0);
+  assert_int_equal(l.calls_total, 51);
+  dw_limiter_cleanup(&l);
+
+  /* Spread calls: the wait is until the oldest of the last 50 is 1000 ms old. */
+  assert_int_equal(dw_limiter_init(&l, 50, 1000), 0);
+  for (uint64_t i = 0; i < 50; i++)
+    assert_int_equal(dw_limiter_acquire(&l, i * 10), 0);
+  assert_int_equal(dw_limiter_acquire(&l, 500), 500);
+  assert_int_equal(dw_limiter_acquire(&l, 1000), 0);  /* the call at 0 has left */
+  assert_int_equal(dw_limiter_acquire(&l, 1000), 10); /* the call at 10 has not */
+  assert_int_equal(dw_limiter_acquire(&l, 1010), 0);
+  dw_limiter_cleanup(&l);
+}
+
+static void test_same_ms(void **state)
+{
+  struct dw_limiter l;
+  (void)state;
+  assert_int_equal(dw_limiter_init(&l, 5, 0), 0);
+  assert_int_equal(l.cap, 5);
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(dw_limiter_acquire(&l, 100), 0);
+  /* A clock that does not move never gets a 0 while the window is full. */
+  for (int i = 0; i < 10000; i++)
+    assert_int_equal(dw_limiter_acquire(&l, 100), 1000);
+  assert_int_equal(dw_limiter_acquire(&l, 1099), 1);
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(dw_limiter_acquire(&l, 1100), 0);
+  assert_int_equal(dw_limiter_acquire(&l, 1100), 1000);
+  assert_int_equal(l.calls_total, 10);
+  dw_limiter_cleanup(&l);
+
+  /* Per minute only. */
+  assert_int_equal(dw_limiter_init(&l, 0, 3), 0);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(dw_limiter_acquire(&l, 7), 0);
+  assert_int_equal(dw_limiter_acquire(&l, 7), 60000);
+  assert_int_equal(dw_limiter_acquire(&l, 60006), 1);
+  assert_int_equal(dw_limiter_acquire(&l, 60007), 0);
+  dw_limiter_cleanup(&l);
+}
+
+/* A greedy caller over 5 simulated minutes: whenever told to wait it comes back exactly then. */
+static void test_greedy_five_minutes(void **state)
+{
+  struct dw_limiter l;
+  const uint64_t end = 5 * 60000;
+  uint64_t *times = malloc(10000 * sizeof(*times));
+  size_t n = 0;
+  uint64_t now = 0;
+  (void)state;
+  assert_non_null(times);
+  assert_int_equal(dw_limiter_init(&l, 50, 1000), 0);
+  while (now < end) {
+    uint64_t w = dw_limiter_acquire(&l, now);
+    if (w == 0) {
+      assert_true(n < 10000);
+      times[n++] = now;
+    } else {
+      now += w;
+    }
+  }
+  assert_true(max_in_window(times, n, 1000) <= 50);
+  assert_true(max_in_window(times, n, 60000) <= 1000);
+  assert_int_equal(max_in_window(times, 200, 1000), max_in_window_slow(times, 200, 1000));
+  /* The full allowance: 1000 a minute. */
+  assert_int_equal(n, 5000);
+  assert_int_equal(l.calls_total, 5000);
+  free(times);
+  dw_limiter_cleanup(&l);
+}
+
+/* Random arrivals: callers show up on their own schedule and retry after the wait they are
+ * told, sometimes late; the limits hold and the throughput stays close to 1000/min. */
+static void test_random_traffic(void **state)
+{
+  struct dw_limiter l;
+  const uint64_t end = 5 * 60000;
+  uint64_t *times = malloc(10000 * sizeof(*times));
+  size_t n = 0;
+  uint64_t now = 0, rng = 0xC0FFEE;
+  (void)state;
+  assert_non_null(times);
+  assert_int_equal(dw_limiter_init(&l, 50, 1000), 0);
+  while (now < end) {
+    uint64_t w = dw_limiter_acquire(&l, now);
+    if (w == 0) {
+      assert_true(n < 10000);
+      times[n++] = now;
+      now += dw_rand_next(&rng) % 3; /* many calls share a millisecond */
+    } else {
+      now += w + dw_rand_next(&rng) % 5;
+    }
+  }
+  assert_true(max_in_window(times, n, 1000) <= 50);
+  assert_true(max_in_window(times, n, 60000) <= 1000);
+  assert_int_equal(max_in_window(times, 500, 60000), max_in_window_slow(times, 500, 60000));
+  assert_true(n >= 4950);
+  assert_true(n <= 5000);
+  free(times);
+  dw_limiter_cleanup(&l);
+}
+
+static void test_block(void **state)
+{
+  struct dw_limiter l;
+  (void)state;
+  assert_int_equal(dw_limiter_init(&l, 50, 1000), 0);
+  assert_int_equal(dw_limiter_acquire(&l, 1000), 0);
+  dw_limiter_block(&l, 1000, 5000);
+  assert_int_equal(l.blocks_total, 1);
+  assert_int_equal(dw_limiter_acquire(&l, 1000), 5000);
+  assert_int_equal(dw_limiter_acquire(&l, 3000), 3000);
+  /* A shorter block does not shorten the one in force; a longer one extends it. */
+  dw_limiter_block(&l, 2000, 1000);
+  assert_int_equal(dw_limiter_acquire(&l, 2000), 4000);
+  dw_limiter_block(&l, 2000, 8000);
+  assert_int_equal(l.blocks_total, 3);
+  assert_int_equal(dw_limiter_acquire(&l, 9999), 1);
+  assert_int_equal(dw_limiter_acquire(&l, 10000), 0);
+  assert_int_equal(l.calls_total, 2);
+  /* Saturates instead of wrapping. */
+  dw_limiter_block(&l, 10, UINT64_MAX);
+  assert_int_equal(l.blocked_until_ms, UINT64_MAX);
+  assert_int_equal(dw_limiter_acquire(&l, 20000), UINT64_MAX - 20000);
+  dw_limiter_cleanup(&l);
+}
+
+static void test_unlimited(void **state)
+{
+  struct dw_limiter l;
+  (void)state;
+  assert_int_equal(dw_limiter_init(&l, 0, 0), 0);
+  assert_null(l.log);
+  for (int i = 0; i < 1000000; i++)
+    assert_int_equal(dw_limiter_acquire(&l, 5), 0);
+  assert_int_equal(l.calls_total, 1000000);
+  dw_limiter_block(&l, 5, 100);
+  assert_int_equal(dw_limiter_acquire(&l, 5), 100);
+  assert_int_equal(dw_limiter_acquire(&l, 105), 0);
+  dw_limiter_cleanup(&l);
+  dw_limiter_cleanup(&l); /* cleanup twice is harmless */
+}
+
+static void test_clock_back(void **state)
+{
+  struct dw_limiter l;
+  (void)state;
+  assert_int_equal(dw_limiter_init(&l, 2, 0), 0);
+  assert_int_equal(dw_limiter_acquire(&l, 5000), 0);
+  /* Earlier than the newest call: recorded as the newest time, so the log stays ordered. */
+  assert_int_equal(dw_limiter_acquire(&l, 4000), 0);
+  assert_int_equal(l.log[1], 5000);
+  assert_int_equal(dw_limiter_acquire(&l, 4000), 2000);
+  assert_int_equal(dw_limiter_acquire(&l, 5999), 1);
+  assert_int_equal(dw_limiter_acquire(&l, 6000), 0);
+  dw_limiter_cleanup(&l);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_burst_then_wait), cmocka_unit_test(test_same_ms),
+      cmocka_unit_test(test_greedy_five_minutes), cmocka_unit_test(test_random_traffic),
+      cmocka_unit_test(test_block),           cmocka_unit_test(test_unlimited),
+      cmocka_unit_test(test_clock_back),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

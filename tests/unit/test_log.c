@@ -1,0 +1,240 @@
+/* Unit tests of logging: the JSON and text line shapes, escaping, context fields, the level
+ * filter, truncation of long messages, and suppression of repeated messages. stderr is
+ * redirected to a temporary file for each test and read back. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dw/common.h"
+#include "dw/log.h"
+
+static int saved_stderr = -1;
+static char capture_path[64];
+
+static int setup(void **state)
+{
+  int fd;
+  (void)state;
+  dw_strlcpy(capture_path, "/tmp/dw_test_logXXXXXX", sizeof(capture_path));
+  fd = mkstemp(capture_path);
+  if (fd < 0)
+    return -1;
+  fflush(stderr);
+  saved_stderr = dup(STDERR_FILENO);
+  dup2(fd, STDERR_FILENO);
+  close(fd);
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  (void)state;
+  dup2(saved_stderr, STDERR_FILENO);
+  close(saved_stderr);
+  unlink(capture_path);
+  dw_log_setup("info", "json");
+  return 0;
+}
+
+/* Everything written to stderr so far (caller frees). */
+static char *captured(void)
+{
+  FILE *fp = fopen(capture_path, "r");
+  char *text = calloc(1, 1 << 20);
+  size_t n;
+  assert_non_null(fp);
+  assert_non_null(text);
+  n = fread(text, 1, (1 << 20) - 1, fp);
+  text[n] = '\0';
+  fclose(fp);
+  return text;
+}
+
+static size_t count_lines(const char *text)
+{
+  size_t n = 0;
+  for (; *text; text++)
+    n += *text == '\n';
+  return n;
+}
+
+static void test_json_line(void **state)
+{
+  struct dw_log_ctx ctx = {.task = "t1", .topic = "in", .partition = 3, .offset = 42,
+                           .log_id = "L\"1"};
+  char *text;
+  (void)state;
+  assert_int_equal(dw_log_setup("info", "json"), 0);
+  dw_log_write(DW_LOG_WARN, &ctx, "quote \" back \\ nl \n ctl \x01 %d", 7);
+  text = captured();
+  /* {"ts":"YYYY-MM-DDTHH:MM:SS.mmmZ",... */
+  assert_int_equal(strncmp(text, "{\"ts\":\"", 7), 0);
+  assert_int_equal(text[7 + 23], 'Z');
+  assert_string_equal(text + 7 + 24,
+                      "\",\"level\":\"warn\",\"msg\":\"quote \\\" back \\\\ nl \\n ctl \\u0001 "
+                      "7\",\"task\":\"t1\",\"topic\":\"in\",\"partition\":3,\"offset\":42,"
+                      "\"log_id\":\"L\\\"1\"}\n");
+  free(text);
+}
+
+static void test_json_fields_left_out(void **state)
+{
+  struct dw_log_ctx ctx = {.task = NULL, .topic = "in", .partition = -1, .offset = -1};
+  char *text;
+  (void)state;
+  dw_log_write(DW_LOG_ERROR, &ctx, "a");
+  dw_info("b \xff\xfe ok \xc3\xa9");
+  text = captured();
+  assert_non_null(strstr(text, "\"level\":\"error\",\"msg\":\"a\",\"topic\":\"in\"}\n"));
+  /* Invalid UTF-8 becomes U+FFFD; valid multibyte characters pass. */
+  assert_non_null(strstr(text, "\"msg\":\"b \\ufffd\\ufffd ok \xc3\xa9\"}\n"));
+  assert_int_equal(count_lines(text), 2);
+  free(text);
+}
+
+static void test_text_line(void **state)
+{
+  struct dw_log_ctx ctx = {.task = "t 1", .partition = 3, .offset = -1};
+  char *text;
+  (void)state;
+  assert_int_equal(dw_log_setup("debug", "text"), 0);
+  dw_log_write(DW_LOG_INFO, &ctx, "hello\nworld");
+  dw_debug("dbg");
+  text = captured();
+  assert_int_equal(text[23], 'Z');
+  assert_int_equal(strncmp(text + 24, " info  hello\\nworld task=t 1 partition=3\n", 41), 0);
+  assert_non_null(strstr(text, "Z debug dbg\n"));
+  free(text);
+}
+
+static void test_levels(void **state)
+{
+  char *text;
+  (void)state;
+  assert_int_equal(dw_log_setup("warn", "json"), 0);
+  assert_false(dw_log_enabled(DW_LOG_INFO));
+  assert_true(dw_log_enabled(DW_LOG_WARN));
+  dw_debug("no");
+  dw_info("no");
+  dw_warn("yes1");
+  dw_error("yes2");
+  text = captured();
+  assert_null(strstr(text, "\"no\""));
+  assert_non_null(strstr(text, "yes1"));
+  assert_non_null(strstr(text, "yes2"));
+  free(text);
+  assert_int_equal(dw_log_setup("loud", "json"), DW_EINVAL);
+  assert_int_equal(dw_log_setup("info", "xml"), DW_EINVAL);
+  assert_int_equal(dw_log_setup(NULL, "json"), DW_EINVAL);
+  /* A failed setup changes nothing. */
+  assert_false(dw_log_enabled(DW_LOG_INFO));
+}
+
+static void test_truncation(void **state)
+{
+  char *big = malloc(20000);
+  char *text;
+  size_t len;
+  (void)state;
+  assert_non_null(big);
+  memset(big, '"', 19999); /* every byte doubles when escaped */
+  big[19999] = '\0';
+  dw_info("%s", big);
+  text = captured();
+  len = strlen(text);
+  assert_true(len <= 8192);
+  assert_int_equal(count_lines(text), 1);
+  assert_string_equal(text + len - 6, "...\"}\n");
+  /* Whole escapes only: the byte before "..." ends an escape pair. */
+  assert_memory_equal(text + len - 8, "\\\"", 2);
+  free(text);
+  free(big);
+}
+
+static void test_suppression(void **state)
+{
+  struct dw_log_ctx a = {.task = "a", .partition = -1, .offset = -1};
+  struct dw_log_ctx b = {.task = "b", .partition = -1, .offset = -1};
+  char *text;
+  (void)state;
+  for (int i = 0; i < 5; i++)
+    dw_log_write(DW_LOG_ERROR, &a, "broker down");
+  /* Same text, other context: not a repeat. */
+  dw_log_write(DW_LOG_ERROR, &b, "broker down");
+  dw_log_write(DW_LOG_ERROR, &b, "broker down");
+  dw_info("next");
+  text = captured();
+  assert_int_equal(count_lines(text), 5);
+  {
+    const char *first = strstr(text, "\"msg\":\"broker down\",\"task\":\"a\"}");
+    const char *summary = strstr(text, "\"msg\":\"broker down (repeated 4 times)\",\"task\":\"a\"}");
+    const char *other = strstr(text, "\"msg\":\"broker down\",\"task\":\"b\"}");
+    const char *summary_b =
+      strstr(text, "\"msg\":\"broker down (repeated 1 time)\",\"task\":\"b\"}");
+    const char *next = strstr(text, "\"msg\":\"next\"}");
+    assert_non_null(first);
+    assert_non_null(summary);
+    assert_non_null(other);
+    assert_non_null(summary_b);
+    assert_non_null(next);
+    assert_true(first < summary && summary < other && other < summary_b && summary_b < next);
+  }
+  free(text);
+}
+
+static void *writer(void *arg)
+{
+  int id = *(int *)arg;
+  for (int i = 0; i < 200; i++)
+    dw_info("thread %d line %d", id, i);
+  return NULL;
+}
+
+static void test_threads(void **state)
+{
+  pthread_t threads[4];
+  int ids[4];
+  char *text, *line, *nl;
+  size_t lines = 0;
+  (void)state;
+  for (int i = 0; i < 4; i++) {
+    ids[i] = i;
+    assert_int_equal(pthread_create(&threads[i], NULL, writer, &ids[i]), 0);
+  }
+  for (int i = 0; i < 4; i++)
+    pthread_join(threads[i], NULL);
+  text = captured();
+  /* Every line whole: none interleaved with another. */
+  for (line = text; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+    size_t n = (size_t)(nl - line);
+    *nl = '\0';
+    assert_int_equal(strncmp(line, "{\"ts\":\"", 7), 0);
+    assert_string_equal(line + n - 2, "\"}");
+    lines++;
+  }
+  assert_string_equal(line, "");
+  assert_int_equal(lines, 800);
+  free(text);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(test_json_line, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_json_fields_left_out, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_text_line, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_levels, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_suppression, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

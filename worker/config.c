@@ -1,0 +1,1306 @@
+/* Configuration: the first stage of startup. One static table below lists every key (path,
+ * type, field, default, bounds, allowed values, secrecy, a check hook, description); the same
+ * table drives reading the libconfig file, the DELIVERY_WORKER_* environment overrides,
+ * validation with "file:line: what is wrong" messages, `check-config` output and the Markdown
+ * reference in the README. libconfig.h stays inside this file. */
+#include "dw/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libconfig.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dw/common.h"
+
+#define ENV_PREFIX "DELIVERY_WORKER_"
+#define PATH_MAX_LEN 128         /* longest key path or environment name we handle */
+#define VALUE_MAX 65536          /* longest string value (PEM keys go in kafka.properties) */
+#define SECRET_FILE_MAX 65536    /* longest app_secret_file */
+#define PROPERTY_NAME_MAX 255
+#define SHOWN_MAX 80             /* how much of a bad value an error message repeats */
+
+enum kind { KIND_STRING, KIND_INT, KIND_FLOAT, KIND_PROPERTIES };
+
+enum {
+  F_SECRET = 1,   /* never printed */
+  F_REQUIRED = 2, /* must not be empty once file and environment are applied */
+};
+
+/* A check hook validates (and may normalize in place) a non-empty string value; it returns
+ * NULL when the value is fine, or the tail of an error message ("must ..."). */
+typedef const char *(*check_fn)(char *value);
+
+struct option {
+  const char *path;
+  enum kind kind;
+  size_t offset;
+  unsigned flags;
+  const char *def_str;
+  int64_t def_int, min_int, max_int;
+  double def_float, min_float, max_float;
+  const char *const *choices; /* NULL-terminated allowed values of a string */
+  check_fn check;
+  const char *desc;
+};
+
+static const char *check_base_url(char *value);
+static const char *check_listen(char *value);
+static const char *check_topic(char *value);
+static const char *check_brokers(char *value);
+
+static const char *const schedules[] = {"exponential", "fixed", NULL};
+static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const formats[] = {"json", "text", NULL};
+
+#define OFF(field) offsetof(struct dw_config, field)
+#define STRING(p, field, def, fl, chk, d)                                                     \
+  {.path = p, .kind = KIND_STRING, .offset = OFF(field), .flags = fl, .def_str = def,        \
+   .check = chk, .desc = d}
+#define ENUM(p, field, def, ch, d)                                                            \
+  {.path = p, .kind = KIND_STRING, .offset = OFF(field), .flags = F_REQUIRED, .def_str = def, \
+   .choices = ch, .desc = d}
+#define INT(p, field, def, lo, hi, d)                                                         \
+  {.path = p, .kind = KIND_INT, .offset = OFF(field), .def_int = def, .min_int = lo,         \
+   .max_int = hi, .desc = d}
+#define FLOAT(p, field, def, lo, hi, d)                                                       \
+  {.path = p, .kind = KIND_FLOAT, .offset = OFF(field), .def_float = def, .min_float = lo,   \
+   .max_float = hi, .desc = d}
+#define PROPERTIES(p, d) {.path = p, .kind = KIND_PROPERTIES, .offset = 0, .desc = d}
+
+/* Rows are grouped by their first path component; dw_config_print relies on that order. */
+static const struct option options[] = {
+  STRING("kafka.brokers", kafka.brokers, "127.0.0.1:9092", F_REQUIRED, check_brokers,
+         "Bootstrap servers, comma-separated host:port."),
+  STRING("kafka.group_id", kafka.group_id, "delivery-worker", F_REQUIRED, NULL,
+         "Consumer group of every replica."),
+  STRING("kafka.input_topic", kafka.input_topic, "hire.delivery_tasks.created", F_REQUIRED,
+         check_topic, "Topic of task-created events."),
+  STRING("kafka.results_topic", kafka.results_topic, "hire.delivery_tasks.resolved",
+         F_REQUIRED, check_topic, "Topic results are produced to (key = delivery_task_id)."),
+  STRING("kafka.dlq_topic", kafka.dlq_topic, "hire.delivery_tasks.dlq", F_REQUIRED,
+         check_topic, "Dead-letter topic."),
+  PROPERTIES("kafka.properties",
+             "librdkafka properties passed verbatim (TLS, SASL, ...), as a list of "
+             "(name, value) pairs: `( (\"security.protocol\", \"SSL\"), "
+             "(\"session.timeout.ms\", 6000) )`; values may be strings, numbers or booleans. "
+             "libconfig names cannot contain dots, so a group form only works empty: `{ }`. "
+             "The environment variable holds `name=value,name=value` (write `\\,` for a comma "
+             "inside a value) and adds to or overrides the file's list. Names containing "
+             "`password` or `secret`, `sasl.oauthbearer.config` and `ssl.key.pem` are never "
+             "printed. `bootstrap.servers` and `group.id` are set by the keys above."),
+  INT("kafka.commit_interval_ms", kafka.commit_interval_ms, 1000, 10, 60000,
+      "How often finished offsets are committed, in milliseconds."),
+
+  STRING("feishu.base_url", feishu.base_url, "https://open.feishu.cn", F_REQUIRED,
+         check_base_url,
+         "API base URL: https://open.feishu.cn, https://open.larksuite.com or a simulator. "
+         "Must start with http:// or https://; a trailing slash is removed."),
+  STRING("feishu.app_id", feishu.app_id, "", F_REQUIRED, NULL, "App ID (`cli_...`). Required."),
+  STRING("feishu.app_secret", feishu.app_secret, "", F_SECRET, NULL,
+         "App secret. Better given by the environment or feishu.app_secret_file; "
+         "exactly one of the two keys may be set."),
+  STRING("feishu.app_secret_file", feishu.app_secret_file, "", 0, NULL,
+         "File whose content (trailing whitespace removed) is the app secret, "
+         "e.g. a mounted Kubernetes secret."),
+  INT("feishu.request_timeout_ms", feishu.request_timeout_ms, 10000, 100, 120000,
+      "Whole-request timeout of an API call, in milliseconds."),
+  INT("feishu.connect_timeout_ms", feishu.connect_timeout_ms, 5000, 100, 60000,
+      "Connect timeout, in milliseconds; at most feishu.request_timeout_ms."),
+  INT("feishu.max_connections", feishu.max_connections, 64, 1, 10000,
+      "Most concurrent connections to the API."),
+  INT("feishu.max_response_bytes", feishu.max_response_bytes, 65536, 1024, 16777216,
+      "Larger responses are treated as errors."),
+  INT("feishu.rate_per_second", feishu.rate_per_second, 50, 0, 100000,
+      "API calls per second per app and tenant; 0 = unlimited."),
+  INT("feishu.rate_per_minute", feishu.rate_per_minute, 1000, 0, 6000000,
+      "API calls per minute per app and tenant; 0 = unlimited."),
+  INT("feishu.token_refresh_margin_s", feishu.token_refresh_margin_s, 300, 60, 1799,
+      "Refresh the tenant access token when less than this many seconds are left "
+      "(inside Feishu's 30-minute refresh window)."),
+
+  ENUM("poll.schedule", poll.schedule, "exponential", schedules,
+       "How the interval between polls grows: `exponential` (by poll.multiplier up to "
+       "poll.max_interval_ms) or `fixed` (always poll.interval_ms)."),
+  INT("poll.first_delay_ms", poll.first_delay_ms, 2000, 0, 3600000,
+      "First poll this long after the event is taken, in milliseconds."),
+  INT("poll.interval_ms", poll.interval_ms, 2000, 10, 3600000,
+      "Delay before the second poll, in milliseconds."),
+  INT("poll.max_interval_ms", poll.max_interval_ms, 15000, 10, 3600000,
+      "Cap of the growing interval, in milliseconds; at least poll.interval_ms."),
+  FLOAT("poll.multiplier", poll.multiplier, 1.5, 1.0, 10.0,
+        "Growth factor of the interval (exponential schedule)."),
+  FLOAT("poll.jitter", poll.jitter, 0.2, 0.0, 1.0,
+        "Each delay is scaled by a random factor in 1 +/- jitter."),
+  INT("poll.deadline_ms", poll.deadline_ms, 300000, 1000, 86400000,
+      "A task still pending this long after it was taken is dead-lettered as "
+      "`deadline_exceeded`, in milliseconds."),
+  INT("poll.retry_initial_ms", poll.retry_initial_ms, 500, 10, 600000,
+      "First backoff after a retryable error, in milliseconds."),
+  INT("poll.retry_max_ms", poll.retry_max_ms, 30000, 10, 3600000,
+      "Cap of the retry backoff, in milliseconds; at least poll.retry_initial_ms."),
+
+  INT("worker.max_in_flight", worker.max_in_flight, 10000, 1, 1000000,
+      "Partitions are paused when this many tasks are in flight."),
+  INT("worker.resume_in_flight", worker.resume_in_flight, 8000, 1, 1000000,
+      "Paused partitions resume when fewer tasks than this are in flight; at most "
+      "worker.max_in_flight. When not set: 80% of worker.max_in_flight."),
+  INT("worker.drain_timeout_ms", worker.drain_timeout_ms, 30000, 0, 3600000,
+      "On SIGTERM, wait this long for tasks in flight before exiting, in milliseconds."),
+  INT("worker.max_event_bytes", worker.max_event_bytes, 65536, 256, 16777216,
+      "Larger input events are dead-lettered as `invalid_event`."),
+
+  STRING("admin.listen", admin.listen, "0.0.0.0:9464", F_REQUIRED, check_listen,
+         "host:port of /metrics, /healthz and /readyz (`[::]:9464` for IPv6)."),
+
+  ENUM("log.level", log.level, "info", levels, "Lowest level logged."),
+  ENUM("log.format", log.format, "json", formats,
+       "`json` (one object per line) or `text` (for humans)."),
+};
+
+#define NOPT DW_ARRAY_SIZE(options)
+
+/* Where a key's value came from, for error messages. */
+enum origin_kind { FROM_DEFAULT, FROM_FILE, FROM_ENV };
+
+struct origin {
+  enum origin_kind kind;
+  const char *file; /* libconfig's name of an included file, or NULL for the main file */
+  int line;
+};
+
+struct load {
+  struct dw_config *cfg;
+  const char *file; /* as the caller named it; NULL when there is no file */
+  char include_dir[4096]; /* where @include paths are resolved; "" = the working directory */
+  char *err;
+  size_t errlen;
+  struct origin origin[NOPT];
+};
+
+/* ---- small helpers ---- */
+
+static char **string_field(struct dw_config *cfg, const struct option *o)
+{
+  return (char **)((char *)cfg + o->offset);
+}
+
+static const char *string_value(const struct dw_config *cfg, const struct option *o)
+{
+  const char *v = *(char *const *)((const char *)cfg + o->offset);
+  return v ? v : "";
+}
+
+static int64_t *int_field(struct dw_config *cfg, const struct option *o)
+{
+  return (int64_t *)((char *)cfg + o->offset);
+}
+
+static double *float_field(struct dw_config *cfg, const struct option *o)
+{
+  return (double *)((char *)cfg + o->offset);
+}
+
+static int find_option(const char *path)
+{
+  for (size_t i = 0; i < NOPT; i++)
+    if (strcmp(options[i].path, path) == 0)
+      return (int)i;
+  return -1;
+}
+
+static int option_index(const char *path)
+{
+  int i = find_option(path);
+  /* Only called with paths of the table itself. */
+  return i < 0 ? 0 : i;
+}
+
+/* DELIVERY_WORKER_ + upper(path), '.' -> '_'. */
+static void env_name(const char *path, char *buf, size_t size)
+{
+  size_t n = strlen(ENV_PREFIX);
+  dw_strlcpy(buf, ENV_PREFIX, size);
+  for (const char *p = path; *p && n + 1 < size; p++)
+    buf[n++] = *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+  buf[n] = '\0';
+}
+
+/* Is path the group of some key ("kafka" for "kafka.brokers")? */
+static int is_group(const char *path)
+{
+  size_t n = strlen(path);
+  for (size_t i = 0; i < NOPT; i++)
+    if (strncmp(options[i].path, path, n) == 0 && options[i].path[n] == '.')
+      return 1;
+  return 0;
+}
+
+/* A value quoted for an error message: control characters escaped, long values cut. */
+static const char *shown(const char *value, char *buf, size_t size)
+{
+  size_t n = 0;
+  if (size < 8)
+    return "";
+  buf[n++] = '"';
+  for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+    if (n + 8 >= size || n >= SHOWN_MAX) {
+      buf[n++] = '.';
+      buf[n++] = '.';
+      buf[n++] = '.';
+      break;
+    }
+    if (*p < 0x20 || *p == 0x7f) {
+      snprintf(buf + n, size - n, "\\x%02x", *p);
+      n += 4;
+    } else {
+      if (*p == '"' || *p == '\\')
+        buf[n++] = '\\';
+      buf[n++] = (char)*p;
+    }
+  }
+  buf[n++] = '"';
+  buf[n] = '\0';
+  return buf;
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+  size_t la = strlen(a), lb = strlen(b);
+  size_t row[PATH_MAX_LEN + 1];
+  if (la > PATH_MAX_LEN || lb > PATH_MAX_LEN)
+    return SIZE_MAX;
+  for (size_t j = 0; j <= lb; j++)
+    row[j] = j;
+  for (size_t i = 1; i <= la; i++) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= lb; j++) {
+      size_t up = row[j];
+      size_t cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
+      size_t best = diag + cost;
+      if (up + 1 < best)
+        best = up + 1;
+      if (row[j - 1] + 1 < best)
+        best = row[j - 1] + 1;
+      row[j] = best;
+      diag = up;
+    }
+  }
+  return row[lb];
+}
+
+/* The closest known key path (or environment name when env is set) to name, or NULL. */
+static const char *suggest(const char *name, int env, char *buf, size_t size)
+{
+  size_t best = SIZE_MAX;
+  size_t limit = strlen(name) / 4;
+  char cand[PATH_MAX_LEN];
+  if (limit < 2)
+    limit = 2;
+  /* "brokers" at the top level: the user forgot the group. */
+  if (!env && !strchr(name, '.')) {
+    for (size_t i = 0; i < NOPT; i++) {
+      const char *key = strchr(options[i].path, '.');
+      if (key && strcmp(key + 1, name) == 0) {
+        dw_strlcpy(buf, options[i].path, size);
+        return buf;
+      }
+    }
+  }
+  for (size_t i = 0; i < NOPT; i++) {
+    char *dot;
+    size_t d;
+    if (env)
+      env_name(options[i].path, cand, sizeof(cand));
+    else
+      dw_strlcpy(cand, options[i].path, sizeof(cand));
+    d = edit_distance(name, cand);
+    if (d <= limit && d < best) {
+      best = d;
+      dw_strlcpy(buf, cand, size);
+    }
+    if (!env && (dot = strchr(cand, '.')) != NULL) {
+      /* The group alone: "kafak" -> "kafka". */
+      *dot = '\0';
+      d = edit_distance(name, cand);
+      if (d <= limit && d < best) {
+        best = d;
+        dw_strlcpy(buf, cand, size);
+      }
+    }
+  }
+  return best == SIZE_MAX ? NULL : buf;
+}
+
+/* ---- errors ---- */
+
+/* The name of a file for messages: libconfig names included files as written in @include,
+ * relative to the include directory. */
+static const char *file_name(const struct load *ld, const char *file, char *buf, size_t size)
+{
+  if (!file)
+    return ld->file ? ld->file : "configuration";
+  if (file[0] == '/' || !ld->include_dir[0] || (ld->file && strcmp(file, ld->file) == 0))
+    return file;
+  snprintf(buf, size, "%s%s%s", ld->include_dir,
+           ld->include_dir[strlen(ld->include_dir) - 1] == '/' ? "" : "/", file);
+  return buf;
+}
+
+static int fail_at(struct load *ld, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(struct load *ld, size_t idx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail_at(struct load *ld, const char *file, int line, const char *fmt, ...)
+{
+  char name[4096 + 256];
+  va_list ap;
+  int n;
+  if (!ld->err || ld->errlen == 0)
+    return DW_EINVAL;
+  file = file_name(ld, file, name, sizeof(name));
+  if (line > 0)
+    n = snprintf(ld->err, ld->errlen, "%s:%d: ", file, line);
+  else
+    n = snprintf(ld->err, ld->errlen, "%s: ", file);
+  if (n < 0 || (size_t)n >= ld->errlen)
+    return DW_EINVAL;
+  va_start(ap, fmt);
+  vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
+  va_end(ap);
+  return DW_EINVAL;
+}
+
+/* "FILE:LINE: path <msg>" or "environment: NAME: <msg>", by where the key was set. */
+static int fail(struct load *ld, size_t idx, const char *fmt, ...)
+{
+  const struct origin *org = &ld->origin[idx];
+  char name[4096 + 256];
+  va_list ap;
+  int n;
+  if (!ld->err || ld->errlen == 0)
+    return DW_EINVAL;
+  if (org->kind == FROM_ENV) {
+    env_name(options[idx].path, name, sizeof(name));
+    n = snprintf(ld->err, ld->errlen, "environment: %s: ", name);
+  } else {
+    const char *file = file_name(ld, org->file, name, sizeof(name));
+    if (org->kind == FROM_FILE && org->line > 0)
+      n = snprintf(ld->err, ld->errlen, "%s:%d: %s ", file, org->line, options[idx].path);
+    else
+      n = snprintf(ld->err, ld->errlen, "%s: %s ", file, options[idx].path);
+  }
+  if (n < 0 || (size_t)n >= ld->errlen)
+    return DW_EINVAL;
+  va_start(ap, fmt);
+  vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
+  va_end(ap);
+  return DW_EINVAL;
+}
+
+static int fail_nomem(struct load *ld)
+{
+  fail_at(ld, NULL, 0, "out of memory");
+  return DW_ENOMEM;
+}
+
+/* ---- check hooks ---- */
+
+static const char *check_base_url(char *value)
+{
+  size_t n = strlen(value);
+  size_t scheme;
+  if (strncmp(value, "https://", 8) == 0)
+    scheme = 8;
+  else if (strncmp(value, "http://", 7) == 0)
+    scheme = 7;
+  else
+    return "must start with http:// or https://";
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)value[i] <= ' ' || value[i] == 0x7f)
+      return "must not contain spaces or control characters";
+  while (n > scheme && value[n - 1] == '/')
+    value[--n] = '\0';
+  if (n == scheme || value[scheme] == '/')
+    return "must name a host after the scheme";
+  return NULL;
+}
+
+static const char *check_listen(char *value)
+{
+  const char *colon = strrchr(value, ':');
+  const char *p;
+  char *end;
+  long long port;
+  size_t hostlen;
+  if (!colon)
+    return "must be host:port (like 0.0.0.0:9464 or [::]:9464)";
+  hostlen = (size_t)(colon - value);
+  if (hostlen == 0)
+    return "must be host:port (like 0.0.0.0:9464 or [::]:9464)";
+  if (value[0] == '[') {
+    if (hostlen < 3 || value[hostlen - 1] != ']')
+      return "must be host:port (like 0.0.0.0:9464 or [::]:9464)";
+  } else if (memchr(value, ':', hostlen)) {
+    return "must put an IPv6 address in brackets (like [::1]:9464)";
+  }
+  for (p = value; p < colon; p++)
+    if ((unsigned char)*p <= ' ' || *p == 0x7f)
+      return "must be host:port (like 0.0.0.0:9464 or [::]:9464)";
+  p = colon + 1;
+  if (!isdigit((unsigned char)*p))
+    return "must end with a port number 0-65535";
+  errno = 0;
+  port = strtoll(p, &end, 10);
+  if (errno != 0 || *end != '\0' || port < 0 || port > 65535)
+    return "must end with a port number 0-65535";
+  return NULL;
+}
+
+static const char *check_topic(char *value)
+{
+  size_t n = strlen(value);
+  if (n > 249 || strcmp(value, ".") == 0 || strcmp(value, "..") == 0)
+    return "must be a Kafka topic name (1-249 characters of A-Z a-z 0-9 . _ -)";
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)value[i];
+    if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+      return "must be a Kafka topic name (1-249 characters of A-Z a-z 0-9 . _ -)";
+  }
+  return NULL;
+}
+
+static const char *check_brokers(char *value)
+{
+  for (const char *p = value; *p; p++)
+    if ((unsigned char)*p <= ' ' || *p == 0x7f)
+      return "must be comma-separated host:port without spaces";
+  return NULL;
+}
+
+/* ---- setting values ---- */
+
+static int set_string(struct load *ld, size_t idx, const char *value)
+{
+  const struct option *o = &options[idx];
+  char **field = string_field(ld->cfg, o);
+  char buf[SHOWN_MAX + 16];
+  char *copy;
+  if (strlen(value) > VALUE_MAX)
+    return fail(ld, idx, "must be at most %d bytes", VALUE_MAX);
+  if (o->choices) {
+    size_t i;
+    char list[128] = "";
+    for (i = 0; o->choices[i]; i++)
+      if (strcmp(o->choices[i], value) == 0)
+        break;
+    if (!o->choices[i]) {
+      size_t n = 0;
+      for (i = 0; o->choices[i] && n < sizeof(list); i++) {
+        int w = snprintf(list + n, sizeof(list) - n, "%s%s", i ? ", " : "", o->choices[i]);
+        if (w < 0)
+          break;
+        n += (size_t)w;
+      }
+      return fail(ld, idx, "must be one of %s, got %s", list, shown(value, buf, sizeof(buf)));
+    }
+  }
+  copy = strdup(value);
+  if (!copy)
+    return fail_nomem(ld);
+  if (o->check && copy[0] != '\0') {
+    const char *why = o->check(copy);
+    if (why) {
+      if (o->flags & F_SECRET)
+        fail(ld, idx, "%s", why);
+      else
+        fail(ld, idx, "%s, got %s", why, shown(value, buf, sizeof(buf)));
+      free(copy);
+      return DW_EINVAL;
+    }
+  }
+  free(*field);
+  *field = copy;
+  return 0;
+}
+
+static int set_int(struct load *ld, size_t idx, int64_t v)
+{
+  const struct option *o = &options[idx];
+  if (v < o->min_int || v > o->max_int)
+    return fail(ld, idx, "must be between %" PRId64 " and %" PRId64 ", got %" PRId64,
+                o->min_int, o->max_int, v);
+  *int_field(ld->cfg, o) = v;
+  return 0;
+}
+
+static int set_float(struct load *ld, size_t idx, double v)
+{
+  const struct option *o = &options[idx];
+  if (!isfinite(v) || v < o->min_float || v > o->max_float)
+    return fail(ld, idx, "must be between %g and %g, got %g", o->min_float, o->max_float, v);
+  *float_field(ld->cfg, o) = v;
+  return 0;
+}
+
+/* ---- kafka.properties ---- */
+
+static struct dw_config_property *property_find(struct dw_config *cfg, const char *name)
+{
+  for (size_t i = 0; i < cfg->kafka.properties_count; i++)
+    if (strcmp(cfg->kafka.properties[i].name, name) == 0)
+      return &cfg->kafka.properties[i];
+  return NULL;
+}
+
+/* NULL when name can be a property, else the tail of an error message. */
+static const char *property_name_problem(const char *name)
+{
+  size_t n = strlen(name);
+  if (n == 0 || n > PROPERTY_NAME_MAX)
+    return "a property name must be 1-255 characters";
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)name[i];
+    if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+      return "a property name may only hold A-Z a-z 0-9 . _ -";
+  }
+  if (strcmp(name, "bootstrap.servers") == 0 || strcmp(name, "metadata.broker.list") == 0)
+    return "set the brokers with kafka.brokers, not as a property";
+  if (strcmp(name, "group.id") == 0)
+    return "set the group with kafka.group_id, not as a property";
+  return NULL;
+}
+
+/* Adds or (when replace) overrides a property. DW_EINVAL when it exists and !replace. */
+static int property_set(struct dw_config *cfg, const char *name, const char *value,
+                        int replace)
+{
+  struct dw_config_property *p = property_find(cfg, name);
+  char *v;
+  if (p && !replace)
+    return DW_EINVAL;
+  if (!p && cfg->kafka.properties_count >= DW_CONFIG_MAX_PROPERTIES)
+    return DW_ERANGE;
+  v = strdup(value);
+  if (!v)
+    return DW_ENOMEM;
+  if (p) {
+    free(p->value);
+    p->value = v;
+    return 0;
+  }
+  p = &cfg->kafka.properties[cfg->kafka.properties_count];
+  p->name = strdup(name);
+  if (!p->name) {
+    free(v);
+    return DW_ENOMEM;
+  }
+  p->value = v;
+  cfg->kafka.properties_count++;
+  return 0;
+}
+
+static int property_add(struct load *ld, size_t idx, const char *name, const char *value,
+                        int replace)
+{
+  char buf[SHOWN_MAX + 16];
+  const char *why = property_name_problem(name);
+  int rc;
+  if (why)
+    return fail(ld, idx, "%s, got %s", why, shown(name, buf, sizeof(buf)));
+  if (strlen(value) > VALUE_MAX)
+    return fail(ld, idx, "value of %s must be at most %d bytes", shown(name, buf, sizeof(buf)),
+                VALUE_MAX);
+  rc = property_set(ld->cfg, name, value, replace);
+  if (rc == DW_EINVAL)
+    return fail(ld, idx, "sets %s twice", shown(name, buf, sizeof(buf)));
+  if (rc == DW_ERANGE)
+    return fail(ld, idx, "holds more than %d properties", DW_CONFIG_MAX_PROPERTIES);
+  if (rc == DW_ENOMEM)
+    return fail_nomem(ld);
+  return 0;
+}
+
+static int scalar_text(const config_setting_t *s, char *buf, size_t size, const char **out)
+{
+  switch (config_setting_type(s)) {
+  case CONFIG_TYPE_STRING:
+    *out = config_setting_get_string(s);
+    return *out ? 0 : DW_EINVAL;
+  case CONFIG_TYPE_INT:
+  case CONFIG_TYPE_INT64:
+    snprintf(buf, size, "%" PRId64, (int64_t)config_setting_get_int64(s));
+    break;
+  case CONFIG_TYPE_FLOAT:
+    snprintf(buf, size, "%.15g", config_setting_get_float(s));
+    break;
+  case CONFIG_TYPE_BOOL:
+    snprintf(buf, size, "%s", config_setting_get_bool(s) ? "true" : "false");
+    break;
+  default:
+    return DW_EINVAL;
+  }
+  *out = buf;
+  return 0;
+}
+
+#define PAIR_HINT "must be a list of (\"name\", value) pairs, like " \
+                  "( (\"security.protocol\", \"SSL\"), (\"session.timeout.ms\", 6000) )"
+
+static int properties_from_file(struct load *ld, size_t idx, const config_setting_t *s)
+{
+  int n = config_setting_length(s);
+  if (config_setting_is_group(s)) {
+    if (n == 0)
+      return 0;
+    ld->origin[idx].line = config_setting_source_line(config_setting_get_elem(s, 0));
+    return fail(ld, idx, "%s (libconfig names cannot contain the dots of librdkafka names)",
+                PAIR_HINT);
+  }
+  if (!config_setting_is_list(s) && !config_setting_is_array(s))
+    return fail(ld, idx, PAIR_HINT);
+  if (config_setting_is_array(s) && n > 0)
+    return fail(ld, idx, PAIR_HINT);
+  for (int i = 0; i < n; i++) {
+    const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+    const config_setting_t *name, *value;
+    const char *text;
+    char num[64];
+    int rc;
+    ld->origin[idx].line = config_setting_source_line(e);
+    if ((!config_setting_is_list(e) && !config_setting_is_array(e)) ||
+        config_setting_length(e) != 2)
+      return fail(ld, idx, PAIR_HINT);
+    name = config_setting_get_elem(e, 0);
+    value = config_setting_get_elem(e, 1);
+    if (config_setting_type(name) != CONFIG_TYPE_STRING || !config_setting_get_string(name))
+      return fail(ld, idx, PAIR_HINT);
+    if (scalar_text(value, num, sizeof(num), &text) != 0) {
+      char buf[SHOWN_MAX + 16];
+      return fail(ld, idx, "value of %s must be a string, number or boolean",
+                  shown(config_setting_get_string(name), buf, sizeof(buf)));
+    }
+    rc = property_add(ld, idx, config_setting_get_string(name), text, 0);
+    if (rc)
+      return rc;
+  }
+  return 0;
+}
+
+/* "name=value,name=value"; "\," is a comma and "\\" a backslash inside a name or value. */
+static int properties_from_env(struct load *ld, size_t idx, const char *spec)
+{
+  size_t len = strlen(spec);
+  char *item = malloc(len + 1);
+  const char *p = spec;
+  int rc = 0;
+  if (!item)
+    return fail_nomem(ld);
+  while (*p) {
+    size_t n = 0;
+    char *eq;
+    while (*p && *p != ',') {
+      if (*p == '\\' && (p[1] == ',' || p[1] == '\\'))
+        p++;
+      item[n++] = *p++;
+    }
+    item[n] = '\0';
+    if (*p == ',')
+      p++;
+    if (n == 0)
+      continue;
+    eq = strchr(item, '=');
+    if (!eq) {
+      char buf[SHOWN_MAX + 16];
+      rc = fail(ld, idx, "entry %s must be name=value", shown(item, buf, sizeof(buf)));
+      goto out;
+    }
+    *eq = '\0';
+    rc = property_add(ld, idx, item, eq + 1, 1);
+    if (rc)
+      goto out;
+  }
+out:
+  free(item);
+  return rc;
+}
+
+/* ---- the file ---- */
+
+static int apply_setting(struct load *ld, size_t idx, const config_setting_t *s)
+{
+  const struct option *o = &options[idx];
+  int type = config_setting_type(s);
+  switch (o->kind) {
+  case KIND_STRING:
+    if (type != CONFIG_TYPE_STRING)
+      return fail(ld, idx, "must be a string");
+    return set_string(ld, idx, config_setting_get_string(s));
+  case KIND_INT:
+    if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
+      return fail(ld, idx, "must be an integer");
+    return set_int(ld, idx, (int64_t)config_setting_get_int64(s));
+  case KIND_FLOAT:
+    if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64)
+      return set_float(ld, idx, (double)config_setting_get_int64(s));
+    if (type != CONFIG_TYPE_FLOAT)
+      return fail(ld, idx, "must be a number");
+    return set_float(ld, idx, config_setting_get_float(s));
+  case KIND_PROPERTIES:
+    return properties_from_file(ld, idx, s);
+  }
+  return DW_EINVAL;
+}
+
+static int walk(struct load *ld, const config_setting_t *group, const char *prefix)
+{
+  int n = config_setting_length(group);
+  for (int i = 0; i < n; i++) {
+    const config_setting_t *s = config_setting_get_elem(group, (unsigned)i);
+    const char *name = config_setting_name(s);
+    const char *file = config_setting_source_file(s);
+    int line = config_setting_source_line(s);
+    char path[PATH_MAX_LEN];
+    char hint[PATH_MAX_LEN];
+    int idx, rc;
+    if (!name)
+      continue;
+    if (prefix)
+      snprintf(path, sizeof(path), "%s.%s", prefix, name);
+    else
+      snprintf(path, sizeof(path), "%s", name);
+    idx = find_option(path);
+    if (idx >= 0) {
+      ld->origin[idx].kind = FROM_FILE;
+      ld->origin[idx].file = file;
+      ld->origin[idx].line = line;
+      rc = apply_setting(ld, (size_t)idx, s);
+      if (rc)
+        return rc;
+    } else if (is_group(path)) {
+      if (!config_setting_is_group(s))
+        return fail_at(ld, file, line, "%s must be a group: %s = { ... };", path, path);
+      rc = walk(ld, s, path);
+      if (rc)
+        return rc;
+    } else if (suggest(path, 0, hint, sizeof(hint))) {
+      return fail_at(ld, file, line, "unknown key \"%s\" (did you mean \"%s\"?)", path, hint);
+    } else {
+      return fail_at(ld, file, line, "unknown key \"%s\"", path);
+    }
+  }
+  return 0;
+}
+
+static int load_file(struct load *ld, config_t *lc)
+{
+  char *dir = ld->include_dir;
+  size_t dirsize = sizeof(ld->include_dir);
+  const char *slash = strrchr(ld->file, '/');
+  struct stat st;
+  FILE *fp = fopen(ld->file, "r");
+  int rc;
+  if (!fp)
+    return fail_at(ld, NULL, 0, "cannot open: %s", strerror(errno));
+  if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+    fclose(fp);
+    return fail_at(ld, NULL, 0, "cannot open: %s", strerror(EISDIR));
+  }
+  /* @include paths are relative to the file's directory. */
+  if (slash && (size_t)(slash - ld->file) + 1 < dirsize) {
+    memcpy(dir, ld->file, (size_t)(slash - ld->file));
+    dir[slash - ld->file] = '\0';
+    if (!dir[0])
+      dw_strlcpy(dir, "/", dirsize);
+    config_set_include_dir(lc, dir);
+  }
+  rc = config_read(lc, fp);
+  fclose(fp);
+  if (rc != CONFIG_TRUE)
+    return fail_at(ld, config_error_file(lc), config_error_line(lc), "%s",
+                   config_error_text(lc) ? config_error_text(lc) : "cannot parse");
+  return walk(ld, config_root_setting(lc), NULL);
+}
+
+/* ---- the environment ---- */
+
+static int apply_env(struct load *ld, size_t idx, const char *value)
+{
+  const struct option *o = &options[idx];
+  char buf[SHOWN_MAX + 16];
+  ld->origin[idx].kind = FROM_ENV;
+  switch (o->kind) {
+  case KIND_STRING:
+    return set_string(ld, idx, value);
+  case KIND_INT: {
+    char *end;
+    long long v;
+    errno = 0;
+    v = strtoll(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || v < o->min_int || v > o->max_int)
+      return fail(ld, idx, "must be an integer between %" PRId64 " and %" PRId64 ", got %s",
+                  o->min_int, o->max_int, shown(value, buf, sizeof(buf)));
+    return set_int(ld, idx, (int64_t)v);
+  }
+  case KIND_FLOAT: {
+    char *end;
+    double v;
+    errno = 0;
+    v = strtod(value, &end);
+    if (errno != 0 || end == value || *end != '\0' || !isfinite(v) || v < o->min_float ||
+        v > o->max_float)
+      return fail(ld, idx, "must be between %g and %g, got %s", o->min_float, o->max_float,
+                  shown(value, buf, sizeof(buf)));
+    return set_float(ld, idx, v);
+  }
+  case KIND_PROPERTIES:
+    return properties_from_env(ld, idx, value);
+  }
+  return DW_EINVAL;
+}
+
+static int load_env(struct load *ld, char *const *envp)
+{
+  size_t plen = strlen(ENV_PREFIX);
+  if (!envp)
+    return 0;
+  for (char *const *e = envp; *e; e++) {
+    const char *eq = strchr(*e, '=');
+    char name[PATH_MAX_LEN];
+    char cand[PATH_MAX_LEN];
+    char hint[PATH_MAX_LEN];
+    size_t n;
+    int idx = -1;
+    if (strncmp(*e, ENV_PREFIX, plen) != 0 || !eq)
+      continue;
+    n = (size_t)(eq - *e);
+    if (n < sizeof(name)) {
+      memcpy(name, *e, n);
+      name[n] = '\0';
+      for (size_t i = 0; i < NOPT && idx < 0; i++) {
+        env_name(options[i].path, cand, sizeof(cand));
+        if (strcmp(cand, name) == 0)
+          idx = (int)i;
+      }
+    } else {
+      memcpy(name, *e, sizeof(name) - 4);
+      memcpy(name + sizeof(name) - 4, "...", 4);
+    }
+    if (idx < 0) {
+      if (ld->err && ld->errlen) {
+        if (n < sizeof(name) && suggest(name, 1, hint, sizeof(hint)))
+          snprintf(ld->err, ld->errlen,
+                   "environment: %s: unknown variable (did you mean %s?)", name, hint);
+        else
+          snprintf(ld->err, ld->errlen, "environment: %s: unknown variable", name);
+      }
+      return DW_EINVAL;
+    }
+    int rc = apply_env(ld, (size_t)idx, eq + 1);
+    if (rc)
+      return rc;
+  }
+  return 0;
+}
+
+/* ---- validation across keys ---- */
+
+static int read_secret_file(struct load *ld, size_t idx, const char *path, char **out)
+{
+  char buf[SHOWN_MAX + 16];
+  char *data = NULL;
+  size_t len = 0;
+  struct stat st;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int rc = 0;
+  *out = NULL;
+  if (fd < 0)
+    return fail(ld, idx, "cannot open %s: %s", shown(path, buf, sizeof(buf)), strerror(errno));
+  if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    rc = fail(ld, idx, "cannot read %s: %s", shown(path, buf, sizeof(buf)), strerror(EISDIR));
+    goto out;
+  }
+  data = malloc(SECRET_FILE_MAX + 1);
+  if (!data) {
+    rc = fail_nomem(ld);
+    goto out;
+  }
+  for (;;) {
+    ssize_t r = read(fd, data + len, SECRET_FILE_MAX + 1 - len);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      rc = fail(ld, idx, "cannot read %s: %s", shown(path, buf, sizeof(buf)), strerror(errno));
+      goto out;
+    }
+    if (r == 0)
+      break;
+    len += (size_t)r;
+    if (len > SECRET_FILE_MAX) {
+      rc = fail(ld, idx, "%s is larger than %d bytes", shown(path, buf, sizeof(buf)),
+                SECRET_FILE_MAX);
+      goto out;
+    }
+  }
+  if (memchr(data, '\0', len)) {
+    rc = fail(ld, idx, "%s holds a NUL byte", shown(path, buf, sizeof(buf)));
+    goto out;
+  }
+  while (len > 0 && isspace((unsigned char)data[len - 1]))
+    len--;
+  data[len] = '\0';
+  if (len == 0) {
+    rc = fail(ld, idx, "%s is empty", shown(path, buf, sizeof(buf)));
+    goto out;
+  }
+  *out = strdup(data);
+  if (!*out)
+    rc = fail_nomem(ld);
+out:
+  if (data) {
+    explicit_bzero(data, SECRET_FILE_MAX + 1);
+    free(data);
+  }
+  close(fd);
+  return rc;
+}
+
+static int resolve_secret(struct load *ld)
+{
+  size_t isecret = (size_t)option_index("feishu.app_secret");
+  size_t ifile = (size_t)option_index("feishu.app_secret_file");
+  struct dw_config *cfg = ld->cfg;
+  char *secret;
+  int rc;
+  if (cfg->feishu.app_secret[0] && cfg->feishu.app_secret_file[0]) {
+    /* Blame the one set last: the environment wins over the file. */
+    size_t blame = ld->origin[isecret].kind == FROM_ENV ? isecret : ifile;
+    return fail(ld, blame,
+                "cannot be used together with %s: set only one of feishu.app_secret and "
+                "feishu.app_secret_file",
+                blame == isecret ? "feishu.app_secret_file" : "feishu.app_secret");
+  }
+  if (cfg->feishu.app_secret_file[0]) {
+    rc = read_secret_file(ld, ifile, cfg->feishu.app_secret_file, &secret);
+    if (rc)
+      return rc;
+    free(cfg->feishu.app_secret);
+    cfg->feishu.app_secret = secret;
+  }
+  if (!cfg->feishu.app_secret[0])
+    return fail(ld, isecret, "is empty: set it, feishu.app_secret_file, or "
+                             "DELIVERY_WORKER_FEISHU_APP_SECRET");
+  return 0;
+}
+
+/* lo must not exceed hi; blame whichever the user set (hi first). */
+static int check_order(struct load *ld, const char *lo_path, const char *hi_path)
+{
+  size_t lo = (size_t)option_index(lo_path);
+  size_t hi = (size_t)option_index(hi_path);
+  int64_t vlo = *int_field(ld->cfg, &options[lo]);
+  int64_t vhi = *int_field(ld->cfg, &options[hi]);
+  if (vlo <= vhi)
+    return 0;
+  if (ld->origin[hi].kind != FROM_DEFAULT || ld->origin[lo].kind == FROM_DEFAULT)
+    return fail(ld, hi, "must be at least %s (%" PRId64 "), got %" PRId64, lo_path, vlo, vhi);
+  return fail(ld, lo, "must be at most %s (%" PRId64 "), got %" PRId64, hi_path, vhi, vlo);
+}
+
+static int validate(struct load *ld)
+{
+  struct dw_config *cfg = ld->cfg;
+  size_t iresume = (size_t)option_index("worker.resume_in_flight");
+  const char *topics[] = {"kafka.input_topic", "kafka.results_topic", "kafka.dlq_topic"};
+  char name[PATH_MAX_LEN];
+  int rc;
+
+  for (size_t i = 0; i < NOPT; i++) {
+    if (options[i].kind != KIND_STRING)
+      continue;
+    if (!*string_field(cfg, &options[i]))
+      return fail_nomem(ld);
+    if ((options[i].flags & F_REQUIRED) && string_value(cfg, &options[i])[0] == '\0') {
+      env_name(options[i].path, name, sizeof(name));
+      return fail(ld, i, "must not be empty (set it in the file or with %s)", name);
+    }
+  }
+  rc = resolve_secret(ld);
+  if (rc)
+    return rc;
+
+  if (ld->origin[iresume].kind == FROM_DEFAULT) {
+    cfg->worker.resume_in_flight = cfg->worker.max_in_flight * 4 / 5;
+    if (cfg->worker.resume_in_flight < 1)
+      cfg->worker.resume_in_flight = 1;
+  }
+  if ((rc = check_order(ld, "worker.resume_in_flight", "worker.max_in_flight")) ||
+      (rc = check_order(ld, "poll.interval_ms", "poll.max_interval_ms")) ||
+      (rc = check_order(ld, "poll.retry_initial_ms", "poll.retry_max_ms")) ||
+      (rc = check_order(ld, "feishu.connect_timeout_ms", "feishu.request_timeout_ms")))
+    return rc;
+
+  /* A result or dead letter on the input topic would be consumed again. */
+  for (size_t i = 1; i < DW_ARRAY_SIZE(topics); i++) {
+    for (size_t j = 0; j < i; j++) {
+      const struct option *a = &options[option_index(topics[i])];
+      const struct option *b = &options[option_index(topics[j])];
+      if (strcmp(string_value(cfg, a), string_value(cfg, b)) == 0)
+        return fail(ld, (size_t)option_index(topics[i]), "must differ from %s (both \"%s\")",
+                    topics[j], string_value(cfg, a));
+    }
+  }
+  return 0;
+}
+
+/* ---- public ---- */
+
+void dw_config_init(struct dw_config *cfg)
+{
+  memset(cfg, 0, sizeof(*cfg));
+  for (size_t i = 0; i < NOPT; i++) {
+    const struct option *o = &options[i];
+    switch (o->kind) {
+    case KIND_STRING:
+      /* NULL on allocation failure; dw_config_load reports it. */
+      *string_field(cfg, o) = strdup(o->def_str);
+      break;
+    case KIND_INT:
+      *int_field(cfg, o) = o->def_int;
+      break;
+    case KIND_FLOAT:
+      *float_field(cfg, o) = o->def_float;
+      break;
+    case KIND_PROPERTIES:
+      break;
+    }
+  }
+}
+
+void dw_config_cleanup(struct dw_config *cfg)
+{
+  if (!cfg)
+    return;
+  for (size_t i = 0; i < NOPT; i++) {
+    if (options[i].kind != KIND_STRING)
+      continue;
+    char **field = string_field(cfg, &options[i]);
+    if (*field && (options[i].flags & F_SECRET))
+      explicit_bzero(*field, strlen(*field));
+    free(*field);
+    *field = NULL;
+  }
+  for (size_t i = 0; i < cfg->kafka.properties_count; i++) {
+    struct dw_config_property *p = &cfg->kafka.properties[i];
+    if (p->value && dw_config_property_is_secret(p->name))
+      explicit_bzero(p->value, strlen(p->value));
+    free(p->name);
+    free(p->value);
+    p->name = p->value = NULL;
+  }
+  cfg->kafka.properties_count = 0;
+}
+
+int dw_config_load(struct dw_config *cfg, const char *file, char *const *envp, char *err,
+                   size_t errlen)
+{
+  struct load ld;
+  config_t lc;
+  int rc = 0;
+
+  memset(&ld, 0, sizeof(ld));
+  ld.cfg = cfg;
+  ld.file = file;
+  ld.err = err;
+  ld.errlen = errlen;
+  if (err && errlen)
+    err[0] = '\0';
+  config_init(&lc);
+  if (file) {
+    rc = load_file(&ld, &lc);
+    if (rc)
+      goto out;
+  }
+  rc = load_env(&ld, envp);
+  if (rc)
+    goto out;
+  rc = validate(&ld);
+out:
+  config_destroy(&lc);
+  return rc;
+}
+
+int dw_config_property_is_secret(const char *name)
+{
+  return strstr(name, "password") || strstr(name, "secret") ||
+         strcmp(name, "sasl.oauthbearer.config") == 0 || strcmp(name, "ssl.key.pem") == 0;
+}
+
+/* ---- output ---- */
+
+/* A libconfig string literal. */
+static void print_string(FILE *out, const char *s)
+{
+  fputc('"', out);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    switch (*p) {
+    case '"': fputs("\\\"", out); break;
+    case '\\': fputs("\\\\", out); break;
+    case '\n': fputs("\\n", out); break;
+    case '\r': fputs("\\r", out); break;
+    case '\t': fputs("\\t", out); break;
+    case '\f': fputs("\\f", out); break;
+    default:
+      if (*p < 0x20 || *p == 0x7f)
+        fprintf(out, "\\x%02x", *p);
+      else
+        fputc(*p, out);
+    }
+  }
+  fputc('"', out);
+}
+
+static void print_int(FILE *out, int64_t v)
+{
+  if (v > INT32_MAX || v < INT32_MIN)
+    fprintf(out, "%" PRId64 "L", v);
+  else
+    fprintf(out, "%" PRId64, v);
+}
+
+/* Shortest form that reads back as a float ("1.0", not "1"). */
+static void format_float(double v, char *buf, size_t size)
+{
+  snprintf(buf, size, "%.15g", v);
+  if (!strpbrk(buf, ".eEn"))
+    dw_strlcpy(buf + strlen(buf), ".0", size - strlen(buf));
+}
+
+void dw_config_print(const struct dw_config *cfg, FILE *out)
+{
+  size_t grouplen = 0;
+  const char *group = NULL;
+  char num[64];
+  for (size_t i = 0; i < NOPT; i++) {
+    const struct option *o = &options[i];
+    const char *dot = strchr(o->path, '.');
+    size_t glen = dot ? (size_t)(dot - o->path) : 0;
+    if (!group || glen != grouplen || strncmp(group, o->path, glen) != 0) {
+      if (group)
+        fputs("};\n", out);
+      group = o->path;
+      grouplen = glen;
+      fprintf(out, "%.*s = {\n", (int)glen, o->path);
+    }
+    fprintf(out, "  %s = ", dot ? dot + 1 : o->path);
+    switch (o->kind) {
+    case KIND_STRING: {
+      const char *v = string_value(cfg, o);
+      if ((o->flags & F_SECRET) && o->offset == OFF(feishu.app_secret) &&
+          cfg->feishu.app_secret_file && cfg->feishu.app_secret_file[0]) {
+        fputs("\"\"; # read from app_secret_file\n", out);
+        continue;
+      }
+      if ((o->flags & F_SECRET) && v[0])
+        fputs("\"<redacted>\"", out);
+      else
+        print_string(out, v);
+      break;
+    }
+    case KIND_INT:
+      print_int(out, *(const int64_t *)((const char *)cfg + o->offset));
+      break;
+    case KIND_FLOAT:
+      format_float(*(const double *)((const char *)cfg + o->offset), num, sizeof(num));
+      fputs(num, out);
+      break;
+    case KIND_PROPERTIES:
+      if (cfg->kafka.properties_count == 0) {
+        fputs("( )", out);
+        break;
+      }
+      fputs("(\n", out);
+      for (size_t j = 0; j < cfg->kafka.properties_count; j++) {
+        const struct dw_config_property *p = &cfg->kafka.properties[j];
+        fputs("    (", out);
+        print_string(out, p->name);
+        fputs(", ", out);
+        if (dw_config_property_is_secret(p->name) && p->value[0])
+          fputs("\"<redacted>\"", out);
+        else
+          print_string(out, p->value);
+        fputs(j + 1 < cfg->kafka.properties_count ? "),\n" : ")\n", out);
+      }
+      fputs("  )", out);
+      break;
+    }
+    fputs(";\n", out);
+  }
+  if (group)
+    fputs("};\n", out);
+}
+
+static void print_cell(FILE *out, const char *s)
+{
+  for (; *s; s++) {
+    if (*s == '|')
+      fputs("\\|", out);
+    else if (*s == '\n')
+      fputc(' ', out);
+    else
+      fputc(*s, out);
+  }
+}
+
+void dw_config_print_reference(FILE *out)
+{
+  char env[PATH_MAX_LEN];
+  char num[64];
+  fputs("| key | type | default | env | description |\n", out);
+  fputs("|---|---|---|---|---|\n", out);
+  for (size_t i = 0; i < NOPT; i++) {
+    const struct option *o = &options[i];
+    env_name(o->path, env, sizeof(env));
+    fprintf(out, "| `%s` | ", o->path);
+    switch (o->kind) {
+    case KIND_STRING:
+      fputs("string | `\"", out);
+      print_cell(out, o->def_str);
+      fputs("\"` | ", out);
+      break;
+    case KIND_INT:
+      fprintf(out, "integer | `%" PRId64 "` | ", o->def_int);
+      break;
+    case KIND_FLOAT:
+      format_float(o->def_float, num, sizeof(num));
+      fprintf(out, "number | `%s` | ", num);
+      break;
+    case KIND_PROPERTIES:
+      fputs("list of pairs | `( )` | ", out);
+      break;
+    }
+    fprintf(out, "`%s` | ", env);
+    print_cell(out, o->desc);
+    if (o->choices) {
+      fputs(" One of", out);
+      for (size_t j = 0; o->choices[j]; j++)
+        fprintf(out, "%s `%s`", j ? "," : "", o->choices[j]);
+      fputs(".", out);
+    }
+    if (o->kind == KIND_INT)
+      fprintf(out, " Between %" PRId64 " and %" PRId64 ".", o->min_int, o->max_int);
+    if (o->kind == KIND_FLOAT)
+      fprintf(out, " Between %g and %g.", o->min_float, o->max_float);
+    if (o->flags & F_SECRET)
+      fputs(" Secret: never printed or logged.", out);
+    fputs(" |\n", out);
+  }
+}

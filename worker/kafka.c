@@ -1,0 +1,559 @@
+/* The Kafka ends of the flow: the consumer that feeds tasks in and the idempotent producer that
+ * carries results and dead letters out. librdkafka runs its own threads; what it hands back
+ * (records, rebalances, commit results, delivery reports, errors) waits on its queues, and
+ * rd_kafka_queue_io_event_enable makes a queue write to a pipe when it goes from empty to
+ * non-empty. A uv_poll on that pipe drains the queue on the loop, a budget at a time, and a
+ * uv_idle continues when the budget stops it early, since no new wake-up will come for what is
+ * already queued. */
+#include "dw/kafka.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dw/common.h"
+#include "dw/log.h"
+
+#define SERVE_BUDGET 500
+
+/* The wake-up of one librdkafka queue on the loop. */
+struct waker {
+  uv_poll_t poll;
+  uv_idle_t idle;
+  int fds[2];
+  rd_kafka_queue_t *queue;
+  int (*serve)(void *owner); /* serves up to a budget; returns 1 if more may be queued */
+  void *owner;
+  int open_handles;
+  void (*closed)(void *owner);
+};
+
+static void on_idle(uv_idle_t *idle)
+{
+  struct waker *w = idle->data;
+  if (!w->serve(w->owner))
+    uv_idle_stop(idle);
+}
+
+static void on_wake(uv_poll_t *poll, int status, int events)
+{
+  (void)status;
+  (void)events;
+  struct waker *w = poll->data;
+  char buf[256];
+  while (read(w->fds[0], buf, sizeof(buf)) > 0)
+    ;
+  if (w->serve(w->owner))
+    uv_idle_start(&w->idle, on_idle);
+}
+
+static int waker_init(struct waker *w, uv_loop_t *loop, rd_kafka_queue_t *queue,
+                      int (*serve)(void *), void *owner)
+{
+  w->queue = queue;
+  w->serve = serve;
+  w->owner = owner;
+  if (pipe(w->fds) != 0)
+    return DW_EIO;
+  for (int i = 0; i < 2; i++) {
+    fcntl(w->fds[i], F_SETFL, fcntl(w->fds[i], F_GETFL) | O_NONBLOCK);
+    fcntl(w->fds[i], F_SETFD, FD_CLOEXEC);
+  }
+  uv_poll_init(loop, &w->poll, w->fds[0]);
+  uv_idle_init(loop, &w->idle);
+  w->poll.data = w;
+  w->idle.data = w;
+  w->open_handles = 2;
+  rd_kafka_queue_io_event_enable(queue, w->fds[1], "1", 1);
+  uv_poll_start(&w->poll, UV_READABLE, on_wake);
+  /* Anything queued before the wake-up was enabled would never wake us: serve it now. */
+  uv_idle_start(&w->idle, on_idle);
+  return 0;
+}
+
+static void on_waker_handle_closed(uv_handle_t *h)
+{
+  struct waker *w = h->data;
+  if (--w->open_handles == 0) {
+    close(w->fds[0]);
+    close(w->fds[1]);
+    w->closed(w->owner);
+  }
+}
+
+static void waker_close(struct waker *w, void (*closed)(void *owner))
+{
+  w->closed = closed;
+  rd_kafka_queue_io_event_enable(w->queue, -1, NULL, 0);
+  uv_close((uv_handle_t *)&w->poll, on_waker_handle_closed);
+  uv_close((uv_handle_t *)&w->idle, on_waker_handle_closed);
+}
+
+/* librdkafka logs from its own threads; dw_log_write is thread-safe. */
+static void on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+  (void)rk;
+  enum dw_log_level l = level <= 3 ? DW_LOG_ERROR : level == 4 ? DW_LOG_WARN
+                        : level <= 6 ? DW_LOG_INFO : DW_LOG_DEBUG;
+  dw_log_write(l, DW_LOG_CTX_NONE, "librdkafka %s: %s", fac, buf);
+}
+
+/* Applies defaults, then the user's properties (which win). */
+static rd_kafka_conf_t *make_conf(const struct dw_config *cfg, const char *const *defaults,
+                                  char *err, size_t errlen)
+{
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  char errstr[512];
+  for (size_t i = 0; defaults[i]; i += 2) {
+    if (rd_kafka_conf_set(conf, defaults[i], defaults[i + 1], errstr, sizeof(errstr)) !=
+        RD_KAFKA_CONF_OK) {
+      snprintf(err, errlen, "librdkafka property %s: %s", defaults[i], errstr);
+      goto fail;
+    }
+  }
+  if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->kafka.brokers, errstr,
+                        sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+    snprintf(err, errlen, "kafka.brokers: %s", errstr);
+    goto fail;
+  }
+  for (size_t i = 0; i < cfg->kafka.properties_count; i++) {
+    const struct dw_config_property *pr = &cfg->kafka.properties[i];
+    if (rd_kafka_conf_set(conf, pr->name, pr->value, errstr, sizeof(errstr)) !=
+        RD_KAFKA_CONF_OK) {
+      /* librdkafka's text may repeat the value: keep secrets out of it. */
+      snprintf(err, errlen, "kafka.properties: %s: %s", pr->name,
+               dw_config_property_is_secret(pr->name) ? "invalid value" : errstr);
+      goto fail;
+    }
+  }
+  rd_kafka_conf_set_log_cb(conf, on_rdkafka_log);
+  return conf;
+fail:
+  rd_kafka_conf_destroy(conf);
+  return NULL;
+}
+
+/* ---- records ---- */
+
+void dw_record_free(struct dw_record *rec)
+{
+  free(rec);
+}
+
+/* Copies a message into one allocation: struct, header array, then the bytes. */
+static struct dw_record *record_copy(rd_kafka_message_t *m)
+{
+  rd_kafka_headers_t *hdrs = NULL;
+  size_t nh = 0, bytes = m->key_len + m->len;
+  if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
+    nh = rd_kafka_header_cnt(hdrs);
+    for (size_t i = 0; i < nh; i++) {
+      const char *name;
+      const void *val;
+      size_t len;
+      rd_kafka_header_get_all(hdrs, i, &name, &val, &len);
+      bytes += strlen(name) + 1 + len;
+    }
+  }
+  struct dw_record *rec = malloc(sizeof(*rec) + nh * sizeof(struct dw_header) + bytes + 1);
+  if (!rec)
+    return NULL;
+  rec->partition = m->partition;
+  rec->offset = m->offset;
+  rec->headers = (struct dw_header *)(rec + 1);
+  rec->header_count = nh;
+  char *p = (char *)(rec->headers + nh);
+  rec->key = m->key ? p : NULL;
+  rec->key_len = m->key_len;
+  if (m->key_len)
+    memcpy(p, m->key, m->key_len);
+  p += m->key_len;
+  rec->value = m->payload ? p : NULL;
+  rec->value_len = m->len;
+  if (m->len)
+    memcpy(p, m->payload, m->len);
+  p += m->len;
+  for (size_t i = 0; i < nh; i++) {
+    const char *name;
+    const void *val;
+    size_t len;
+    rd_kafka_header_get_all(hdrs, i, &name, &val, &len);
+    size_t nl = strlen(name) + 1;
+    memcpy(p, name, nl);
+    rec->headers[i].name = p;
+    p += nl;
+    rec->headers[i].value = val ? p : NULL;
+    rec->headers[i].len = len;
+    if (len)
+      memcpy(p, val, len);
+    p += len;
+  }
+  return rec;
+}
+
+/* ---- consumer ---- */
+
+struct dw_consumer {
+  rd_kafka_t *rk;
+  struct waker waker;
+  struct dw_consumer_handler h;
+  char *topic;
+  int ever_assigned;
+  int paused;
+};
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+  struct dw_consumer *c = opaque;
+  int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+  int32_t *ids = calloc((size_t)parts->cnt + 1, sizeof(*ids));
+  for (int i = 0; ids && i < parts->cnt; i++)
+    ids[i] = parts->elems[i].partition;
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    rd_kafka_error_t *e = NULL;
+    if (cooperative)
+      e = rd_kafka_incremental_assign(rk, parts);
+    else
+      rd_kafka_assign(rk, parts);
+    if (e) {
+      dw_error("incremental assign failed: %s", rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+    }
+    c->ever_assigned = 1;
+    dw_info("assigned %d partition(s) of %s", parts->cnt, c->topic);
+    if (c->paused && parts->cnt)
+      rd_kafka_pause_partitions(rk, parts);
+    if (ids && parts->cnt)
+      c->h.on_assign(c->h.arg, ids, (size_t)parts->cnt);
+  } else {
+    int lost = rd_kafka_assignment_lost(rk);
+    dw_info("%s %d partition(s) of %s", lost ? "lost" : "revoked", parts->cnt, c->topic);
+    if (ids && parts->cnt)
+      c->h.on_revoke(c->h.arg, ids, (size_t)parts->cnt, lost);
+    if (cooperative) {
+      rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+      if (e) {
+        dw_error("incremental unassign failed: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+      }
+    } else {
+      rd_kafka_assign(rk, NULL);
+    }
+  }
+  free(ids);
+}
+
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+  (void)rk;
+  (void)opaque;
+  if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+    return;
+  if (err) {
+    dw_warn("offset commit failed: %s", rd_kafka_err2str(err));
+    return;
+  }
+  for (int i = 0; offsets && i < offsets->cnt; i++)
+    if (offsets->elems[i].err)
+      dw_warn("offset commit of partition %d failed: %s", offsets->elems[i].partition,
+              rd_kafka_err2str(offsets->elems[i].err));
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+  (void)opaque;
+  if (err == RD_KAFKA_RESP_ERR__FATAL) {
+    char buf[512];
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
+    dw_error("fatal Kafka error %s: %s", rd_kafka_err2name(orig), buf);
+    return; /* the owner of rk checks rd_kafka_fatal_error after serving */
+  }
+  dw_log_write(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? DW_LOG_ERROR : DW_LOG_WARN,
+               DW_LOG_CTX_NONE, "Kafka: %s: %s", rd_kafka_err2name(err), reason);
+}
+
+static int consumer_serve(void *owner)
+{
+  struct dw_consumer *c = owner;
+  for (int i = 0; i < SERVE_BUDGET; i++) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 0);
+    if (!m) {
+      char buf[512];
+      if (rd_kafka_fatal_error(c->rk, buf, sizeof(buf)))
+        c->h.on_fatal(c->h.arg, buf);
+      return 0;
+    }
+    if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        dw_warn("consumer: %s", rd_kafka_message_errstr(m));
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    struct dw_record *rec = record_copy(m);
+    rd_kafka_message_destroy(m);
+    if (!rec) {
+      /* Not taken, so its offset is never committed: it comes back after a restart. */
+      c->h.on_fatal(c->h.arg, "out of memory copying a record");
+      return 0;
+    }
+    c->h.on_record(c->h.arg, rec);
+  }
+  return 1;
+}
+
+int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_config *cfg,
+                    const struct dw_consumer_handler *handler, char *err, size_t errlen)
+{
+  static const char *const defaults[] = {
+      "client.id", "delivery-worker",
+      "partition.assignment.strategy", "cooperative-sticky",
+      "enable.auto.commit", "false",
+      "enable.auto.offset.store", "false",
+      "auto.offset.reset", "earliest",
+      "enable.partition.eof", "false",
+      NULL,
+  };
+  struct dw_consumer *c = calloc(1, sizeof(*c));
+  char errstr[512];
+  if (!c)
+    return DW_ENOMEM;
+  c->h = *handler;
+  c->topic = strdup(cfg->kafka.input_topic);
+  rd_kafka_conf_t *conf = make_conf(cfg, defaults, err, errlen);
+  if (!conf || !c->topic)
+    goto fail;
+  if (rd_kafka_conf_set(conf, "group.id", cfg->kafka.group_id, errstr, sizeof(errstr))) {
+    snprintf(err, errlen, "kafka.group_id: %s", errstr);
+    rd_kafka_conf_destroy(conf);
+    goto fail;
+  }
+  rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+  rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
+  rd_kafka_conf_set_error_cb(conf, on_error);
+  rd_kafka_conf_set_opaque(conf, c);
+  c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+  if (!c->rk) { /* conf is still ours on failure */
+    snprintf(err, errlen, "cannot create the Kafka consumer: %s", errstr);
+    rd_kafka_conf_destroy(conf);
+    goto fail;
+  }
+  rd_kafka_poll_set_consumer(c->rk);
+  rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, c->topic, RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (e) {
+    snprintf(err, errlen, "cannot subscribe to %s: %s", c->topic, rd_kafka_err2str(e));
+    rd_kafka_destroy(c->rk);
+    goto fail;
+  }
+  if (waker_init(&c->waker, loop, rd_kafka_queue_get_consumer(c->rk), consumer_serve, c) <
+      0) {
+    snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
+    rd_kafka_destroy(c->rk);
+    goto fail;
+  }
+  *out = c;
+  return 0;
+fail:
+  free(c->topic);
+  free(c);
+  return DW_EINVAL;
+}
+
+static int commit(struct dw_consumer *c, const int32_t *parts, const int64_t *offsets,
+                  size_t n, int async)
+{
+  if (n == 0)
+    return 0;
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+  for (size_t i = 0; i < n; i++)
+    rd_kafka_topic_partition_list_add(l, c->topic, parts[i])->offset = offsets[i];
+  rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, async);
+  rd_kafka_topic_partition_list_destroy(l);
+  if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    dw_warn("offset commit failed: %s", rd_kafka_err2str(e));
+    return DW_EIO;
+  }
+  return 0;
+}
+
+int dw_consumer_commit(struct dw_consumer *c, const int32_t *partitions,
+                       const int64_t *offsets, size_t n)
+{
+  return commit(c, partitions, offsets, n, 1);
+}
+
+int dw_consumer_commit_sync(struct dw_consumer *c, const int32_t *partitions,
+                            const int64_t *offsets, size_t n)
+{
+  return commit(c, partitions, offsets, n, 0);
+}
+
+void dw_consumer_pause_all(struct dw_consumer *c, int pause)
+{
+  rd_kafka_topic_partition_list_t *l = NULL;
+  c->paused = pause;
+  if (rd_kafka_assignment(c->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l)
+    return;
+  if (l->cnt) {
+    if (pause)
+      rd_kafka_pause_partitions(c->rk, l);
+    else
+      rd_kafka_resume_partitions(c->rk, l);
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void consumer_freed(void *owner)
+{
+  struct dw_consumer *c = owner;
+  free(c->topic);
+  free(c);
+}
+
+void dw_consumer_close(struct dw_consumer *c)
+{
+  rd_kafka_queue_t *q = c->waker.queue;
+  if (c->ever_assigned) {
+    /* Leaves the group; the revoke reaches on_rebalance from inside this call. */
+    rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
+    if (e)
+      dw_warn("closing the consumer: %s", rd_kafka_err2str(e));
+  }
+  waker_close(&c->waker, consumer_freed);
+  rd_kafka_queue_destroy(q);
+  /* librdkafka 2.0.2 can crash closing a cooperative-sticky consumer that never had an
+   * assignment (fixed in 2.3.0): then skip the close and let the session time out. */
+  rd_kafka_destroy_flags(c->rk, c->ever_assigned ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+/* ---- producer ---- */
+
+struct dw_producer {
+  rd_kafka_t *rk;
+  struct waker waker;
+  size_t outstanding;
+};
+
+struct delivery {
+  dw_delivery_cb cb;
+  void *arg;
+};
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+  struct dw_producer *p = opaque;
+  struct delivery *d = m->_private;
+  p->outstanding--;
+  int fatal = 0;
+  char buf[512] = "";
+  if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+    rd_kafka_fatal_error(rk, buf, sizeof(buf));
+    fatal = 1;
+  }
+  d->cb(d->arg, m->err ? DW_EIO : 0, m->err ? (buf[0] ? buf : rd_kafka_err2str(m->err)) : "",
+        fatal);
+  free(d);
+}
+
+static int producer_serve(void *owner)
+{
+  struct dw_producer *p = owner;
+  for (int i = 0; i < SERVE_BUDGET; i++)
+    if (rd_kafka_poll(p->rk, 0) == 0)
+      return 0;
+  return 1;
+}
+
+int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_config *cfg,
+                    char *err, size_t errlen)
+{
+  static const char *const defaults[] = {
+      "client.id", "delivery-worker",
+      "enable.idempotence", "true",
+      "linger.ms", "5",
+      "message.timeout.ms", "300000",
+      NULL,
+  };
+  struct dw_producer *p = calloc(1, sizeof(*p));
+  char errstr[512];
+  if (!p)
+    return DW_ENOMEM;
+  rd_kafka_conf_t *conf = make_conf(cfg, defaults, err, errlen);
+  if (!conf)
+    goto fail;
+  rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+  rd_kafka_conf_set_error_cb(conf, on_error);
+  rd_kafka_conf_set_opaque(conf, p);
+  p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+  if (!p->rk) {
+    snprintf(err, errlen, "cannot create the Kafka producer: %s", errstr);
+    rd_kafka_conf_destroy(conf);
+    goto fail;
+  }
+  if (waker_init(&p->waker, loop, rd_kafka_queue_get_main(p->rk), producer_serve, p) < 0) {
+    snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
+    rd_kafka_destroy(p->rk);
+    goto fail;
+  }
+  *out = p;
+  return 0;
+fail:
+  free(p);
+  return DW_EINVAL;
+}
+
+int dw_producer_send(struct dw_producer *p, const char *topic, const void *key, size_t key_len,
+                     const void *value, size_t value_len, const struct dw_header *headers,
+                     size_t header_count, const struct dw_header *extra, size_t extra_count,
+                     dw_delivery_cb cb, void *arg)
+{
+  struct delivery *d = malloc(sizeof(*d));
+  if (!d)
+    return DW_ENOMEM;
+  d->cb = cb;
+  d->arg = arg;
+  rd_kafka_headers_t *hdrs = rd_kafka_headers_new(header_count + extra_count);
+  for (size_t i = 0; i < header_count; i++)
+    rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value, (ssize_t)headers[i].len);
+  for (size_t i = 0; i < extra_count; i++)
+    rd_kafka_header_add(hdrs, extra[i].name, -1, extra[i].value, (ssize_t)extra[i].len);
+  rd_kafka_resp_err_t e = rd_kafka_producev(
+      p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+      RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+      RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+  if (e) { /* the headers are still ours on failure */
+    rd_kafka_headers_destroy(hdrs);
+    free(d);
+    dw_warn("cannot produce to %s: %s", topic, rd_kafka_err2str(e));
+    return e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? DW_EAGAIN : DW_EIO;
+  }
+  p->outstanding++;
+  return 0;
+}
+
+size_t dw_producer_outstanding(const struct dw_producer *p)
+{
+  return p->outstanding;
+}
+
+static void producer_freed(void *owner)
+{
+  free(owner);
+}
+
+void dw_producer_close(struct dw_producer *p)
+{
+  rd_kafka_queue_t *q = p->waker.queue;
+  rd_kafka_t *rk = p->rk;
+  waker_close(&p->waker, producer_freed);
+  rd_kafka_queue_destroy(q);
+  rd_kafka_destroy(rk);
+}

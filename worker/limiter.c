@@ -1,0 +1,126 @@
+/* The rate limiter stands between the poll schedule and the HTTP client: one per app and
+ * tenant, it keeps the worker inside the API's limits (tier 4: 50/s and 1000/min) so that 429s
+ * stay rare, and honours the block a 429 asks for. It is a sliding log: the times of the last
+ * max(per_second, per_minute) calls in a ring, oldest at head. Because the log is in time
+ * order, "per_second calls already in the last second" is the same as "the per_second-th
+ * newest call is less than 1000 ms old", one index away; so each call is O(1), and no
+ * alignment of the server's windows can count more calls than the limits. */
+#include "dw/limiter.h"
+
+#include "dw/common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SECOND_MS 1000u
+#define MINUTE_MS 60000u
+
+int dw_limiter_init(struct dw_limiter *l, uint32_t per_second, uint32_t per_minute)
+{
+  size_t cap;
+
+  if (!l)
+    return DW_EINVAL;
+  memset(l, 0, sizeof(*l));
+  l->per_second = per_second;
+  l->per_minute = per_minute;
+  cap = DW_MAX(per_second, per_minute);
+  if (cap == 0) /* unlimited: no log at all */
+    return 0;
+  l->log = calloc(cap, sizeof(*l->log));
+  if (!l->log)
+    return DW_ENOMEM;
+  l->cap = cap;
+  return 0;
+}
+
+void dw_limiter_cleanup(struct dw_limiter *l)
+{
+  if (!l)
+    return;
+  free(l->log);
+  memset(l, 0, sizeof(*l));
+}
+
+/* The k-th newest call time (k >= 1), or 0 with *found = 0 when fewer than k are logged. */
+static uint64_t kth_newest(const struct dw_limiter *l, size_t k, int *found)
+{
+  size_t i;
+
+  *found = k >= 1 && k <= l->count;
+  if (!*found)
+    return 0;
+  i = l->head + (l->count - k);
+  if (i >= l->cap)
+    i -= l->cap;
+  return l->log[i];
+}
+
+/* How long until the call at time t leaves a window of window_ms ending at now: a call at t
+ * counts while t > now - window. */
+static uint64_t wait_for(uint64_t t, uint64_t window_ms, uint64_t now_ms)
+{
+  if (now_ms >= t)
+    return now_ms - t >= window_ms ? 0 : window_ms - (now_ms - t);
+  /* t is in our future (the log is kept ordered, see below): wait for it and the window. */
+  return (t - now_ms) > UINT64_MAX - window_ms ? UINT64_MAX : (t - now_ms) + window_ms;
+}
+
+static uint64_t window_wait(const struct dw_limiter *l, uint32_t limit, uint64_t window_ms,
+                            uint64_t now_ms)
+{
+  int found;
+  uint64_t t;
+
+  if (limit == 0)
+    return 0;
+  t = kth_newest(l, limit, &found);
+  return found ? wait_for(t, window_ms, now_ms) : 0;
+}
+
+uint64_t dw_limiter_acquire(struct dw_limiter *l, uint64_t now_ms)
+{
+  uint64_t wait, newest;
+  size_t tail;
+  int found;
+
+  if (!l)
+    return 0;
+  if (now_ms < l->blocked_until_ms)
+    return l->blocked_until_ms - now_ms;
+  wait = DW_MAX(window_wait(l, l->per_second, SECOND_MS, now_ms),
+                window_wait(l, l->per_minute, MINUTE_MS, now_ms));
+  if (wait > 0)
+    return wait;
+
+  if (l->cap > 0) {
+    /* A clock that steps back must not unorder the log: record no earlier than the newest. */
+    newest = kth_newest(l, 1, &found);
+    if (found && newest > now_ms)
+      now_ms = newest;
+    if (l->count < l->cap) {
+      tail = l->head + l->count;
+      if (tail >= l->cap)
+        tail -= l->cap;
+      l->log[tail] = now_ms;
+      l->count++;
+    } else {
+      l->log[l->head] = now_ms; /* the oldest falls out */
+      l->head = l->head + 1 == l->cap ? 0 : l->head + 1;
+    }
+  }
+  l->calls_total++;
+  return 0;
+}
+
+void dw_limiter_block(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms)
+{
+  uint64_t until;
+
+  if (!l)
+    return;
+  until = reset_ms > UINT64_MAX - now_ms ? UINT64_MAX : now_ms + reset_ms;
+  if (until > l->blocked_until_ms)
+    l->blocked_until_ms = until;
+  l->blocks_total++;
+}

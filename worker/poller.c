@@ -1,0 +1,478 @@
+/* The poller sits between the task (a validated event) and the outcome (result or dead
+ * letter). A task waits on its own uv_timer until its next poll is due, then joins the ready
+ * queue; the queue is served in order as far as the token, the rate limiter and the app's
+ * health allow, so a burst of due tasks never turns into a burst of 429s. Answers are
+ * classified by the codec and the task either finishes, or is scheduled again by the poll
+ * schedule (pending) or the retry backoff (errors), until its deadline. */
+#include "dw/poller.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dw/common.h"
+#include "dw/limiter.h"
+#include "dw/log.h"
+
+#define APP_BACKOFF_MIN_MS 1000
+#define APP_BACKOFF_MAX_MS 60000
+#define RATE_LIMIT_DEFAULT_RESET_MS 1000
+
+enum task_state { T_WAITING, T_READY, T_CALLING, T_CANCELLED };
+
+struct dw_task {
+  struct dw_poller *p;
+  uv_timer_t timer;
+  struct dw_event ev;
+  void *owner;
+  enum task_state state;
+  uint64_t deadline_at;       /* loop time */
+  uint64_t token_generation;  /* of the call in flight */
+  unsigned attempts, polls, pending_answers, failures;
+  int token_retried;
+  long last_code;
+  char last_msg[128];
+  char log_id[64];
+  struct dw_task *prev, *next;         /* ready queue */
+  struct dw_task *all_prev, *all_next; /* every task */
+};
+
+struct dw_poller {
+  uv_loop_t *loop;
+  struct dw_http *http;
+  struct dw_token *token;
+  struct dw_poller_options opt;
+  char *base_url;
+  dw_outcome_cb on_outcome;
+  dw_health_cb on_health;
+  void *arg;
+  struct dw_limiter limiter;
+  uv_timer_t dispatch;   /* wakes the ready queue when the limiter or the gate opens */
+  struct dw_task *ready_head, *ready_tail;
+  struct dw_task *all;
+  size_t ntasks, nready;
+  size_t handles;        /* open uv handles: dispatch timer + task timers */
+  int closing;
+  int driving;
+  int healthy;
+  int probe_in_flight;   /* while unhealthy, one call at a time finds out if it is over */
+  uint64_t unhealthy_since;
+  uint64_t gate_until;   /* no call before this (app failure backoff) */
+  uint64_t app_backoff_ms;
+  uint64_t rng;
+  struct dw_poller_stats stats;
+};
+
+static void drive(struct dw_poller *p);
+
+static void poller_release(struct dw_poller *p)
+{
+  if (--p->handles > 0 || !p->closing)
+    return;
+  dw_limiter_cleanup(&p->limiter);
+  free(p->base_url);
+  free(p);
+}
+
+static void on_task_closed(uv_handle_t *h)
+{
+  struct dw_task *t = h->data;
+  struct dw_poller *p = t->p;
+  free(t);
+  poller_release(p);
+}
+
+static void ready_remove(struct dw_poller *p, struct dw_task *t)
+{
+  if (t->prev)
+    t->prev->next = t->next;
+  else
+    p->ready_head = t->next;
+  if (t->next)
+    t->next->prev = t->prev;
+  else
+    p->ready_tail = t->prev;
+  t->prev = t->next = NULL;
+  p->nready--;
+}
+
+static void ready_push(struct dw_poller *p, struct dw_task *t, int front)
+{
+  t->state = T_READY;
+  if (front) {
+    t->next = p->ready_head;
+    t->prev = NULL;
+    if (p->ready_head)
+      p->ready_head->prev = t;
+    else
+      p->ready_tail = t;
+    p->ready_head = t;
+  } else {
+    t->prev = p->ready_tail;
+    t->next = NULL;
+    if (p->ready_tail)
+      p->ready_tail->next = t;
+    else
+      p->ready_head = t;
+    p->ready_tail = t;
+  }
+  p->nready++;
+}
+
+/* Unlinks the task from everything and closes its timer; memory goes in the close callback. */
+static void task_release(struct dw_task *t)
+{
+  struct dw_poller *p = t->p;
+  if (t->state == T_READY)
+    ready_remove(p, t);
+  if (t->all_prev)
+    t->all_prev->all_next = t->all_next;
+  else
+    p->all = t->all_next;
+  if (t->all_next)
+    t->all_next->all_prev = t->all_prev;
+  p->ntasks--;
+  t->state = T_CANCELLED;
+  uv_timer_stop(&t->timer);
+  uv_close((uv_handle_t *)&t->timer, on_task_closed);
+}
+
+static void finish(struct dw_task *t, enum dw_outcome_kind kind, const char *reason,
+                   const struct dw_answer *ans)
+{
+  struct dw_poller *p = t->p;
+  struct dw_outcome o = {
+      .kind = kind,
+      .event = &t->ev,
+      .answer = ans,
+      .reason = reason,
+      .error_code = t->last_code,
+      .error_msg = t->last_msg,
+      .log_id = t->log_id,
+      .attempts = t->attempts,
+      .polls = t->polls,
+  };
+  task_release(t);
+  p->on_outcome(p->arg, t->owner, &o);
+}
+
+static void on_due(uv_timer_t *timer)
+{
+  struct dw_task *t = timer->data;
+  ready_push(t->p, t, 0);
+  drive(t->p);
+}
+
+/* Schedules the next call after delay_ms, or ends the task if its deadline has passed. */
+static void reschedule(struct dw_task *t, uint64_t delay_ms, const struct dw_answer *ans)
+{
+  struct dw_poller *p = t->p;
+  uint64_t now = uv_now(p->loop);
+  if (now >= t->deadline_at) {
+    finish(t, DW_OUTCOME_DEAD_LETTER, "deadline_exceeded", ans);
+    return;
+  }
+  if (now + delay_ms > t->deadline_at)
+    delay_ms = t->deadline_at - now; /* one last look at the deadline */
+  t->state = T_WAITING;
+  uv_timer_start(&t->timer, on_due, delay_ms, 0);
+}
+
+static void set_health(struct dw_poller *p, int healthy, const char *reason)
+{
+  uint64_t now = uv_now(p->loop);
+  if (healthy == p->healthy)
+    return;
+  p->healthy = healthy;
+  if (!healthy) {
+    p->unhealthy_since = now;
+    dw_error("app-level failure, no new calls until it clears: %s", reason);
+  } else {
+    /* Time spent unable to call is not the tasks' fault: give it back to their deadlines. */
+    uint64_t outage = now - p->unhealthy_since;
+    for (struct dw_task *t = p->all; t; t = t->all_next)
+      t->deadline_at += outage;
+    p->app_backoff_ms = 0;
+    p->gate_until = 0;
+    dw_info("app-level failure cleared after %llu ms", (unsigned long long)outage);
+  }
+  if (p->on_health)
+    p->on_health(p->arg, healthy, reason);
+}
+
+static void app_failure(struct dw_poller *p, const char *reason)
+{
+  uint64_t now = uv_now(p->loop);
+  p->app_backoff_ms = p->app_backoff_ms ? DW_MIN(p->app_backoff_ms * 2, APP_BACKOFF_MAX_MS)
+                                        : APP_BACKOFF_MIN_MS;
+  p->gate_until = now + p->app_backoff_ms;
+  set_health(p, 0, reason);
+}
+
+static void on_answer(void *arg, const struct dw_http_response *resp)
+{
+  struct dw_task *t = arg;
+  struct dw_poller *p = t->p;
+  struct dw_answer ans;
+  if (t->state == T_CANCELLED) { /* cancelled while calling: nothing more to do */
+    uv_close((uv_handle_t *)&t->timer, on_task_closed);
+    return;
+  }
+  if (resp->error == DW_ECANCELED) {
+    task_release(t);
+    return;
+  }
+  if (!p->healthy)
+    p->probe_in_flight = 0;
+  if (resp->error) {
+    dw_answer_classify(&ans, 0, NULL, 0);
+    dw_strlcpy(ans.msg, resp->error_text ? resp->error_text : "transport error",
+               sizeof(ans.msg));
+  } else {
+    dw_answer_classify(&ans, resp->status, resp->body, resp->body_len);
+  }
+  p->stats.calls++;
+  p->stats.by_kind[ans.kind]++;
+  t->last_code = ans.code;
+  dw_strlcpy(t->last_msg, ans.msg, sizeof(t->last_msg));
+  dw_strlcpy(t->log_id, resp->log_id ? resp->log_id : "", sizeof(t->log_id));
+  if (dw_log_enabled(DW_LOG_DEBUG)) {
+    struct dw_log_ctx ctx = {.task = t->ev.task_id, .partition = -1, .offset = -1,
+                             .log_id = t->log_id};
+    dw_log_write(DW_LOG_DEBUG, &ctx, "answer HTTP %ld code %ld: %s", resp->status, ans.code,
+                 dw_answer_kind_name(ans.kind));
+  }
+  if (ans.kind != DW_ANSWER_APP_FAILURE && !resp->error && !p->healthy)
+    set_health(p, 1, "");
+  if (ans.kind != DW_ANSWER_TOKEN_INVALID)
+    t->token_retried = 0;
+
+  switch (ans.kind) {
+  case DW_ANSWER_PENDING:
+    t->polls++;
+    t->failures = 0;
+    t->pending_answers++;
+    reschedule(t, dw_schedule_next_ms(&p->opt.schedule, t->pending_answers, &p->rng), &ans);
+    break;
+  case DW_ANSWER_SUCCEEDED:
+  case DW_ANSWER_FAILED:
+    t->polls++;
+    finish(t, DW_OUTCOME_RESULT, NULL, &ans);
+    break;
+  case DW_ANSWER_NOT_FOUND:
+    t->polls++;
+    finish(t, DW_OUTCOME_DEAD_LETTER, "task_not_found", &ans);
+    break;
+  case DW_ANSWER_INVALID:
+    t->polls++;
+    finish(t, DW_OUTCOME_DEAD_LETTER, "invalid_request", &ans);
+    break;
+  case DW_ANSWER_RATE_LIMITED: {
+    uint64_t reset = resp->ratelimit_reset_s > 0 ? (uint64_t)resp->ratelimit_reset_s * 1000
+                                                 : RATE_LIMIT_DEFAULT_RESET_MS;
+    p->stats.rate_limited++;
+    dw_limiter_block(&p->limiter, uv_now(p->loop), reset);
+    dw_warn("rate limited by the API (code %ld); no call for %llu ms", ans.code,
+            (unsigned long long)reset);
+    ready_push(p, t, 1);
+    break;
+  }
+  case DW_ANSWER_TOKEN_INVALID:
+    if (!t->token_retried) {
+      t->token_retried = 1;
+      p->stats.token_retries++;
+      dw_token_invalidate(p->token, t->token_generation);
+      ready_push(p, t, 1);
+      break;
+    }
+    /* A fresh token was refused too: back off like any other error. */
+    /* fall through */
+  case DW_ANSWER_RETRY:
+    t->failures++;
+    reschedule(t, dw_schedule_retry_ms(&p->opt.schedule, t->failures, &p->rng), &ans);
+    break;
+  case DW_ANSWER_APP_FAILURE: {
+    char reason[DW_TEXT_MAX + 64];
+    snprintf(reason, sizeof(reason), "API code %ld: %s", ans.code, ans.msg);
+    app_failure(p, reason);
+    ready_push(p, t, 1);
+    break;
+  }
+  }
+  drive(p);
+}
+
+static void send_call(struct dw_poller *p, struct dw_task *t, const char *token)
+{
+  char url[512];
+  char auth[4200];
+  snprintf(url, sizeof(url), "%s/open-apis/hire/v1/websites/%s/delivery_tasks/%s",
+           p->base_url, t->ev.website_id, t->ev.task_id);
+  snprintf(auth, sizeof(auth), "Bearer %s", token);
+  struct dw_http_request req = {
+      .method = "GET",
+      .url = url,
+      .authorization = auth,
+      .timeout_ms = p->opt.request_timeout_ms,
+  };
+  t->state = T_CALLING;
+  t->attempts++;
+  t->token_generation = dw_token_generation(p->token);
+  int rc = dw_http_send(p->http, &req, on_answer, t);
+  if (rc < 0) {
+    struct dw_answer ans;
+    dw_answer_classify(&ans, 0, NULL, 0);
+    dw_strlcpy(t->last_msg, dw_strerror(rc), sizeof(t->last_msg));
+    t->failures++;
+    reschedule(t, dw_schedule_retry_ms(&p->opt.schedule, t->failures, &p->rng), &ans);
+  }
+}
+
+static void on_dispatch(uv_timer_t *timer)
+{
+  drive(timer->data);
+}
+
+static void drive(struct dw_poller *p)
+{
+  if (p->driving || p->closing)
+    return;
+  p->driving = 1;
+  while (p->ready_head) {
+    uint64_t now = uv_now(p->loop);
+    if (now < p->gate_until) {
+      uv_timer_start(&p->dispatch, on_dispatch, p->gate_until - now, 0);
+      break;
+    }
+    if (!p->healthy && p->probe_in_flight)
+      break;
+    const char *token = dw_token_value(p->token);
+    if (!token)
+      break; /* dw_poller_on_token drives again */
+    uint64_t wait = dw_limiter_acquire(&p->limiter, now);
+    if (wait) {
+      uv_timer_start(&p->dispatch, on_dispatch, wait, 0);
+      break;
+    }
+    struct dw_task *t = p->ready_head;
+    ready_remove(p, t);
+    if (!p->healthy)
+      p->probe_in_flight = 1;
+    send_call(p, t, token);
+  }
+  p->driving = 0;
+}
+
+void dw_poller_on_token(struct dw_poller *p, int err, const char *reason)
+{
+  if (err == DW_EINVAL) {
+    app_failure(p, reason); /* the token endpoint refused the app's credentials */
+    return;
+  }
+  if (err == 0 && !p->healthy && !p->probe_in_flight)
+    p->gate_until = 0;
+  drive(p);
+}
+
+int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
+                  struct dw_token *token, const struct dw_poller_options *opt,
+                  dw_outcome_cb on_outcome, dw_health_cb on_health, void *arg)
+{
+  struct dw_poller *p = calloc(1, sizeof(*p));
+  if (!p)
+    return DW_ENOMEM;
+  p->base_url = strdup(opt->base_url);
+  if (!p->base_url || dw_limiter_init(&p->limiter, opt->rate_per_second,
+                                      opt->rate_per_minute) < 0) {
+    free(p->base_url);
+    free(p);
+    return DW_ENOMEM;
+  }
+  p->loop = loop;
+  p->http = http;
+  p->token = token;
+  p->opt = *opt;
+  p->opt.base_url = p->base_url;
+  p->on_outcome = on_outcome;
+  p->on_health = on_health;
+  p->arg = arg;
+  p->healthy = 1;
+  p->rng = (uint64_t)uv_hrtime() | 1;
+  uv_timer_init(loop, &p->dispatch);
+  p->dispatch.data = p;
+  p->handles = 1;
+  *out = p;
+  return 0;
+}
+
+int dw_poller_submit(struct dw_poller *p, const struct dw_event *ev, void *owner,
+                     struct dw_task **out)
+{
+  if (p->closing)
+    return DW_ESTATE;
+  struct dw_task *t = calloc(1, sizeof(*t));
+  if (!t)
+    return DW_ENOMEM;
+  t->p = p;
+  t->ev = *ev;
+  t->owner = owner;
+  t->last_code = -1;
+  t->deadline_at = uv_now(p->loop) + p->opt.deadline_ms;
+  uv_timer_init(p->loop, &t->timer);
+  t->timer.data = t;
+  p->handles++;
+  t->all_next = p->all;
+  if (p->all)
+    p->all->all_prev = t;
+  p->all = t;
+  p->ntasks++;
+  t->state = T_WAITING;
+  uv_timer_start(&t->timer, on_due, dw_schedule_next_ms(&p->opt.schedule, 0, &p->rng), 0);
+  if (out)
+    *out = t;
+  return 0;
+}
+
+void dw_poller_cancel(struct dw_poller *p, struct dw_task *t)
+{
+  if (t->state == T_CANCELLED)
+    return;
+  if (t->state != T_CALLING) {
+    task_release(t);
+    return;
+  }
+  /* The answer is still coming: unlink now, close the timer when it arrives (on_answer). */
+  if (t->all_prev)
+    t->all_prev->all_next = t->all_next;
+  else
+    p->all = t->all_next;
+  if (t->all_next)
+    t->all_next->all_prev = t->all_prev;
+  p->ntasks--;
+  t->state = T_CANCELLED;
+}
+
+void dw_poller_stats(const struct dw_poller *p, struct dw_poller_stats *st)
+{
+  *st = p->stats;
+  st->tasks = p->ntasks;
+  st->ready = p->nready;
+}
+
+int dw_poller_healthy(const struct dw_poller *p)
+{
+  return p->healthy;
+}
+
+static void on_dispatch_closed(uv_handle_t *h)
+{
+  poller_release(h->data);
+}
+
+void dw_poller_close(struct dw_poller *p)
+{
+  while (p->all)
+    dw_poller_cancel(p, p->all);
+  p->closing = 1;
+  uv_close((uv_handle_t *)&p->dispatch, on_dispatch_closed);
+}

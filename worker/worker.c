@@ -1,0 +1,619 @@
+/* The worker owns the loop and wires the flow together:
+ *   consumer -> codec (parse, validate) -> poller -> outcome -> producer -> tracker -> commit.
+ * A record becomes a job; the job lives until its result or dead letter is acknowledged by
+ * Kafka, and only then is its offset marked done in the partition's tracker. A timer commits
+ * each partition's committable offset (the lowest unfinished record), so completions that
+ * arrive out of order never commit past unfinished work. Partitions are paused above
+ * worker.max_in_flight, while the app is failing, and while draining. */
+#include "dw/worker.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "dw/codec.h"
+#include "dw/common.h"
+#include "dw/http.h"
+#include "dw/kafka.h"
+#include "dw/log.h"
+#include "dw/poller.h"
+#include "dw/token.h"
+#include "dw/tracker.h"
+
+#define PRODUCE_RETRY_MS 1000
+#define FLUSH_TIMEOUT_MS 30000
+
+enum state { S_RUNNING, S_DRAINING, S_FLUSHING, S_STOPPED };
+
+struct part {
+  int assigned;
+  uint32_t generation; /* bumped on revoke: jobs of an older generation store no offset */
+  struct dw_tracker tracker;
+  int64_t committed;   /* last offset we committed, -1 none */
+};
+
+struct job {
+  struct dw_worker *w;
+  struct dw_record *rec;
+  struct dw_task *task;   /* while polling */
+  int32_t partition;
+  uint32_t generation;
+  int is_result;          /* what is being produced */
+  char *payload;          /* encoded result, while producing */
+  size_t payload_len;
+  char key[DW_TASK_ID_MAX + 1];
+  struct dw_header extra[9]; /* dead-letter headers */
+  size_t extra_count;
+  char hbuf[9][160];      /* their values */
+  struct job *prev, *next;      /* every job */
+  struct job *retry_next;       /* waiting to be produced again */
+};
+
+struct dw_worker {
+  const struct dw_config *cfg;
+  uv_loop_t loop;
+  uv_signal_t sigterm, sigint;
+  uv_timer_t commit_timer;
+  uv_timer_t drain_timer;
+  uv_timer_t retry_timer;
+  struct dw_http *http;
+  struct dw_token *token;
+  struct dw_poller *poller;
+  struct dw_consumer *consumer;
+  struct dw_producer *producer;
+  struct part *parts;
+  size_t nparts;
+  struct job *jobs;
+  struct job *retry_head;
+  size_t in_flight;
+  int paused;       /* why partitions are paused: bit 1 backpressure, 2 app failure, 4 drain */
+  enum state state;
+  int exit_code;
+  int signals;
+  uint64_t drain_started;
+  uint64_t consumed, results, dead_letters;
+};
+
+static void begin_drain(struct dw_worker *w, int exit_code);
+static void maybe_stop(struct dw_worker *w);
+
+static struct part *part_get(struct dw_worker *w, int32_t id)
+{
+  if (id < 0)
+    return NULL;
+  if ((size_t)id >= w->nparts) {
+    size_t n = (size_t)id + 1;
+    struct part *p = realloc(w->parts, n * sizeof(*p));
+    if (!p)
+      return NULL;
+    for (size_t i = w->nparts; i < n; i++) {
+      memset(&p[i], 0, sizeof(p[i]));
+      dw_tracker_init(&p[i].tracker);
+      p[i].committed = -1;
+    }
+    w->parts = p;
+    w->nparts = n;
+  }
+  return &w->parts[id];
+}
+
+static void set_paused(struct dw_worker *w, int bit, int on)
+{
+  int before = w->paused != 0;
+  w->paused = on ? (w->paused | bit) : (w->paused & ~bit);
+  int after = w->paused != 0;
+  if (before != after && w->consumer) {
+    dw_consumer_pause_all(w->consumer, after);
+    dw_debug("partitions %s", after ? "paused" : "resumed");
+  }
+}
+
+static void job_free(struct dw_worker *w, struct job *j)
+{
+  if (j->prev)
+    j->prev->next = j->next;
+  else
+    w->jobs = j->next;
+  if (j->next)
+    j->next->prev = j->prev;
+  dw_record_free(j->rec);
+  free(j->payload);
+  free(j);
+  w->in_flight--;
+  if (w->in_flight < (size_t)w->cfg->worker.resume_in_flight)
+    set_paused(w, 1, 0);
+}
+
+/* The job's output is safely in Kafka (or the job no longer matters): mark its offset done. */
+static void job_done(struct dw_worker *w, struct job *j)
+{
+  struct part *p = part_get(w, j->partition);
+  if (p && p->assigned && p->generation == j->generation)
+    dw_tracker_done(&p->tracker, j->rec->offset);
+  job_free(w, j);
+}
+
+static void produce(struct dw_worker *w, struct job *j);
+static void on_retry_timer(uv_timer_t *t);
+
+static void on_delivered(void *arg, int err, const char *errstr, int fatal)
+{
+  struct job *j = arg;
+  struct dw_worker *w = j->w;
+  if (!err) {
+    if (j->is_result)
+      w->results++;
+    else
+      w->dead_letters++;
+    job_done(w, j);
+    maybe_stop(w);
+    return;
+  }
+  struct dw_log_ctx ctx = {.task = j->key[0] ? j->key : NULL,
+                           .topic = w->cfg->kafka.input_topic,
+                           .partition = j->partition,
+                           .offset = j->rec->offset};
+  dw_log_write(DW_LOG_ERROR, &ctx, "could not write the %s: %s%s",
+               j->is_result ? "result" : "dead letter", errstr,
+               fatal ? "" : "; retrying");
+  if (fatal) {
+    job_free(w, j); /* its offset is not committed: it is processed again after a restart */
+    begin_drain(w, 1);
+    return;
+  }
+  j->retry_next = w->retry_head;
+  w->retry_head = j;
+  if (!uv_is_active((uv_handle_t *)&w->retry_timer))
+    uv_timer_start(&w->retry_timer, on_retry_timer, PRODUCE_RETRY_MS, 0);
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+  struct dw_worker *w = t->data;
+  struct job *j = w->retry_head;
+  w->retry_head = NULL;
+  while (j) {
+    struct job *next = j->retry_next;
+    produce(w, j);
+    j = next;
+  }
+}
+
+static void produce(struct dw_worker *w, struct job *j)
+{
+  const struct dw_config *c = w->cfg;
+  int rc;
+  if (j->is_result)
+    rc = dw_producer_send(w->producer, c->kafka.results_topic, j->key, strlen(j->key),
+                          j->payload, j->payload_len, NULL, 0, NULL, 0, on_delivered, j);
+  else
+    rc = dw_producer_send(w->producer, c->kafka.dlq_topic, j->rec->key, j->rec->key_len,
+                          j->rec->value, j->rec->value_len, j->rec->headers,
+                          j->rec->header_count, j->extra, j->extra_count, on_delivered, j);
+  if (rc < 0) {
+    j->retry_next = w->retry_head;
+    w->retry_head = j;
+    uv_timer_start(&w->retry_timer, on_retry_timer, PRODUCE_RETRY_MS, 0);
+  }
+}
+
+static void add_header(struct job *j, const char *name, const char *value)
+{
+  size_t i = j->extra_count++;
+  dw_strlcpy(j->hbuf[i], value, sizeof(j->hbuf[i]));
+  j->extra[i].name = name;
+  j->extra[i].value = j->hbuf[i];
+  j->extra[i].len = strlen(j->hbuf[i]);
+}
+
+static void dead_letter(struct dw_worker *w, struct job *j, const char *reason, long code,
+                        const char *msg, const char *log_id, unsigned attempts)
+{
+  char num[32], ts[32];
+  j->is_result = 0;
+  add_header(j, "dlq.reason", reason);
+  if (code >= 0) {
+    snprintf(num, sizeof(num), "%ld", code);
+    add_header(j, "dlq.error_code", num);
+  }
+  add_header(j, "dlq.error_msg", msg ? msg : "");
+  if (log_id && log_id[0])
+    add_header(j, "dlq.log_id", log_id);
+  add_header(j, "dlq.source_topic", w->cfg->kafka.input_topic);
+  snprintf(num, sizeof(num), "%d", (int)j->partition);
+  add_header(j, "dlq.source_partition", num);
+  snprintf(num, sizeof(num), "%lld", (long long)j->rec->offset);
+  add_header(j, "dlq.source_offset", num);
+  snprintf(num, sizeof(num), "%u", attempts);
+  add_header(j, "dlq.attempts", num);
+  add_header(j, "dlq.failed_at", dw_rfc3339(dw_wallclock_ms(), ts, sizeof(ts)));
+  struct dw_log_ctx ctx = {.task = j->key[0] ? j->key : NULL,
+                           .topic = w->cfg->kafka.input_topic,
+                           .partition = j->partition,
+                           .offset = j->rec->offset,
+                           .log_id = log_id};
+  dw_log_write(DW_LOG_WARN, &ctx, "dead letter %s: %s", reason, msg ? msg : "");
+  produce(w, j);
+}
+
+static void on_outcome(void *arg, void *owner, const struct dw_outcome *o)
+{
+  struct dw_worker *w = arg;
+  struct job *j = owner;
+  j->task = NULL;
+  if (o->kind == DW_OUTCOME_DEAD_LETTER) {
+    dead_letter(w, j, o->reason, o->error_code, o->error_msg, o->log_id, o->attempts);
+    return;
+  }
+  struct dw_result res = {.event = o->event, .answer = o->answer, .polls = o->attempts,
+                          .resolved_at_ms = dw_wallclock_ms()};
+  if (dw_result_encode(&res, &j->payload, &j->payload_len) < 0) {
+    dead_letter(w, j, "internal_error", -1, "cannot encode the result", o->log_id,
+                o->attempts);
+    return;
+  }
+  j->is_result = 1;
+  struct dw_log_ctx ctx = {.task = j->key, .topic = w->cfg->kafka.input_topic,
+                           .partition = j->partition, .offset = j->rec->offset,
+                           .log_id = o->log_id};
+  dw_log_write(DW_LOG_INFO, &ctx, "resolved: %s after %u call(s)",
+               o->answer->kind == DW_ANSWER_SUCCEEDED ? "succeeded" : "failed", o->attempts);
+  produce(w, j);
+}
+
+static void on_health(void *arg, int healthy, const char *reason)
+{
+  struct dw_worker *w = arg;
+  (void)reason;
+  set_paused(w, 2, !healthy); /* stop taking new work; tasks in flight wait, nothing is lost */
+}
+
+static void on_token(void *arg, int err, const char *reason)
+{
+  struct dw_worker *w = arg;
+  dw_poller_on_token(w->poller, err, reason);
+}
+
+static void on_record(void *arg, struct dw_record *rec)
+{
+  struct dw_worker *w = arg;
+  struct part *p = part_get(w, rec->partition);
+  if (w->state != S_RUNNING || !p || !p->assigned ||
+      dw_tracker_add(&p->tracker, rec->offset) < 0) {
+    /* Not taken: its offset is not committed, so it comes back later. */
+    dw_record_free(rec);
+    return;
+  }
+  struct job *j = calloc(1, sizeof(*j));
+  if (!j) {
+    dw_error("out of memory taking a record; stopping");
+    dw_record_free(rec);
+    begin_drain(w, 1);
+    return;
+  }
+  j->w = w;
+  j->rec = rec;
+  j->partition = rec->partition;
+  j->generation = p->generation;
+  j->next = w->jobs;
+  if (w->jobs)
+    w->jobs->prev = j;
+  w->jobs = j;
+  w->in_flight++;
+  w->consumed++;
+  if (w->in_flight >= (size_t)w->cfg->worker.max_in_flight)
+    set_paused(w, 1, 1);
+
+  struct dw_event ev;
+  char why[200];
+  if (rec->value_len > (size_t)w->cfg->worker.max_event_bytes) {
+    snprintf(why, sizeof(why), "value of %zu bytes is larger than worker.max_event_bytes",
+             rec->value_len);
+    dead_letter(w, j, "invalid_event", -1, why, NULL, 0);
+    return;
+  }
+  if (dw_event_parse(&ev, rec->value, rec->value_len, why, sizeof(why)) < 0) {
+    dead_letter(w, j, "invalid_event", -1, why, NULL, 0);
+    return;
+  }
+  dw_strlcpy(j->key, ev.task_id, sizeof(j->key));
+  int rc = dw_poller_submit(w->poller, &ev, j, &j->task);
+  if (rc < 0)
+    dead_letter(w, j, "internal_error", -1, dw_strerror(rc), NULL, 0);
+}
+
+static void on_assign(void *arg, const int32_t *ids, size_t n)
+{
+  struct dw_worker *w = arg;
+  for (size_t i = 0; i < n; i++) {
+    struct part *p = part_get(w, ids[i]);
+    if (!p)
+      continue;
+    p->assigned = 1;
+    p->committed = -1;
+    dw_tracker_reset(&p->tracker);
+  }
+}
+
+static size_t collect_commits(struct dw_worker *w, const int32_t *only, size_t only_n,
+                              int32_t *ids, int64_t *offs)
+{
+  size_t n = 0;
+  for (size_t i = 0; i < (only ? only_n : w->nparts); i++) {
+    int32_t id = only ? only[i] : (int32_t)i;
+    struct part *p = part_get(w, id);
+    if (!p || !p->assigned)
+      continue;
+    int64_t off = dw_tracker_committable(&p->tracker);
+    if (off >= 0 && off > p->committed) {
+      ids[n] = id;
+      offs[n] = off;
+      p->committed = off;
+      n++;
+    }
+  }
+  return n;
+}
+
+static void commit_now(struct dw_worker *w, int sync)
+{
+  if (!w->consumer || w->nparts == 0)
+    return;
+  int32_t *ids = malloc(w->nparts * sizeof(*ids));
+  int64_t *offs = malloc(w->nparts * sizeof(*offs));
+  if (ids && offs) {
+    size_t n = collect_commits(w, NULL, 0, ids, offs);
+    if (sync)
+      dw_consumer_commit_sync(w->consumer, ids, offs, n);
+    else
+      dw_consumer_commit(w->consumer, ids, offs, n);
+  }
+  free(ids);
+  free(offs);
+}
+
+static void on_revoke(void *arg, const int32_t *ids, size_t n, int lost)
+{
+  struct dw_worker *w = arg;
+  if (!lost) { /* commit what is done; after a loss the commit would be refused anyway */
+    int32_t *cids = malloc(n * sizeof(*cids));
+    int64_t *offs = malloc(n * sizeof(*offs));
+    if (cids && offs) {
+      size_t m = collect_commits(w, ids, n, cids, offs);
+      dw_consumer_commit(w->consumer, cids, offs, m);
+    }
+    free(cids);
+    free(offs);
+  }
+  for (size_t i = 0; i < n; i++) {
+    struct part *p = part_get(w, ids[i]);
+    if (!p)
+      continue;
+    p->assigned = 0;
+    p->generation++;
+    dw_tracker_reset(&p->tracker);
+  }
+  /* Tasks of revoked partitions stop polling: the new owner takes them from the committed
+   * offset. Jobs already producing finish, but store no offset (older generation). */
+  struct job *j = w->jobs;
+  while (j) {
+    struct job *next = j->next;
+    struct part *p = part_get(w, j->partition);
+    if (j->task && p && p->generation != j->generation) {
+      dw_poller_cancel(w->poller, j->task);
+      j->task = NULL;
+      job_free(w, j);
+    }
+    j = next;
+  }
+  maybe_stop(w);
+}
+
+static void on_fatal(void *arg, const char *reason)
+{
+  struct dw_worker *w = arg;
+  dw_error("stopping: %s", reason);
+  begin_drain(w, 1);
+}
+
+static void on_commit_timer(uv_timer_t *t)
+{
+  commit_now(t->data, 0);
+}
+
+static void close_cb_noop(uv_handle_t *h)
+{
+  (void)h;
+}
+
+/* Everything in flight is finished or given up: flush, commit, leave, close. */
+static void shutdown_all(struct dw_worker *w)
+{
+  w->state = S_STOPPED;
+  if (w->consumer) {
+    commit_now(w, 1);
+    dw_consumer_close(w->consumer);
+    w->consumer = NULL;
+  }
+  if (w->poller)
+    dw_poller_close(w->poller);
+  if (w->token)
+    dw_token_close(w->token);
+  if (w->http)
+    dw_http_close(w->http, NULL, NULL);
+  if (w->producer)
+    dw_producer_close(w->producer);
+  uv_close((uv_handle_t *)&w->sigterm, close_cb_noop);
+  uv_close((uv_handle_t *)&w->sigint, close_cb_noop);
+  uv_close((uv_handle_t *)&w->commit_timer, close_cb_noop);
+  uv_close((uv_handle_t *)&w->drain_timer, close_cb_noop);
+  uv_close((uv_handle_t *)&w->retry_timer, close_cb_noop);
+}
+
+static void maybe_stop(struct dw_worker *w)
+{
+  if (w->state == S_RUNNING || w->state == S_STOPPED)
+    return;
+  if (w->state == S_DRAINING && w->in_flight == 0) {
+    dw_info("drained: %llu consumed, %llu results, %llu dead letters",
+            (unsigned long long)w->consumed, (unsigned long long)w->results,
+            (unsigned long long)w->dead_letters);
+    w->state = S_FLUSHING;
+  }
+  if (w->state == S_FLUSHING && dw_producer_outstanding(w->producer) == 0 && !w->retry_head)
+    shutdown_all(w);
+}
+
+static void on_drain_timer(uv_timer_t *t)
+{
+  struct dw_worker *w = t->data;
+  if (w->state == S_DRAINING) {
+    /* Give up on tasks still polling: their offsets are not committed, so they are taken
+     * again after the restart. Jobs already producing are waited for. */
+    size_t given_up = 0;
+    struct job *j = w->jobs;
+    while (j) {
+      struct job *next = j->next;
+      if (j->task) {
+        dw_poller_cancel(w->poller, j->task);
+        j->task = NULL;
+        given_up++;
+        job_free(w, j);
+      }
+      j = next;
+    }
+    dw_warn("drain timeout: %zu task(s) still polling are left for the next run", given_up);
+    uv_timer_start(&w->drain_timer, on_drain_timer, FLUSH_TIMEOUT_MS, 0);
+    maybe_stop(w);
+  } else if (w->state == S_FLUSHING) {
+    dw_error("results still not acknowledged by Kafka after %d ms; stopping without them "
+             "(their offsets are not committed)", FLUSH_TIMEOUT_MS);
+    w->exit_code = 1;
+    shutdown_all(w);
+  }
+}
+
+static void begin_drain(struct dw_worker *w, int exit_code)
+{
+  if (exit_code)
+    w->exit_code = exit_code;
+  if (w->state != S_RUNNING)
+    return;
+  w->state = S_DRAINING;
+  set_paused(w, 4, 1);
+  dw_info("draining %zu task(s) in flight (up to %lld ms)", w->in_flight,
+          (long long)w->cfg->worker.drain_timeout_ms);
+  uv_timer_start(&w->drain_timer, on_drain_timer, (uint64_t)w->cfg->worker.drain_timeout_ms, 0);
+  maybe_stop(w);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+  struct dw_worker *w = s->data;
+  if (++w->signals > 1) {
+    dw_warn("second signal: exiting now; unfinished tasks are taken again after a restart");
+    fflush(stderr);
+    _exit(128 + signum);
+  }
+  dw_info("received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  begin_drain(w, 0);
+}
+
+int dw_worker_run(const struct dw_config *cfg)
+{
+  struct dw_worker *w = calloc(1, sizeof(*w));
+  char err[1024] = "";
+  int rc = 1;
+  if (!w)
+    return 1;
+  w->cfg = cfg;
+  uv_loop_init(&w->loop);
+  uv_signal_init(&w->loop, &w->sigterm);
+  uv_signal_init(&w->loop, &w->sigint);
+  uv_timer_init(&w->loop, &w->commit_timer);
+  uv_timer_init(&w->loop, &w->drain_timer);
+  uv_timer_init(&w->loop, &w->retry_timer);
+  w->sigterm.data = w->sigint.data = w->commit_timer.data = w->drain_timer.data =
+      w->retry_timer.data = w;
+
+  struct dw_http_options hopt = {
+      .max_connections = (long)cfg->feishu.max_connections,
+      .connect_timeout_ms = (long)cfg->feishu.connect_timeout_ms,
+      .max_response_bytes = (size_t)cfg->feishu.max_response_bytes,
+  };
+  struct dw_token_options topt = {
+      .base_url = cfg->feishu.base_url,
+      .app_id = cfg->feishu.app_id,
+      .app_secret = cfg->feishu.app_secret,
+      .timeout_ms = (long)cfg->feishu.request_timeout_ms,
+      .refresh_margin_s = cfg->feishu.token_refresh_margin_s,
+  };
+  struct dw_poller_options popt = {
+      .base_url = cfg->feishu.base_url,
+      .request_timeout_ms = (long)cfg->feishu.request_timeout_ms,
+      .schedule = {
+          .kind = strcmp(cfg->poll.schedule, "fixed") == 0 ? DW_SCHEDULE_FIXED
+                                                           : DW_SCHEDULE_EXPONENTIAL,
+          .first_delay_ms = (uint64_t)cfg->poll.first_delay_ms,
+          .interval_ms = (uint64_t)cfg->poll.interval_ms,
+          .max_interval_ms = (uint64_t)cfg->poll.max_interval_ms,
+          .multiplier = cfg->poll.multiplier,
+          .jitter = cfg->poll.jitter,
+          .retry_initial_ms = (uint64_t)cfg->poll.retry_initial_ms,
+          .retry_max_ms = (uint64_t)cfg->poll.retry_max_ms,
+      },
+      .deadline_ms = (uint64_t)cfg->poll.deadline_ms,
+      .rate_per_second = (uint32_t)cfg->feishu.rate_per_second,
+      .rate_per_minute = (uint32_t)cfg->feishu.rate_per_minute,
+  };
+  struct dw_consumer_handler ch = {
+      .on_record = on_record,
+      .on_assign = on_assign,
+      .on_revoke = on_revoke,
+      .on_fatal = on_fatal,
+      .arg = w,
+  };
+  if (dw_http_new(&w->http, &w->loop, &hopt) < 0 ||
+      dw_token_new(&w->token, &w->loop, w->http, &topt, on_token, w) < 0 ||
+      dw_poller_new(&w->poller, &w->loop, w->http, w->token, &popt, on_outcome, on_health, w) <
+          0) {
+    snprintf(err, sizeof(err), "cannot set up the HTTP client");
+    goto fail;
+  }
+  if (dw_producer_new(&w->producer, &w->loop, cfg, err, sizeof(err)) < 0 ||
+      dw_consumer_new(&w->consumer, &w->loop, cfg, &ch, err, sizeof(err)) < 0)
+    goto fail;
+  uv_signal_start(&w->sigterm, on_signal, SIGTERM);
+  uv_signal_start(&w->sigint, on_signal, SIGINT);
+  uv_timer_start(&w->commit_timer, on_commit_timer, (uint64_t)cfg->kafka.commit_interval_ms,
+                 (uint64_t)cfg->kafka.commit_interval_ms);
+  dw_info("delivery-worker %s running: %s -> %s / %s, group %s, API %s", DW_VERSION,
+          cfg->kafka.input_topic, cfg->kafka.results_topic, cfg->kafka.dlq_topic,
+          cfg->kafka.group_id, cfg->feishu.base_url);
+  dw_token_value(w->token); /* fetch the first token now, not with the first poll */
+
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  rc = w->exit_code;
+  goto out;
+fail:
+  dw_error("cannot start: %s", err);
+  fprintf(stderr, "delivery-worker: cannot start: %s\n", err);
+  w->state = S_DRAINING;
+  w->exit_code = 2;
+  shutdown_all(w);
+  uv_run(&w->loop, UV_RUN_DEFAULT);
+  rc = 2;
+out:
+  while (w->jobs) /* only left when Kafka never acknowledged them */
+    job_free(w, w->jobs);
+  if (uv_loop_close(&w->loop) != 0)
+    dw_warn("event loop closed with handles still open");
+  for (size_t i = 0; i < w->nparts; i++)
+    dw_tracker_cleanup(&w->parts[i].tracker);
+  free(w->parts);
+  free(w);
+  return rc;
+}
