@@ -294,7 +294,9 @@ int dw_event_parse(struct dw_event *ev, const void *buf, size_t len, char *why, 
   switch (json_scan(text, len)) {
   case SCAN_OK: break;
   case SCAN_NUL: set_text(why, whylen, "value contains a NUL byte"); goto out;
-  case SCAN_ESCAPED_NUL: set_text(why, whylen, "value contains an escaped NUL (\\u0000)"); goto out;
+  case SCAN_ESCAPED_NUL:
+    set_text(why, whylen, "value contains an escaped NUL (\\u0000)");
+    goto out;
   case SCAN_TOO_DEEP:
     set_text(why, whylen, "value nests deeper than %d levels", DW_JSON_MAX_DEPTH);
     goto out;

@@ -88,8 +88,8 @@ uint64_t dw_limiter_acquire(struct dw_limiter *l, uint64_t now_ms)
     return 0;
   if (now_ms < l->blocked_until_ms)
     return l->blocked_until_ms - now_ms;
-  wait = DW_MAX(window_wait(l, l->per_second, SECOND_MS, now_ms),
-                window_wait(l, l->per_minute, MINUTE_MS, now_ms));
+  wait = DW_MAX(window_wait(l, l->per_second, SECOND_MS + l->slack_ms, now_ms),
+                window_wait(l, l->per_minute, MINUTE_MS + l->slack_ms, now_ms));
   if (wait > 0)
     return wait;
 

@@ -17,6 +17,9 @@
 #define APP_BACKOFF_MIN_MS 1000
 #define APP_BACKOFF_MAX_MS 60000
 #define RATE_LIMIT_DEFAULT_RESET_MS 1000
+/* A call is counted when it leaves the ready queue (loop time, cached per iteration); it
+ * reaches the server a few ms later. 20 ms of slack costs 2% of the budget. */
+#define LIMITER_SLACK_MS 20
 
 enum task_state { T_WAITING, T_READY, T_CALLING, T_CANCELLED };
 
@@ -338,6 +341,7 @@ static void drive(struct dw_poller *p)
   if (p->driving || p->closing)
     return;
   p->driving = 1;
+  uv_update_time(p->loop); /* the limiter needs the time of the calls, not of the iteration */
   while (p->ready_head) {
     uint64_t now = uv_now(p->loop);
     if (now < p->gate_until) {
@@ -388,6 +392,10 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
     free(p);
     return DW_ENOMEM;
   }
+  p->limiter.slack_ms = LIMITER_SLACK_MS;
+  /* A worker that just started cannot know what a predecessor (a restart, a replica that just
+   * left) spent in the current second: let that second pass before the first call. */
+  p->limiter.blocked_until_ms = uv_now(loop) + 1000 + LIMITER_SLACK_MS;
   p->loop = loop;
   p->http = http;
   p->token = token;

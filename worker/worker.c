@@ -59,6 +59,7 @@ struct dw_worker {
   uv_timer_t commit_timer;
   uv_timer_t drain_timer;
   uv_timer_t retry_timer;
+  uv_timer_t stop_timer; /* runs shutdown_all outside of any library callback */
   struct dw_http *http;
   struct dw_token *token;
   struct dw_poller *poller;
@@ -451,6 +452,14 @@ static void shutdown_all(struct dw_worker *w)
   uv_close((uv_handle_t *)&w->commit_timer, close_cb_noop);
   uv_close((uv_handle_t *)&w->drain_timer, close_cb_noop);
   uv_close((uv_handle_t *)&w->retry_timer, close_cb_noop);
+  uv_close((uv_handle_t *)&w->stop_timer, close_cb_noop);
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+  struct dw_worker *w = t->data;
+  if (w->state == S_FLUSHING)
+    shutdown_all(w);
 }
 
 static void maybe_stop(struct dw_worker *w)
@@ -463,8 +472,10 @@ static void maybe_stop(struct dw_worker *w)
             (unsigned long long)w->dead_letters);
     w->state = S_FLUSHING;
   }
+  /* Usually called from a delivery report, inside rd_kafka_poll: the producer cannot be
+   * destroyed from there, so the shutdown runs from a timer on the next loop iteration. */
   if (w->state == S_FLUSHING && dw_producer_outstanding(w->producer) == 0 && !w->retry_head)
-    shutdown_all(w);
+    uv_timer_start(&w->stop_timer, on_stop_timer, 0, 0);
 }
 
 static void on_drain_timer(uv_timer_t *t)
@@ -536,8 +547,9 @@ int dw_worker_run(const struct dw_config *cfg)
   uv_timer_init(&w->loop, &w->commit_timer);
   uv_timer_init(&w->loop, &w->drain_timer);
   uv_timer_init(&w->loop, &w->retry_timer);
+  uv_timer_init(&w->loop, &w->stop_timer);
   w->sigterm.data = w->sigint.data = w->commit_timer.data = w->drain_timer.data =
-      w->retry_timer.data = w;
+      w->retry_timer.data = w->stop_timer.data = w;
 
   struct dw_http_options hopt = {
       .max_connections = (long)cfg->feishu.max_connections,

@@ -13,6 +13,8 @@ struct dw_limiter {
   uint32_t per_minute;   /* 0 = unlimited */
   uint64_t *log;         /* ring of the last max(per_second, per_minute) call times */
   size_t cap, head, count;
+  uint64_t slack_ms;     /* widens both windows: covers the time between our clock reading and
+                            the call reaching the server, which sees other window edges */
   uint64_t blocked_until_ms;
   uint64_t calls_total;
   uint64_t blocks_total;

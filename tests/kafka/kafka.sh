@@ -34,7 +34,7 @@ log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { printf 'kafka.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}" >&2
     exit 2
 }
 
@@ -273,7 +273,7 @@ EOF
         -Djava.awt.headless=true -Dlog4j.configuration="file:$DIR/log4j.properties"
         -Dkafka.logs.dir="$DIR" -cp "$LIBS/*")
 
-    local t0=${EPOCHREALTIME/./} cluster_id
+    local t0=${EPOCHREALTIME//[!0-9]/} cluster_id
     # a KRaft cluster id is 16 random bytes, base64url without padding; avoid a leading '-'
     cluster_id=-
     while [[ $cluster_id == -* ]]; do
@@ -308,7 +308,7 @@ EOF
         fi
         sleep 0.3
     done
-    log "ready in $(( (${EPOCHREALTIME/./} - t0) / 1000 )) ms (pid $pid)"
+    log "ready in $(( (${EPOCHREALTIME//[!0-9]/} - t0) / 1000 )) ms (pid $pid)"
     print_env "$PORT"
 }
 
