@@ -51,7 +51,7 @@ SIM="http://127.0.0.1:$(cat "$work/sim.port")"
 W=7047318856652261676
 tasks=()
 for i in 01 02 03 04 05 06 07 08 09 10; do
-  tasks+=("{\"website_id\":\"$W\",\"delivery_task_id\":\"demo-ok-$i\",\"ready_after_ms\":$(( 10#$i * 300 ))}")
+  tasks+=("{\"website_id\":\"$W\",\"delivery_task_id\":\"demo-ok-$i\",\"ready_after_ms\":$(( 3000 + 10#$i * 600 ))}")
 done
 tasks+=("{\"website_id\":\"$W\",\"delivery_task_id\":\"demo-duplicate\",\"ready_after_ms\":800,\"final\":\"failed\",\"status_msg\":\"same application exist\",\"extra_info\":\"7100825663201052972\"}")
 tasks+=("{\"website_id\":\"$W\",\"delivery_task_id\":\"demo-flaky\",\"ready_after_ms\":500,\"errors\":[{\"code\":1002001,\"http\":500,\"count\":2}]}")

@@ -99,6 +99,10 @@ static void on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, con
   (void)rk;
   enum dw_log_level l = level <= 3 ? DW_LOG_ERROR : level == 4 ? DW_LOG_WARN
                         : level <= 6 ? DW_LOG_INFO : DW_LOG_DEBUG;
+  /* kafka.properties go to both clients; each ignores the other's properties with a warning
+   * that would only confuse the reader. */
+  if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "will be ignored by this"))
+    l = DW_LOG_DEBUG;
   dw_log_write(l, DW_LOG_CTX_NONE, "librdkafka %s: %s", fac, buf);
 }
 

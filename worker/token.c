@@ -14,7 +14,7 @@
 #include "dw/log.h"
 
 #define TOKEN_MAX 4096            /* JWT tokens of the newer endpoint need >= 4 KB */
-#define TOKEN_SAFETY_MS 30000     /* stop using a token this close to its expiry */
+#define TOKEN_SAFETY_MS 30000     /* stop using a token this close to its expiry (at most) */
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 60000
 
@@ -30,6 +30,7 @@ struct dw_token {
   void *cb_arg;
   char value[TOKEN_MAX];
   uint64_t expires_at; /* loop time; 0 = no token */
+  uint64_t safety_ms;  /* stop using the token this close to its expiry */
   int refreshing;
   unsigned failures;
   uint64_t refreshes;
@@ -71,6 +72,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
     uint64_t now = uv_now(t->loop);
     uint64_t life = (uint64_t)expire_s * 1000;
     t->expires_at = now + life;
+    t->safety_ms = DW_MIN(TOKEN_SAFETY_MS, life / 4);
     t->failures = 0;
     t->refreshes++;
     /* Refresh margin before expiry, but never sooner than half the life (a short-lived
@@ -156,7 +158,7 @@ fail:
 const char *dw_token_value(struct dw_token *t)
 {
   uint64_t now = uv_now(t->loop);
-  if (t->expires_at && now + TOKEN_SAFETY_MS < t->expires_at)
+  if (t->expires_at && now + t->safety_ms < t->expires_at)
     return t->value;
   refresh(t);
   return NULL;
