@@ -24,6 +24,8 @@
 struct waker {
   uv_poll_t poll;
   uv_idle_t idle;
+  uv_timer_t tick; /* serves the queue at least once a second: librdkafka counts
+                      max.poll.interval.ms from the last poll, and a quiet topic never wakes us */
   int fds[2];
   rd_kafka_queue_t *queue;
   int (*serve)(void *owner); /* serves up to a budget; returns 1 if more may be queued */
@@ -37,6 +39,13 @@ static void on_idle(uv_idle_t *idle)
   struct waker *w = idle->data;
   if (!w->serve(w->owner))
     uv_idle_stop(idle);
+}
+
+static void on_tick(uv_timer_t *tick)
+{
+  struct waker *w = tick->data;
+  if (w->serve(w->owner))
+    uv_idle_start(&w->idle, on_idle);
 }
 
 static void on_wake(uv_poll_t *poll, int status, int events)
@@ -65,9 +74,12 @@ static int waker_init(struct waker *w, uv_loop_t *loop, rd_kafka_queue_t *queue,
   }
   uv_poll_init(loop, &w->poll, w->fds[0]);
   uv_idle_init(loop, &w->idle);
+  uv_timer_init(loop, &w->tick);
   w->poll.data = w;
   w->idle.data = w;
-  w->open_handles = 2;
+  w->tick.data = w;
+  w->open_handles = 3;
+  uv_timer_start(&w->tick, on_tick, 1000, 1000);
   rd_kafka_queue_io_event_enable(queue, w->fds[1], "1", 1);
   uv_poll_start(&w->poll, UV_READABLE, on_wake);
   /* Anything queued before the wake-up was enabled would never wake us: serve it now. */
@@ -91,6 +103,7 @@ static void waker_close(struct waker *w, void (*closed)(void *owner))
   rd_kafka_queue_io_event_enable(w->queue, -1, NULL, 0);
   uv_close((uv_handle_t *)&w->poll, on_waker_handle_closed);
   uv_close((uv_handle_t *)&w->idle, on_waker_handle_closed);
+  uv_close((uv_handle_t *)&w->tick, on_waker_handle_closed);
 }
 
 /* librdkafka logs from its own threads; dw_log_write is thread-safe. */
@@ -230,8 +243,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     c->ever_assigned = 1;
     dw_info("assigned %d partition(s) of %s", parts->cnt, c->topic);
-    if (c->paused && parts->cnt)
-      rd_kafka_pause_partitions(rk, parts);
+    /* librdkafka 2.0.2 keeps a partition's pause flag across revoke and re-assign: set the
+     * state we want explicitly, either way. */
+    if (parts->cnt) {
+      if (c->paused)
+        rd_kafka_pause_partitions(rk, parts);
+      else
+        rd_kafka_resume_partitions(rk, parts);
+    }
     if (ids && parts->cnt)
       c->h.on_assign(c->h.arg, ids, (size_t)parts->cnt);
   } else {
@@ -256,17 +275,20 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
   (void)rk;
-  (void)opaque;
   if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
     return;
-  if (err) {
+  struct dw_consumer *c = opaque;
+  int failed = err != RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (err)
     dw_warn("offset commit failed: %s", rd_kafka_err2str(err));
-    return;
-  }
-  for (int i = 0; offsets && i < offsets->cnt; i++)
-    if (offsets->elems[i].err)
+  for (int i = 0; !err && offsets && i < offsets->cnt; i++)
+    if (offsets->elems[i].err) {
+      failed = 1;
       dw_warn("offset commit of partition %d failed: %s", offsets->elems[i].partition,
               rd_kafka_err2str(offsets->elems[i].err));
+    }
+  if (failed && c->h.on_commit_failed)
+    c->h.on_commit_failed(c->h.arg);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -456,14 +478,22 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   struct dw_producer *p = opaque;
   struct delivery *d = m->_private;
   p->outstanding--;
-  int fatal = 0;
+  int fatal = 0, err = 0;
   char buf[512] = "";
-  if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
-    rd_kafka_fatal_error(rk, buf, sizeof(buf));
-    fatal = 1;
+  if (m->err) {
+    fatal = rd_kafka_fatal_error(rk, buf, sizeof(buf)) != RD_KAFKA_RESP_ERR_NO_ERROR;
+    switch (m->err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+      err = DW_ERANGE; /* this record can never be written as it is */
+      break;
+    default:
+      err = DW_EIO;
+    }
   }
-  d->cb(d->arg, m->err ? DW_EIO : 0, m->err ? (buf[0] ? buf : rd_kafka_err2str(m->err)) : "",
-        fatal);
+  d->cb(d->arg, err, m->err ? (buf[0] ? buf : rd_kafka_err2str(m->err)) : "", fatal);
   free(d);
 }
 
@@ -537,6 +567,10 @@ int dw_producer_send(struct dw_producer *p, const char *topic, const void *key, 
     rd_kafka_headers_destroy(hdrs);
     free(d);
     dw_warn("cannot produce to %s: %s", topic, rd_kafka_err2str(e));
+    if (e == RD_KAFKA_RESP_ERR__FATAL)
+      return DW_ESTATE;
+    if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+      return DW_ERANGE;
     return e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? DW_EAGAIN : DW_EIO;
   }
   p->outstanding++;

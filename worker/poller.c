@@ -58,7 +58,7 @@ struct dw_poller {
   int closing;
   int driving;
   int healthy;
-  int probe_in_flight;   /* while unhealthy, one call at a time finds out if it is over */
+  struct dw_task *probe; /* while unhealthy, one call at a time finds out if it is over */
   uint64_t unhealthy_since;
   uint64_t gate_until;   /* no call before this (app failure backoff) */
   uint64_t app_backoff_ms;
@@ -67,6 +67,7 @@ struct dw_poller {
 };
 
 static void drive(struct dw_poller *p);
+static void on_dispatch(uv_timer_t *timer);
 
 static void poller_release(struct dw_poller *p)
 {
@@ -171,11 +172,13 @@ static void reschedule(struct dw_task *t, uint64_t delay_ms, const struct dw_ans
 {
   struct dw_poller *p = t->p;
   uint64_t now = uv_now(p->loop);
-  if (now >= t->deadline_at) {
+  /* While the app is failing, time does not count against a task (its deadline is moved by
+   * the outage's length when it clears). */
+  if (now >= t->deadline_at && p->healthy) {
     finish(t, DW_OUTCOME_DEAD_LETTER, "deadline_exceeded", ans);
     return;
   }
-  if (now + delay_ms > t->deadline_at)
+  if (now + delay_ms > t->deadline_at && now < t->deadline_at)
     delay_ms = t->deadline_at - now; /* one last look at the deadline */
   t->state = T_WAITING;
   uv_timer_start(&t->timer, on_due, delay_ms, 0);
@@ -203,13 +206,19 @@ static void set_health(struct dw_poller *p, int healthy, const char *reason)
     p->on_health(p->arg, healthy, reason);
 }
 
-static void app_failure(struct dw_poller *p, const char *reason)
+/* An answer (or the token endpoint) blamed the app. The backoff grows only when the probe
+ * itself failed, not with every call that was already in flight. */
+static void app_failure(struct dw_poller *p, const char *reason, int escalate)
 {
   uint64_t now = uv_now(p->loop);
-  p->app_backoff_ms = p->app_backoff_ms ? DW_MIN(p->app_backoff_ms * 2, APP_BACKOFF_MAX_MS)
-                                        : APP_BACKOFF_MIN_MS;
+  if (p->healthy || !p->app_backoff_ms)
+    p->app_backoff_ms = APP_BACKOFF_MIN_MS;
+  else if (escalate)
+    p->app_backoff_ms = DW_MIN(p->app_backoff_ms * 2, APP_BACKOFF_MAX_MS);
   p->gate_until = now + p->app_backoff_ms;
   set_health(p, 0, reason);
+  /* Wake up when the gate opens, even with nothing queued: see drive(). */
+  uv_timer_start(&p->dispatch, on_dispatch, p->app_backoff_ms, 0);
 }
 
 static void on_answer(void *arg, const struct dw_http_response *resp)
@@ -217,16 +226,18 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
   struct dw_task *t = arg;
   struct dw_poller *p = t->p;
   struct dw_answer ans;
+  int was_probe = p->probe == t;
+  if (was_probe)
+    p->probe = NULL;
   if (t->state == T_CANCELLED) { /* cancelled while calling: nothing more to do */
     uv_close((uv_handle_t *)&t->timer, on_task_closed);
+    drive(p);
     return;
   }
   if (resp->error == DW_ECANCELED) {
     task_release(t);
     return;
   }
-  if (!p->healthy)
-    p->probe_in_flight = 0;
   if (resp->error) {
     dw_answer_classify(&ans, 0, NULL, 0);
     dw_strlcpy(ans.msg, resp->error_text ? resp->error_text : "transport error",
@@ -297,7 +308,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
   case DW_ANSWER_APP_FAILURE: {
     char reason[DW_TEXT_MAX + 64];
     snprintf(reason, sizeof(reason), "API code %ld: %s", ans.code, ans.msg);
-    app_failure(p, reason);
+    app_failure(p, reason, was_probe);
     ready_push(p, t, 1);
     break;
   }
@@ -323,6 +334,8 @@ static void send_call(struct dw_poller *p, struct dw_task *t, const char *token)
   t->token_generation = dw_token_generation(p->token);
   int rc = dw_http_send(p->http, &req, on_answer, t);
   if (rc < 0) {
+    if (p->probe == t)
+      p->probe = NULL;
     struct dw_answer ans;
     dw_answer_classify(&ans, 0, NULL, 0);
     dw_strlcpy(t->last_msg, dw_strerror(rc), sizeof(t->last_msg));
@@ -342,13 +355,18 @@ static void drive(struct dw_poller *p)
     return;
   p->driving = 1;
   uv_update_time(p->loop); /* the limiter needs the time of the calls, not of the iteration */
+  if (!p->healthy && !p->probe && !p->ready_head && uv_now(p->loop) >= p->gate_until) {
+    /* Nothing to probe with (work is paused while unhealthy): half-open, let work in again;
+     * the next app-level answer closes it. */
+    set_health(p, 1, "");
+  }
   while (p->ready_head) {
     uint64_t now = uv_now(p->loop);
     if (now < p->gate_until) {
       uv_timer_start(&p->dispatch, on_dispatch, p->gate_until - now, 0);
       break;
     }
-    if (!p->healthy && p->probe_in_flight)
+    if (!p->healthy && p->probe)
       break;
     const char *token = dw_token_value(p->token);
     if (!token)
@@ -361,7 +379,7 @@ static void drive(struct dw_poller *p)
     struct dw_task *t = p->ready_head;
     ready_remove(p, t);
     if (!p->healthy)
-      p->probe_in_flight = 1;
+      p->probe = t;
     send_call(p, t, token);
   }
   p->driving = 0;
@@ -370,10 +388,10 @@ static void drive(struct dw_poller *p)
 void dw_poller_on_token(struct dw_poller *p, int err, const char *reason)
 {
   if (err == DW_EINVAL) {
-    app_failure(p, reason); /* the token endpoint refused the app's credentials */
+    app_failure(p, reason, 1); /* the token endpoint refused the app's credentials */
     return;
   }
-  if (err == 0 && !p->healthy && !p->probe_in_flight)
+  if (err == 0 && !p->healthy && !p->probe)
     p->gate_until = 0;
   drive(p);
 }
@@ -445,6 +463,8 @@ void dw_poller_cancel(struct dw_poller *p, struct dw_task *t)
 {
   if (t->state == T_CANCELLED)
     return;
+  if (p->probe == t && t->state != T_CALLING)
+    p->probe = NULL;
   if (t->state != T_CALLING) {
     task_release(t);
     return;

@@ -32,6 +32,7 @@ struct dw_token {
   uint64_t expires_at; /* loop time; 0 = no token */
   uint64_t safety_ms;  /* stop using the token this close to its expiry */
   int refreshing;
+  int backing_off;     /* a failed refresh waits for its timer; nobody else may restart it */
   unsigned failures;
   uint64_t refreshes;
   uv_timer_t timer;    /* next refresh (before expiry, or retry after a failure) */
@@ -44,7 +45,9 @@ static void refresh(struct dw_token *t);
 
 static void on_timer(uv_timer_t *timer)
 {
-  refresh(timer->data);
+  struct dw_token *t = timer->data;
+  t->backing_off = 0;
+  refresh(t);
 }
 
 static void schedule(struct dw_token *t, uint64_t delay_ms)
@@ -56,6 +59,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
 {
   struct dw_token *t = arg;
   char msg[256] = "";
+  char fresh[TOKEN_MAX];
   long code = -1;
   int64_t expire_s = 0;
   char reason[400];
@@ -67,9 +71,10 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
   }
   if (resp->error) {
     snprintf(reason, sizeof(reason), "token endpoint unreachable: %s", resp->error_text);
-  } else if (dw_token_answer_parse(resp->body, resp->body_len, t->value, sizeof(t->value),
-                                   &expire_s, &code, msg, sizeof(msg)) == 0) {
+  } else if (dw_token_answer_parse(resp->body, resp->body_len, fresh, sizeof(fresh), &expire_s,
+                                   &code, msg, sizeof(msg)) == 0) {
     uint64_t now = uv_now(t->loop);
+    memcpy(t->value, fresh, sizeof(t->value)); /* only a good answer replaces the token */
     uint64_t life = (uint64_t)expire_s * 1000;
     t->expires_at = now + life;
     t->safety_ms = DW_MIN(TOKEN_SAFETY_MS, life / 4);
@@ -98,13 +103,14 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
   /* An unexpired token stays usable while we retry. */
   dw_warn("%s; retrying in %llu ms", reason, (unsigned long long)backoff);
   schedule(t, backoff);
+  t->backing_off = 1;
   t->cb(t->cb_arg, code == -1 && !resp->error ? DW_EIO : resp->error ? resp->error : DW_EINVAL,
         reason);
 }
 
 static void refresh(struct dw_token *t)
 {
-  if (t->refreshing || t->closed)
+  if (t->refreshing || t->backing_off || t->closed)
     return;
   struct dw_http_request req = {
       .method = "POST",

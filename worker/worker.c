@@ -45,9 +45,10 @@ struct job {
   char *payload;          /* encoded result, while producing */
   size_t payload_len;
   char key[DW_TASK_ID_MAX + 1];
-  struct dw_header extra[9]; /* dead-letter headers */
+  struct dw_header extra[10]; /* dead-letter headers */
   size_t extra_count;
-  char hbuf[9][160];      /* their values */
+  char hbuf[10][DW_TEXT_MAX]; /* their values (the topic name points at the config) */
+  int value_omitted;      /* the dead letter went without its value (too large for Kafka) */
   struct job *prev, *next;      /* every job */
   struct job *retry_next;       /* waiting to be produced again */
 };
@@ -74,6 +75,7 @@ struct dw_worker {
   enum state state;
   int exit_code;
   int signals;
+  int drain_gave_up;
   uint64_t drain_started;
   uint64_t consumed, results, dead_letters;
 };
@@ -139,11 +141,46 @@ static void job_done(struct dw_worker *w, struct job *j)
 
 static void produce(struct dw_worker *w, struct job *j);
 static void on_retry_timer(uv_timer_t *t);
+static void add_header(struct job *j, const char *name, const char *value);
+static void dead_letter(struct dw_worker *w, struct job *j, const char *reason, long code,
+                        const char *msg, const char *log_id, unsigned attempts);
+
+/* Kafka can never take this record as it is. A result becomes a dead letter; a dead letter is
+ * written without its value (key, headers and the reason are kept) so the partition moves on. */
+static void unwritable(struct dw_worker *w, struct job *j, const char *why)
+{
+  struct dw_log_ctx ctx = {.task = j->key[0] ? j->key : NULL,
+                           .topic = w->cfg->kafka.input_topic,
+                           .partition = j->partition,
+                           .offset = j->rec->offset};
+  if (j->is_result) {
+    free(j->payload);
+    j->payload = NULL;
+    dead_letter(w, j, "internal_error", -1, why, NULL, 0);
+    return;
+  }
+  if (j->value_omitted) { /* even without the value: nothing more to try */
+    dw_log_write(DW_LOG_ERROR, &ctx, "dead letter cannot be written (%s); skipping it", why);
+    job_done(w, j);
+    return;
+  }
+  char note[DW_TEXT_MAX];
+  snprintf(note, sizeof(note), "value of %zu bytes omitted: %s", j->rec->value_len, why);
+  dw_log_write(DW_LOG_ERROR, &ctx, "dead letter too large for Kafka: %s", note);
+  j->value_omitted = 1;
+  add_header(j, "dlq.value_omitted", note);
+  produce(w, j);
+}
 
 static void on_delivered(void *arg, int err, const char *errstr, int fatal)
 {
   struct job *j = arg;
   struct dw_worker *w = j->w;
+  if (err == DW_ERANGE && !fatal) {
+    unwritable(w, j, errstr);
+    maybe_stop(w);
+    return;
+  }
   if (!err) {
     if (j->is_result)
       w->results++;
@@ -192,9 +229,15 @@ static void produce(struct dw_worker *w, struct job *j)
                           j->payload, j->payload_len, NULL, 0, NULL, 0, on_delivered, j);
   else
     rc = dw_producer_send(w->producer, c->kafka.dlq_topic, j->rec->key, j->rec->key_len,
-                          j->rec->value, j->rec->value_len, j->rec->headers,
+                          j->value_omitted ? NULL : j->rec->value,
+                          j->value_omitted ? 0 : j->rec->value_len, j->rec->headers,
                           j->rec->header_count, j->extra, j->extra_count, on_delivered, j);
-  if (rc < 0) {
+  if (rc == DW_ERANGE) {
+    unwritable(w, j, "the producer refused it as too large");
+  } else if (rc == DW_ESTATE) {
+    job_free(w, j); /* not committed: processed again after a restart */
+    begin_drain(w, 1);
+  } else if (rc < 0) {
     j->retry_next = w->retry_head;
     w->retry_head = j;
     uv_timer_start(&w->retry_timer, on_retry_timer, PRODUCE_RETRY_MS, 0);
@@ -210,6 +253,15 @@ static void add_header(struct job *j, const char *name, const char *value)
   j->extra[i].len = strlen(j->hbuf[i]);
 }
 
+/* A header whose value lives as long as the worker (not copied, never cut). */
+static void add_header_static(struct job *j, const char *name, const char *value)
+{
+  size_t i = j->extra_count++;
+  j->extra[i].name = name;
+  j->extra[i].value = value;
+  j->extra[i].len = strlen(value);
+}
+
 static void dead_letter(struct dw_worker *w, struct job *j, const char *reason, long code,
                         const char *msg, const char *log_id, unsigned attempts)
 {
@@ -223,7 +275,7 @@ static void dead_letter(struct dw_worker *w, struct job *j, const char *reason, 
   add_header(j, "dlq.error_msg", msg ? msg : "");
   if (log_id && log_id[0])
     add_header(j, "dlq.log_id", log_id);
-  add_header(j, "dlq.source_topic", w->cfg->kafka.input_topic);
+  add_header_static(j, "dlq.source_topic", w->cfg->kafka.input_topic);
   snprintf(num, sizeof(num), "%d", (int)j->partition);
   add_header(j, "dlq.source_partition", num);
   snprintf(num, sizeof(num), "%lld", (long long)j->rec->offset);
@@ -282,10 +334,17 @@ static void on_record(void *arg, struct dw_record *rec)
 {
   struct dw_worker *w = arg;
   struct part *p = part_get(w, rec->partition);
-  if (w->state != S_RUNNING || !p || !p->assigned ||
-      dw_tracker_add(&p->tracker, rec->offset) < 0) {
+  if (w->state != S_RUNNING || (p && !p->assigned)) {
     /* Not taken: its offset is not committed, so it comes back later. */
     dw_record_free(rec);
+    return;
+  }
+  if (!p || dw_tracker_add(&p->tracker, rec->offset) < 0) {
+    /* Later records could then commit past this one: stop instead. */
+    dw_error("cannot track offset %lld of partition %d; stopping",
+             (long long)rec->offset, (int)rec->partition);
+    dw_record_free(rec);
+    begin_drain(w, 1);
     return;
   }
   struct job *j = calloc(1, sizeof(*j));
@@ -339,8 +398,10 @@ static void on_assign(void *arg, const int32_t *ids, size_t n)
   }
 }
 
+/* The offsets to commit: those that moved since the last commit, or with `force` every one
+ * known (a revoke or shutdown must not rely on an earlier asynchronous commit). */
 static size_t collect_commits(struct dw_worker *w, const int32_t *only, size_t only_n,
-                              int32_t *ids, int64_t *offs)
+                              int force, int32_t *ids, int64_t *offs)
 {
   size_t n = 0;
   for (size_t i = 0; i < (only ? only_n : w->nparts); i++) {
@@ -349,7 +410,7 @@ static size_t collect_commits(struct dw_worker *w, const int32_t *only, size_t o
     if (!p || !p->assigned)
       continue;
     int64_t off = dw_tracker_committable(&p->tracker);
-    if (off >= 0 && off > p->committed) {
+    if (off >= 0 && (off > p->committed || force)) {
       ids[n] = id;
       offs[n] = off;
       p->committed = off;
@@ -366,7 +427,7 @@ static void commit_now(struct dw_worker *w, int sync)
   int32_t *ids = malloc(w->nparts * sizeof(*ids));
   int64_t *offs = malloc(w->nparts * sizeof(*offs));
   if (ids && offs) {
-    size_t n = collect_commits(w, NULL, 0, ids, offs);
+    size_t n = collect_commits(w, NULL, 0, sync, ids, offs);
     if (sync)
       dw_consumer_commit_sync(w->consumer, ids, offs, n);
     else
@@ -383,7 +444,7 @@ static void on_revoke(void *arg, const int32_t *ids, size_t n, int lost)
     int32_t *cids = malloc(n * sizeof(*cids));
     int64_t *offs = malloc(n * sizeof(*offs));
     if (cids && offs) {
-      size_t m = collect_commits(w, ids, n, cids, offs);
+      size_t m = collect_commits(w, ids, n, 1, cids, offs);
       dw_consumer_commit(w->consumer, cids, offs, m);
     }
     free(cids);
@@ -411,6 +472,13 @@ static void on_revoke(void *arg, const int32_t *ids, size_t n, int lost)
     j = next;
   }
   maybe_stop(w);
+}
+
+static void on_commit_failed(void *arg)
+{
+  struct dw_worker *w = arg;
+  for (size_t i = 0; i < w->nparts; i++)
+    w->parts[i].committed = -1; /* commit again on the next tick */
 }
 
 static void on_fatal(void *arg, const char *reason)
@@ -496,7 +564,19 @@ static void on_drain_timer(uv_timer_t *t)
       }
       j = next;
     }
-    dw_warn("drain timeout: %zu task(s) still polling are left for the next run", given_up);
+    if (given_up)
+      dw_warn("drain timeout: %zu task(s) still polling are left for the next run", given_up);
+    if (w->drain_gave_up) {
+      /* Results Kafka would not take for a whole flush timeout: stop without them (their
+       * offsets are not committed, so they are processed again after the restart). */
+      dw_error("%zu result(s) or dead letter(s) still not acknowledged by Kafka after %d ms; "
+               "stopping without them", w->in_flight, FLUSH_TIMEOUT_MS);
+      w->exit_code = 1;
+      w->state = S_FLUSHING;
+      shutdown_all(w);
+      return;
+    }
+    w->drain_gave_up = 1;
     uv_timer_start(&w->drain_timer, on_drain_timer, FLUSH_TIMEOUT_MS, 0);
     maybe_stop(w);
   } else if (w->state == S_FLUSHING) {
@@ -521,15 +601,30 @@ static void begin_drain(struct dw_worker *w, int exit_code)
   maybe_stop(w);
 }
 
+/* After the first signal the loop may block in librdkafka's close; a second signal must end
+ * the process even then, so it gets a plain handler (only async-signal-safe calls). */
+static void on_second_signal(int signum)
+{
+  static const char msg[] =
+      "delivery-worker: second signal: exiting now; unfinished tasks are taken again after a "
+      "restart\n";
+  ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+  (void)n;
+  _exit(128 + signum);
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
   struct dw_worker *w = s->data;
-  if (++w->signals > 1) {
-    dw_warn("second signal: exiting now; unfinished tasks are taken again after a restart");
-    fflush(stderr);
-    _exit(128 + signum);
-  }
+  struct sigaction sa;
   dw_info("received %s", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  uv_signal_stop(&w->sigterm);
+  uv_signal_stop(&w->sigint);
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_second_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
   begin_drain(w, 0);
 }
 
@@ -586,6 +681,7 @@ int dw_worker_run(const struct dw_config *cfg)
       .on_assign = on_assign,
       .on_revoke = on_revoke,
       .on_fatal = on_fatal,
+      .on_commit_failed = on_commit_failed,
       .arg = w,
   };
   if (dw_http_new(&w->http, &w->loop, &hopt) < 0 ||

@@ -43,6 +43,8 @@ struct dw_consumer_handler {
   void (*on_revoke)(void *arg, const int32_t *partitions, size_t n, int lost);
   /* A fatal error: the worker must stop. */
   void (*on_fatal)(void *arg, const char *reason);
+  /* An asynchronous commit failed: the offsets must be committed again (optional). */
+  void (*on_commit_failed)(void *arg);
   void *arg;
 };
 
@@ -64,7 +66,8 @@ void dw_consumer_close(struct dw_consumer *c);
 
 struct dw_producer;
 
-/* Delivery report: err 0, or a negative DW_E* with librdkafka's text. fatal is set when the
+/* Delivery report: err 0, DW_ERANGE when this record can never be written as it is (too
+ * large, invalid), or DW_EIO (worth retrying), with librdkafka's text. fatal is set when the
  * producer can no longer be used (the worker must stop). */
 typedef void (*dw_delivery_cb)(void *arg, int err, const char *errstr, int fatal);
 
@@ -72,7 +75,8 @@ int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_c
                     char *err, size_t errlen);
 
 /* Produces a record; key, value and headers are copied. `extra` headers follow `headers`. The
- * delivery report reaches cb(arg) on the loop. */
+ * delivery report reaches cb(arg) on the loop. Returns 0, DW_EAGAIN (queue full), DW_ERANGE
+ * (too large), DW_ESTATE (the producer hit a fatal error) or DW_EIO. */
 int dw_producer_send(struct dw_producer *p, const char *topic, const void *key, size_t key_len,
                      const void *value, size_t value_len, const struct dw_header *headers,
                      size_t header_count, const struct dw_header *extra, size_t extra_count,

@@ -170,9 +170,10 @@ def committed(bootstrap, group, topic):
 
 
 def all_committed(bootstrap, group, topic):
-    """True when the group's committed offset of every partition is its high watermark."""
+    """True when the group's committed offset of every partition is its high watermark (an
+    empty partition has nothing to commit)."""
     c = committed(bootstrap, group, topic)
-    return c and all(p["offset"] == p["high"] for p in c)
+    return c and all(p["offset"] == p["high"] or (p["high"] == 0 and p["offset"] < 0) for p in c)
 
 
 class Worker:

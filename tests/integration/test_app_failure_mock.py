@@ -29,6 +29,17 @@ def main(procs):
     h.wait_until(lambda: h.all_committed(kafka.bootstrap, "it-app", h.IN), 30, "commits")
     scenario.check(h.dump(kafka.bootstrap, h.OUT), h.dump(kafka.bootstrap, h.DLQ), records, expect,
                    sim.requests())
+
+    # A scope problem (99991672) in the middle of work: paused, probed, cleared, nothing lost.
+    specs2, records2, expect2 = scenario.build("af2", 34, seed=3, never=False)
+    sim.register(specs2)
+    sim.fault(kind="code", code=99991672, http=400, count=4)
+    h.produce(kafka.bootstrap, h.IN, records2)
+    h.wait_until(lambda: len(h.dump(kafka.bootstrap, h.OUT)) + len(h.dump(kafka.bootstrap, h.DLQ))
+                 >= len(records) + len(records2), 90, "every output after the scope failure")
+    assert "app-level failure cleared" in good.log_text(), "the failure was not seen and cleared"
+    scenario.check(h.dump(kafka.bootstrap, h.OUT), h.dump(kafka.bootstrap, h.DLQ), records2, expect2,
+                   sim.requests())
     assert good.stop() == 0
 
 

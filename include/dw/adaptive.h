@@ -1,0 +1,78 @@
+/* The adaptive poll plan: learns online when tasks become ready (their age since creation) and
+ * places polls to spend as few calls as possible while keeping the median added latency (time
+ * from ready to answer) at a target. Pure: ages and clocks are passed in.
+ *
+ * Model: a histogram of readiness ages over log-spaced buckets, filled with interval-censored
+ * observations (a task was pending at age lo and ready at age hi: its unit of mass is spread
+ * over (lo, hi]), plus the mass of tasks never ready by their deadline; old observations fade
+ * (exponential forgetting). Plan: with h(t) the hazard rate of that distribution, polling at
+ * density n(t) = sqrt(lambda * h(t) / 2) minimises expected calls for a given expected
+ * latency; lambda is chosen by bisection so the plan's median latency meets the target. */
+#ifndef DW_ADAPTIVE_H
+#define DW_ADAPTIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DW_ADAPTIVE_BUCKETS 64
+#define DW_ADAPTIVE_MAX_PLAN 256
+#define DW_ADAPTIVE_MAX_SITES 1024
+
+struct dw_adaptive_options {
+  uint64_t latency_target_ms; /* median added latency to aim for */
+  uint64_t min_interval_ms;   /* never poll a task more often than this */
+  uint64_t max_interval_ms;   /* never leave a task unpolled longer than this */
+  uint64_t horizon_ms;        /* plan up to this age (the deadline) */
+  uint32_t min_observations;  /* a distribution is used once it has this many */
+  double half_life;           /* observations after which an old one weighs half */
+};
+
+struct dw_readiness {
+  double w[DW_ADAPTIVE_BUCKETS]; /* readiness mass per bucket (scaled, see gain) */
+  double never;                  /* mass of tasks not ready by their deadline */
+  double gain;                   /* weight of the next observation (grows to fade old ones) */
+  uint64_t observations;
+  uint64_t planned_at;           /* observations when the plan was made */
+  uint64_t plan[DW_ADAPTIVE_MAX_PLAN]; /* poll ages, increasing */
+  size_t plan_len;
+  double plan_calls;             /* expected calls per ready task under the plan */
+  double plan_p50_ms;            /* expected median added latency */
+};
+
+struct dw_adaptive_site {
+  char website_id[33];
+  struct dw_readiness r;
+};
+
+struct dw_adaptive {
+  struct dw_adaptive_options opt;
+  struct dw_readiness global;
+  struct dw_adaptive_site *sites; /* open addressing by website id */
+  size_t nsites;
+};
+
+int dw_adaptive_init(struct dw_adaptive *a, const struct dw_adaptive_options *opt);
+void dw_adaptive_cleanup(struct dw_adaptive *a);
+
+/* A task of this website was pending at age lo_ms (0: never polled before) and ready at hi_ms. */
+void dw_adaptive_observe(struct dw_adaptive *a, const char *website_id, uint64_t lo_ms,
+                         uint64_t hi_ms);
+
+/* A task of this website was still pending at age lo_ms when its deadline passed. */
+void dw_adaptive_observe_never(struct dw_adaptive *a, const char *website_id, uint64_t lo_ms);
+
+/* The age at which a task of this website, now age_ms old, should be polled next: the first
+ * planned age after age_ms (age_ms itself when the plan is behind it). 0 when there is no plan
+ * yet (too few observations): the caller falls back to its fixed schedule. */
+uint64_t dw_adaptive_next_age(struct dw_adaptive *a, const char *website_id, uint64_t age_ms);
+
+/* The distribution used for this website (its own once it has enough observations, else the
+ * global one), with its plan brought up to date; NULL when neither has enough. */
+const struct dw_readiness *dw_adaptive_model(struct dw_adaptive *a, const char *website_id);
+
+/* Probability that a task pending at age lo_ms is ready at age now_ms (for ordering calls when
+ * the budget is short); 0.5 without a model. */
+double dw_adaptive_ready_probability(struct dw_adaptive *a, const char *website_id,
+                                     uint64_t lo_ms, uint64_t now_ms);
+
+#endif

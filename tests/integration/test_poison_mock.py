@@ -1,0 +1,24 @@
+"""A dead letter Kafka refuses as too large must not block its partition or the shutdown: it
+is written again without its value (key, headers and a dlq.value_omitted note kept), the offset
+moves on, and SIGTERM still exits 0."""
+import harness as h
+
+
+def main(procs):
+    kafka = h.MockKafka(procs, brokers=1)
+    sim = h.Sim(procs)
+    h.produce(kafka.bootstrap, h.IN, [{"key": "poison", "value": "not json at all", "partition": 0,
+                                        "headers": {"trace-id": "p"}}])
+    kafka.command("produce-errors 1 MSG_SIZE_TOO_LARGE")  # the worker's first produce fails
+    worker = h.Worker(procs, kafka.bootstrap, sim.url, group="it-poison").start()
+    h.wait_until(lambda: h.dump(kafka.bootstrap, h.DLQ), 60, "the dead letter")
+    h.wait_until(lambda: h.all_committed(kafka.bootstrap, "it-poison", h.IN), 30, "the commit")
+    [d] = h.dump(kafka.bootstrap, h.DLQ)
+    hd = d["headers"]
+    assert d["key"] == "poison" and hd["dlq.reason"] == "invalid_event", d
+    assert "dlq.value_omitted" in hd and not d.get("value"), d
+    assert hd["trace-id"] == "p", d
+    assert worker.stop() == 0
+
+
+h.run(main)

@@ -1,0 +1,328 @@
+/* The adaptive poll plan (see include/dw/adaptive.h for the model). The poller reports, for
+ * every task that became ready, the ages of its last pending answer and of its final answer;
+ * this module keeps the readiness distribution per website and globally, and turns it into a
+ * list of poll ages that meets the latency target with the fewest calls. */
+#include "dw/adaptive.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dw/common.h"
+
+#define FIRST_EDGE_MS 100.0
+#define LAST_EDGE_MS 3600000.0
+#define LAT_BIN_MS 25.0
+#define LAT_BINS 4800 /* 120 s */
+#define GAIN_RESCALE 1e12
+
+static double edges[DW_ADAPTIVE_BUCKETS + 1];
+
+static void init_edges(void)
+{
+  if (edges[1] > 0)
+    return;
+  double r = pow(LAST_EDGE_MS / FIRST_EDGE_MS, 1.0 / (DW_ADAPTIVE_BUCKETS - 1));
+  edges[0] = 0;
+  edges[1] = FIRST_EDGE_MS;
+  for (int i = 2; i <= DW_ADAPTIVE_BUCKETS; i++)
+    edges[i] = edges[i - 1] * r;
+}
+
+static void readiness_init(struct dw_readiness *r)
+{
+  memset(r, 0, sizeof(*r));
+  r->gain = 1.0;
+}
+
+int dw_adaptive_init(struct dw_adaptive *a, const struct dw_adaptive_options *opt)
+{
+  init_edges();
+  memset(a, 0, sizeof(*a));
+  a->opt = *opt;
+  if (a->opt.min_interval_ms == 0)
+    a->opt.min_interval_ms = 1;
+  if (a->opt.max_interval_ms < a->opt.min_interval_ms)
+    a->opt.max_interval_ms = a->opt.min_interval_ms;
+  if (a->opt.half_life < 1)
+    a->opt.half_life = 1;
+  readiness_init(&a->global);
+  return 0;
+}
+
+void dw_adaptive_cleanup(struct dw_adaptive *a)
+{
+  free(a->sites);
+  a->sites = NULL;
+  a->nsites = 0;
+}
+
+static uint64_t hash(const char *s)
+{
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  return h;
+}
+
+/* The website's slot; created when `create` and there is room. */
+static struct dw_readiness *site(struct dw_adaptive *a, const char *website_id, int create)
+{
+  if (!website_id || !*website_id)
+    return NULL;
+  if (!a->sites) {
+    if (!create)
+      return NULL;
+    a->sites = calloc(DW_ADAPTIVE_MAX_SITES, sizeof(*a->sites));
+    if (!a->sites)
+      return NULL;
+  }
+  size_t i = (size_t)(hash(website_id) % DW_ADAPTIVE_MAX_SITES);
+  for (size_t n = 0; n < DW_ADAPTIVE_MAX_SITES; n++, i = (i + 1) % DW_ADAPTIVE_MAX_SITES) {
+    struct dw_adaptive_site *s = &a->sites[i];
+    if (s->website_id[0] == '\0') {
+      if (!create || a->nsites >= DW_ADAPTIVE_MAX_SITES * 3 / 4)
+        return NULL;
+      dw_strlcpy(s->website_id, website_id, sizeof(s->website_id));
+      readiness_init(&s->r);
+      a->nsites++;
+      return &s->r;
+    }
+    if (strcmp(s->website_id, website_id) == 0)
+      return &s->r;
+  }
+  return NULL;
+}
+
+static void fade(struct dw_readiness *r, double half_life)
+{
+  r->observations++;
+  r->gain *= pow(2.0, 1.0 / half_life);
+  if (r->gain > GAIN_RESCALE) {
+    for (int i = 0; i < DW_ADAPTIVE_BUCKETS; i++)
+      r->w[i] /= r->gain;
+    r->never /= r->gain;
+    r->gain = 1.0;
+  }
+}
+
+static void add_interval(struct dw_readiness *r, double lo, double hi, double half_life)
+{
+  if (hi > LAST_EDGE_MS)
+    hi = LAST_EDGE_MS;
+  if (lo >= hi)
+    lo = hi > 1 ? hi - 1 : 0;
+  double span = hi - lo;
+  for (int i = 0; i < DW_ADAPTIVE_BUCKETS; i++) {
+    double x = DW_MAX(lo, edges[i]), y = DW_MIN(hi, edges[i + 1]);
+    if (y > x)
+      r->w[i] += r->gain * (y - x) / span;
+  }
+  fade(r, half_life);
+}
+
+void dw_adaptive_observe(struct dw_adaptive *a, const char *website_id, uint64_t lo_ms,
+                         uint64_t hi_ms)
+{
+  struct dw_readiness *s = site(a, website_id, 1);
+  add_interval(&a->global, (double)lo_ms, (double)hi_ms, a->opt.half_life);
+  if (s)
+    add_interval(s, (double)lo_ms, (double)hi_ms, a->opt.half_life);
+}
+
+void dw_adaptive_observe_never(struct dw_adaptive *a, const char *website_id, uint64_t lo_ms)
+{
+  (void)lo_ms; /* ready, if ever, after the deadline: beyond what the plan covers */
+  struct dw_readiness *s = site(a, website_id, 1);
+  a->global.never += a->global.gain;
+  fade(&a->global, a->opt.half_life);
+  if (s) {
+    s->never += s->gain;
+    fade(s, a->opt.half_life);
+  }
+}
+
+static double total_mass(const struct dw_readiness *r)
+{
+  double t = r->never;
+  for (int i = 0; i < DW_ADAPTIVE_BUCKETS; i++)
+    t += r->w[i];
+  return t;
+}
+
+/* Poll ages for this lambda; returns how many. */
+static size_t make_plan(const struct dw_readiness *r, const struct dw_adaptive_options *o,
+                        double total, double lambda, uint64_t *plan)
+{
+  size_t n = 0;
+  double above = total; /* mass not yet ready at the start of bucket i */
+  double cum = 0;       /* cumulative poll density N(t) */
+  double next = 0.5;    /* polls sit where N(t) = k - 1/2 */
+  double last = 0;
+  double horizon = (double)o->horizon_ms;
+  for (int i = 0; i < DW_ADAPTIVE_BUCKETS && n < DW_ADAPTIVE_MAX_PLAN; i++) {
+    double a = edges[i], b = edges[i + 1];
+    if (a >= horizon)
+      break;
+    double width = b - a;
+    double mid_survival = (above - r->w[i] / 2) / total;
+    double f = r->w[i] / total / width;
+    above -= r->w[i];
+    double h = mid_survival > 1e-9 ? f / mid_survival : f / 1e-9;
+    double density = sqrt(lambda * h / 2); /* polls per ms */
+    double seg = density * width;
+    while (density > 0 && cum + seg >= next && n < DW_ADAPTIVE_MAX_PLAN) {
+      double t = a + (next - cum) / density;
+      next += 1;
+      /* Fill gaps longer than max_interval, skip points closer than min_interval. */
+      while (t - last > (double)o->max_interval_ms && n < DW_ADAPTIVE_MAX_PLAN) {
+        last += (double)o->max_interval_ms;
+        if (last >= horizon)
+          return n;
+        plan[n++] = (uint64_t)last;
+      }
+      if (t >= horizon)
+        return n;
+      if (t - last >= (double)o->min_interval_ms || n == 0) {
+        plan[n++] = (uint64_t)t;
+        last = t;
+      }
+    }
+    cum += seg;
+  }
+  while (n < DW_ADAPTIVE_MAX_PLAN && last + (double)o->max_interval_ms < horizon) {
+    last += (double)o->max_interval_ms;
+    plan[n++] = (uint64_t)last;
+  }
+  return n;
+}
+
+/* Median added latency and mean calls of a plan, over tasks that become ready within it. */
+static void evaluate(const struct dw_readiness *r, double total, const uint64_t *plan, size_t n,
+                     double *p50, double *calls)
+{
+  static double lat[LAT_BINS];
+  memset(lat, 0, sizeof(lat));
+  double mass = 0, call_mass = 0;
+  size_t k = 0;
+  for (int i = 0; i < DW_ADAPTIVE_BUCKETS && k < n; i++) {
+    if (r->w[i] <= 0)
+      continue;
+    double f = r->w[i] / total / (edges[i + 1] - edges[i]);
+    double x = edges[i];
+    while (x < edges[i + 1] && k < n) {
+      double tk = (double)plan[k];
+      if (tk <= x) {
+        k++;
+        continue;
+      }
+      double y = DW_MIN(edges[i + 1], tk);
+      double m = f * (y - x);
+      /* Latency tk - t for t in [x, y): uniform over [tk - y, tk - x]. */
+      double l0 = tk - y, l1 = tk - x;
+      int b0 = (int)(l0 / LAT_BIN_MS), b1 = (int)(l1 / LAT_BIN_MS);
+      if (b1 >= LAT_BINS)
+        b1 = LAT_BINS - 1;
+      if (b0 >= LAT_BINS)
+        b0 = LAT_BINS - 1;
+      for (int b = b0; b <= b1; b++)
+        lat[b] += m / (b1 - b0 + 1);
+      mass += m;
+      call_mass += m * (double)(k + 1);
+      x = y;
+    }
+  }
+  *calls = mass > 0 ? call_mass / mass : 0;
+  double acc = 0;
+  *p50 = LAT_BINS * LAT_BIN_MS;
+  for (int b = 0; b < LAT_BINS; b++) {
+    acc += lat[b];
+    if (acc >= mass / 2) {
+      *p50 = (b + 0.5) * LAT_BIN_MS;
+      break;
+    }
+  }
+}
+
+static void replan(struct dw_readiness *r, const struct dw_adaptive_options *o)
+{
+  double total = total_mass(r);
+  uint64_t plan[DW_ADAPTIVE_MAX_PLAN];
+  double lo = -12, hi = 3; /* log10 of lambda */
+  double p50 = 0, calls = 0;
+  if (total <= 0)
+    return;
+  for (int it = 0; it < 40; it++) {
+    double mid = (lo + hi) / 2;
+    size_t n = make_plan(r, o, total, pow(10, mid), plan);
+    evaluate(r, total, plan, n, &p50, &calls);
+    if (p50 <= (double)o->latency_target_ms)
+      hi = mid; /* meets the target: try fewer polls */
+    else
+      lo = mid;
+  }
+  r->plan_len = make_plan(r, o, total, pow(10, hi), r->plan);
+  evaluate(r, total, r->plan, r->plan_len, &r->plan_p50_ms, &r->plan_calls);
+  r->planned_at = r->observations;
+}
+
+const struct dw_readiness *dw_adaptive_model(struct dw_adaptive *a, const char *website_id)
+{
+  struct dw_readiness *r = site(a, website_id, 0);
+  if (!r || r->observations < a->opt.min_observations)
+    r = &a->global;
+  if (r->observations < a->opt.min_observations)
+    return NULL;
+  /* Replan after 5% more observations (at least 5): cheap, and the plan stays current. */
+  uint64_t since = r->observations - r->planned_at;
+  if (r->plan_len == 0 || since >= DW_MAX(5, r->observations / 20))
+    replan(r, &a->opt);
+  return r;
+}
+
+uint64_t dw_adaptive_next_age(struct dw_adaptive *a, const char *website_id, uint64_t age_ms)
+{
+  const struct dw_readiness *r = dw_adaptive_model(a, website_id);
+  if (!r || r->plan_len == 0)
+    return 0;
+  /* The first planned age after now; binary search. */
+  size_t lo = 0, hi = r->plan_len;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (r->plan[mid] <= age_ms)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo < r->plan_len)
+    return DW_MAX(r->plan[lo], age_ms + a->opt.min_interval_ms);
+  return age_ms + a->opt.max_interval_ms;
+}
+
+/* The fraction of mass not ready by age t. */
+static double survival(const struct dw_readiness *r, double total, double t)
+{
+  double above = total;
+  for (int i = 0; i < DW_ADAPTIVE_BUCKETS; i++) {
+    if (t >= edges[i + 1]) {
+      above -= r->w[i];
+      continue;
+    }
+    if (t > edges[i])
+      above -= r->w[i] * (t - edges[i]) / (edges[i + 1] - edges[i]);
+    break;
+  }
+  return above / total;
+}
+
+double dw_adaptive_ready_probability(struct dw_adaptive *a, const char *website_id,
+                                     uint64_t lo_ms, uint64_t now_ms)
+{
+  const struct dw_readiness *r = dw_adaptive_model(a, website_id);
+  if (!r)
+    return 0.5;
+  double total = total_mass(r);
+  double s_lo = survival(r, total, (double)lo_ms);
+  double s_now = survival(r, total, (double)now_ms);
+  return s_lo > 1e-12 ? (s_lo - s_now) / s_lo : 1.0;
+}
