@@ -15,6 +15,9 @@
 #define LAT_BIN_MS 25.0
 #define LAT_BINS 4800 /* 120 s */
 #define GAIN_RESCALE 1e12
+#define GLOBAL_OBS 4096
+#define SITE_OBS 512
+#define EM_ITERATIONS 12
 
 static double edges[DW_ADAPTIVE_BUCKETS + 1];
 
@@ -29,10 +32,28 @@ static void init_edges(void)
     edges[i] = edges[i - 1] * r;
 }
 
-static void readiness_init(struct dw_readiness *r)
+static void readiness_init(struct dw_readiness *r, size_t obs_cap)
 {
   memset(r, 0, sizeof(*r));
   r->gain = 1.0;
+  r->obs_cap = obs_cap;
+}
+
+static void remember(struct dw_readiness *r, uint64_t lo, uint64_t hi)
+{
+  if (!r->obs) {
+    r->obs = calloc(r->obs_cap, sizeof(*r->obs));
+    if (!r->obs)
+      return; /* the running estimate still works */
+  }
+  struct dw_adaptive_obs o = {(uint32_t)DW_MIN(lo, UINT32_MAX - 1),
+                              hi >= UINT32_MAX ? UINT32_MAX : (uint32_t)hi};
+  if (r->obs_count < r->obs_cap) {
+    r->obs[(r->obs_head + r->obs_count++) % r->obs_cap] = o;
+  } else {
+    r->obs[r->obs_head] = o;
+    r->obs_head = (r->obs_head + 1) % r->obs_cap;
+  }
 }
 
 int dw_adaptive_init(struct dw_adaptive *a, const struct dw_adaptive_options *opt)
@@ -46,12 +67,15 @@ int dw_adaptive_init(struct dw_adaptive *a, const struct dw_adaptive_options *op
     a->opt.max_interval_ms = a->opt.min_interval_ms;
   if (a->opt.half_life < 1)
     a->opt.half_life = 1;
-  readiness_init(&a->global);
+  readiness_init(&a->global, GLOBAL_OBS);
   return 0;
 }
 
 void dw_adaptive_cleanup(struct dw_adaptive *a)
 {
+  free(a->global.obs);
+  for (size_t i = 0; a->sites && i < DW_ADAPTIVE_MAX_SITES; i++)
+    free(a->sites[i].r.obs);
   free(a->sites);
   a->sites = NULL;
   a->nsites = 0;
@@ -84,7 +108,7 @@ static struct dw_readiness *site(struct dw_adaptive *a, const char *website_id, 
       if (!create || a->nsites >= DW_ADAPTIVE_MAX_SITES * 3 / 4)
         return NULL;
       dw_strlcpy(s->website_id, website_id, sizeof(s->website_id));
-      readiness_init(&s->r);
+      readiness_init(&s->r, SITE_OBS);
       a->nsites++;
       return &s->r;
     }
@@ -125,9 +149,14 @@ void dw_adaptive_observe(struct dw_adaptive *a, const char *website_id, uint64_t
                          uint64_t hi_ms)
 {
   struct dw_readiness *s = site(a, website_id, 1);
+  if (hi_ms <= lo_ms)
+    hi_ms = lo_ms + 1;
   add_interval(&a->global, (double)lo_ms, (double)hi_ms, a->opt.half_life);
-  if (s)
+  remember(&a->global, lo_ms, hi_ms);
+  if (s) {
     add_interval(s, (double)lo_ms, (double)hi_ms, a->opt.half_life);
+    remember(s, lo_ms, hi_ms);
+  }
 }
 
 void dw_adaptive_observe_never(struct dw_adaptive *a, const char *website_id, uint64_t lo_ms)
@@ -136,9 +165,11 @@ void dw_adaptive_observe_never(struct dw_adaptive *a, const char *website_id, ui
   struct dw_readiness *s = site(a, website_id, 1);
   a->global.never += a->global.gain;
   fade(&a->global, a->opt.half_life);
+  remember(&a->global, lo_ms, UINT32_MAX);
   if (s) {
     s->never += s->gain;
     fade(s, a->opt.half_life);
+    remember(s, lo_ms, UINT32_MAX);
   }
 }
 
@@ -244,8 +275,65 @@ static void evaluate(const struct dw_readiness *r, double total, const uint64_t 
   }
 }
 
+/* Turnbull's EM for interval-censored data: each observation's unit of mass goes to the
+ * buckets its interval overlaps, in proportion to the current estimate there; repeat. Starts
+ * from the running estimate and writes the result back into it (at the current gain). */
+static void refine(struct dw_readiness *r)
+{
+  double w[DW_ADAPTIVE_BUCKETS], next[DW_ADAPTIVE_BUCKETS], never, next_never;
+  double total = total_mass(r);
+  if (!r->obs || r->obs_count == 0 || total <= 0)
+    return;
+  for (int i = 0; i < DW_ADAPTIVE_BUCKETS; i++)
+    w[i] = r->w[i] / total + 1e-9; /* nothing is impossible: EM cannot revive a zero */
+  never = r->never / total;
+  for (int it = 0; it < EM_ITERATIONS; it++) {
+    memset(next, 0, sizeof(next));
+    next_never = 0;
+    for (size_t k = 0; k < r->obs_count; k++) {
+      const struct dw_adaptive_obs *o = &r->obs[(r->obs_head + k) % r->obs_cap];
+      if (o->hi == UINT32_MAX) {
+        next_never += 1;
+        continue;
+      }
+      double lo = o->lo, hi = DW_MIN((double)o->hi, LAST_EDGE_MS);
+      double denom = 0;
+      int first = -1, last = -1;
+      for (int i = 0; i < DW_ADAPTIVE_BUCKETS; i++) {
+        if (edges[i + 1] <= lo)
+          continue;
+        if (edges[i] >= hi)
+          break;
+        if (first < 0)
+          first = i;
+        last = i;
+        double ov = DW_MIN(hi, edges[i + 1]) - DW_MAX(lo, edges[i]);
+        denom += w[i] * ov / (edges[i + 1] - edges[i]);
+      }
+      if (first < 0 || denom <= 0)
+        continue;
+      for (int i = first; i <= last; i++) {
+        double ov = DW_MIN(hi, edges[i + 1]) - DW_MAX(lo, edges[i]);
+        next[i] += w[i] * ov / (edges[i + 1] - edges[i]) / denom;
+      }
+    }
+    double sum = next_never;
+    for (int i = 0; i < DW_ADAPTIVE_BUCKETS; i++)
+      sum += next[i];
+    if (sum <= 0)
+      return;
+    for (int i = 0; i < DW_ADAPTIVE_BUCKETS; i++)
+      w[i] = next[i] / sum + 1e-9;
+    never = next_never / sum;
+  }
+  for (int i = 0; i < DW_ADAPTIVE_BUCKETS; i++)
+    r->w[i] = w[i] * total;
+  r->never = never * total;
+}
+
 static void replan(struct dw_readiness *r, const struct dw_adaptive_options *o)
 {
+  refine(r);
   double total = total_mass(r);
   uint64_t plan[DW_ADAPTIVE_MAX_PLAN];
   double lo = -12, hi = 3; /* log10 of lambda */

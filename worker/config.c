@@ -55,7 +55,7 @@ static const char *check_listen(char *value);
 static const char *check_topic(char *value);
 static const char *check_brokers(char *value);
 
-static const char *const schedules[] = {"exponential", "fixed", NULL};
+static const char *const schedules[] = {"adaptive", "exponential", "fixed", NULL};
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const formats[] = {"json", "text", NULL};
 
@@ -125,9 +125,17 @@ static const struct option options[] = {
       "Refresh the tenant access token when less than this many seconds are left "
       "(inside Feishu's 30-minute refresh window)."),
 
-  ENUM("poll.schedule", poll.schedule, "exponential", schedules,
-       "How the interval between polls grows: `exponential` (by poll.multiplier up to "
-       "poll.max_interval_ms) or `fixed` (always poll.interval_ms)."),
+  ENUM("poll.schedule", poll.schedule, "adaptive", schedules,
+       "When to poll: `adaptive` (learns when tasks become ready, per website, and places "
+       "polls for the fewest calls at poll.latency_target_ms; exponential until it has seen "
+       "enough tasks), `exponential` (poll.first_delay_ms, then poll.interval_ms growing by "
+       "poll.multiplier up to poll.max_interval_ms) or `fixed` (poll.first_delay_ms, then "
+       "always poll.interval_ms)."),
+  INT("poll.latency_target_ms", poll.latency_target_ms, 1500, 50, 600000,
+      "Adaptive schedule: the median time from a task becoming ready to the answer that "
+      "sees it, in milliseconds. Lower costs more calls."),
+  INT("poll.min_interval_ms", poll.min_interval_ms, 250, 10, 3600000,
+      "Adaptive schedule: never poll one task more often than this, in milliseconds."),
   INT("poll.first_delay_ms", poll.first_delay_ms, 2000, 0, 3600000,
       "First poll this long after the event is taken, in milliseconds."),
   INT("poll.interval_ms", poll.interval_ms, 2000, 10, 3600000,

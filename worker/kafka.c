@@ -179,8 +179,12 @@ static struct dw_record *record_copy(rd_kafka_message_t *m)
   struct dw_record *rec = malloc(sizeof(*rec) + nh * sizeof(struct dw_header) + bytes + 1);
   if (!rec)
     return NULL;
+  rd_kafka_timestamp_type_t tstype;
   rec->partition = m->partition;
   rec->offset = m->offset;
+  rec->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+  if (tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+    rec->timestamp_ms = -1;
   rec->headers = (struct dw_header *)(rec + 1);
   rec->header_count = nh;
   char *p = (char *)(rec->headers + nh);

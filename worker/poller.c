@@ -30,6 +30,9 @@ struct dw_task {
   void *owner;
   enum task_state state;
   uint64_t deadline_at;       /* loop time */
+  uint64_t created_at;        /* loop time the task was created upstream (<= taken) */
+  uint64_t sent_at;           /* loop time of the call in flight */
+  uint64_t pending_age;       /* age at the last call that answered pending, 0 if none */
   uint64_t token_generation;  /* of the call in flight */
   unsigned attempts, polls, pending_answers, failures;
   int token_retried;
@@ -50,6 +53,7 @@ struct dw_poller {
   dw_health_cb on_health;
   void *arg;
   struct dw_limiter limiter;
+  struct dw_adaptive adaptive;
   uv_timer_t dispatch;   /* wakes the ready queue when the limiter or the gate opens */
   struct dw_task *ready_head, *ready_tail;
   struct dw_task *all;
@@ -74,6 +78,7 @@ static void poller_release(struct dw_poller *p)
   if (--p->handles > 0 || !p->closing)
     return;
   dw_limiter_cleanup(&p->limiter);
+  dw_adaptive_cleanup(&p->adaptive);
   free(p->base_url);
   free(p);
 }
@@ -158,6 +163,25 @@ static void finish(struct dw_task *t, enum dw_outcome_kind kind, const char *rea
   };
   task_release(t);
   p->on_outcome(p->arg, t->owner, &o);
+}
+
+/* The delay before a task's next poll: from the learned plan when there is one, else from the
+ * fixed or exponential schedule. */
+static uint64_t next_delay(struct dw_poller *p, struct dw_task *t)
+{
+  if (p->opt.adaptive) {
+    uint64_t now = uv_now(p->loop);
+    uint64_t age = now - t->created_at;
+    const struct dw_readiness *m = dw_adaptive_model(&p->adaptive, t->ev.website_id);
+    if (m && m->plan_len) {
+      /* A task older than the whole plan (a replay, a backlog) is most likely ready. */
+      if (t->pending_answers == 0 && age >= m->plan[m->plan_len - 1])
+        return 0;
+      uint64_t next = dw_adaptive_next_age(&p->adaptive, t->ev.website_id, age);
+      return next > age ? next - age : 0;
+    }
+  }
+  return dw_schedule_next_ms(&p->opt.schedule, t->pending_answers, &p->rng);
 }
 
 static void on_due(uv_timer_t *timer)
@@ -266,11 +290,17 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
     t->polls++;
     t->failures = 0;
     t->pending_answers++;
-    reschedule(t, dw_schedule_next_ms(&p->opt.schedule, t->pending_answers, &p->rng), &ans);
+    t->pending_age = t->sent_at - t->created_at;
+    if (uv_now(p->loop) >= t->deadline_at && p->healthy)
+      dw_adaptive_observe_never(&p->adaptive, t->ev.website_id, t->pending_age);
+    reschedule(t, next_delay(p, t), &ans);
     break;
   case DW_ANSWER_SUCCEEDED:
   case DW_ANSWER_FAILED:
     t->polls++;
+    /* Ready somewhere between the last pending answer and this call. */
+    dw_adaptive_observe(&p->adaptive, t->ev.website_id, t->pending_age,
+                        t->sent_at - t->created_at);
     finish(t, DW_OUTCOME_RESULT, NULL, &ans);
     break;
   case DW_ANSWER_NOT_FOUND:
@@ -331,6 +361,7 @@ static void send_call(struct dw_poller *p, struct dw_task *t, const char *token)
   };
   t->state = T_CALLING;
   t->attempts++;
+  t->sent_at = uv_now(p->loop);
   t->token_generation = dw_token_generation(p->token);
   int rc = dw_http_send(p->http, &req, on_answer, t);
   if (rc < 0) {
@@ -410,6 +441,7 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
     free(p);
     return DW_ENOMEM;
   }
+  dw_adaptive_init(&p->adaptive, &opt->adaptive_opt);
   p->limiter.slack_ms = LIMITER_SLACK_MS;
   /* A worker that just started cannot know what a predecessor (a restart, a replica that just
    * left) spent in the current second: let that second pass before the first call. */
@@ -431,8 +463,8 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
   return 0;
 }
 
-int dw_poller_submit(struct dw_poller *p, const struct dw_event *ev, void *owner,
-                     struct dw_task **out)
+int dw_poller_submit(struct dw_poller *p, const struct dw_event *ev, int64_t created_ms,
+                     void *owner, struct dw_task **out)
 {
   if (p->closing)
     return DW_ESTATE;
@@ -443,7 +475,14 @@ int dw_poller_submit(struct dw_poller *p, const struct dw_event *ev, void *owner
   t->ev = *ev;
   t->owner = owner;
   t->last_code = -1;
-  t->deadline_at = uv_now(p->loop) + p->opt.deadline_ms;
+  uint64_t now = uv_now(p->loop);
+  t->deadline_at = now + p->opt.deadline_ms;
+  /* The task's age so far, from the wall clocks of its producer and ours; a timestamp in the
+   * future or older than the deadline says nothing useful. */
+  int64_t age = created_ms >= 0 ? dw_wallclock_ms() - created_ms : 0;
+  if (age < 0 || (uint64_t)age > now || (uint64_t)age > p->opt.deadline_ms * 4)
+    age = 0;
+  t->created_at = now - (uint64_t)age;
   uv_timer_init(p->loop, &t->timer);
   t->timer.data = t;
   p->handles++;
@@ -453,7 +492,7 @@ int dw_poller_submit(struct dw_poller *p, const struct dw_event *ev, void *owner
   p->all = t;
   p->ntasks++;
   t->state = T_WAITING;
-  uv_timer_start(&t->timer, on_due, dw_schedule_next_ms(&p->opt.schedule, 0, &p->rng), 0);
+  uv_timer_start(&t->timer, on_due, next_delay(p, t), 0);
   if (out)
     *out = t;
   return 0;
@@ -485,6 +524,11 @@ void dw_poller_stats(const struct dw_poller *p, struct dw_poller_stats *st)
   *st = p->stats;
   st->tasks = p->ntasks;
   st->ready = p->nready;
+}
+
+struct dw_adaptive *dw_poller_adaptive(struct dw_poller *p)
+{
+  return &p->adaptive;
 }
 
 int dw_poller_healthy(const struct dw_poller *p)

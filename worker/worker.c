@@ -380,7 +380,7 @@ static void on_record(void *arg, struct dw_record *rec)
     return;
   }
   dw_strlcpy(j->key, ev.task_id, sizeof(j->key));
-  int rc = dw_poller_submit(w->poller, &ev, j, &j->task);
+  int rc = dw_poller_submit(w->poller, &ev, rec->timestamp_ms, j, &j->task);
   if (rc < 0)
     dead_letter(w, j, "internal_error", -1, dw_strerror(rc), NULL, 0);
 }
@@ -671,6 +671,15 @@ int dw_worker_run(const struct dw_config *cfg)
           .jitter = cfg->poll.jitter,
           .retry_initial_ms = (uint64_t)cfg->poll.retry_initial_ms,
           .retry_max_ms = (uint64_t)cfg->poll.retry_max_ms,
+      },
+      .adaptive = strcmp(cfg->poll.schedule, "adaptive") == 0,
+      .adaptive_opt = {
+          .latency_target_ms = (uint64_t)cfg->poll.latency_target_ms,
+          .min_interval_ms = (uint64_t)cfg->poll.min_interval_ms,
+          .max_interval_ms = (uint64_t)cfg->poll.max_interval_ms,
+          .horizon_ms = (uint64_t)cfg->poll.deadline_ms,
+          .min_observations = 30,
+          .half_life = 2000,
       },
       .deadline_ms = (uint64_t)cfg->poll.deadline_ms,
       .rate_per_second = (uint32_t)cfg->feishu.rate_per_second,

@@ -2,10 +2,11 @@
  * places polls to spend as few calls as possible while keeping the median added latency (time
  * from ready to answer) at a target. Pure: ages and clocks are passed in.
  *
- * Model: a histogram of readiness ages over log-spaced buckets, filled with interval-censored
- * observations (a task was pending at age lo and ready at age hi: its unit of mass is spread
- * over (lo, hi]), plus the mass of tasks never ready by their deadline; old observations fade
- * (exponential forgetting). Plan: with h(t) the hazard rate of that distribution, polling at
+ * Model: a histogram of readiness ages over log-spaced buckets from interval-censored
+ * observations (a task was pending at age lo and ready at age hi), plus the mass of tasks never
+ * ready by their deadline. A running estimate spreads each observation evenly over (lo, hi]
+ * with exponential forgetting; before planning, a few EM (Turnbull) iterations over the latest
+ * observations sharpen it into the maximum-likelihood distribution. Plan: with h(t) the hazard rate of that distribution, polling at
  * density n(t) = sqrt(lambda * h(t) / 2) minimises expected calls for a given expected
  * latency; lambda is chosen by bisection so the plan's median latency meets the target. */
 #ifndef DW_ADAPTIVE_H
@@ -27,8 +28,15 @@ struct dw_adaptive_options {
   double half_life;           /* observations after which an old one weighs half */
 };
 
+/* One observation: ready in (lo, hi] ms of age; hi = UINT32_MAX: not ready by the deadline. */
+struct dw_adaptive_obs {
+  uint32_t lo, hi;
+};
+
 struct dw_readiness {
   double w[DW_ADAPTIVE_BUCKETS]; /* readiness mass per bucket (scaled, see gain) */
+  struct dw_adaptive_obs *obs;   /* the latest observations, refined by EM when planning */
+  size_t obs_cap, obs_head, obs_count;
   double never;                  /* mass of tasks not ready by their deadline */
   double gain;                   /* weight of the next observation (grows to fade old ones) */
   uint64_t observations;

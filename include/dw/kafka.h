@@ -22,6 +22,7 @@ struct dw_header {
 struct dw_record {
   int32_t partition;
   int64_t offset;
+  int64_t timestamp_ms; /* the record's timestamp (CreateTime as a rule), -1 if none */
   const void *key;     /* NULL when the record has none */
   size_t key_len;
   const void *value;   /* NULL when the record has none */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "dw/adaptive.h"
 #include "dw/codec.h"
 #include "dw/http.h"
 #include "dw/schedule.h"
@@ -21,7 +22,9 @@ struct dw_task;
 struct dw_poller_options {
   const char *base_url;
   long request_timeout_ms;
-  struct dw_schedule schedule;
+  struct dw_schedule schedule; /* fixed/exponential; also the adaptive plan's fallback */
+  int adaptive;                /* place polls with the learned plan */
+  struct dw_adaptive_options adaptive_opt;
   uint64_t deadline_ms;
   uint32_t rate_per_second;
   uint32_t rate_per_minute;
@@ -63,10 +66,15 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
                   struct dw_token *token, const struct dw_poller_options *opt,
                   dw_outcome_cb on_outcome, dw_health_cb on_health, void *arg);
 
-/* Starts resolving a validated event; the event is copied. *task (optional) can be passed to
- * dw_poller_cancel until the outcome callback has run. */
-int dw_poller_submit(struct dw_poller *p, const struct dw_event *ev, void *owner,
-                     struct dw_task **task);
+/* Starts resolving a validated event; the event is copied. created_ms is the wall-clock time
+ * the task was created (the record's timestamp; -1 if unknown: then now): the adaptive plan
+ * measures readiness from it. *task (optional) can be passed to dw_poller_cancel until the
+ * outcome callback has run. */
+int dw_poller_submit(struct dw_poller *p, const struct dw_event *ev, int64_t created_ms,
+                     void *owner, struct dw_task **task);
+
+/* The adaptive model (for metrics and tests). */
+struct dw_adaptive *dw_poller_adaptive(struct dw_poller *p);
 
 /* Stops a task: no more calls, no outcome callback. */
 void dw_poller_cancel(struct dw_poller *p, struct dw_task *task);

@@ -27,7 +27,7 @@ static const char *const all_keys[] = {
   "feishu.app_id", "feishu.app_secret", "feishu.app_secret_file", "feishu.request_timeout_ms",
   "feishu.connect_timeout_ms", "feishu.max_connections", "feishu.max_response_bytes",
   "feishu.rate_per_second", "feishu.rate_per_minute", "feishu.token_refresh_margin_s",
-  "poll.schedule", "poll.first_delay_ms", "poll.interval_ms", "poll.max_interval_ms",
+  "poll.schedule", "poll.latency_target_ms", "poll.min_interval_ms", "poll.first_delay_ms", "poll.interval_ms", "poll.max_interval_ms",
   "poll.multiplier", "poll.jitter", "poll.deadline_ms", "poll.retry_initial_ms",
   "poll.retry_max_ms", "worker.max_in_flight", "worker.resume_in_flight",
   "worker.drain_timeout_ms", "worker.max_event_bytes", "admin.listen", "log.level",
@@ -127,7 +127,9 @@ static void test_defaults(void **state)
   assert_int_equal(cfg.feishu.rate_per_second, 50);
   assert_int_equal(cfg.feishu.rate_per_minute, 1000);
   assert_int_equal(cfg.feishu.token_refresh_margin_s, 300);
-  assert_string_equal(cfg.poll.schedule, "exponential");
+  assert_string_equal(cfg.poll.schedule, "adaptive");
+  assert_int_equal(cfg.poll.latency_target_ms, 1500);
+  assert_int_equal(cfg.poll.min_interval_ms, 250);
   assert_int_equal(cfg.poll.first_delay_ms, 2000);
   assert_int_equal(cfg.poll.interval_ms, 2000);
   assert_int_equal(cfg.poll.max_interval_ms, 15000);
@@ -319,7 +321,7 @@ static void test_file_errors(void **state)
   expect_error("poll = { multiplier = \"2\"; };\n", minimal_env, 1,
                "poll.multiplier must be a number");
   expect_error("poll = { schedule = \"linear\"; };\n", minimal_env, 1,
-               "poll.schedule must be one of exponential, fixed, got \"linear\"");
+               "poll.schedule must be one of adaptive, exponential, fixed, got \"linear\"");
   expect_error("log = { level = \"verbose\"; };\n", minimal_env, 1,
                "log.level must be one of debug, info, warn, error, got \"verbose\"");
   expect_error("log = { format = \"xml\"; };\n", minimal_env, 1,
