@@ -22,8 +22,8 @@ int dw_limiter_init(struct dw_limiter *l, uint32_t per_second, uint32_t per_minu
   if (!l)
     return DW_EINVAL;
   memset(l, 0, sizeof(*l));
-  l->per_second = per_second;
-  l->per_minute = per_minute;
+  l->per_second = l->max_per_second = per_second;
+  l->per_minute = l->max_per_minute = per_minute;
   cap = DW_MAX(per_second, per_minute);
   if (cap == 0) /* unlimited: no log at all */
     return 0;
@@ -123,4 +123,38 @@ void dw_limiter_block(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms)
   if (until > l->blocked_until_ms)
     l->blocked_until_ms = until;
   l->blocks_total++;
+}
+
+#define DECREASE_FACTOR 0.7
+#define DECREASE_SPACING_MS 1000
+#define INCREASE_AFTER_MS 5000
+
+static uint32_t scaled(uint32_t v, double f)
+{
+  double x = (double)v * f;
+  return x < 1 ? 1 : (uint32_t)x;
+}
+
+void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms)
+{
+  if (!l || (l->decreases_total && now_ms - l->last_decrease_ms < DECREASE_SPACING_MS))
+    return;
+  if (l->per_second)
+    l->per_second = scaled(l->per_second, DECREASE_FACTOR);
+  if (l->per_minute)
+    l->per_minute = scaled(l->per_minute, DECREASE_FACTOR);
+  l->last_decrease_ms = now_ms;
+  l->last_increase_ms = now_ms;
+  l->decreases_total++;
+}
+
+void dw_limiter_on_accepted(struct dw_limiter *l, uint64_t now_ms)
+{
+  if (!l || now_ms - l->last_increase_ms < INCREASE_AFTER_MS)
+    return;
+  if (l->per_second == l->max_per_second && l->per_minute == l->max_per_minute)
+    return;
+  l->per_second = DW_MIN(l->max_per_second, l->per_second + DW_MAX(1, l->max_per_second / 50));
+  l->per_minute = DW_MIN(l->max_per_minute, l->per_minute + DW_MAX(1, l->max_per_minute / 50));
+  l->last_increase_ms = now_ms;
 }

@@ -284,6 +284,8 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
     set_health(p, 1, "");
   if (ans.kind != DW_ANSWER_TOKEN_INVALID)
     t->token_retried = 0;
+  if (ans.kind != DW_ANSWER_RATE_LIMITED && !resp->error)
+    dw_limiter_on_accepted(&p->limiter, uv_now(p->loop));
 
   switch (ans.kind) {
   case DW_ANSWER_PENDING:
@@ -316,6 +318,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
                                                  : RATE_LIMIT_DEFAULT_RESET_MS;
     p->stats.rate_limited++;
     dw_limiter_block(&p->limiter, uv_now(p->loop), reset);
+    dw_limiter_on_rejected(&p->limiter, uv_now(p->loop));
     dw_warn("rate limited by the API (code %ld); no call for %llu ms", ans.code,
             (unsigned long long)reset);
     ready_push(p, t, 1);

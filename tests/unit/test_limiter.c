@@ -210,6 +210,68 @@ static void test_clock_back(void **state)
   dw_limiter_cleanup(&l);
 }
 
+/* Three replicas, each configured for the whole 50/s budget, share a server that allows 50
+ * calls per fixed 1-second window: with 429 adaptation, together they settle under the budget
+ * and see few rejections (simulated clock, 1 ms steps, 2 minutes). */
+static void test_replicas_share_budget(void **state)
+{
+  (void)state;
+  struct dw_limiter l[3];
+  uint64_t calls = 0, rejected = 0, window = 0, in_window = 0;
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(dw_limiter_init(&l[i], 50, 1000000), 0);
+  for (uint64_t now = 0; now < 120000; now++) {
+    if (now / 1000 != window) {
+      window = now / 1000;
+      in_window = 0;
+    }
+    for (int i = 0; i < 3; i++) {
+      if (dw_limiter_acquire(&l[i], now) != 0)
+        continue;
+      calls++;
+      if (in_window >= 50) { /* the server's 429, reset at the window's end */
+        rejected++;
+        dw_limiter_block(&l[i], now, 1000 - now % 1000);
+        dw_limiter_on_rejected(&l[i], now);
+      } else {
+        in_window++;
+        dw_limiter_on_accepted(&l[i], now);
+      }
+    }
+  }
+  double share = (double)rejected / (double)calls;
+  print_message("3 replicas: %llu calls, %llu rejected (%.2f%%), rates now %u %u %u\n",
+                (unsigned long long)calls, (unsigned long long)rejected, share * 100,
+                l[0].per_second, l[1].per_second, l[2].per_second);
+  assert_true(share < 0.02);
+  /* The budget is still used: at least 85% of 50/s over the run. */
+  assert_true((double)(calls - rejected) >= 0.85 * 50 * 120);
+  for (int i = 0; i < 3; i++)
+    dw_limiter_cleanup(&l[i]);
+}
+
+/* Alone, a limiter never rejected keeps its configured rate. */
+static void test_no_rejections_no_change(void **state)
+{
+  (void)state;
+  struct dw_limiter l;
+  assert_int_equal(dw_limiter_init(&l, 50, 1000), 0);
+  for (uint64_t now = 0; now < 60000; now += 7)
+    if (dw_limiter_acquire(&l, now) == 0)
+      dw_limiter_on_accepted(&l, now);
+  assert_int_equal(l.per_second, 50);
+  assert_int_equal(l.per_minute, 1000);
+  dw_limiter_on_rejected(&l, 60000);
+  assert_int_equal(l.per_second, 35);
+  dw_limiter_on_rejected(&l, 60500); /* at most once a second */
+  assert_int_equal(l.per_second, 35);
+  for (uint64_t now = 60000; now < 200000; now += 100)
+    dw_limiter_on_accepted(&l, now);
+  assert_int_equal(l.per_second, 50);
+  assert_int_equal(l.per_minute, 1000);
+  dw_limiter_cleanup(&l);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -217,6 +279,8 @@ int main(void)
       cmocka_unit_test(test_greedy_five_minutes), cmocka_unit_test(test_random_traffic),
       cmocka_unit_test(test_block),           cmocka_unit_test(test_unlimited),
       cmocka_unit_test(test_clock_back),
+      cmocka_unit_test(test_replicas_share_budget),
+      cmocka_unit_test(test_no_rejections_no_change),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
