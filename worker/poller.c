@@ -39,7 +39,9 @@ struct dw_task {
   long last_code;
   char last_msg[128];
   char log_id[64];
-  struct dw_task *prev, *next;         /* ready queue */
+  size_t heap_index;          /* in the ready queue */
+  double priority;
+  uint64_t seq;               /* ties: first come, first served */
   struct dw_task *all_prev, *all_next; /* every task */
 };
 
@@ -55,7 +57,9 @@ struct dw_poller {
   struct dw_limiter limiter;
   struct dw_adaptive adaptive;
   uv_timer_t dispatch;   /* wakes the ready queue when the limiter or the gate opens */
-  struct dw_task *ready_head, *ready_tail;
+  struct dw_task **heap;  /* the ready queue */
+  size_t heap_cap;
+  uint64_t seq;
   struct dw_task *all;
   size_t ntasks, nready;
   size_t handles;        /* open uv handles: dispatch timer + task timers */
@@ -72,6 +76,7 @@ struct dw_poller {
 
 static void drive(struct dw_poller *p);
 static void on_dispatch(uv_timer_t *timer);
+static void on_due(uv_timer_t *timer);
 
 static void poller_release(struct dw_poller *p)
 {
@@ -79,6 +84,7 @@ static void poller_release(struct dw_poller *p)
     return;
   dw_limiter_cleanup(&p->limiter);
   dw_adaptive_cleanup(&p->adaptive);
+  free(p->heap);
   free(p->base_url);
   free(p);
 }
@@ -91,41 +97,92 @@ static void on_task_closed(uv_handle_t *h)
   poller_release(p);
 }
 
-static void ready_remove(struct dw_poller *p, struct dw_task *t)
+/* The ready queue is a binary max-heap on each task's priority, so that when the rate budget
+ * is the bottleneck the calls go where they are most useful. */
+static int heap_before(const struct dw_task *a, const struct dw_task *b)
 {
-  if (t->prev)
-    t->prev->next = t->next;
-  else
-    p->ready_head = t->next;
-  if (t->next)
-    t->next->prev = t->prev;
-  else
-    p->ready_tail = t->prev;
-  t->prev = t->next = NULL;
-  p->nready--;
+  return a->priority > b->priority || (a->priority == b->priority && a->seq < b->seq);
 }
 
-static void ready_push(struct dw_poller *p, struct dw_task *t, int front)
+static void heap_set(struct dw_poller *p, size_t i, struct dw_task *t)
 {
-  t->state = T_READY;
-  if (front) {
-    t->next = p->ready_head;
-    t->prev = NULL;
-    if (p->ready_head)
-      p->ready_head->prev = t;
-    else
-      p->ready_tail = t;
-    p->ready_head = t;
-  } else {
-    t->prev = p->ready_tail;
-    t->next = NULL;
-    if (p->ready_tail)
-      p->ready_tail->next = t;
-    else
-      p->ready_head = t;
-    p->ready_tail = t;
+  p->heap[i] = t;
+  t->heap_index = i;
+}
+
+static void heap_up(struct dw_poller *p, size_t i)
+{
+  struct dw_task *t = p->heap[i];
+  while (i > 0 && heap_before(t, p->heap[(i - 1) / 2])) {
+    heap_set(p, i, p->heap[(i - 1) / 2]);
+    i = (i - 1) / 2;
   }
-  p->nready++;
+  heap_set(p, i, t);
+}
+
+static void heap_down(struct dw_poller *p, size_t i)
+{
+  struct dw_task *t = p->heap[i];
+  for (;;) {
+    size_t c = 2 * i + 1;
+    if (c >= p->nready)
+      break;
+    if (c + 1 < p->nready && heap_before(p->heap[c + 1], p->heap[c]))
+      c++;
+    if (!heap_before(p->heap[c], t))
+      break;
+    heap_set(p, i, p->heap[c]);
+    i = c;
+  }
+  heap_set(p, i, t);
+}
+
+static void ready_remove(struct dw_poller *p, struct dw_task *t)
+{
+  size_t i = t->heap_index;
+  struct dw_task *last = p->heap[--p->nready];
+  if (last != t) {
+    heap_set(p, i, last);
+    heap_up(p, i);
+    heap_down(p, last->heap_index);
+  }
+}
+
+/* How useful a call for this task is now: retries the API asked for first, then tasks close to
+ * their deadline, then by the chance the task became ready since its last pending answer. */
+static double priority(struct dw_poller *p, struct dw_task *t, int retry)
+{
+  uint64_t now = uv_now(p->loop);
+  if (retry)
+    return 4.0;
+  uint64_t left = t->deadline_at > now ? t->deadline_at - now : 0;
+  uint64_t soon = 2 * p->opt.schedule.max_interval_ms;
+  if (left < soon)
+    return 2.0 + 1.0 - (double)left / (double)soon;
+  if (!p->opt.adaptive)
+    return 1.0;
+  return dw_adaptive_ready_probability(&p->adaptive, t->ev.website_id, t->pending_age,
+                                       now - t->created_at);
+}
+
+static void ready_push(struct dw_poller *p, struct dw_task *t, int retry)
+{
+  if (p->nready == p->heap_cap) {
+    size_t cap = p->heap_cap ? p->heap_cap * 2 : 256;
+    struct dw_task **h = realloc(p->heap, cap * sizeof(*h));
+    if (!h) { /* keep the task due: try again in a moment */
+      t->state = T_WAITING;
+      uv_timer_start(&t->timer, on_due, 100, 0);
+      return;
+    }
+    p->heap = h;
+    p->heap_cap = cap;
+  }
+  t->state = T_READY;
+  t->priority = priority(p, t, retry);
+  t->seq = p->seq++;
+  heap_set(p, p->nready++, t);
+  heap_up(p, t->heap_index);
 }
 
 /* Unlinks the task from everything and closes its timer; memory goes in the close callback. */
@@ -389,12 +446,12 @@ static void drive(struct dw_poller *p)
     return;
   p->driving = 1;
   uv_update_time(p->loop); /* the limiter needs the time of the calls, not of the iteration */
-  if (!p->healthy && !p->probe && !p->ready_head && uv_now(p->loop) >= p->gate_until) {
+  if (!p->healthy && !p->probe && !p->nready && uv_now(p->loop) >= p->gate_until) {
     /* Nothing to probe with (work is paused while unhealthy): half-open, let work in again;
      * the next app-level answer closes it. */
     set_health(p, 1, "");
   }
-  while (p->ready_head) {
+  while (p->nready) {
     uint64_t now = uv_now(p->loop);
     if (now < p->gate_until) {
       uv_timer_start(&p->dispatch, on_dispatch, p->gate_until - now, 0);
@@ -410,7 +467,7 @@ static void drive(struct dw_poller *p)
       uv_timer_start(&p->dispatch, on_dispatch, wait, 0);
       break;
     }
-    struct dw_task *t = p->ready_head;
+    struct dw_task *t = p->heap[0];
     ready_remove(p, t);
     if (!p->healthy)
       p->probe = t;
