@@ -441,6 +441,28 @@ void dw_consumer_pause_all(struct dw_consumer *c, int pause)
   rd_kafka_topic_partition_list_destroy(l);
 }
 
+int64_t dw_consumer_lag(struct dw_consumer *c, size_t *assigned)
+{
+  rd_kafka_topic_partition_list_t *l = NULL;
+  int64_t lag = 0;
+  *assigned = 0;
+  if (rd_kafka_assignment(c->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l)
+    return 0;
+  *assigned = (size_t)l->cnt;
+  rd_kafka_position(c->rk, l);
+  for (int i = 0; i < l->cnt; i++) {
+    int64_t low, high;
+    if (rd_kafka_get_watermark_offsets(c->rk, l->elems[i].topic, l->elems[i].partition, &low,
+                                       &high) != RD_KAFKA_RESP_ERR_NO_ERROR || high < 0)
+      continue;
+    int64_t pos = l->elems[i].offset >= 0 ? l->elems[i].offset : low;
+    if (high > pos)
+      lag += high - pos;
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+  return lag;
+}
+
 static void consumer_freed(void *owner)
 {
   struct dw_consumer *c = owner;

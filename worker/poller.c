@@ -72,7 +72,72 @@ struct dw_poller {
   uint64_t app_backoff_ms;
   uint64_t rng;
   struct dw_poller_stats stats;
+  struct dw_metric *m_calls, *m_rate_limited, *m_polls, *m_resolve, *m_token_retries;
 };
+
+static const double polls_buckets[] = {1, 2, 3, 4, 5, 7, 10, 15, 20, 30, 50};
+static const double resolve_buckets[] = {0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 300};
+
+static double gauge_ready(void *arg)
+{
+  return (double)((struct dw_poller *)arg)->nready;
+}
+
+static double gauge_rate_second(void *arg)
+{
+  return ((struct dw_poller *)arg)->limiter.per_second;
+}
+
+static double gauge_rate_minute(void *arg)
+{
+  return ((struct dw_poller *)arg)->limiter.per_minute;
+}
+
+static double gauge_healthy(void *arg)
+{
+  return ((struct dw_poller *)arg)->healthy;
+}
+
+static double gauge_plan_calls(void *arg)
+{
+  struct dw_poller *p = arg;
+  const struct dw_readiness *m = p->opt.adaptive ? dw_adaptive_model(&p->adaptive, NULL) : NULL;
+  return m ? m->plan_calls : 0;
+}
+
+static void register_metrics(struct dw_poller *p, struct dw_metrics *r)
+{
+  if (!r)
+    return;
+  p->m_calls = dw_metrics_counter(r, "dw_api_calls_total",
+                                  "Delivery-task API calls answered, by body code (transport: "
+                                  "no answer; unparsable: no usable body).",
+                                  "code");
+  p->m_rate_limited = dw_metrics_counter(r, "dw_api_rate_limited_total",
+                                         "Calls answered 99991400 (rate limited).", NULL);
+  p->m_token_retries = dw_metrics_counter(r, "dw_api_token_retries_total",
+                                          "Calls retried with a new token after 9999166x.", NULL);
+  p->m_polls = dw_metrics_histogram(r, "dw_task_polls", "API calls per finished task.",
+                                    polls_buckets, DW_ARRAY_SIZE(polls_buckets));
+  p->m_resolve = dw_metrics_histogram(r, "dw_task_resolve_seconds",
+                                      "From task creation (the record's timestamp) to its "
+                                      "outcome.",
+                                      resolve_buckets, DW_ARRAY_SIZE(resolve_buckets));
+  dw_metrics_gauge_fn(r, "dw_poller_ready_tasks",
+                      "Tasks due for a call, waiting for the rate limiter, the token or the app.",
+                      gauge_ready, p);
+  dw_metrics_gauge_fn(r, "dw_limiter_rate_per_second",
+                      "Calls per second the limiter allows now (lowered after 429s).",
+                      gauge_rate_second, p);
+  dw_metrics_gauge_fn(r, "dw_limiter_rate_per_minute",
+                      "Calls per minute the limiter allows now.", gauge_rate_minute, p);
+  dw_metrics_gauge_fn(r, "dw_app_healthy",
+                      "1 unless an app-level failure (credentials, scope, IP, quota) stops calls.",
+                      gauge_healthy, p);
+  dw_metrics_gauge_fn(r, "dw_schedule_planned_calls",
+                      "Adaptive schedule: expected calls per task of the global plan.",
+                      gauge_plan_calls, p);
+}
 
 static void drive(struct dw_poller *p);
 static void on_dispatch(uv_timer_t *timer);
@@ -219,6 +284,8 @@ static void finish(struct dw_task *t, enum dw_outcome_kind kind, const char *rea
       .polls = t->polls,
   };
   task_release(t);
+  dw_metric_observe(p->m_polls, t->attempts);
+  dw_metric_observe(p->m_resolve, (double)(uv_now(p->loop) - t->created_at) / 1000.0);
   p->on_outcome(p->arg, t->owner, &o);
 }
 
@@ -328,6 +395,16 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
   }
   p->stats.calls++;
   p->stats.by_kind[ans.kind]++;
+  if (p->m_calls) {
+    char code[24];
+    if (resp->error)
+      dw_strlcpy(code, "transport", sizeof(code));
+    else if (ans.code < 0)
+      dw_strlcpy(code, "unparsable", sizeof(code));
+    else
+      snprintf(code, sizeof(code), "%ld", ans.code);
+    dw_metric_inc(p->m_calls, code, 1);
+  }
   t->last_code = ans.code;
   dw_strlcpy(t->last_msg, ans.msg, sizeof(t->last_msg));
   dw_strlcpy(t->log_id, resp->log_id ? resp->log_id : "", sizeof(t->log_id));
@@ -374,6 +451,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
     uint64_t reset = resp->ratelimit_reset_s > 0 ? (uint64_t)resp->ratelimit_reset_s * 1000
                                                  : RATE_LIMIT_DEFAULT_RESET_MS;
     p->stats.rate_limited++;
+    dw_metric_inc(p->m_rate_limited, NULL, 1);
     dw_limiter_block(&p->limiter, uv_now(p->loop), reset);
     dw_limiter_on_rejected(&p->limiter, uv_now(p->loop));
     dw_warn("rate limited by the API (code %ld); no call for %llu ms", ans.code,
@@ -385,6 +463,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
     if (!t->token_retried) {
       t->token_retried = 1;
       p->stats.token_retries++;
+      dw_metric_inc(p->m_token_retries, NULL, 1);
       dw_token_invalidate(p->token, t->token_generation);
       ready_push(p, t, 1);
       break;
@@ -519,6 +598,7 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
   uv_timer_init(loop, &p->dispatch);
   p->dispatch.data = p;
   p->handles = 1;
+  register_metrics(p, opt->metrics);
   *out = p;
   return 0;
 }

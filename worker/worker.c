@@ -14,11 +14,13 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "dw/admin.h"
 #include "dw/codec.h"
 #include "dw/common.h"
 #include "dw/http.h"
 #include "dw/kafka.h"
 #include "dw/log.h"
+#include "dw/metrics.h"
 #include "dw/poller.h"
 #include "dw/token.h"
 #include "dw/tracker.h"
@@ -49,6 +51,8 @@ struct job {
   size_t extra_count;
   char hbuf[10][DW_TEXT_MAX]; /* their values (the topic name points at the config) */
   int value_omitted;      /* the dead letter went without its value (too large for Kafka) */
+  const char *outcome;    /* "succeeded" or "failed", for the metrics */
+  const char *reason;     /* the dead letter's reason, for the metrics */
   struct job *prev, *next;      /* every job */
   struct job *retry_next;       /* waiting to be produced again */
 };
@@ -66,6 +70,12 @@ struct dw_worker {
   struct dw_poller *poller;
   struct dw_consumer *consumer;
   struct dw_producer *producer;
+  struct dw_admin *admin;
+  struct dw_metrics *metrics;
+  struct dw_metric *m_consumed, *m_resolved, *m_dead, *m_token_refreshes, *m_produce_retries;
+  int ever_assigned;
+  int healthy;
+  char unhealthy_reason[DW_TEXT_MAX + 64];
   struct part *parts;
   size_t nparts;
   struct job *jobs;
@@ -182,10 +192,13 @@ static void on_delivered(void *arg, int err, const char *errstr, int fatal)
     return;
   }
   if (!err) {
-    if (j->is_result)
+    if (j->is_result) {
       w->results++;
-    else
+      dw_metric_inc(w->m_resolved, j->outcome, 1);
+    } else {
       w->dead_letters++;
+      dw_metric_inc(w->m_dead, j->reason, 1);
+    }
     job_done(w, j);
     maybe_stop(w);
     return;
@@ -202,6 +215,7 @@ static void on_delivered(void *arg, int err, const char *errstr, int fatal)
     begin_drain(w, 1);
     return;
   }
+  dw_metric_inc(w->m_produce_retries, NULL, 1);
   j->retry_next = w->retry_head;
   w->retry_head = j;
   if (!uv_is_active((uv_handle_t *)&w->retry_timer))
@@ -267,6 +281,7 @@ static void dead_letter(struct dw_worker *w, struct job *j, const char *reason, 
 {
   char num[32], ts[32];
   j->is_result = 0;
+  j->reason = reason;
   add_header(j, "dlq.reason", reason);
   if (code >= 0) {
     snprintf(num, sizeof(num), "%ld", code);
@@ -309,6 +324,7 @@ static void on_outcome(void *arg, void *owner, const struct dw_outcome *o)
     return;
   }
   j->is_result = 1;
+  j->outcome = o->answer->kind == DW_ANSWER_SUCCEEDED ? "succeeded" : "failed";
   struct dw_log_ctx ctx = {.task = j->key, .topic = w->cfg->kafka.input_topic,
                            .partition = j->partition, .offset = j->rec->offset,
                            .log_id = o->log_id};
@@ -320,14 +336,85 @@ static void on_outcome(void *arg, void *owner, const struct dw_outcome *o)
 static void on_health(void *arg, int healthy, const char *reason)
 {
   struct dw_worker *w = arg;
-  (void)reason;
+  w->healthy = healthy;
+  dw_strlcpy(w->unhealthy_reason, healthy ? "" : reason, sizeof(w->unhealthy_reason));
   set_paused(w, 2, !healthy); /* stop taking new work; tasks in flight wait, nothing is lost */
 }
 
 static void on_token(void *arg, int err, const char *reason)
 {
   struct dw_worker *w = arg;
+  if (!err)
+    dw_metric_inc(w->m_token_refreshes, NULL, 1);
   dw_poller_on_token(w->poller, err, reason);
+}
+
+/* /readyz: ready only while running with partitions, and the app healthy. */
+static int on_ready(void *arg, char *why, size_t whylen)
+{
+  struct dw_worker *w = arg;
+  if (w->state != S_RUNNING)
+    snprintf(why, whylen, "draining: shutting down");
+  else if (!w->ever_assigned)
+    snprintf(why, whylen, "waiting for the first partition assignment of %s",
+             w->cfg->kafka.input_topic);
+  else if (!w->healthy)
+    snprintf(why, whylen, "app-level failure: %s", w->unhealthy_reason);
+  else
+    return 1;
+  return 0;
+}
+
+static int on_render(void *arg, char **body, size_t *len)
+{
+  return dw_metrics_render(((struct dw_worker *)arg)->metrics, body, len);
+}
+
+static double gauge_in_flight(void *arg)
+{
+  return (double)((struct dw_worker *)arg)->in_flight;
+}
+
+static double gauge_paused(void *arg)
+{
+  struct dw_worker *w = arg;
+  size_t assigned = 0;
+  if (!w->consumer)
+    return 0;
+  dw_consumer_lag(w->consumer, &assigned);
+  return w->paused ? (double)assigned : 0;
+}
+
+static double gauge_lag(void *arg)
+{
+  struct dw_worker *w = arg;
+  size_t assigned;
+  return w->consumer ? (double)dw_consumer_lag(w->consumer, &assigned) : 0;
+}
+
+static void register_metrics(struct dw_worker *w)
+{
+  struct dw_metrics *r = w->metrics;
+  w->m_consumed = dw_metrics_counter(r, "dw_tasks_consumed_total",
+                                     "Task-created events taken from the input topic.", NULL);
+  w->m_resolved = dw_metrics_counter(r, "dw_tasks_resolved_total",
+                                     "Results acknowledged by Kafka, by outcome.", "outcome");
+  w->m_dead = dw_metrics_counter(r, "dw_dead_letters_total",
+                                 "Dead letters acknowledged by Kafka, by reason.", "reason");
+  w->m_token_refreshes = dw_metrics_counter(r, "dw_token_refreshes_total",
+                                            "Tenant access tokens obtained.", NULL);
+  w->m_produce_retries = dw_metrics_counter(r, "dw_produce_retries_total",
+                                            "Results or dead letters produced again after a "
+                                            "failed delivery.", NULL);
+  dw_metrics_gauge_fn(r, "dw_tasks_in_flight",
+                      "Records taken whose result or dead letter is not yet acknowledged.",
+                      gauge_in_flight, w);
+  dw_metrics_gauge_fn(r, "dw_partitions_paused",
+                      "Assigned partitions paused (backpressure, app failure or draining).",
+                      gauge_paused, w);
+  dw_metrics_gauge_fn(r, "dw_consumer_lag",
+                      "Records of the assigned partitions not yet fetched (cached watermarks).",
+                      gauge_lag, w);
 }
 
 static void on_record(void *arg, struct dw_record *rec)
@@ -364,6 +451,7 @@ static void on_record(void *arg, struct dw_record *rec)
   w->jobs = j;
   w->in_flight++;
   w->consumed++;
+  dw_metric_inc(w->m_consumed, NULL, 1);
   if (w->in_flight >= (size_t)w->cfg->worker.max_in_flight)
     set_paused(w, 1, 1);
 
@@ -388,6 +476,7 @@ static void on_record(void *arg, struct dw_record *rec)
 static void on_assign(void *arg, const int32_t *ids, size_t n)
 {
   struct dw_worker *w = arg;
+  w->ever_assigned = 1;
   for (size_t i = 0; i < n; i++) {
     struct part *p = part_get(w, ids[i]);
     if (!p)
@@ -502,6 +591,8 @@ static void close_cb_noop(uv_handle_t *h)
 static void shutdown_all(struct dw_worker *w)
 {
   w->state = S_STOPPED;
+  dw_admin_close(w->admin);
+  w->admin = NULL;
   if (w->consumer) {
     commit_now(w, 1);
     dw_consumer_close(w->consumer);
@@ -636,6 +727,13 @@ int dw_worker_run(const struct dw_config *cfg)
   if (!w)
     return 1;
   w->cfg = cfg;
+  w->healthy = 1;
+  w->metrics = dw_metrics_new();
+  if (!w->metrics) {
+    free(w);
+    return 1;
+  }
+  register_metrics(w);
   uv_loop_init(&w->loop);
   uv_signal_init(&w->loop, &w->sigterm);
   uv_signal_init(&w->loop, &w->sigint);
@@ -684,7 +782,9 @@ int dw_worker_run(const struct dw_config *cfg)
       .deadline_ms = (uint64_t)cfg->poll.deadline_ms,
       .rate_per_second = (uint32_t)cfg->feishu.rate_per_second,
       .rate_per_minute = (uint32_t)cfg->feishu.rate_per_minute,
+      .metrics = w->metrics,
   };
+  struct dw_admin_handler ah = {.render = on_render, .ready = on_ready, .arg = w};
   struct dw_consumer_handler ch = {
       .on_record = on_record,
       .on_assign = on_assign,
@@ -700,9 +800,11 @@ int dw_worker_run(const struct dw_config *cfg)
     snprintf(err, sizeof(err), "cannot set up the HTTP client");
     goto fail;
   }
-  if (dw_producer_new(&w->producer, &w->loop, cfg, err, sizeof(err)) < 0 ||
+  if (dw_admin_start(&w->admin, &w->loop, cfg->admin.listen, &ah, err, sizeof(err)) < 0 ||
+      dw_producer_new(&w->producer, &w->loop, cfg, err, sizeof(err)) < 0 ||
       dw_consumer_new(&w->consumer, &w->loop, cfg, &ch, err, sizeof(err)) < 0)
     goto fail;
+  dw_info("admin endpoint on port %d: /metrics /healthz /readyz", dw_admin_port(w->admin));
   uv_signal_start(&w->sigterm, on_signal, SIGTERM);
   uv_signal_start(&w->sigint, on_signal, SIGINT);
   uv_timer_start(&w->commit_timer, on_commit_timer, (uint64_t)cfg->kafka.commit_interval_ms,
@@ -731,6 +833,7 @@ out:
   for (size_t i = 0; i < w->nparts; i++)
     dw_tracker_cleanup(&w->parts[i].tracker);
   free(w->parts);
+  dw_metrics_free(w->metrics);
   free(w);
   return rc;
 }

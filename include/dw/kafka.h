@@ -59,6 +59,10 @@ int dw_consumer_commit(struct dw_consumer *c, const int32_t *partitions,
 int dw_consumer_commit_sync(struct dw_consumer *c, const int32_t *partitions,
                             const int64_t *offsets, size_t n);
 
+/* Records behind the end of the assigned partitions (high watermark minus position, from
+ * librdkafka's cached watermarks: no request is made), and how many partitions are assigned. */
+int64_t dw_consumer_lag(struct dw_consumer *c, size_t *assigned);
+
 /* Pauses or resumes fetching of every assigned partition (backpressure, draining). */
 void dw_consumer_pause_all(struct dw_consumer *c, int pause);
 

@@ -13,6 +13,7 @@
 #include "dw/adaptive.h"
 #include "dw/codec.h"
 #include "dw/http.h"
+#include "dw/metrics.h"
 #include "dw/schedule.h"
 #include "dw/token.h"
 
@@ -28,6 +29,7 @@ struct dw_poller_options {
   uint64_t deadline_ms;
   uint32_t rate_per_second;
   uint32_t rate_per_minute;
+  struct dw_metrics *metrics; /* where the poller registers its metrics (NULL: none) */
 };
 
 enum dw_outcome_kind { DW_OUTCOME_RESULT = 0, DW_OUTCOME_DEAD_LETTER };

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 BIN = os.environ.get("DW_BIN_DIR", os.path.join(os.path.dirname(__file__), "../../build/dev"))
@@ -194,6 +195,7 @@ feishu = { base_url = "%s"; app_id = "%s"; };
 poll = { first_delay_ms = 100; interval_ms = 200; max_interval_ms = 1000; jitter = 0.2;
          deadline_ms = 20000; retry_initial_ms = 100; retry_max_ms = 1000; };
 worker = { drain_timeout_ms = 20000; };
+admin = { listen = "127.0.0.1:0"; };
 log = { level = "info"; };
 %s
 """ % (bootstrap, group, props, sim_url, app, extra))
@@ -209,6 +211,29 @@ log = { level = "info"; };
 
     def log_text(self):
         return open(self.proc.logfile, errors="replace").read()
+
+    def admin(self, path):
+        """GET path from the worker's admin endpoint: (status, body)."""
+        if not getattr(self, "admin_port", None):
+            m = wait_until(lambda: re.search(r"admin endpoint on port (\d+)", self.log_text()), 30,
+                           "the admin endpoint")
+            self.admin_port = int(m.group(1))
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.admin_port, path), timeout=10) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def metrics(self):
+        """The /metrics samples as {"name{labels}": value}."""
+        status, body = self.admin("/metrics")
+        assert status == 200, status
+        out = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
 
     def stop(self, timeout=60):
         self.proc.stopping = True

@@ -1,0 +1,387 @@
+/* The admin endpoint (/metrics, /healthz, /readyz) on the worker's libuv loop. libmicrohttpd
+ * runs in its "external epoll" mode: MHD_USE_EPOLL without an internal thread keeps all of its
+ * sockets in one epoll set of its own, whose fd becomes readable when any of them has an event.
+ * A uv_poll watches that fd and calls MHD_run, which accepts, reads, answers and writes without
+ * blocking. MHD also has work that no socket announces (idle connections to time out, data
+ * already buffered, connections on its "ready" list after an edge-triggered event), so after
+ * every MHD_run a uv_timer is armed from MHD_get_timeout: "MHD_run must be called not later
+ * than timeout ms" is the contract of external polling. It matters: with two pipelined
+ * requests in one segment, MHD answers the first, reports a timeout of 0, and answers the
+ * second only when run again; the socket, edge-triggered, announces nothing more.
+ *
+ * Responses are queued on the second call of the access handler, never the first: MHD 0.9.75
+ * answers "Connection: close" to a response queued on the first call, which ends keep-alive
+ * (reference/librdkafka-probe.md, section 3). The exception is a request announcing a body:
+ * none is wanted and MHD refuses a response while one arrives, so it is answered at once. */
+#include "dw/admin.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "dw/common.h"
+#include "dw/log.h"
+
+#define CONTENT_TYPE_TEXT "text/plain; charset=utf-8"
+#define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
+
+struct dw_admin {
+  uv_loop_t *loop;
+  struct MHD_Daemon *daemon;
+  uv_poll_t poll;   /* MHD's epoll fd */
+  uv_timer_t timer; /* MHD_get_timeout */
+  int open_handles;
+  int port;
+  struct dw_admin_handler h;
+  /* Fixed answers, created once and queued by reference (MHD counts the references). */
+  struct MHD_Response *healthy, *ready, *not_found, *not_allowed;
+  char start_error[256]; /* MHD's last message while starting */
+  int starting;
+};
+
+/* *con_cls of a request: NULL before the first access-handler call, then &request_seen, and
+ * &request_answered once a response is queued. */
+static int request_seen, request_answered;
+
+/* Whether the request says a body follows (Content-Length > 0, or chunked). */
+static int announces_body(struct MHD_Connection *c)
+{
+  const char *cl =
+      MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+    return 1;
+  return cl && strspn(cl, "0") != strlen(cl);
+}
+
+/* MHD_OPTION_EXTERNAL_LOGGER: while starting, keep the message for dw_admin_start's err;
+ * afterwards log it (connection-level trouble: resets, timeouts, the connection limit). */
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt,
+                                                              va_list ap)
+{
+  struct dw_admin *a = cls;
+  char msg[256];
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  size_t n = strlen(msg);
+  while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r' || msg[n - 1] == ' '))
+    msg[--n] = '\0';
+  if (a->starting)
+    dw_strlcpy(a->start_error, msg, sizeof(a->start_error));
+  else
+    dw_warn("admin: %s", msg);
+}
+
+static enum MHD_Result queue_text(struct MHD_Connection *c, unsigned status, const char *text)
+{
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+  if (!r)
+    return MHD_NO; /* MHD closes the connection */
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE_TEXT);
+  enum MHD_Result ret = MHD_queue_response(c, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static enum MHD_Result answer_metrics(struct dw_admin *a, struct MHD_Connection *c)
+{
+  char *body = NULL;
+  size_t len = 0;
+  if (!a->h.render)
+    return MHD_queue_response(c, MHD_HTTP_NOT_FOUND, a->not_found);
+  int rc = a->h.render(a->h.arg, &body, &len);
+  if (rc != 0 || !body) {
+    free(body);
+    dw_warn("admin: rendering /metrics failed: %s", dw_strerror(rc));
+    return queue_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "metrics unavailable\n");
+  }
+  struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+  if (!r) {
+    free(body);
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE_METRICS);
+  enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static enum MHD_Result answer_readyz(struct dw_admin *a, struct MHD_Connection *c)
+{
+  char why[DW_ADMIN_MAX_REASON];
+  why[0] = '\0';
+  if (!a->h.ready || a->h.ready(a->h.arg, why, sizeof(why) - 1))
+    return MHD_queue_response(c, MHD_HTTP_OK, a->ready);
+  why[sizeof(why) - 2] = '\0'; /* the callback's string is bounded even if it forgot the NUL */
+  size_t n = strlen(why);
+  if (n == 0)
+    n = (size_t)snprintf(why, sizeof(why), "not ready");
+  why[n] = '\n';
+  why[n + 1] = '\0';
+  return queue_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, why);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+  struct dw_admin *a = cls;
+  (void)version;
+  (void)upload_data;
+  if (*con_cls == &request_answered) {
+    dw_debug("admin: %zu body bytes after the answer", *upload_data_size);
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  if (!*con_cls && !announces_body(c)) {
+    /* First call, headers only: answering now would cost keep-alive (see the top). */
+    *con_cls = &request_seen;
+    return MHD_YES;
+  }
+  /* Second call, or the first of a request with a body. No route takes a body, and MHD
+   * refuses a response queued while one is arriving, so such a request is answered before its
+   * body is read (MHD then closes the connection rather than read an unwanted body). */
+  *con_cls = &request_answered;
+  if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+    return MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, a->not_allowed);
+  if (strcmp(url, "/metrics") == 0)
+    return answer_metrics(a, c);
+  if (strcmp(url, "/healthz") == 0)
+    return MHD_queue_response(c, MHD_HTTP_OK, a->healthy);
+  if (strcmp(url, "/readyz") == 0)
+    return answer_readyz(a, c);
+  return MHD_queue_response(c, MHD_HTTP_NOT_FOUND, a->not_found);
+}
+
+static void on_timer(uv_timer_t *timer);
+
+/* After every MHD_run: MHD must run again within MHD_get_timeout ms even if no socket is
+ * ready; MHD_NO means it has nothing timed (no connections) and only the epoll fd matters. */
+static void run_mhd(struct dw_admin *a)
+{
+  MHD_UNSIGNED_LONG_LONG ms;
+  MHD_run(a->daemon);
+  if (MHD_get_timeout(a->daemon, &ms) == MHD_YES)
+    uv_timer_start(&a->timer, on_timer, (uint64_t)ms, 0);
+  else
+    uv_timer_stop(&a->timer);
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+  run_mhd(timer->data);
+}
+
+static void on_poll(uv_poll_t *poll, int status, int events)
+{
+  (void)events;
+  struct dw_admin *a = poll->data;
+  if (status < 0)
+    dw_warn("admin: watching the epoll fd: %s", uv_strerror(status));
+  run_mhd(a);
+}
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+  struct dw_admin *a = handle->data;
+  if (--a->open_handles == 0)
+    free(a);
+}
+
+/* "host:port" → a socket address. Hosts are numeric (or "localhost"): no DNS on startup. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *err,
+                        size_t errlen)
+{
+  char host[128];
+  const char *colon = listen ? strrchr(listen, ':') : NULL;
+  const char *h;
+  size_t hostlen;
+  if (!colon || colon == listen) {
+    snprintf(err, errlen, "admin listen address \"%s\": must be host:port",
+             listen ? listen : "(null)");
+    return DW_EINVAL;
+  }
+  h = listen;
+  hostlen = (size_t)(colon - listen);
+  if (listen[0] == '[') {
+    if (hostlen < 3 || listen[hostlen - 1] != ']') {
+      snprintf(err, errlen, "admin listen address \"%s\": must be [IPv6]:port", listen);
+      return DW_EINVAL;
+    }
+    h++;
+    hostlen -= 2;
+  }
+  if (hostlen >= sizeof(host)) {
+    snprintf(err, errlen, "admin listen address \"%s\": host too long", listen);
+    return DW_EINVAL;
+  }
+  memcpy(host, h, hostlen);
+  host[hostlen] = '\0';
+
+  const char *p = colon + 1;
+  char *end;
+  errno = 0;
+  long port = strtol(p, &end, 10);
+  if (*p < '0' || *p > '9' || errno != 0 || *end != '\0' || port < 0 || port > 65535) {
+    snprintf(err, errlen, "admin listen address \"%s\": port must be 0-65535", listen);
+    return DW_EINVAL;
+  }
+
+  memset(ss, 0, sizeof(*ss));
+  struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+  if (listen[0] != '[' && strcmp(host, "localhost") == 0) {
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin->sin_port = htons((uint16_t)port);
+  } else if (listen[0] != '[' && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)port);
+  } else if (listen[0] == '[' && inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons((uint16_t)port);
+  } else {
+    snprintf(err, errlen,
+             "admin listen address \"%s\": host must be an IPv4 address, [IPv6 address] "
+             "or localhost",
+             listen);
+    return DW_EINVAL;
+  }
+  return 0;
+}
+
+static struct MHD_Response *fixed_response(const char *text)
+{
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+  if (r)
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE_TEXT);
+  return r;
+}
+
+static void destroy_responses(struct dw_admin *a)
+{
+  struct MHD_Response **rs[] = {&a->healthy, &a->ready, &a->not_found, &a->not_allowed};
+  for (size_t i = 0; i < DW_ARRAY_SIZE(rs); i++)
+    if (*rs[i]) {
+      MHD_destroy_response(*rs[i]);
+      *rs[i] = NULL;
+    }
+}
+
+int dw_admin_start(struct dw_admin **out, uv_loop_t *loop, const char *listen,
+                   const struct dw_admin_handler *h, char *err, size_t errlen)
+{
+  struct sockaddr_storage ss;
+  struct dw_admin *a = NULL;
+  int rc;
+  *out = NULL;
+  if (errlen)
+    err[0] = '\0';
+  rc = parse_listen(listen, &ss, err, errlen);
+  if (rc != 0)
+    goto out;
+  rc = DW_ENOMEM;
+  a = calloc(1, sizeof(*a));
+  if (!a) {
+    snprintf(err, errlen, "admin: out of memory");
+    goto out;
+  }
+  a->loop = loop;
+  if (h)
+    a->h = *h;
+  a->healthy = fixed_response("ok\n");
+  a->ready = fixed_response("ready\n");
+  a->not_found = fixed_response("not found\n");
+  a->not_allowed = fixed_response("method not allowed\n");
+  if (!a->healthy || !a->ready || !a->not_found || !a->not_allowed) {
+    snprintf(err, errlen, "admin: out of memory");
+    goto out;
+  }
+  if (MHD_add_response_header(a->not_allowed, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") != MHD_YES) {
+    snprintf(err, errlen, "admin: out of memory");
+    goto out;
+  }
+
+  /* No MHD_USE_INTERNAL_POLLING_THREAD: MHD_run on our loop does all the work. IPv6 listens
+   * dual-stack, so "[::]:port" also takes IPv4 as on most servers. */
+  unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+  if (ss.ss_family == AF_INET6)
+    flags |= MHD_USE_DUAL_STACK;
+  a->starting = 1;
+  errno = 0;
+  a->daemon = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+      (unsigned int)DW_ADMIN_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+      (unsigned int)DW_ADMIN_IDLE_TIMEOUT_S, MHD_OPTION_END);
+  int saved_errno = errno;
+  a->starting = 0;
+  if (!a->daemon) {
+    /* errno is bind's or listen's. MHD's own message names "port 0" whenever the address
+     * came through MHD_OPTION_SOCK_ADDR, so it is only the fallback. */
+    rc = DW_EIO;
+    if (saved_errno)
+      snprintf(err, errlen, "admin listen %s: %s", listen, strerror(saved_errno));
+    else
+      snprintf(err, errlen, "admin listen %s: %s", listen,
+               a->start_error[0] ? a->start_error : "libmicrohttpd could not start");
+    if (a->start_error[0])
+      dw_debug("admin: libmicrohttpd: %s", a->start_error);
+    goto out;
+  }
+
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  a->port = info ? info->port : 0;
+  info = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+  if (!info || info->epoll_fd < 0) {
+    rc = DW_EIO;
+    snprintf(err, errlen, "admin listen %s: libmicrohttpd has no epoll fd", listen);
+    goto out;
+  }
+  rc = uv_poll_init(loop, &a->poll, info->epoll_fd);
+  if (rc != 0) {
+    snprintf(err, errlen, "admin listen %s: uv_poll_init: %s", listen, uv_strerror(rc));
+    rc = DW_EIO;
+    goto out;
+  }
+  uv_timer_init(loop, &a->timer);
+  a->poll.data = a;
+  a->timer.data = a;
+  a->open_handles = 2;
+  uv_poll_start(&a->poll, UV_READABLE, on_poll);
+  *out = a;
+  return 0;
+out:
+  if (a) {
+    if (a->daemon)
+      MHD_stop_daemon(a->daemon);
+    destroy_responses(a);
+    free(a);
+  }
+  return rc;
+}
+
+int dw_admin_port(const struct dw_admin *a)
+{
+  return a->port;
+}
+
+void dw_admin_close(struct dw_admin *a)
+{
+  if (!a)
+    return;
+  /* uv_close on the poll drops the epoll fd from libuv's set at once, so MHD may close it
+   * right after; the memory goes when both close callbacks have run. */
+  uv_close((uv_handle_t *)&a->poll, on_handle_closed);
+  uv_close((uv_handle_t *)&a->timer, on_handle_closed);
+  MHD_stop_daemon(a->daemon);
+  a->daemon = NULL;
+  destroy_responses(a);
+}
