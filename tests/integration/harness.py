@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -153,6 +154,14 @@ class RealKafka:
         subprocess.run([self.script, "stop", "--dir", self.dir], capture_output=True, timeout=120)
 
 
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def produce(bootstrap, topic, records):
     lines = "".join(json.dumps(r) + "\n" for r in records)
     kafkatool("produce", "-b", bootstrap, topic, stdin=lines)
@@ -183,6 +192,7 @@ class Worker:
                  env=None, name="worker"):
         self.procs = procs
         self.conf = os.path.join(procs.tmp, "%s.conf" % name)
+        self.admin_port = free_port()
         props = ", ".join('["%s", "%s"]' % kv for kv in properties)
         with open(self.conf, "w") as f:
             f.write("""kafka = {
@@ -195,10 +205,10 @@ feishu = { base_url = "%s"; app_id = "%s"; };
 poll = { first_delay_ms = 100; interval_ms = 200; max_interval_ms = 1000; jitter = 0.2;
          deadline_ms = 20000; retry_initial_ms = 100; retry_max_ms = 1000; };
 worker = { drain_timeout_ms = 20000; };
-admin = { listen = "127.0.0.1:0"; };
+admin = { listen = "127.0.0.1:%d"; };
 log = { level = "info"; };
 %s
-""" % (bootstrap, group, props, sim_url, app, extra))
+""" % (bootstrap, group, props, sim_url, app, self.admin_port, extra))
         self.env = {"DELIVERY_WORKER_FEISHU_APP_SECRET": secret}
         self.env.update(env or {})
         self.name = name
@@ -214,15 +224,19 @@ log = { level = "info"; };
 
     def admin(self, path):
         """GET path from the worker's admin endpoint: (status, body)."""
-        if not getattr(self, "admin_port", None):
-            m = wait_until(lambda: re.search(r"admin endpoint on port (\d+)", self.log_text()), 30,
-                           "the admin endpoint")
-            self.admin_port = int(m.group(1))
+        wait_until(lambda: self._listening(), 30, "the admin endpoint")
         try:
             with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.admin_port, path), timeout=10) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
+
+    def _listening(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.admin_port), timeout=1).close()
+            return True
+        except OSError:
+            return False
 
     def metrics(self):
         """The /metrics samples as {"name{labels}": value}."""
