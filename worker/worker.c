@@ -37,6 +37,15 @@ struct part {
   int64_t committed;   /* last offset we committed, -1 none */
 };
 
+/* The headers a dead letter adds, with room for their values (the topic name points at the
+ * config instead). */
+#define DLQ_HEADERS 10
+struct dlq_headers {
+  struct dw_header h[DLQ_HEADERS];
+  size_t count;
+  char buf[DLQ_HEADERS][DW_TEXT_MAX];
+};
+
 struct job {
   struct dw_worker *w;
   struct dw_record *rec;
@@ -47,9 +56,7 @@ struct job {
   char *payload;          /* encoded result, while producing */
   size_t payload_len;
   char key[DW_TASK_ID_MAX + 1];
-  struct dw_header extra[10]; /* dead-letter headers */
-  size_t extra_count;
-  char hbuf[10][DW_TEXT_MAX]; /* their values (the topic name points at the config) */
+  struct dlq_headers *dlq; /* only for a dead letter: most jobs never need it */
   int value_omitted;      /* the dead letter went without its value (too large for Kafka) */
   const char *outcome;    /* "succeeded" or "failed", for the metrics */
   const char *reason;     /* the dead letter's reason, for the metrics */
@@ -134,6 +141,7 @@ static void job_free(struct dw_worker *w, struct job *j)
     j->next->prev = j->prev;
   dw_record_free(j->rec);
   free(j->payload);
+  free(j->dlq);
   free(j);
   w->in_flight--;
   if (w->in_flight < (size_t)w->cfg->worker.resume_in_flight)
@@ -245,7 +253,8 @@ static void produce(struct dw_worker *w, struct job *j)
     rc = dw_producer_send(w->producer, c->kafka.dlq_topic, j->rec->key, j->rec->key_len,
                           j->value_omitted ? NULL : j->rec->value,
                           j->value_omitted ? 0 : j->rec->value_len, j->rec->headers,
-                          j->rec->header_count, j->extra, j->extra_count, on_delivered, j);
+                          j->rec->header_count, j->dlq ? j->dlq->h : NULL,
+                          j->dlq ? j->dlq->count : 0, on_delivered, j);
   if (rc == DW_ERANGE) {
     unwritable(w, j, "the producer refused it as too large");
   } else if (rc == DW_ESTATE) {
@@ -260,20 +269,26 @@ static void produce(struct dw_worker *w, struct job *j)
 
 static void add_header(struct job *j, const char *name, const char *value)
 {
-  size_t i = j->extra_count++;
-  dw_strlcpy(j->hbuf[i], value, sizeof(j->hbuf[i]));
-  j->extra[i].name = name;
-  j->extra[i].value = j->hbuf[i];
-  j->extra[i].len = strlen(j->hbuf[i]);
+  struct dlq_headers *d = j->dlq;
+  if (!d || d->count == DLQ_HEADERS)
+    return;
+  size_t i = d->count++;
+  dw_strlcpy(d->buf[i], value, sizeof(d->buf[i]));
+  d->h[i].name = name;
+  d->h[i].value = d->buf[i];
+  d->h[i].len = strlen(d->buf[i]);
 }
 
 /* A header whose value lives as long as the worker (not copied, never cut). */
 static void add_header_static(struct job *j, const char *name, const char *value)
 {
-  size_t i = j->extra_count++;
-  j->extra[i].name = name;
-  j->extra[i].value = value;
-  j->extra[i].len = strlen(value);
+  struct dlq_headers *d = j->dlq;
+  if (!d || d->count == DLQ_HEADERS)
+    return;
+  size_t i = d->count++;
+  d->h[i].name = name;
+  d->h[i].value = value;
+  d->h[i].len = strlen(value);
 }
 
 static void dead_letter(struct dw_worker *w, struct job *j, const char *reason, long code,
@@ -282,6 +297,14 @@ static void dead_letter(struct dw_worker *w, struct job *j, const char *reason, 
   char num[32], ts[32];
   j->is_result = 0;
   j->reason = reason;
+  free(j->dlq);
+  j->dlq = calloc(1, sizeof(*j->dlq));
+  if (!j->dlq) { /* without its headers a dead letter would be unexplained: stop instead */
+    dw_error("out of memory writing a dead letter; stopping");
+    job_free(w, j);
+    begin_drain(w, 1);
+    return;
+  }
   add_header(j, "dlq.reason", reason);
   if (code >= 0) {
     snprintf(num, sizeof(num), "%ld", code);
