@@ -212,7 +212,7 @@ static size_t make_plan(const struct dw_readiness *r, const struct dw_adaptive_o
           return n;
         plan[n++] = (uint64_t)last;
       }
-      if (t >= horizon)
+      if (t >= horizon || n == DW_ADAPTIVE_MAX_PLAN)
         return n;
       if (t - last >= (double)o->min_interval_ms || n == 0) {
         plan[n++] = (uint64_t)t;

@@ -142,12 +142,36 @@ static void test_per_website(void **state)
   dw_adaptive_cleanup(&a);
 }
 
+/* A plan that would need more points than it has room for (a long horizon, a tiny latency
+ * target) stops at the limit instead of writing past it. */
+static void test_plan_capacity(void **state)
+{
+  (void)state;
+  struct dw_adaptive_options opt = {.latency_target_ms = 50, .min_interval_ms = 10,
+                                    .max_interval_ms = 100, .horizon_ms = 86400000,
+                                    .min_observations = 5, .half_life = 100};
+  struct dw_adaptive a;
+  uint64_t rng = 3;
+  dw_adaptive_init(&a, &opt);
+  for (int i = 0; i < 200; i++) {
+    uint64_t r = (uint64_t)lognormal(&rng, 30000, 1.5);
+    dw_adaptive_observe(&a, "w", r > 500 ? r - 500 : 0, r);
+  }
+  const struct dw_readiness *m = dw_adaptive_model(&a, "w");
+  assert_non_null(m);
+  assert_true(m->plan_len <= DW_ADAPTIVE_MAX_PLAN);
+  for (size_t i = 1; i < m->plan_len; i++)
+    assert_true(m->plan[i] > m->plan[i - 1]);
+  dw_adaptive_cleanup(&a);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_learns_and_saves_calls),
       cmocka_unit_test(test_no_plan_without_observations),
       cmocka_unit_test(test_per_website),
+      cmocka_unit_test(test_plan_capacity),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
