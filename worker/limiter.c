@@ -128,11 +128,24 @@ void dw_limiter_block(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms)
 #define DECREASE_FACTOR 0.7
 #define DECREASE_SPACING_MS 1000
 #define INCREASE_AFTER_MS 5000
+#define SLOW_START_STEP_MS 1000
 
 static uint32_t scaled(uint32_t v, double f)
 {
   double x = (double)v * f;
   return x < 1 ? 1 : (uint32_t)x;
+}
+
+void dw_limiter_slow_start(struct dw_limiter *l, uint64_t now_ms)
+{
+  /* Replicas starting together then find the shared budget with a few 429s instead of a
+   * second of them; one alone reaches its full rate after two seconds. */
+  if (l->per_second)
+    l->per_second = DW_MAX(1, l->max_per_second / 4);
+  if (l->per_minute)
+    l->per_minute = DW_MAX(1, l->max_per_minute / 4);
+  l->slow_start = 1;
+  l->last_increase_ms = now_ms;
 }
 
 void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms)
@@ -146,10 +159,21 @@ void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms)
   l->last_decrease_ms = now_ms;
   l->last_increase_ms = now_ms;
   l->decreases_total++;
+  l->slow_start = 0;
 }
 
 void dw_limiter_on_accepted(struct dw_limiter *l, uint64_t now_ms)
 {
+  if (l && l->slow_start) {
+    if (now_ms - l->last_increase_ms < SLOW_START_STEP_MS)
+      return;
+    l->per_second = DW_MIN(l->max_per_second, l->per_second * 2);
+    l->per_minute = DW_MIN(l->max_per_minute, l->per_minute * 2);
+    l->last_increase_ms = now_ms;
+    if (l->per_second == l->max_per_second && l->per_minute == l->max_per_minute)
+      l->slow_start = 0;
+    return;
+  }
   if (!l || now_ms - l->last_increase_ms < INCREASE_AFTER_MS)
     return;
   if (l->per_second == l->max_per_second && l->per_minute == l->max_per_minute)

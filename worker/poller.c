@@ -585,6 +585,7 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
   /* A worker that just started cannot know what a predecessor (a restart, a replica that just
    * left) spent in the current second: let that second pass before the first call. */
   p->limiter.blocked_until_ms = uv_now(loop) + 1000 + LIMITER_SLACK_MS;
+  dw_limiter_slow_start(&p->limiter, p->limiter.blocked_until_ms);
   p->loop = loop;
   p->http = http;
   p->token = token;

@@ -14,6 +14,7 @@ struct dw_limiter {
   uint32_t max_per_second; /* as configured: the ceiling adaptation climbs back to */
   uint32_t max_per_minute;
   uint64_t last_decrease_ms, last_increase_ms;
+  int slow_start;        /* still doubling toward the configured limits */
   uint64_t decreases_total;
   uint64_t *log;         /* ring of the last max(per_second, per_minute) call times */
   size_t cap, head, count;
@@ -35,9 +36,11 @@ uint64_t dw_limiter_acquire(struct dw_limiter *l, uint64_t now_ms);
 void dw_limiter_block(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms);
 
 /* Adapting to a budget smaller than configured (other replicas or programs use the same app):
- * after a 429 both limits drop by 30% (at most once a second); after 5 s without one they climb
- * back by 2% of the configured limits every 5 s. Replicas that each do this settle below the
- * shared budget without talking to each other. */
+ * the limits start at a quarter of the configured ones and double every second of accepted
+ * calls (slow start); after a 429 both drop by 30% (at most once a second) and slow start ends;
+ * after 5 s without one they climb back by 2% of the configured limits every 5 s. Replicas
+ * that each do this settle below the shared budget without talking to each other. */
+void dw_limiter_slow_start(struct dw_limiter *l, uint64_t now_ms);
 void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms);
 void dw_limiter_on_accepted(struct dw_limiter *l, uint64_t now_ms);
 

@@ -218,8 +218,10 @@ static void test_replicas_share_budget(void **state)
   (void)state;
   struct dw_limiter l[3];
   uint64_t calls = 0, rejected = 0, window = 0, in_window = 0;
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 3; i++) {
     assert_int_equal(dw_limiter_init(&l[i], 50, 1000000), 0);
+    dw_limiter_slow_start(&l[i], 0);
+  }
   for (uint64_t now = 0; now < 120000; now++) {
     if (now / 1000 != window) {
       window = now / 1000;
@@ -261,6 +263,16 @@ static void test_no_rejections_no_change(void **state)
       dw_limiter_on_accepted(&l, now);
   assert_int_equal(l.per_second, 50);
   assert_int_equal(l.per_minute, 1000);
+  /* Slow start: a quarter, doubling each second of accepted calls, up to the limits. */
+  dw_limiter_slow_start(&l, 0);
+  assert_int_equal(l.per_second, 12);
+  dw_limiter_on_accepted(&l, 1000);
+  assert_int_equal(l.per_second, 24);
+  dw_limiter_on_accepted(&l, 2000);
+  dw_limiter_on_accepted(&l, 3000);
+  assert_int_equal(l.per_second, 50);
+  assert_int_equal(l.per_minute, 1000);
+  assert_int_equal(l.slow_start, 0);
   dw_limiter_on_rejected(&l, 60000);
   assert_int_equal(l.per_second, 35);
   dw_limiter_on_rejected(&l, 60500); /* at most once a second */
