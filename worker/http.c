@@ -26,6 +26,8 @@ struct dw_http {
   void (*done)(void *);
   void *done_arg;
   struct transfer *transfers; /* doubly linked list of active transfers */
+  CURL *idle[64];             /* easy handles kept for reuse (curl_easy_reset on return) */
+  size_t nidle;
 };
 
 struct transfer {
@@ -132,8 +134,15 @@ static void transfer_free(struct transfer *t)
 {
   if (!t)
     return;
-  if (t->easy)
-    curl_easy_cleanup(t->easy);
+  if (t->easy) {
+    struct dw_http *h = t->h;
+    if (!h->closing && h->nidle < DW_ARRAY_SIZE(h->idle)) {
+      curl_easy_reset(t->easy);
+      h->idle[h->nidle++] = t->easy;
+    } else {
+      curl_easy_cleanup(t->easy);
+    }
+  }
   curl_slist_free_all(t->headers);
   free(t->body);
   free(t);
@@ -322,7 +331,7 @@ int dw_http_send(struct dw_http *h, const struct dw_http_request *req, dw_http_c
   t->cb = cb;
   t->arg = arg;
   t->ratelimit_reset_s = -1;
-  t->easy = curl_easy_init();
+  t->easy = h->nidle ? h->idle[--h->nidle] : curl_easy_init();
   if (!t->easy)
     goto fail;
   CURL *e = t->easy;
@@ -396,6 +405,8 @@ void dw_http_close(struct dw_http *h, void (*done)(void *arg), void *arg)
     transfer_finish(t, CURLE_OK, 1);
     transfer_free(t);
   }
+  while (h->nidle)
+    curl_easy_cleanup(h->idle[--h->nidle]);
   curl_multi_cleanup(h->multi); /* may call on_socket with CURL_POLL_REMOVE */
   h->multi = NULL;
   uv_timer_stop(&h->timer);

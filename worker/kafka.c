@@ -580,17 +580,29 @@ int dw_producer_send(struct dw_producer *p, const char *topic, const void *key, 
     return DW_ENOMEM;
   d->cb = cb;
   d->arg = arg;
-  rd_kafka_headers_t *hdrs = rd_kafka_headers_new(header_count + extra_count);
-  for (size_t i = 0; i < header_count; i++)
-    rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value, (ssize_t)headers[i].len);
-  for (size_t i = 0; i < extra_count; i++)
-    rd_kafka_header_add(hdrs, extra[i].name, -1, extra[i].value, (ssize_t)extra[i].len);
-  rd_kafka_resp_err_t e = rd_kafka_producev(
-      p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
-      RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-      RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+  /* Results carry no headers: skip the allocation. */
+  rd_kafka_headers_t *hdrs = NULL;
+  if (header_count + extra_count) {
+    hdrs = rd_kafka_headers_new(header_count + extra_count);
+    for (size_t i = 0; i < header_count; i++)
+      rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value, (ssize_t)headers[i].len);
+    for (size_t i = 0; i < extra_count; i++)
+      rd_kafka_header_add(hdrs, extra[i].name, -1, extra[i].value, (ssize_t)extra[i].len);
+  }
+  rd_kafka_resp_err_t e;
+  if (hdrs)
+    e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+                          RD_KAFKA_V_VALUE((void *)value, value_len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                          RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+  else
+    e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+                          RD_KAFKA_V_VALUE((void *)value, value_len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(d),
+                          RD_KAFKA_V_END);
   if (e) { /* the headers are still ours on failure */
-    rd_kafka_headers_destroy(hdrs);
+    if (hdrs)
+      rd_kafka_headers_destroy(hdrs);
     free(d);
     dw_warn("cannot produce to %s: %s", topic, rd_kafka_err2str(e));
     if (e == RD_KAFKA_RESP_ERR__FATAL)
