@@ -131,7 +131,7 @@ static const struct option options[] = {
        "enough tasks), `exponential` (poll.first_delay_ms, then poll.interval_ms growing by "
        "poll.multiplier up to poll.max_interval_ms) or `fixed` (poll.first_delay_ms, then "
        "always poll.interval_ms)."),
-  INT("poll.latency_target_ms", poll.latency_target_ms, 1500, 50, 600000,
+  INT("poll.latency_target_ms", poll.latency_target_ms, 2000, 50, 600000,
       "Adaptive schedule: the median time from a task becoming ready to the answer that "
       "sees it, in milliseconds. Lower costs more calls."),
   INT("poll.min_interval_ms", poll.min_interval_ms, 250, 10, 3600000,

@@ -541,6 +541,11 @@ static void drive(struct dw_poller *p)
     const char *token = dw_token_value(p->token);
     if (!token)
       break; /* dw_poller_on_token drives again */
+    /* No more calls in flight than connections: libcurl would only queue them (and walks its
+     * queue of pending transfers whenever a connection frees up), while here they stay in
+     * priority order. Each answer drives the queue again. */
+    if (dw_http_active(p->http) >= p->opt.max_calls_in_flight)
+      break;
     uint64_t wait = dw_limiter_acquire(&p->limiter, now);
     if (wait) {
       uv_timer_start(&p->dispatch, on_dispatch, wait, 0);

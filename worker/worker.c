@@ -805,6 +805,7 @@ int dw_worker_run(const struct dw_config *cfg)
       .deadline_ms = (uint64_t)cfg->poll.deadline_ms,
       .rate_per_second = (uint32_t)cfg->feishu.rate_per_second,
       .rate_per_minute = (uint32_t)cfg->feishu.rate_per_minute,
+      .max_calls_in_flight = (size_t)cfg->feishu.max_connections,
       .metrics = w->metrics,
   };
   struct dw_admin_handler ah = {.render = on_render, .ready = on_ready, .arg = w};

@@ -29,6 +29,7 @@ struct dw_poller_options {
   uint64_t deadline_ms;
   uint32_t rate_per_second;
   uint32_t rate_per_minute;
+  size_t max_calls_in_flight;  /* HTTP calls at once (the connections to the API) */
   struct dw_metrics *metrics; /* where the poller registers its metrics (NULL: none) */
 };
 

@@ -128,7 +128,7 @@ static void test_defaults(void **state)
   assert_int_equal(cfg.feishu.rate_per_minute, 1000);
   assert_int_equal(cfg.feishu.token_refresh_margin_s, 300);
   assert_string_equal(cfg.poll.schedule, "adaptive");
-  assert_int_equal(cfg.poll.latency_target_ms, 1500);
+  assert_int_equal(cfg.poll.latency_target_ms, 2000);
   assert_int_equal(cfg.poll.min_interval_ms, 250);
   assert_int_equal(cfg.poll.first_delay_ms, 2000);
   assert_int_equal(cfg.poll.interval_ms, 2000);
