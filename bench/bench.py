@@ -47,7 +47,7 @@ STRATEGIES = [
     ("fixed-1s", "naive: poll every 1 s", {"SCHEDULE": "fixed", "FIRST_DELAY_MS": 1000, "INTERVAL_MS": 1000}),
     ("fixed-5s", "naive: poll every 5 s", {"SCHEDULE": "fixed", "FIRST_DELAY_MS": 5000, "INTERVAL_MS": 5000}),
     ("exponential", "the defaults: 2 s, then x1.5 up to 15 s", {"SCHEDULE": "exponential"}),
-    ("adaptive", "poll.schedule = adaptive, its defaults (median latency target 1.5 s)",
+    ("adaptive", "poll.schedule = adaptive, its defaults (median latency target 2 s)",
      {"SCHEDULE": "adaptive"}),
     ("adaptive-5s", "adaptive with poll.latency_target_ms = 5000: fewer calls for more latency",
      {"SCHEDULE": "adaptive", "LATENCY_TARGET_MS": 5000}),
