@@ -200,7 +200,7 @@ static size_t make_plan(const struct dw_readiness *r, const struct dw_adaptive_o
     double f = r->w[i] / total / width;
     above -= r->w[i];
     double h = mid_survival > 1e-9 ? f / mid_survival : f / 1e-9;
-    double density = sqrt(lambda * h / 2); /* polls per ms */
+    double density = lambda * h; /* polls per ms, in proportion to the hazard rate */
     double seg = density * width;
     while (density > 0 && cum + seg >= next && n < DW_ADAPTIVE_MAX_PLAN) {
       double t = a + (next - cum) / density;
