@@ -647,11 +647,22 @@ out:
   return rc;
 }
 
+/* Prints root unformatted into a malloc'd string for the caller. */
+static int print_to(const cJSON *root, char **out, size_t *len)
+{
+  char *text = cJSON_PrintUnformatted(root);
+  if (!text)
+    return DW_ENOMEM;
+  *out = text;
+  if (len)
+    *len = strlen(text);
+  return 0;
+}
+
 int dw_token_request_encode(const char *app_id, const char *app_secret, char **out,
                             size_t *len)
 {
   cJSON *root = NULL;
-  char *text = NULL;
   int rc = DW_ENOMEM;
 
   if (out)
@@ -666,13 +677,7 @@ int dw_token_request_encode(const char *app_id, const char *app_secret, char **o
   if (!root || !cJSON_AddStringToObject(root, "app_id", app_id) ||
       !cJSON_AddStringToObject(root, "app_secret", app_secret))
     goto out;
-  text = cJSON_PrintUnformatted(root);
-  if (!text)
-    goto out;
-  *out = text;
-  if (len)
-    *len = strlen(text);
-  rc = 0;
+  rc = print_to(root, out, len);
 
 out:
   cJSON_Delete(root);
@@ -702,7 +707,6 @@ int dw_result_encode(const struct dw_result *res, char **out, size_t *len)
   const struct dw_event *ev;
   const struct dw_answer *ans;
   cJSON *root = NULL;
-  char *text = NULL;
   char when[32];
   int rc = DW_EINVAL;
 
@@ -744,13 +748,7 @@ int dw_result_encode(const struct dw_result *res, char **out, size_t *len)
       !cJSON_AddStringToObject(root, "resolved_at",
                                dw_rfc3339(res->resolved_at_ms, when, sizeof(when))))
     goto out;
-  text = cJSON_PrintUnformatted(root);
-  if (!text)
-    goto out;
-  *out = text;
-  if (len)
-    *len = strlen(text);
-  rc = 0;
+  rc = print_to(root, out, len);
 
 out:
   cJSON_Delete(root);
