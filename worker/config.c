@@ -80,6 +80,11 @@ static const struct option options[] = {
          "Bootstrap servers, comma-separated host:port."),
   STRING("kafka.group_id", kafka.group_id, "delivery-worker", F_REQUIRED, NULL,
          "Consumer group of every replica."),
+  STRING("kafka.group_instance_id", kafka.group_instance_id, "", 0, NULL,
+         "Static group membership (`group.instance.id`): a stable name per replica, such as "
+         "the pod name of a StatefulSet (`DELIVERY_WORKER_KAFKA_GROUP_INSTANCE_ID`), so that a "
+         "restart within the session timeout causes no rebalance. Empty: dynamic membership. "
+         "Two running replicas must never share one."),
   STRING("kafka.input_topic", kafka.input_topic, "hire.delivery_tasks.created", F_REQUIRED,
          check_topic, "Topic of task-created events."),
   STRING("kafka.results_topic", kafka.results_topic, "hire.delivery_tasks.resolved",

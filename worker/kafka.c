@@ -363,6 +363,13 @@ int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_c
     rd_kafka_conf_destroy(conf);
     goto fail;
   }
+  if (cfg->kafka.group_instance_id[0] &&
+      rd_kafka_conf_set(conf, "group.instance.id", cfg->kafka.group_instance_id, errstr,
+                        sizeof(errstr))) {
+    snprintf(err, errlen, "kafka.group_instance_id: %s", errstr);
+    rd_kafka_conf_destroy(conf);
+    goto fail;
+  }
   rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
   rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
   rd_kafka_conf_set_error_cb(conf, on_error);

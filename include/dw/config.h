@@ -18,6 +18,7 @@ struct dw_config {
   struct {
     char *brokers;
     char *group_id;
+    char *group_instance_id; /* static membership; "" = none */
     char *input_topic;
     char *results_topic;
     char *dlq_topic;

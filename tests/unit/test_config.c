@@ -22,7 +22,7 @@ static char *const minimal_env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=cli_test",
 
 /* Every key; also the README's list. */
 static const char *const all_keys[] = {
-  "kafka.brokers", "kafka.group_id", "kafka.input_topic", "kafka.results_topic",
+  "kafka.brokers", "kafka.group_id", "kafka.group_instance_id", "kafka.input_topic", "kafka.results_topic",
   "kafka.dlq_topic", "kafka.properties", "kafka.commit_interval_ms", "feishu.base_url",
   "feishu.app_id", "feishu.app_secret", "feishu.app_secret_file", "feishu.request_timeout_ms",
   "feishu.connect_timeout_ms", "feishu.max_connections", "feishu.max_response_bytes",
