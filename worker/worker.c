@@ -39,7 +39,7 @@ struct part {
 
 /* The headers a dead letter adds, with room for their values (the topic name points at the
  * config instead). */
-#define DLQ_HEADERS 10
+#define DLQ_HEADERS 11
 struct dlq_headers {
   struct dw_header h[DLQ_HEADERS];
   size_t count;
@@ -58,6 +58,7 @@ struct job {
   char key[DW_TASK_ID_MAX + 1];
   struct dlq_headers *dlq; /* only for a dead letter: most jobs never need it */
   int value_omitted;      /* the dead letter went without its value (too large for Kafka) */
+  int headers_omitted;    /* ... and then without the original headers too */
   const char *outcome;    /* "succeeded" or "failed", for the metrics */
   const char *reason;     /* the dead letter's reason, for the metrics */
   struct job *prev, *next;      /* every job */
@@ -177,9 +178,17 @@ static void unwritable(struct dw_worker *w, struct job *j, const char *why)
     dead_letter(w, j, "internal_error", -1, why, NULL, 0);
     return;
   }
-  if (j->value_omitted) { /* even without the value: nothing more to try */
+  if (j->headers_omitted) { /* not even the key with our headers: nothing more to try */
     dw_log_write(DW_LOG_ERROR, &ctx, "dead letter cannot be written (%s); skipping it", why);
     job_done(w, j);
+    return;
+  }
+  if (j->value_omitted) { /* the original headers may be what is too large */
+    dw_log_write(DW_LOG_ERROR, &ctx, "dead letter still too large for Kafka (%s); writing it "
+                 "without the original headers", why);
+    j->headers_omitted = 1;
+    add_header(j, "dlq.headers_omitted", "the original headers were too large for Kafka");
+    produce(w, j);
     return;
   }
   char note[DW_TEXT_MAX];
@@ -252,8 +261,9 @@ static void produce(struct dw_worker *w, struct job *j)
   else
     rc = dw_producer_send(w->producer, c->kafka.dlq_topic, j->rec->key, j->rec->key_len,
                           j->value_omitted ? NULL : j->rec->value,
-                          j->value_omitted ? 0 : j->rec->value_len, j->rec->headers,
-                          j->rec->header_count, j->dlq ? j->dlq->h : NULL,
+                          j->value_omitted ? 0 : j->rec->value_len,
+                          j->headers_omitted ? NULL : j->rec->headers,
+                          j->headers_omitted ? 0 : j->rec->header_count, j->dlq ? j->dlq->h : NULL,
                           j->dlq ? j->dlq->count : 0, on_delivered, j);
   if (rc == DW_ERANGE) {
     unwritable(w, j, "the producer refused it as too large");

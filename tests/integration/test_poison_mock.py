@@ -1,6 +1,7 @@
 """A dead letter Kafka refuses as too large must not block its partition or the shutdown: it
-is written again without its value (key, headers and a dlq.value_omitted note kept), the offset
-moves on, and SIGTERM still exits 0."""
+is written again without its value (key, headers and a dlq.value_omitted note kept), then if
+need be without the original headers too (dlq.headers_omitted), the offset moves on, and
+SIGTERM still exits 0."""
 import harness as h
 
 
@@ -19,6 +20,19 @@ def main(procs):
     assert "dlq.value_omitted" in hd and not d.get("value"), d
     assert hd["trace-id"] == "p", d
     assert worker.stop() == 0
+
+    # Refused twice: the second time the original headers go too.
+    h.produce(kafka.bootstrap, h.IN, [{"key": "poison2", "value": "[1,2", "partition": 0,
+                                        "headers": {"trace-id": "p2"}}])
+    kafka.command("produce-errors 2 MSG_SIZE_TOO_LARGE")
+    worker2 = h.Worker(procs, kafka.bootstrap, sim.url, group="it-poison", name="worker2").start()
+    h.wait_until(lambda: len(h.dump(kafka.bootstrap, h.DLQ)) == 2, 60, "the second dead letter")
+    h.wait_until(lambda: h.all_committed(kafka.bootstrap, "it-poison", h.IN), 30, "the commit")
+    d2 = [d for d in h.dump(kafka.bootstrap, h.DLQ) if d["key"] == "poison2"][0]
+    hd2 = d2["headers"]
+    assert "dlq.value_omitted" in hd2 and "dlq.headers_omitted" in hd2, d2
+    assert "trace-id" not in hd2 and hd2["dlq.reason"] == "invalid_event", d2
+    assert worker2.stop() == 0
 
 
 h.run(main)
