@@ -3,6 +3,8 @@ task, then a second batch while Kafka and the API misbehave (produce errors, a b
 up, token revocation, 5xx, timeouts, resets, garbage, 429s). Asserts what a user sees: one
 result or dead letter per event with the contract's fields, every offset committed, no API call
 for invalid events, no 429 storm, the token refreshed after revocation."""
+import re
+
 import harness as h
 import scenario
 
@@ -55,8 +57,14 @@ def main(procs):
                  >= total, 120, "phase 2 outputs")
     h.wait_until(lambda: h.all_committed(kafka.bootstrap, "it-mock", h.IN), 60, "phase 2 commits")
     reqs = sim.requests()
-    scenario.check(h.dump(kafka.bootstrap, h.OUT), h.dump(kafka.bootstrap, h.DLQ), records2, expect2, reqs)
+    # At-least-once: if the coordinator's outage cost the group session, the partitions were
+    # reassigned and tasks finished beyond the committed offsets ran again. Then duplicates are
+    # allowed (and counted); without a rebalance there must be none.
+    rebalanced = re.search(r"(lost|revoked) \d+ partition", worker.log_text()) is not None
+    dups = scenario.check(h.dump(kafka.bootstrap, h.OUT), h.dump(kafka.bootstrap, h.DLQ), records2,
+                          expect2, reqs, allow_duplicates=rebalanced)
     st2 = sim.stats()
+    h.log("phase 2: %s, %d duplicate outputs" % ("partitions reassigned" if rebalanced else "no rebalance", dups))
     h.log("phase 2: %d API calls, %d tokens issued, %d rate limited (1 injected)"
           % (st2["calls"] - st["calls"], st2["tokens_issued"], st2["rate_limited"]))
     assert st2["tokens_issued"] >= 2, "the token was not refreshed after revocation: %s" % st2
