@@ -1,6 +1,7 @@
 """Load: 10,000 tasks at once. The limiter keeps calls at the simulator's 50/s with no 429,
 backpressure pauses the partitions at worker.max_in_flight and resumes them below the low
 mark without losing the group session (no rebalance), and every task is resolved."""
+import re
 import time
 
 import harness as h
@@ -39,7 +40,7 @@ def main(procs):
     # Backpressure resumed (more than the bound was consumed), and the session was never lost.
     assert m["dw_tasks_consumed_total"] > 2000, m
     text = worker.log_text()
-    assert "revoked" not in text and "lost" not in text and "SESSTMOUT" not in text, text[-3000:]
+    assert not re.search(r"(lost|revoked) \d+ partition", text) and "SESSTMOUT" not in text, text[-3000:]
     assert worker.stop(timeout=120) == 0
 
 
