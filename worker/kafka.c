@@ -259,7 +259,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
       c->h.on_assign(c->h.arg, ids, (size_t)parts->cnt);
   } else {
     int lost = rd_kafka_assignment_lost(rk);
-    dw_info("%s %d partition(s) of %s", lost ? "lost" : "revoked", parts->cnt, c->topic);
+    dw_log_write(lost ? DW_LOG_WARN : DW_LOG_INFO, DW_LOG_CTX_NONE, "%s %d partition(s) of %s",
+                 lost ? "lost" : "revoked", parts->cnt, c->topic);
     if (ids && parts->cnt)
       c->h.on_revoke(c->h.arg, ids, (size_t)parts->cnt, lost);
     if (cooperative) {

@@ -19,8 +19,7 @@ def main(procs):
     worker = h.Worker(procs, kafka.bootstrap, sim.url, group="it-scale",
                       env={"DELIVERY_WORKER_WORKER_MAX_IN_FLIGHT": "2000",
                            "DELIVERY_WORKER_WORKER_RESUME_IN_FLIGHT": "1000",
-                           "DELIVERY_WORKER_POLL_DEADLINE_MS": "600000",
-                           "DELIVERY_WORKER_LOG_LEVEL": "warn"}).start()
+                           "DELIVERY_WORKER_POLL_DEADLINE_MS": "600000"}).start()
     h.produce(kafka.bootstrap, h.IN, [h.event("sc-%05d" % i) for i in range(PENDING)])
     paused_seen = h.wait_until(lambda: worker.metrics().get("dw_partitions_paused", 0) > 0, 60,
                                "partitions paused at the in-flight bound")
