@@ -148,14 +148,38 @@ void dw_limiter_slow_start(struct dw_limiter *l, uint64_t now_ms)
   l->last_increase_ms = now_ms;
 }
 
-void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms)
+/* Calls logged in the window of window_ms ending at now (newest first, so it stops early). */
+static uint32_t calls_since(const struct dw_limiter *l, uint64_t window_ms, uint64_t now_ms)
+{
+  uint32_t n = 0;
+  int found;
+  for (size_t k = 1; k <= l->count; k++) {
+    uint64_t t = kth_newest(l, k, &found);
+    if (!found || t + window_ms <= now_ms)
+      break;
+    n++;
+  }
+  return n;
+}
+
+void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms)
 {
   if (!l || (l->decreases_total && now_ms - l->last_decrease_ms < DECREASE_SPACING_MS))
     return;
-  if (l->per_second)
+  /* A reset longer than a second means the minute window is full. What we got through in that
+   * window before the wall is our share of it: take a little less than that at once, rather
+   * than finding it 30% at a time, one 429 and one blocked minute per step. */
+  int minute = reset_ms > SECOND_MS;
+  if (l->per_second) {
     l->per_second = scaled(l->per_second, DECREASE_FACTOR);
-  if (l->per_minute)
+    if (!minute)
+      l->per_second = DW_MIN(l->per_second, DW_MAX(1, calls_since(l, SECOND_MS, now_ms) * 9 / 10));
+  }
+  if (l->per_minute) {
     l->per_minute = scaled(l->per_minute, DECREASE_FACTOR);
+    if (minute)
+      l->per_minute = DW_MIN(l->per_minute, DW_MAX(1, calls_since(l, MINUTE_MS, now_ms) * 9 / 10));
+  }
   l->last_decrease_ms = now_ms;
   l->last_increase_ms = now_ms;
   l->decreases_total++;

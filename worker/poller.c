@@ -461,7 +461,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
     p->stats.rate_limited++;
     dw_metric_inc(p->m_rate_limited, NULL, 1);
     dw_limiter_block(&p->limiter, uv_now(p->loop), reset);
-    dw_limiter_on_rejected(&p->limiter, uv_now(p->loop));
+    dw_limiter_on_rejected(&p->limiter, uv_now(p->loop), reset);
     dw_warn("rate limited by the API (code %ld); no call for %llu ms", ans.code,
             (unsigned long long)reset);
     ready_push(p, t, 1);

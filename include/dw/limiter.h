@@ -37,11 +37,13 @@ void dw_limiter_block(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms);
 
 /* Adapting to a budget smaller than configured (other replicas or programs use the same app):
  * the limits start at a quarter of the configured ones and double every second of accepted
- * calls (slow start); after a 429 both drop by 30% (at most once a second) and slow start ends;
+ * calls (slow start); after a 429 (reset_ms: what x-ogw-ratelimit-reset said) both drop by 30%,
+ * and the limit of the window that was full drops to 90% of the calls we made in it (at most
+ * once a second) and slow start ends;
  * after 5 s without one they climb back by 2% of the configured limits every 5 s. Replicas
  * that each do this settle below the shared budget without talking to each other. */
 void dw_limiter_slow_start(struct dw_limiter *l, uint64_t now_ms);
-void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms);
+void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms);
 void dw_limiter_on_accepted(struct dw_limiter *l, uint64_t now_ms);
 
 #endif

@@ -210,46 +210,67 @@ static void test_clock_back(void **state)
   dw_limiter_cleanup(&l);
 }
 
-/* Three replicas, each configured for the whole 50/s budget, share a server that allows 50
- * calls per fixed 1-second window: with 429 adaptation, together they settle under the budget
- * and see few rejections (simulated clock, 1 ms steps, 2 minutes). */
-static void test_replicas_share_budget(void **state)
+/* Three replicas, each configured for the whole budget, share a server that allows 50 calls
+ * per fixed 1-second window and `per_minute` per fixed minute: with 429 adaptation, together
+ * they settle under the budget and see few rejections (simulated clock, 1 ms steps). Returns
+ * the share of calls rejected; *used gets the accepted calls over what the budget allowed. */
+static double share_budget(uint32_t per_minute, uint64_t duration_ms, double *used)
 {
-  (void)state;
   struct dw_limiter l[3];
-  uint64_t calls = 0, rejected = 0, window = 0, in_window = 0;
+  uint64_t calls = 0, rejected = 0, sec = 0, in_sec = 0, min = 0, in_min = 0;
   for (int i = 0; i < 3; i++) {
-    assert_int_equal(dw_limiter_init(&l[i], 50, 1000000), 0);
+    assert_int_equal(dw_limiter_init(&l[i], 50, per_minute), 0);
     dw_limiter_slow_start(&l[i], 0);
   }
-  for (uint64_t now = 0; now < 120000; now++) {
-    if (now / 1000 != window) {
-      window = now / 1000;
-      in_window = 0;
+  for (uint64_t now = 0; now < duration_ms; now++) {
+    if (now / 1000 != sec) {
+      sec = now / 1000;
+      in_sec = 0;
+    }
+    if (now / 60000 != min) {
+      min = now / 60000;
+      in_min = 0;
     }
     for (int i = 0; i < 3; i++) {
       if (dw_limiter_acquire(&l[i], now) != 0)
         continue;
       calls++;
-      if (in_window >= 50) { /* the server's 429, reset at the window's end */
+      if (in_sec >= 50 || in_min >= per_minute) { /* the server's 429 and its reset */
+        uint64_t reset = in_min >= per_minute ? 60000 - now % 60000 : 1000 - now % 1000;
         rejected++;
-        dw_limiter_block(&l[i], now, 1000 - now % 1000);
-        dw_limiter_on_rejected(&l[i], now);
+        dw_limiter_block(&l[i], now, reset);
+        dw_limiter_on_rejected(&l[i], now, reset);
       } else {
-        in_window++;
+        in_sec++;
+        in_min++;
         dw_limiter_on_accepted(&l[i], now);
       }
     }
   }
-  double share = (double)rejected / (double)calls;
-  print_message("3 replicas: %llu calls, %llu rejected (%.2f%%), rates now %u %u %u\n",
-                (unsigned long long)calls, (unsigned long long)rejected, share * 100,
-                l[0].per_second, l[1].per_second, l[2].per_second);
-  assert_true(share < 0.02);
-  /* The budget is still used: at least 85% of 50/s over the run. */
-  assert_true((double)(calls - rejected) >= 0.85 * 50 * 120);
+  double budget = DW_MIN(50.0 * (double)duration_ms / 1000,
+                         (double)per_minute * (double)duration_ms / 60000);
+  *used = (double)(calls - rejected) / budget;
+  print_message("3 replicas, 50/s and %u/min: %llu calls, %llu rejected (%.2f%%), %.0f%% of the "
+                "budget used, rates now %u/%u %u/%u %u/%u\n",
+                per_minute, (unsigned long long)calls, (unsigned long long)rejected,
+                100.0 * (double)rejected / (double)calls, *used * 100, l[0].per_second,
+                l[0].per_minute, l[1].per_second, l[1].per_minute, l[2].per_second,
+                l[2].per_minute);
   for (int i = 0; i < 3; i++)
     dw_limiter_cleanup(&l[i]);
+  return (double)rejected / (double)calls;
+}
+
+static void test_replicas_share_budget(void **state)
+{
+  (void)state;
+  double used;
+  /* The per-second window binding. */
+  assert_true(share_budget(1000000, 120000, &used) < 0.01);
+  assert_true(used >= 0.85);
+  /* The per-minute window binding (Feishu's 1000/min), over ten minutes. */
+  assert_true(share_budget(1000, 600000, &used) < 0.01);
+  assert_true(used >= 0.85);
 }
 
 /* Alone, a limiter never rejected keeps its configured rate. */
@@ -273,14 +294,31 @@ static void test_no_rejections_no_change(void **state)
   assert_int_equal(l.per_second, 50);
   assert_int_equal(l.per_minute, 1000);
   assert_int_equal(l.slow_start, 0);
-  dw_limiter_on_rejected(&l, 60000);
+  dw_limiter_cleanup(&l);
+}
+
+/* After a 429 the limits drop by 30%, and the full window's limit to 90% of what we got
+ * through in it; then they climb back 2% every 5 s without a 429. */
+static void test_rejected_then_recovers(void **state)
+{
+  (void)state;
+  struct dw_limiter l;
+  uint64_t now;
+  assert_int_equal(dw_limiter_init(&l, 50, 100000), 0);
+  for (now = 0; now < 2000; now += 7)
+    if (dw_limiter_acquire(&l, now) == 0)
+      dw_limiter_on_accepted(&l, now);
+  dw_limiter_on_rejected(&l, now, 1000); /* the second window: 50 calls in it */
+  assert_int_equal(l.per_second, 35);    /* 30% off (90% of 50 would be 45) */
+  assert_int_equal(l.per_minute, 70000);
+  dw_limiter_on_rejected(&l, now + 500, 1000); /* at most once a second */
   assert_int_equal(l.per_second, 35);
-  dw_limiter_on_rejected(&l, 60500); /* at most once a second */
-  assert_int_equal(l.per_second, 35);
-  for (uint64_t now = 60000; now < 200000; now += 100)
+  dw_limiter_on_rejected(&l, now + 1500, 30000); /* the minute window: ~100 calls in it */
+  assert_true(l.per_minute >= 80 && l.per_minute <= 95);
+  for (now += 1500; now < 2000000; now += 100)
     dw_limiter_on_accepted(&l, now);
   assert_int_equal(l.per_second, 50);
-  assert_int_equal(l.per_minute, 1000);
+  assert_int_equal(l.per_minute, 100000);
   dw_limiter_cleanup(&l);
 }
 
@@ -293,6 +331,7 @@ int main(void)
       cmocka_unit_test(test_clock_back),
       cmocka_unit_test(test_replicas_share_budget),
       cmocka_unit_test(test_no_rejections_no_change),
+      cmocka_unit_test(test_rejected_then_recovers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
