@@ -700,6 +700,7 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, b
                    rd_kafka_err2str(last));
             break;
         }
+        /* The retry interval of a wait that ends on the condition or the deadline above. */
         usleep(200 * 1000);
     }
     rd_kafka_topic_destroy(rkt);
