@@ -422,21 +422,23 @@ static enum dw_answer_kind kind_of_code(long code)
   }
 }
 
+/* The delivery IDs: read from data.delivery, written into the result under the same names. */
+static const struct {
+  const char *key;
+  size_t offset;
+} ids[] = {
+    {"application_id", offsetof(struct dw_answer, application_id)},
+    {"talent_id", offsetof(struct dw_answer, talent_id)},
+    {"job_id", offsetof(struct dw_answer, job_id)},
+    {"job_post_id", offsetof(struct dw_answer, job_post_id)},
+    {"portal_resume_id", offsetof(struct dw_answer, portal_resume_id)},
+    {"user_id", offsetof(struct dw_answer, user_id)},
+};
+
 /* code 0: data decides. Pending shapes: data missing, null, not an object, {}, no status,
  * status 0 or 1. */
 static void classify_data(struct dw_answer *ans, const cJSON *data)
 {
-  static const struct {
-    const char *key;
-    size_t offset;
-  } ids[] = {
-      {"application_id", offsetof(struct dw_answer, application_id)},
-      {"talent_id", offsetof(struct dw_answer, talent_id)},
-      {"job_id", offsetof(struct dw_answer, job_id)},
-      {"job_post_id", offsetof(struct dw_answer, job_post_id)},
-      {"portal_resume_id", offsetof(struct dw_answer, portal_resume_id)},
-      {"user_id", offsetof(struct dw_answer, user_id)},
-  };
   const cJSON *status, *delivery;
   int64_t st;
 
@@ -693,17 +695,6 @@ out:
  * are always written (as "" when the API left one out) so consumers see one fixed shape. */
 int dw_result_encode(const struct dw_result *res, char **out, size_t *len)
 {
-  static const struct {
-    const char *key;
-    size_t offset;
-  } ids[] = {
-      {"application_id", offsetof(struct dw_answer, application_id)},
-      {"talent_id", offsetof(struct dw_answer, talent_id)},
-      {"job_id", offsetof(struct dw_answer, job_id)},
-      {"job_post_id", offsetof(struct dw_answer, job_post_id)},
-      {"portal_resume_id", offsetof(struct dw_answer, portal_resume_id)},
-      {"user_id", offsetof(struct dw_answer, user_id)},
-  };
   const struct dw_event *ev;
   const struct dw_answer *ans;
   cJSON *root = NULL;
