@@ -104,8 +104,12 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
   dw_warn("%s; retrying in %llu ms", reason, (unsigned long long)backoff);
   schedule(t, backoff);
   t->backing_off = 1;
-  t->cb(t->cb_arg, code == -1 && !resp->error ? DW_EIO : resp->error ? resp->error : DW_EINVAL,
-        reason);
+  /* Only a clear refusal (a code from a working endpoint) blames the app's credentials;
+   * transport errors, server errors and unreadable answers are the endpoint's trouble. */
+  int err = resp->error ? resp->error
+            : (code == -1 || resp->status >= 500) ? DW_EIO
+                                                  : DW_EINVAL;
+  t->cb(t->cb_arg, err, reason);
 }
 
 static void refresh(struct dw_token *t)
