@@ -559,6 +559,27 @@ static void commit_now(struct dw_worker *w, int sync)
   free(offs);
 }
 
+/* Stops the jobs still polling (with stale_only, those of revoked partitions only) without
+ * an outcome: their offsets are not committed, so whoever owns the partition next takes them
+ * again. Returns how many. */
+static size_t drop_polling(struct dw_worker *w, int stale_only)
+{
+  size_t n = 0;
+  struct job *j = w->jobs;
+  while (j) {
+    struct job *next = j->next;
+    struct part *p = part_get(w, j->partition);
+    if (j->task && (!stale_only || (p && p->generation != j->generation))) {
+      dw_poller_cancel(w->poller, j->task);
+      j->task = NULL;
+      job_free(w, j);
+      n++;
+    }
+    j = next;
+  }
+  return n;
+}
+
 static void on_revoke(void *arg, const int32_t *ids, size_t n, int lost)
 {
   struct dw_worker *w = arg;
@@ -582,17 +603,7 @@ static void on_revoke(void *arg, const int32_t *ids, size_t n, int lost)
   }
   /* Tasks of revoked partitions stop polling: the new owner takes them from the committed
    * offset. Jobs already producing finish, but store no offset (older generation). */
-  struct job *j = w->jobs;
-  while (j) {
-    struct job *next = j->next;
-    struct part *p = part_get(w, j->partition);
-    if (j->task && p && p->generation != j->generation) {
-      dw_poller_cancel(w->poller, j->task);
-      j->task = NULL;
-      job_free(w, j);
-    }
-    j = next;
-  }
+  drop_polling(w, 1);
   maybe_stop(w);
 }
 
@@ -673,42 +684,23 @@ static void maybe_stop(struct dw_worker *w)
 static void on_drain_timer(uv_timer_t *t)
 {
   struct dw_worker *w = t->data;
-  if (w->state == S_DRAINING) {
-    /* Give up on tasks still polling: their offsets are not committed, so they are taken
-     * again after the restart. Jobs already producing are waited for. */
-    size_t given_up = 0;
-    struct job *j = w->jobs;
-    while (j) {
-      struct job *next = j->next;
-      if (j->task) {
-        dw_poller_cancel(w->poller, j->task);
-        j->task = NULL;
-        given_up++;
-        job_free(w, j);
-      }
-      j = next;
-    }
-    if (given_up)
-      dw_warn("drain timeout: %zu task(s) still polling are left for the next run", given_up);
-    if (w->drain_gave_up) {
-      /* Results Kafka would not take for a whole flush timeout: stop without them (their
-       * offsets are not committed, so they are processed again after the restart). */
-      dw_error("%zu result(s) or dead letter(s) still not acknowledged by Kafka after %d ms; "
-               "stopping without them", w->in_flight, FLUSH_TIMEOUT_MS);
-      w->exit_code = 1;
-      w->state = S_FLUSHING;
-      shutdown_all(w);
-      return;
-    }
-    w->drain_gave_up = 1;
-    uv_timer_start(&w->drain_timer, on_drain_timer, FLUSH_TIMEOUT_MS, 0);
-    maybe_stop(w);
-  } else if (w->state == S_FLUSHING) {
-    dw_error("results still not acknowledged by Kafka after %d ms; stopping without them "
-             "(their offsets are not committed)", FLUSH_TIMEOUT_MS);
+  /* Give up on tasks still polling; jobs already producing are waited for once more. */
+  size_t given_up = drop_polling(w, 0);
+  if (given_up)
+    dw_warn("drain timeout: %zu task(s) still polling are left for the next run", given_up);
+  if (w->drain_gave_up || w->state == S_FLUSHING) {
+    /* Results Kafka would not take for a whole flush timeout: stop without them (their
+     * offsets are not committed, so they are processed again after the restart). */
+    dw_error("%zu result(s) or dead letter(s) still not acknowledged by Kafka after %d ms; "
+             "stopping without them", w->in_flight, FLUSH_TIMEOUT_MS);
     w->exit_code = 1;
+    w->state = S_FLUSHING;
     shutdown_all(w);
+    return;
   }
+  w->drain_gave_up = 1;
+  uv_timer_start(&w->drain_timer, on_drain_timer, FLUSH_TIMEOUT_MS, 0);
+  maybe_stop(w);
 }
 
 static void begin_drain(struct dw_worker *w, int exit_code)
