@@ -58,6 +58,7 @@ static const char *check_brokers(char *value);
 static const char *const schedules[] = {"adaptive", "exponential", "fixed", NULL};
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const formats[] = {"json", "text", NULL};
+static const char *const guarantees[] = {"at_least_once", "exactly_once", NULL};
 
 #define OFF(field) offsetof(struct dw_config, field)
 #define STRING(p, field, def, fl, chk, d)                                                     \
@@ -102,6 +103,20 @@ static const struct option options[] = {
              "printed. `bootstrap.servers` and `group.id` are set by the keys above."),
   INT("kafka.commit_interval_ms", kafka.commit_interval_ms, 1000, 10, 60000,
       "How often finished offsets are committed, in milliseconds."),
+  INT("kafka.commit_metadata_max_bytes", kafka.commit_metadata_max_bytes, 4096, 0, 1048576,
+      "Room for the map of tasks finished beyond the committed offset, which is committed "
+      "with the offset so a restarted or reassigned worker skips them instead of polling "
+      "again. Must not exceed the broker's `offset.metadata.max.bytes` (4096 by default). A "
+      "partition whose map passes three quarters of this takes no new records until it "
+      "shrinks. 0: no map (finished tasks beyond the committed offset are polled again "
+      "after a restart)."),
+  STRING("kafka.transactional_id", kafka.transactional_id, "", 0, NULL,
+         "Exactly-once mode: the producer's `transactional.id`. Empty: "
+         "`<group_id>.<group_instance_id>` when kafka.group_instance_id is set (stable across "
+         "restarts, so a restarted replica aborts what its predecessor left open at once), "
+         "else `<group_id>.<hostname>.<pid>` (an open transaction of a killed replica then "
+         "blocks `read_committed` readers until `transaction.timeout.ms`). Two running "
+         "replicas must never share one."),
 
   STRING("feishu.base_url", feishu.base_url, "https://open.feishu.cn", F_REQUIRED,
          check_base_url,
@@ -168,6 +183,17 @@ static const struct option options[] = {
       "On SIGTERM, wait this long for tasks in flight before exiting, in milliseconds."),
   INT("worker.max_event_bytes", worker.max_event_bytes, 65536, 256, 16777216,
       "Larger input events are dead-lettered as `invalid_event`."),
+
+  ENUM("processing.guarantee", processing.guarantee, "at_least_once", guarantees,
+       "`at_least_once`: an input offset is committed after its result or dead letter is "
+       "acknowledged; a crash can write a task's result twice (same key). `exactly_once`: "
+       "results, dead letters and input offsets are committed together in Kafka "
+       "transactions, so a `read_committed` reader sees each task once (API calls may still "
+       "be repeated after a crash)."),
+  INT("processing.transaction_interval_ms", processing.transaction_interval_ms, 200, 10,
+      60000,
+      "Exactly-once mode: how often the open transaction is committed, in milliseconds. "
+      "Results become visible to `read_committed` readers after this long at most."),
 
   STRING("admin.listen", admin.listen, "0.0.0.0:9464", F_REQUIRED, check_listen,
          "host:port of /metrics, /healthz and /readyz (`[::]:9464` for IPv6)."),

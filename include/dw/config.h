@@ -25,6 +25,8 @@ struct dw_config {
     struct dw_config_property properties[DW_CONFIG_MAX_PROPERTIES]; /* passed verbatim */
     size_t properties_count;
     int64_t commit_interval_ms; /* how often finished offsets are committed */
+    int64_t commit_metadata_max_bytes; /* room for the finished-offset map; 0 = none */
+    char *transactional_id;     /* exactly-once; "" = derived */
   } kafka;
   struct {
     char *base_url;     /* no trailing slash */
@@ -58,6 +60,10 @@ struct dw_config {
     int64_t drain_timeout_ms;  /* on SIGTERM, wait this long for tasks in flight */
     int64_t max_event_bytes;   /* larger events are dead-lettered as invalid_event */
   } worker;
+  struct {
+    char *guarantee;                  /* "at_least_once" or "exactly_once" */
+    int64_t transaction_interval_ms;  /* exactly-once: commit the open transaction this often */
+  } processing;
   struct {
     char *listen;
   } admin;

@@ -23,14 +23,16 @@ static char *const minimal_env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=cli_test",
 /* Every key; also the README's list. */
 static const char *const all_keys[] = {
   "kafka.brokers", "kafka.group_id", "kafka.group_instance_id", "kafka.input_topic", "kafka.results_topic",
-  "kafka.dlq_topic", "kafka.properties", "kafka.commit_interval_ms", "feishu.base_url",
+  "kafka.dlq_topic", "kafka.properties", "kafka.commit_interval_ms",
+  "kafka.commit_metadata_max_bytes", "kafka.transactional_id", "feishu.base_url",
   "feishu.app_id", "feishu.app_secret", "feishu.app_secret_file", "feishu.request_timeout_ms",
   "feishu.connect_timeout_ms", "feishu.max_connections", "feishu.max_response_bytes",
   "feishu.rate_per_second", "feishu.rate_per_minute", "feishu.token_refresh_margin_s",
   "poll.schedule", "poll.latency_target_ms", "poll.min_interval_ms", "poll.first_delay_ms", "poll.interval_ms", "poll.max_interval_ms",
   "poll.multiplier", "poll.jitter", "poll.deadline_ms", "poll.retry_initial_ms",
   "poll.retry_max_ms", "worker.max_in_flight", "worker.resume_in_flight",
-  "worker.drain_timeout_ms", "worker.max_event_bytes", "admin.listen", "log.level",
+  "worker.drain_timeout_ms", "worker.max_event_bytes", "processing.guarantee",
+  "processing.transaction_interval_ms", "admin.listen", "log.level",
   "log.format",
 };
 
