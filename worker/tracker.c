@@ -90,12 +90,13 @@ int dw_tracker_add(struct dw_tracker *t, int64_t offset)
   return 0;
 }
 
-int dw_tracker_done(struct dw_tracker *t, int64_t offset)
+/* Ring slot of an offset in flight, or DW_ENOENT. */
+static int find(const struct dw_tracker *t, int64_t offset)
 {
   size_t lo = 0, hi, mid, s;
 
   if (!t)
-    return DW_EINVAL;
+    return DW_ENOENT;
   hi = t->count;
   while (lo < hi) {
     mid = lo + (hi - lo) / 2;
@@ -107,24 +108,108 @@ int dw_tracker_done(struct dw_tracker *t, int64_t offset)
   if (lo == t->count)
     return DW_ENOENT;
   s = slot(t, lo);
-  /* Finished twice is a caller bug; the record is no longer in flight either way. */
-  if (t->offsets[s] != offset || t->done[s])
-    return DW_ENOENT;
-  t->done[s] = 1;
-  t->finished++;
-  while (t->count > 0 && t->done[t->head]) {
+  return t->offsets[s] == offset ? (int)s : DW_ENOENT;
+}
+
+/* Pops finished records off the head. */
+static void pop_finished(struct dw_tracker *t)
+{
+  while (t->count > 0 && t->done[t->head] == DW_TRACKER_DONE) {
     t->head = t->head + 1 == t->cap ? 0 : t->head + 1;
     t->count--;
     t->finished--;
   }
+}
+
+int dw_tracker_done(struct dw_tracker *t, int64_t offset)
+{
+  int s = find(t, offset);
+  /* Finished twice is a caller bug; the record is no longer in flight either way. */
+  if (s < 0 || t->done[s] == DW_TRACKER_DONE)
+    return DW_ENOENT;
+  if (t->done[s] == DW_TRACKER_STAGED)
+    t->staged--;
+  t->done[s] = DW_TRACKER_DONE;
+  t->finished++;
+  pop_finished(t);
   return 0;
+}
+
+int dw_tracker_stage(struct dw_tracker *t, int64_t offset)
+{
+  int s = find(t, offset);
+  if (s < 0 || t->done[s] != DW_TRACKER_PENDING)
+    return DW_ENOENT;
+  t->done[s] = DW_TRACKER_STAGED;
+  t->staged++;
+  return 0;
+}
+
+void dw_tracker_settle(struct dw_tracker *t, int committed)
+{
+  if (!t || t->staged == 0)
+    return;
+  for (size_t i = 0; i < t->count; i++) {
+    size_t s = slot(t, i);
+    if (t->done[s] != DW_TRACKER_STAGED)
+      continue;
+    t->done[s] = committed ? DW_TRACKER_DONE : DW_TRACKER_PENDING;
+    t->finished += committed ? 1 : 0;
+  }
+  t->staged = 0;
+  pop_finished(t);
+}
+
+static int finished_at(const struct dw_tracker *t, size_t i, int staged)
+{
+  uint8_t d = t->done[slot(t, i)];
+  return d == DW_TRACKER_DONE || (staged && d == DW_TRACKER_STAGED);
+}
+
+/* Index of the first record not finished (count when all are). */
+static size_t first_open(const struct dw_tracker *t, int staged)
+{
+  size_t i = 0;
+  if (!staged)
+    return t->count > 0 && !finished_at(t, 0, 0) ? 0 : t->count; /* the head is never done */
+  while (i < t->count && finished_at(t, i, 1))
+    i++;
+  return i;
+}
+
+int64_t dw_tracker_committable_staged(const struct dw_tracker *t, int staged)
+{
+  if (!t)
+    return -1;
+  size_t i = first_open(t, staged);
+  return i < t->count ? t->offsets[slot(t, i)] : t->next;
 }
 
 int64_t dw_tracker_committable(const struct dw_tracker *t)
 {
+  return dw_tracker_committable_staged(t, 0);
+}
+
+size_t dw_tracker_runs(const struct dw_tracker *t, int staged,
+                       int (*fn)(void *arg, int64_t from, int64_t to), void *arg)
+{
+  size_t runs = 0;
   if (!t)
-    return -1;
-  return t->count > 0 ? t->offsets[t->head] : t->next;
+    return 0;
+  for (size_t i = first_open(t, staged); i < t->count;) {
+    while (i < t->count && !finished_at(t, i, staged))
+      i++;
+    if (i == t->count)
+      break;
+    int64_t from = t->offsets[slot(t, i)];
+    while (i < t->count && finished_at(t, i, staged))
+      i++;
+    int64_t to = i < t->count ? t->offsets[slot(t, i)] : t->offsets[slot(t, i - 1)] + 1;
+    runs++;
+    if (fn(arg, from, to))
+      break;
+  }
+  return runs;
 }
 
 size_t dw_tracker_in_flight(const struct dw_tracker *t)
@@ -140,5 +225,6 @@ void dw_tracker_reset(struct dw_tracker *t)
   t->head = 0;
   t->count = 0;
   t->finished = 0;
+  t->staged = 0;
   t->next = -1;
 }
