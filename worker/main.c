@@ -4,6 +4,8 @@
 
 #include "dw/config.h"
 #include "dw/log.h"
+#include "dw/redrive.h"
+#include "dw/replay.h"
 #include "dw/worker.h"
 
 extern char **environ;
@@ -13,7 +15,10 @@ static void usage(FILE *out)
   fputs("usage: delivery-worker run -c FILE           run until SIGTERM/SIGINT, then drain\n"
         "       delivery-worker check-config -c FILE  validate and print the effective config\n"
         "       delivery-worker config-reference      print every config key (Markdown)\n"
-        "       delivery-worker version\n",
+        "       delivery-worker replay -c FILE ...    re-process a range of the input topic\n"
+        "       delivery-worker redrive -c FILE ...   move dead letters back to the input topic\n"
+        "       delivery-worker version\n"
+        "  (delivery-worker replay --help, delivery-worker redrive --help: their options)\n",
         out);
 }
 
@@ -37,6 +42,10 @@ int main(int argc, char **argv)
     dw_config_print_reference(stdout);
     return 0;
   }
+  if (strcmp(cmd, "replay") == 0)
+    return dw_replay_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "redrive") == 0)
+    return dw_redrive_main(argc - 1, argv + 1);
   if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check-config") != 0) {
     fprintf(stderr, "delivery-worker: unknown command \"%s\"\n", cmd);
     usage(stderr);

@@ -1,0 +1,149 @@
+/* The pure parts of replay and redrive: times, partition lists, and which dead letters redrive
+ * moves with which headers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dw/common.h"
+#include "dw/ops.h"
+
+static void test_times(void **state)
+{
+  (void)state;
+  int64_t ms;
+  assert_int_equal(dw_ops_parse_time("1970-01-01T00:00:00Z", &ms), 0);
+  assert_int_equal(ms, 0);
+  assert_int_equal(dw_ops_parse_time("2026-11-24T03:28:04.123Z", &ms), 0);
+  assert_int_equal(ms, 1795490884123LL);
+  /* the same instant with an offset, a lower-case t and more fraction digits */
+  assert_int_equal(dw_ops_parse_time("2026-11-24t11:28:04.1239+08:00", &ms), 0);
+  assert_int_equal(ms, 1795490884123LL);
+  assert_int_equal(dw_ops_parse_time("2000-02-29T12:00:00-01:30", &ms), 0);
+  assert_int_equal(ms, 951831000000LL);
+  assert_int_equal(dw_ops_parse_time("1795490884123", &ms), 0);
+  assert_int_equal(ms, 1795490884123LL);
+  /* what a dw_rfc3339 header holds reads back to the same instant */
+  char buf[32];
+  assert_int_equal(dw_ops_parse_time(dw_rfc3339(1795490884123LL, buf, sizeof(buf)), &ms), 0);
+  assert_int_equal(ms, 1795490884123LL);
+}
+
+static void test_bad_times(void **state)
+{
+  (void)state;
+  int64_t ms;
+  const char *bad[] = {"", "2026-11-24", "2026-11-24T03:28:04", "2026-13-01T00:00:00Z",
+                       "2026-11-24T03:28:04.Z", "2026-11-24T03:28:04Zx", "-5", "12a",
+                       "2026-11-24T03:28:04+0800", "yesterday"};
+  for (size_t i = 0; i < DW_ARRAY_SIZE(bad); i++)
+    assert_int_equal(dw_ops_parse_time(bad[i], &ms), DW_EINVAL);
+}
+
+static void test_partitions(void **state)
+{
+  (void)state;
+  int32_t p[4];
+  size_t n;
+  assert_int_equal(dw_ops_parse_partitions("0,2,5", p, 4, &n), 0);
+  assert_int_equal(n, 3);
+  assert_int_equal(p[0], 0);
+  assert_int_equal(p[2], 5);
+  assert_int_equal(dw_ops_parse_partitions("7", p, 4, &n), 0);
+  assert_int_equal(n, 1);
+  assert_int_equal(dw_ops_parse_partitions("1,1", p, 4, &n), DW_EINVAL);
+  assert_int_equal(dw_ops_parse_partitions("1,,2", p, 4, &n), DW_EINVAL);
+  assert_int_equal(dw_ops_parse_partitions("1,", p, 4, &n), DW_EINVAL);
+  assert_int_equal(dw_ops_parse_partitions("-1", p, 4, &n), DW_EINVAL);
+  assert_int_equal(dw_ops_parse_partitions("0,1,2,3,4", p, 4, &n), DW_ERANGE);
+}
+
+static void test_lists(void **state)
+{
+  (void)state;
+  assert_true(dw_ops_list_has("task_not_found,invalid_event", "invalid_event", 13));
+  assert_true(dw_ops_list_has("task_not_found", "task_not_found", 14));
+  assert_false(dw_ops_list_has("task_not_found", "task_not", 8));
+  assert_false(dw_ops_list_has("task_not_found,x", "", 0));
+  assert_false(dw_ops_list_has(NULL, "x", 1));
+}
+
+#define H(n, v) {n, v, sizeof(v) - 1}
+
+static void test_letter_read(void **state)
+{
+  (void)state;
+  struct dw_header h[] = {H("trace", "abc"), H("dlq.reason", "task_not_found"),
+                          H("dlq.error_code", "1002008"),
+                          H("dlq.failed_at", "2026-11-24T03:28:04.123Z"), H("redrive.count", "2")};
+  struct dw_letter l;
+  dw_ops_letter_read(h, DW_ARRAY_SIZE(h), 5, &l);
+  assert_string_equal(l.reason, "task_not_found");
+  assert_string_equal(l.error_code, "1002008");
+  assert_int_equal(l.failed_at_ms, 1795490884123LL);
+  assert_int_equal(l.redrive_count, 2);
+  /* no dlq.failed_at: the record's timestamp; an unreadable count is never "fresh" */
+  struct dw_header h2[] = {H("dlq.reason", "invalid_event"), H("redrive.count", "x")};
+  dw_ops_letter_read(h2, 2, 5, &l);
+  assert_int_equal(l.failed_at_ms, 5);
+  assert_int_equal(l.redrive_count, 1);
+  assert_string_equal(l.error_code, "");
+  dw_ops_letter_read(NULL, 0, -1, &l);
+  assert_int_equal(l.failed_at_ms, -1);
+  assert_int_equal(l.redrive_count, 0);
+}
+
+static void test_verdict(void **state)
+{
+  (void)state;
+  struct dw_letter l = {.reason = "task_not_found", .error_code = "1002008",
+                        .failed_at_ms = 1000, .redrive_count = 0};
+  struct dw_redrive_filter f = {NULL, NULL, -1, -1, 3};
+  assert_int_equal(dw_ops_letter_verdict(&f, &l), DW_REDRIVE_MATCH);
+  f.reasons = "invalid_event";
+  assert_int_equal(dw_ops_letter_verdict(&f, &l), DW_REDRIVE_FILTERED);
+  f.reasons = "invalid_event,task_not_found";
+  f.error_codes = "1002002";
+  assert_int_equal(dw_ops_letter_verdict(&f, &l), DW_REDRIVE_FILTERED);
+  f.error_codes = "1002008";
+  f.since_ms = 1000; /* inclusive */
+  f.until_ms = 1001; /* exclusive */
+  assert_int_equal(dw_ops_letter_verdict(&f, &l), DW_REDRIVE_MATCH);
+  f.until_ms = 1000;
+  assert_int_equal(dw_ops_letter_verdict(&f, &l), DW_REDRIVE_FILTERED);
+  f.until_ms = -1;
+  l.failed_at_ms = -1; /* unknown time: outside every window */
+  assert_int_equal(dw_ops_letter_verdict(&f, &l), DW_REDRIVE_FILTERED);
+  f.since_ms = -1;
+  l.redrive_count = 2;
+  assert_int_equal(dw_ops_letter_verdict(&f, &l), DW_REDRIVE_MATCH);
+  l.redrive_count = 3;
+  assert_int_equal(dw_ops_letter_verdict(&f, &l), DW_REDRIVE_EXHAUSTED);
+  /* a letter the filter does not select is not counted as exhausted */
+  f.reasons = "invalid_event";
+  assert_int_equal(dw_ops_letter_verdict(&f, &l), DW_REDRIVE_FILTERED);
+}
+
+static void test_headers_kept(void **state)
+{
+  (void)state;
+  assert_true(dw_ops_header_kept("trace"));
+  assert_true(dw_ops_header_kept("dlqx"));
+  assert_false(dw_ops_header_kept("dlq.reason"));
+  assert_false(dw_ops_header_kept("dlq.value_omitted"));
+  assert_false(dw_ops_header_kept("redrive.count"));
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_times),      cmocka_unit_test(test_bad_times),
+      cmocka_unit_test(test_partitions), cmocka_unit_test(test_lists),
+      cmocka_unit_test(test_letter_read), cmocka_unit_test(test_verdict),
+      cmocka_unit_test(test_headers_kept),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
