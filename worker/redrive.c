@@ -299,8 +299,9 @@ static int scan(struct redrive *r)
     rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 500);
     if (r->producer)
       rd_kafka_poll(r->producer, 0);
-    dw_ops_progress(&r->progress, 0, "scanned %lld of %lld letters, %lld redriven",
-                    (long long)r->scanned, (long long)total, (long long)r->redriven);
+    dw_ops_progress(&r->progress, 0, "scanned %lld of %lld letter(s), %s %lld",
+                    (long long)r->scanned, (long long)total,
+                    r->o->dry_run ? "would redrive" : "redriven", (long long)r->redriven);
     if (!m) {
       if (++idle_polls * 500 > DW_OPS_TIMEOUT_MS) {
         fprintf(stderr, "delivery-worker redrive: no records for %d s with %zu partition(s) "
@@ -333,8 +334,8 @@ static int scan(struct redrive *r)
     if (rc < 0)
       return -1;
   }
-  dw_ops_progress(&r->progress, 1, "scanned %lld letters, %lld redriven", (long long)r->scanned,
-                  (long long)r->redriven);
+  dw_ops_progress(&r->progress, 1, "scanned %lld letter(s), %s %lld", (long long)r->scanned,
+                  r->o->dry_run ? "would redrive" : "redriven", (long long)r->redriven);
   return 0;
 }
 
@@ -441,8 +442,8 @@ static void print_summary(const struct redrive *r, const char *group)
   printf("matched: %lld\n", (long long)r->matched);
   printf("%s: %lld\n", verb, (long long)r->redriven);
   printf("skipped by filter: %lld\n", (long long)r->filtered);
-  printf("exhausted: %lld (redriven %lld time(s) already)\n", (long long)r->exhausted,
-         (long long)r->o->filter.max_redrives);
+  printf("exhausted: %lld (redriven --max-redrives=%lld times already; left alone)\n",
+         (long long)r->exhausted, (long long)r->o->filter.max_redrives);
   printf("by reason:\n");
   size_t n = r->reason_count + (r->reasons[MAX_REASONS].scanned > 0);
   for (size_t i = 0; i < n; i++) {
