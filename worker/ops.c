@@ -186,6 +186,8 @@ void dw_ops_letter_read(const struct dw_header *h, size_t n, int64_t record_ts_m
       header_str(&h[i], buf, sizeof(buf));
       if (dw_ops_parse_time(buf, &ms) == 0)
         out->failed_at_ms = ms;
+    } else if (header_is(&h[i], "dlq.value_omitted") || header_is(&h[i], "dlq.headers_omitted")) {
+      out->incomplete = 1;
     } else if (header_is(&h[i], "redrive.count")) {
       int64_t c;
       header_str(&h[i], buf, sizeof(buf));
@@ -207,6 +209,8 @@ enum dw_redrive_verdict dw_ops_letter_verdict(const struct dw_redrive_filter *f,
     return DW_REDRIVE_FILTERED;
   if (f->until_ms >= 0 && (l->failed_at_ms < 0 || l->failed_at_ms >= f->until_ms))
     return DW_REDRIVE_FILTERED;
+  if (l->incomplete)
+    return DW_REDRIVE_INCOMPLETE;
   if (l->redrive_count >= f->max_redrives)
     return DW_REDRIVE_EXHAUSTED;
   return DW_REDRIVE_MATCH;

@@ -36,7 +36,7 @@ struct redrive_opts {
 /* Counts of one dlq.reason. */
 struct reason_count {
   char reason[64];
-  int64_t scanned, redriven, exhausted, filtered;
+  int64_t scanned, redriven, exhausted, incomplete, filtered;
 };
 
 /* Where the scan of one partition stands. */
@@ -53,7 +53,7 @@ struct redrive {
   rd_kafka_t *consumer, *producer;
   struct part *parts;
   size_t part_count;
-  int64_t scanned, matched, redriven, exhausted, filtered;
+  int64_t scanned, matched, redriven, exhausted, incomplete, filtered;
   int64_t delivered, failed; /* delivery reports */
   char first_error[256];
   struct reason_count reasons[MAX_REASONS + 1]; /* the last one collects the rest */
@@ -255,6 +255,11 @@ static int handle_letter(struct redrive *r, const rd_kafka_message_t *m)
     r->exhausted++;
     rc->exhausted++;
     return 0;
+  case DW_REDRIVE_INCOMPLETE:
+    r->matched++;
+    r->incomplete++;
+    rc->incomplete++;
+    return 0;
   case DW_REDRIVE_MATCH:
     break;
   }
@@ -444,13 +449,19 @@ static void print_summary(const struct redrive *r, const char *group)
   printf("skipped by filter: %lld\n", (long long)r->filtered);
   printf("exhausted: %lld (redriven --max-redrives=%lld times already; left alone)\n",
          (long long)r->exhausted, (long long)r->o->filter.max_redrives);
+  if (r->incomplete)
+    printf("incomplete: %lld (the dead letter lost its value or original headers: see "
+           "dlq.value_omitted, dlq.headers_omitted; left alone)\n", (long long)r->incomplete);
   printf("by reason:\n");
   size_t n = r->reason_count + (r->reasons[MAX_REASONS].scanned > 0);
   for (size_t i = 0; i < n; i++) {
     const struct reason_count *c = &r->reasons[i < r->reason_count ? i : MAX_REASONS];
-    printf("  %-20s scanned %lld, %s %lld, exhausted %lld, skipped by filter %lld\n", c->reason,
-           (long long)c->scanned, verb, (long long)c->redriven, (long long)c->exhausted,
-           (long long)c->filtered);
+    printf("  %-20s scanned %lld, %s %lld, exhausted %lld, skipped by filter %lld",
+           c->reason, (long long)c->scanned, verb, (long long)c->redriven,
+           (long long)c->exhausted, (long long)c->filtered);
+    if (c->incomplete)
+      printf(", incomplete %lld", (long long)c->incomplete);
+    putchar('\n');
   }
   if (r->o->dry_run)
     printf("dry run: nothing produced, position not saved\n");

@@ -46,6 +46,7 @@ struct dw_letter {
   char error_code[32];
   int64_t failed_at_ms;   /* dlq.failed_at, else the record's timestamp; -1 if neither */
   int64_t redrive_count;  /* redrive.count of the original event; 0 if never redriven */
+  int incomplete;         /* dlq.value_omitted or dlq.headers_omitted: not the original event */
 };
 
 /* Reads a dead letter's headers (the last value of a repeated name wins). */
@@ -65,6 +66,9 @@ enum dw_redrive_verdict {
   DW_REDRIVE_MATCH,     /* redrive it */
   DW_REDRIVE_FILTERED,  /* not selected by reason, error code or time */
   DW_REDRIVE_EXHAUSTED, /* selected, but redriven max_redrives times already */
+  DW_REDRIVE_INCOMPLETE, /* selected, but the letter lost its value or original headers (too
+                            large for Kafka): redriven it would fail again, and without its
+                            redrive.count it could be redriven forever */
 };
 
 enum dw_redrive_verdict dw_ops_letter_verdict(const struct dw_redrive_filter *f,

@@ -85,9 +85,12 @@ static void test_letter_read(void **state)
   assert_string_equal(l.error_code, "1002008");
   assert_int_equal(l.failed_at_ms, 1795490884123LL);
   assert_int_equal(l.redrive_count, 2);
+  assert_false(l.incomplete);
   /* no dlq.failed_at: the record's timestamp; an unreadable count is never "fresh" */
-  struct dw_header h2[] = {H("dlq.reason", "invalid_event"), H("redrive.count", "x")};
-  dw_ops_letter_read(h2, 2, 5, &l);
+  struct dw_header h2[] = {H("dlq.reason", "invalid_event"), H("redrive.count", "x"),
+                           H("dlq.value_omitted", "too large")};
+  dw_ops_letter_read(h2, 3, 5, &l);
+  assert_true(l.incomplete);
   assert_int_equal(l.failed_at_ms, 5);
   assert_int_equal(l.redrive_count, 1);
   assert_string_equal(l.error_code, "");
@@ -122,6 +125,9 @@ static void test_verdict(void **state)
   assert_int_equal(dw_ops_letter_verdict(&f, &l), DW_REDRIVE_MATCH);
   l.redrive_count = 3;
   assert_int_equal(dw_ops_letter_verdict(&f, &l), DW_REDRIVE_EXHAUSTED);
+  l.incomplete = 1;
+  assert_int_equal(dw_ops_letter_verdict(&f, &l), DW_REDRIVE_INCOMPLETE);
+  l.incomplete = 0;
   /* a letter the filter does not select is not counted as exhausted */
   f.reasons = "invalid_event";
   assert_int_equal(dw_ops_letter_verdict(&f, &l), DW_REDRIVE_FILTERED);
