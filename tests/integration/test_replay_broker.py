@@ -80,6 +80,9 @@ def main(procs):
         rows = plan_rows(r.stdout)
         assert r.returncode == 0 and sorted(rows) == [0, 2], r.stdout
         assert rows[0][:5] == ("10", 2, 10, 3, 8), rows
+        r = replay(w1, "--from-time", str(t0), "--to-time", str(t1), "--dry-run")
+        rows = plan_rows(r.stdout)
+        assert r.returncode == 0 and all(row[:5] == ("10", 0, 10, FROM, 10) for row in rows.values()), r.stdout
         assert all(c["offset"] == PER_PART for c in h.committed(kafka.bootstrap, GROUP, h.IN))
 
         # A running worker: refused, with the members and the fix; --force: the broker refuses.
