@@ -578,8 +578,9 @@ const char *dw_answer_kind_name(enum dw_answer_kind kind)
 /* -------------------------------------------------------------------------------------------
  * Token endpoint */
 
-int dw_token_answer_parse(const void *body, size_t len, char *token, size_t token_size,
-                          int64_t *expire_s, long *code, char *msg, size_t msg_size)
+int dw_auth_answer_parse(const void *body, size_t len, const char *field, char *token,
+                         size_t token_size, int64_t *expire_s, long *code, char *msg,
+                         size_t msg_size)
 {
   const char *text = body;
   cJSON *root = NULL;
@@ -620,20 +621,20 @@ int dw_token_answer_parse(const void *body, size_t len, char *token, size_t toke
     goto out;
   }
 
-  item = cJSON_GetObjectItemCaseSensitive(root, "tenant_access_token");
+  item = cJSON_GetObjectItemCaseSensitive(root, field);
   if (!cJSON_IsString(item) || !item->valuestring || item->valuestring[0] == '\0') {
-    set_text(msg, msg_size, "token answer without tenant_access_token");
+    set_text(msg, msg_size, "token answer without %s", field);
     goto out;
   }
   n = strlen(item->valuestring);
   if (n >= token_size) {
-    set_text(msg, msg_size, "tenant_access_token longer than %zu bytes", token_size - 1);
+    set_text(msg, msg_size, "%s longer than %zu bytes", field, token_size - 1);
     goto out;
   }
   /* The token goes into an Authorization header: no spaces, CR, LF or other bytes that could
    * end or split it. */
   if (!all_graphic_ascii(item->valuestring)) {
-    set_text(msg, msg_size, "tenant_access_token has characters not allowed in a header");
+    set_text(msg, msg_size, "%s has characters not allowed in a header", field);
     goto out;
   }
   if (!json_int(cJSON_GetObjectItemCaseSensitive(root, "expire"), &expire) || expire <= 0) {
@@ -647,6 +648,13 @@ int dw_token_answer_parse(const void *body, size_t len, char *token, size_t toke
 out:
   cJSON_Delete(root);
   return rc;
+}
+
+int dw_token_answer_parse(const void *body, size_t len, char *token, size_t token_size,
+                          int64_t *expire_s, long *code, char *msg, size_t msg_size)
+{
+  return dw_auth_answer_parse(body, len, "tenant_access_token", token, token_size, expire_s,
+                              code, msg, msg_size);
 }
 
 /* Prints root unformatted into a malloc'd string for the caller. */
@@ -740,6 +748,87 @@ int dw_result_encode(const struct dw_result *res, char **out, size_t *len)
                                dw_rfc3339(res->resolved_at_ms, when, sizeof(when))))
     goto out;
   rc = print_to(root, out, len);
+
+out:
+  cJSON_Delete(root);
+  return rc;
+}
+
+/* -------------------------------------------------------------------------------------------
+ * Store apps: request bodies of the auth endpoints and the pushed app_ticket event */
+
+int dw_json_strings_encode(const char *const *pairs, size_t npairs, char **out, size_t *len)
+{
+  cJSON *root = cJSON_CreateObject();
+  int rc = DW_ENOMEM;
+
+  *out = NULL;
+  if (len)
+    *len = 0;
+  if (!root)
+    goto out;
+  for (size_t i = 0; i < npairs; i++)
+    if (!pairs[2 * i] || !pairs[2 * i + 1] ||
+        !cJSON_AddStringToObject(root, pairs[2 * i], pairs[2 * i + 1]))
+      goto out;
+  rc = print_to(root, out, len);
+
+out:
+  cJSON_Delete(root);
+  return rc;
+}
+
+/* Copies a non-empty string member of obj that fits and is printable ASCII (it ends up in a
+ * JSON body we send, never in a header, but a ticket with control bytes is not a ticket). */
+static int ticket_field(const cJSON *obj, const char *name, char *dst, size_t size)
+{
+  const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+  if (!cJSON_IsString(item) || !item->valuestring || !item->valuestring[0] ||
+      strlen(item->valuestring) >= size || !all_graphic_ascii(item->valuestring))
+    return 0;
+  memcpy(dst, item->valuestring, strlen(item->valuestring) + 1);
+  return 1;
+}
+
+/* Accepts what Feishu pushes (the v1 callback {"type":"event_callback","event":{"type":
+ * "app_ticket",...}}, the 2.0 schema {"schema":"2.0","header":{"event_type":"app_ticket"},
+ * "event":{...}}) and the bare inner object. */
+int dw_app_ticket_parse(const void *buf, size_t len, char *app_id, size_t app_id_size,
+                        char *ticket, size_t ticket_size, char *why, size_t whylen)
+{
+  const char *text = buf;
+  cJSON *root = NULL;
+  const cJSON *ev, *type, *header;
+  int trailing, rc = DW_EINVAL;
+
+  app_id[0] = ticket[0] = '\0';
+  set_text(why, whylen, "%s", "");
+  if (!text || len == 0 || json_scan(text, len) != SCAN_OK ||
+      !(root = json_parse(text, len, &trailing)) || !cJSON_IsObject(root)) {
+    set_text(why, whylen, "not a JSON object");
+    goto out;
+  }
+  if (cJSON_GetObjectItemCaseSensitive(root, "encrypt")) {
+    set_text(why, whylen, "encrypted event: push it decrypted (no encrypt key is configured)");
+    goto out;
+  }
+  ev = cJSON_GetObjectItemCaseSensitive(root, "event");
+  if (!cJSON_IsObject(ev))
+    ev = root;
+  header = cJSON_GetObjectItemCaseSensitive(root, "header");
+  type = cJSON_IsObject(header) ? cJSON_GetObjectItemCaseSensitive(header, "event_type")
+                                : cJSON_GetObjectItemCaseSensitive(ev, "type");
+  if (!cJSON_IsString(type) || !type->valuestring || strcmp(type->valuestring, "app_ticket")) {
+    set_text(why, whylen, "not an app_ticket event");
+    goto out;
+  }
+  if (!ticket_field(ev, "app_id", app_id, app_id_size) ||
+      !ticket_field(ev, "app_ticket", ticket, ticket_size)) {
+    set_text(why, whylen, "app_ticket event without a usable app_id and app_ticket");
+    app_id[0] = ticket[0] = '\0';
+    goto out;
+  }
+  rc = 0;
 
 out:
   cJSON_Delete(root);

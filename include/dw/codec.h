@@ -71,6 +71,21 @@ const char *dw_answer_kind_name(enum dw_answer_kind kind);
 int dw_token_answer_parse(const void *body, size_t len, char *token, size_t token_size,
                           int64_t *expire_s, long *code, char *msg, size_t msg_size);
 
+/* The same for any auth endpoint: field names the token ("tenant_access_token" or
+ * "app_access_token"). */
+int dw_auth_answer_parse(const void *body, size_t len, const char *field, char *token,
+                         size_t token_size, int64_t *expire_s, long *code, char *msg,
+                         size_t msg_size);
+
+/* Encodes {"k1":"v1",...} from npairs (name, value) string pairs: the bodies of the store-app
+ * auth endpoints. Caller frees *out. */
+int dw_json_strings_encode(const char *const *pairs, size_t npairs, char **out, size_t *len);
+
+/* Parses a pushed app_ticket event (v1 callback envelope, 2.0 schema, or the bare event
+ * object). Returns 0 with app_id and ticket set, or DW_EINVAL with the reason in why. */
+int dw_app_ticket_parse(const void *buf, size_t len, char *app_id, size_t app_id_size,
+                        char *ticket, size_t ticket_size, char *why, size_t whylen);
+
 /* Encodes the token request body {"app_id":..,"app_secret":..}. Caller frees *out. */
 int dw_token_request_encode(const char *app_id, const char *app_secret, char **out,
                             size_t *len);
