@@ -59,6 +59,7 @@ static const char *const schedules[] = {"adaptive", "exponential", "fixed", NULL
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const formats[] = {"json", "text", NULL};
 static const char *const guarantees[] = {"at_least_once", "exactly_once", NULL};
+static const char *const app_types[] = {"self_built", "store", NULL};
 
 #define OFF(field) offsetof(struct dw_config, field)
 #define STRING(p, field, def, fl, chk, d)                                                     \
@@ -129,6 +130,21 @@ static const struct option options[] = {
   STRING("feishu.app_secret_file", feishu.app_secret_file, "", 0, NULL,
          "File whose content (trailing whitespace removed) is the app secret, "
          "e.g. a mounted Kubernetes secret."),
+  ENUM("feishu.app_type", feishu.app_type, "self_built", app_types,
+       "`self_built` (a custom app of one tenant: tenant_access_token/internal; an event's "
+       "tenant_key is ignored for tokens and rate limits) or `store` (an app from the app "
+       "store serving many tenants: every event needs a tenant_key, tokens are obtained per "
+       "tenant through the app_access_token, which needs the app_ticket Feishu pushes; set "
+       "feishu.app_ticket_file or feishu.app_ticket_topic)."),
+  STRING("feishu.app_ticket_file", feishu.app_ticket_file, "", 0, NULL,
+         "Store apps: a file holding the current app_ticket, as the bare ticket or as the "
+         "pushed event's JSON; read when a ticket is needed and again whenever it changes "
+         "(whatever receives Feishu's events writes it)."),
+  STRING("feishu.app_ticket_topic", feishu.app_ticket_topic, "", 0, NULL,
+         "Store apps: a Kafka topic the pushed app_ticket events are forwarded to (the event "
+         "JSON as the record value; other events and other apps' tickets are skipped). Every "
+         "replica reads it from the start, without a consumer group commit; the newest "
+         "ticket wins, so give it one partition and a short retention."),
   INT("feishu.request_timeout_ms", feishu.request_timeout_ms, 10000, 100, 120000,
       "Whole-request timeout of an API call, in milliseconds."),
   INT("feishu.connect_timeout_ms", feishu.connect_timeout_ms, 5000, 100, 60000,
@@ -1040,6 +1056,27 @@ static int resolve_secret(struct load *ld)
   return 0;
 }
 
+/* A store app cannot get any token without an app_ticket; a self-built app never uses one. */
+static int check_ticket_source(struct load *ld)
+{
+  const struct dw_config *cfg = ld->cfg;
+  int store = strcmp(cfg->feishu.app_type, "store") == 0;
+  int has_file = cfg->feishu.app_ticket_file[0] != '\0';
+  int has_topic = cfg->feishu.app_ticket_topic[0] != '\0';
+  if (store && !has_file && !has_topic)
+    return fail(ld, (size_t)option_index("feishu.app_type"),
+                "is \"store\" but no app_ticket source is set: set feishu.app_ticket_file "
+                "or feishu.app_ticket_topic (where the pushed app_ticket events arrive)");
+  if (!store && (has_file || has_topic))
+    return fail(ld, (size_t)option_index(has_file ? "feishu.app_ticket_file"
+                                                  : "feishu.app_ticket_topic"),
+                "is only used by store apps: set feishu.app_type = \"store\" or remove it");
+  if (has_topic && strcmp(cfg->feishu.app_ticket_topic, cfg->kafka.input_topic) == 0)
+    return fail(ld, (size_t)option_index("feishu.app_ticket_topic"),
+                "must differ from kafka.input_topic (both \"%s\")", cfg->kafka.input_topic);
+  return 0;
+}
+
 /* lo must not exceed hi; blame whichever the user set (hi first). */
 static int check_order(struct load *ld, const char *lo_path, const char *hi_path)
 {
@@ -1073,6 +1110,9 @@ static int validate(struct load *ld)
     }
   }
   rc = resolve_secret(ld);
+  if (rc)
+    return rc;
+  rc = check_ticket_source(ld);
   if (rc)
     return rc;
 
