@@ -41,6 +41,10 @@ enum {
 #define SIM_TOKEN_REFRESH_S 1800   /* Feishu: same token while >= 30 min left */
 
 #define SIM_PATH_TOKEN "/open-apis/auth/v3/tenant_access_token/internal"
+/* Store (ISV) apps: app_access_token with the pushed app_ticket, then one tenant token each. */
+#define SIM_PATH_APP_TOKEN "/open-apis/auth/v3/app_access_token"
+#define SIM_PATH_STORE_TOKEN "/open-apis/auth/v3/tenant_access_token"
+#define SIM_PATH_TICKET_RESEND "/open-apis/auth/v3/app_ticket/resend"
 #define SIM_PATH_TASK_PREFIX "/open-apis/hire/v1/websites/"
 #define SIM_PATH_TASK_MIDDLE "/delivery_tasks/"
 
@@ -131,6 +135,9 @@ struct sim_app {
   char id[SIM_APP_FIELD_MAX + 1];
   char secret[SIM_APP_FIELD_MAX + 1];
   struct sim_token *current; /* the token the next refresh may return again, or NULL */
+  struct sim_token *app_current; /* store apps: the same for the app_access_token */
+  char ticket[SIM_APP_FIELD_MAX + 1]; /* store apps: the app_ticket in force ("" = none) */
+  uint64_t resends;          /* app_ticket/resend requests */
   uint64_t sec_window;       /* fixed 1 s window index (ms since start / 1000) */
   long long sec_count;       /* admitted calls in it */
   uint64_t min_window;
@@ -142,6 +149,20 @@ struct sim_token {
   char token[SIM_TOKEN_LEN + 1];
   size_t app;          /* index into sim.apps */
   uint64_t expires_ms; /* sim time */
+  int kind;            /* SIM_TOKEN_TENANT or SIM_TOKEN_APP */
+  char tenant[SIM_APP_FIELD_MAX + 1]; /* store tenant token: its tenant_key; "" otherwise */
+};
+
+enum { SIM_TOKEN_TENANT = 0, SIM_TOKEN_APP = 1 };
+
+/* Rate windows and the current token of one store app and tenant (Feishu limits per app and
+ * tenant). */
+struct sim_win {
+  size_t app;
+  char tenant[SIM_APP_FIELD_MAX + 1];
+  uint64_t sec_window, min_window;
+  long long sec_count, min_count;
+  struct sim_token *current;
 };
 
 enum sim_fault_kind {
@@ -225,6 +246,7 @@ struct sim_record {
   int status; /* -1 = none */
   int path_kind; /* set by sim_record_add: 0 path stored, 1 canonical task path, 2 token path */
   const char *method, *path, *website_id, *task_id, *app_id, *token, *log_id; /* NULL = null */
+  const char *tenant_key; /* the tenant of the token used or asked for; NULL = none */
   char text[];
 };
 
@@ -254,6 +276,8 @@ struct sim {
   size_t napps;
   struct sim_htab tokens;
   uint64_t tokens_since_sweep;
+  struct sim_win *wins; /* store tenants */
+  size_t nwins, capwins;
   struct sim_htab tasks;
   struct sim_fault *faults; /* FIFO: [faults_head, nfaults) */
   size_t faults_head;
@@ -280,8 +304,15 @@ void sim_log_id(struct sim *s, char *out, size_t size);
 struct sim_token *sim_token_find(struct sim *s, const char *tok, size_t len);
 /* Issues a new token for app, valid for the configured TTL. NULL on ENOMEM. */
 struct sim_token *sim_token_issue(struct sim *s, size_t app);
+/* Issues a token of a kind (SIM_TOKEN_APP: "a-..."; SIM_TOKEN_TENANT with a tenant_key: a
+ * store tenant's token). NULL on ENOMEM. */
+struct sim_token *sim_token_issue_kind(struct sim *s, size_t app, int kind, const char *tenant);
 /* Drops every token; returns how many. */
 size_t sim_tokens_revoke(struct sim *s);
+/* Drops the tenant tokens of one store tenant; returns how many. */
+size_t sim_tokens_revoke_tenant(struct sim *s, const char *tenant);
+/* The windows of (app, tenant), created on first use; NULL on ENOMEM. */
+struct sim_win *sim_win_get(struct sim *s, size_t app, const char *tenant);
 struct sim_task *sim_task_find(struct sim *s, const char *website, size_t wlen, const char *task_id,
                                size_t tlen);
 /* Inserts t, replacing (and freeing) a task with the same key. */
@@ -296,6 +327,9 @@ void sim_faults_clear(struct sim *s);
 /* Rate windows for app at sim time now. Returns 1 and counts the call if admitted; else 0 with
  * the limit and the whole seconds until the window that was hit resets. */
 int sim_rate_admit(struct sim *s, size_t app, uint64_t now, long long *limit, long long *reset_s);
+/* The same for a store tenant's windows ("" = the app's own). */
+int sim_rate_admit_tenant(struct sim *s, size_t app, const char *tenant, uint64_t now,
+                          long long *limit, long long *reset_s);
 void sim_stats_count(struct sim *s, const char *key);
 void sim_record_add(struct sim *s, const struct sim_record *r);
 const struct sim_record *sim_record_get(const struct sim *s, uint64_t index);

@@ -322,8 +322,19 @@ static void count_answer(struct sim *s, const struct sim_answer *a)
   }
 }
 
+static void record_tenant(struct sim *s, uint64_t now, const struct sim_req *rq,
+                          const struct sim_answer *a, const char *website, const char *task,
+                          const char *app_id, const char *token, const char *tenant);
+
 static void record(struct sim *s, uint64_t now, const struct sim_req *rq, const struct sim_answer *a,
                    const char *website, const char *task, const char *app_id, const char *token)
+{
+  record_tenant(s, now, rq, a, website, task, app_id, token, NULL);
+}
+
+static void record_tenant(struct sim *s, uint64_t now, const struct sim_req *rq,
+                          const struct sim_answer *a, const char *website, const char *task,
+                          const char *app_id, const char *token, const char *tenant)
 {
   char path[RECORD_PATH_MAX];
   struct sim_record r;
@@ -342,6 +353,7 @@ static void record(struct sim *s, uint64_t now, const struct sim_req *rq, const 
   r.app_id = app_id;
   r.token = token;
   r.log_id = a->log_id;
+  r.tenant_key = tenant;
   sim_record_add(s, &r);
 }
 
@@ -350,7 +362,7 @@ static void delivery_task(struct sim *s, const struct sim_req *rq, const char *w
 {
   uint64_t now = sim_now(s), poll;
   char wrec[RECORD_FIELD_MAX], trec[RECORD_FIELD_MAX], tokrec[RECORD_FIELD_MAX];
-  const char *auth = rq->authorization, *tok, *app_id = NULL, *tokp = NULL;
+  const char *auth = rq->authorization, *tok, *app_id = NULL, *tokp = NULL, *tenant = NULL;
   const struct sim_fault *terr;
   struct sim_token *token;
   struct sim_task *t;
@@ -389,8 +401,11 @@ static void delivery_task(struct sim *s, const struct sim_req *rq, const char *w
     goto out;
   }
   app_id = s->apps[token->app].id;
+  if (token->tenant[0])
+    tenant = token->tenant;
 
-  if (!sim_rate_admit(s, token->app, now, &limit, &reset_s)) {
+  /* Feishu limits per app and tenant: a store tenant's token counts in its own windows. */
+  if (!sim_rate_admit_tenant(s, token->app, token->tenant, now, &limit, &reset_s)) {
     s->stats.rate_limited++;
     answer_rate_limited(a, limit, reset_s);
     goto out;
@@ -428,7 +443,7 @@ static void delivery_task(struct sim *s, const struct sim_req *rq, const char *w
 out:
   add_latency(s, a);
   count_answer(s, a);
-  record(s, now, rq, a, wrec, trec, app_id, tokp);
+  record_tenant(s, now, rq, a, wrec, trec, app_id, tokp, tenant);
 }
 
 static void token_internal(struct sim *s, const struct sim_req *rq, struct sim_answer *a)
@@ -483,6 +498,158 @@ out:
   cJSON_Delete(json);
 }
 
+/* ---- store (ISV) apps ---- */
+
+static void answer_token(struct sim_answer *a, const char *field, const struct sim_token *t,
+                         long long expire)
+{
+  a->http = 200;
+  a->has_code = 1;
+  a->code = 0;
+  sim_buf_addf(&a->body, "{\"code\":0,\"msg\":\"ok\",\"%s\":\"%s\",\"expire\":%lld}", field,
+               t->token, expire);
+}
+
+/* The token to answer with: the current one while >= 30 min are left, else a new one. */
+static struct sim_token *same_or_new(struct sim *s, struct sim_token *cur, size_t app, int kind,
+                                     const char *tenant, long long *expire)
+{
+  uint64_t now = sim_now(s);
+  if (cur && cur->expires_ms > now && cur->expires_ms - now >= (uint64_t)SIM_TOKEN_REFRESH_S * 1000) {
+    *expire = (long long)((cur->expires_ms - now) / 1000);
+    return cur;
+  }
+  *expire = s->cfg.token_ttl_s;
+  return sim_token_issue_kind(s, app, kind, tenant);
+}
+
+static cJSON *body_json(const struct sim_req *rq)
+{
+  if (rq->body_too_large || !rq->body || !rq->body_len)
+    return NULL;
+  return cJSON_ParseWithLengthOpts(rq->body, rq->body_len, NULL, 0);
+}
+
+/* The app named by the body's app_id and app_secret; SIZE_MAX (and answered 10014) if none. */
+static size_t body_app(struct sim *s, const cJSON *json, struct sim_answer *a, char *idrec, size_t size)
+{
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(json, "app_id");
+  const cJSON *secret = cJSON_GetObjectItemCaseSensitive(json, "app_secret");
+  size_t i;
+
+  if (!cJSON_IsObject(json) || !cJSON_IsString(id) || !cJSON_IsString(secret)) {
+    answer_error(a, 400, 9499, NULL);
+    return SIZE_MAX;
+  }
+  snprintf(idrec, size, "%s", id->valuestring);
+  for (i = 0; i < s->napps; i++)
+    if (strcmp(s->apps[i].id, id->valuestring) == 0)
+      break;
+  if (i == s->napps || strcmp(s->apps[i].secret, secret->valuestring) != 0) {
+    answer_error(a, 400, 10014, NULL);
+    return SIZE_MAX;
+  }
+  return i;
+}
+
+/* POST /auth/v3/app_access_token {app_id, app_secret, app_ticket}: the ticket must be the one
+ * pushed last (/_sim/ticket); otherwise 10012, on which the SDKs ask for a resend. */
+static void app_access_token(struct sim *s, const struct sim_req *rq, struct sim_answer *a)
+{
+  uint64_t now = sim_now(s);
+  char idrec[RECORD_FIELD_MAX] = "";
+  const char *app_id = NULL, *issued = NULL;
+  cJSON *json = body_json(rq);
+  const cJSON *ticket = cJSON_GetObjectItemCaseSensitive(json, "app_ticket");
+  struct sim_token *t;
+  long long expire;
+  size_t i;
+
+  s->stats.token_calls++;
+  i = body_app(s, json, a, idrec, sizeof(idrec));
+  if (i == SIZE_MAX)
+    goto out;
+  app_id = idrec;
+  if (!cJSON_IsString(ticket) || !s->apps[i].ticket[0] ||
+      strcmp(ticket->valuestring, s->apps[i].ticket) != 0) {
+    answer_error(a, 400, 10012, "app_ticket is invalid");
+    goto out;
+  }
+  t = same_or_new(s, s->apps[i].app_current, i, SIM_TOKEN_APP, "", &expire);
+  if (!t) {
+    answer_error(a, 500, 1002001, NULL);
+    goto out;
+  }
+  issued = t->token;
+  answer_token(a, "app_access_token", t, expire);
+out:
+  add_latency(s, a);
+  record(s, now, rq, a, NULL, NULL, app_id, issued);
+  cJSON_Delete(json);
+}
+
+/* POST /auth/v3/tenant_access_token {app_access_token, tenant_key}: a token valid for that
+ * tenant only. An unknown or expired app token: 99991664. */
+static void store_tenant_token(struct sim *s, const struct sim_req *rq, struct sim_answer *a)
+{
+  uint64_t now = sim_now(s);
+  char tenrec[RECORD_FIELD_MAX] = "";
+  const char *app_id = NULL, *issued = NULL, *tenant = NULL;
+  cJSON *json = body_json(rq);
+  const cJSON *apptok = cJSON_GetObjectItemCaseSensitive(json, "app_access_token");
+  const cJSON *key = cJSON_GetObjectItemCaseSensitive(json, "tenant_key");
+  struct sim_token *app, *t;
+  struct sim_win *w;
+  long long expire;
+
+  s->stats.token_calls++;
+  if (!cJSON_IsObject(json) || !cJSON_IsString(apptok) || !cJSON_IsString(key) ||
+      !key->valuestring[0] || strlen(key->valuestring) > SIM_APP_FIELD_MAX) {
+    answer_error(a, 400, 9499, NULL);
+    goto out;
+  }
+  snprintf(tenrec, sizeof(tenrec), "%s", key->valuestring);
+  tenant = tenrec;
+  app = sim_token_find(s, apptok->valuestring, strlen(apptok->valuestring));
+  if (!app || app->kind != SIM_TOKEN_APP || app->expires_ms <= now) {
+    answer_error(a, 400, 99991664, "invalid app token");
+    goto out;
+  }
+  app_id = s->apps[app->app].id;
+  w = sim_win_get(s, app->app, key->valuestring);
+  t = w ? same_or_new(s, w->current, app->app, SIM_TOKEN_TENANT, key->valuestring, &expire) : NULL;
+  if (!t) {
+    answer_error(a, 500, 1002001, NULL);
+    goto out;
+  }
+  issued = t->token;
+  answer_token(a, "tenant_access_token", t, expire);
+out:
+  add_latency(s, a);
+  record_tenant(s, now, rq, a, NULL, NULL, app_id, issued, tenant);
+  cJSON_Delete(json);
+}
+
+/* POST /auth/v3/app_ticket/resend {app_id, app_secret}: counted; the test pushes the ticket. */
+static void ticket_resend(struct sim *s, const struct sim_req *rq, struct sim_answer *a)
+{
+  uint64_t now = sim_now(s);
+  char idrec[RECORD_FIELD_MAX] = "";
+  cJSON *json = body_json(rq);
+  size_t i = body_app(s, json, a, idrec, sizeof(idrec));
+
+  if (i != SIZE_MAX) {
+    s->apps[i].resends++;
+    a->http = 200;
+    a->has_code = 1;
+    a->code = 0;
+    sim_buf_adds(&a->body, "{\"code\":0,\"msg\":\"ok\"}");
+  }
+  add_latency(s, a);
+  record(s, now, rq, a, NULL, NULL, idrec[0] ? idrec : NULL, NULL);
+  cJSON_Delete(json);
+}
+
 static void not_found(struct sim *s, const struct sim_req *rq, struct sim_answer *a)
 {
   answer_error(a, 404, 404, "404 page not found");
@@ -498,6 +665,12 @@ void sim_api_handle(struct sim *s, const struct sim_req *rq, struct sim_answer *
   sim_log_id(s, a->log_id, sizeof(a->log_id));
   if (strcmp(url, TOKEN_PATH) == 0 && strcmp(rq->method, "POST") == 0) {
     token_internal(s, rq, a);
+  } else if (strcmp(url, SIM_PATH_APP_TOKEN) == 0 && strcmp(rq->method, "POST") == 0) {
+    app_access_token(s, rq, a);
+  } else if (strcmp(url, SIM_PATH_STORE_TOKEN) == 0 && strcmp(rq->method, "POST") == 0) {
+    store_tenant_token(s, rq, a);
+  } else if (strcmp(url, SIM_PATH_TICKET_RESEND) == 0 && strcmp(rq->method, "POST") == 0) {
+    ticket_resend(s, rq, a);
   } else if (strncmp(url, TASK_PREFIX, strlen(TASK_PREFIX)) == 0 && strcmp(rq->method, "GET") == 0) {
     const char *website = url + strlen(TASK_PREFIX);
     const char *slash = strchr(website, '/'), *task;

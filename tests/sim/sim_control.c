@@ -607,6 +607,8 @@ static void write_record(struct sim_buf *b, uint64_t i, const struct sim_record 
   sim_buf_add_jstr(b, r->app_id);
   sim_buf_adds(b, ",\"token\":");
   sim_buf_add_jstr(b, r->token);
+  sim_buf_adds(b, ",\"tenant_key\":");
+  sim_buf_add_jstr(b, r->tenant_key);
   sim_buf_addf(b, ",\"http\":%d,\"code\":", r->http);
   if (r->has_code)
     sim_buf_addf(b, "%lld", r->code);
@@ -619,6 +621,51 @@ static void write_record(struct sim_buf *b, uint64_t i, const struct sim_record 
   sim_buf_adds(b, ",\"log_id\":");
   sim_buf_add_jstr(b, r->log_id);
   sim_buf_adds(b, "}");
+}
+
+/* POST /_sim/ticket {"app_id":"cli_..","ticket":"..."}: pushes (rotates) the app_ticket of a
+ * store app; GET /_sim/ticket?app_id=..: the ticket in force and the resend requests seen. */
+static void ctl_ticket(struct sim *s, const struct sim_req *rq, struct sim_answer *a)
+{
+  const char *app_id = rq->arg ? rq->arg(rq->arg_ctx, "app_id") : NULL;
+  const cJSON *id = NULL, *ticket = NULL;
+  cJSON *json = NULL;
+  size_t i;
+
+  if (strcmp(rq->method, "POST") == 0) {
+    json = parse_body(rq, a);
+    if (!json)
+      return;
+    id = cJSON_GetObjectItemCaseSensitive(json, "app_id");
+    ticket = cJSON_GetObjectItemCaseSensitive(json, "ticket");
+    if (!cJSON_IsString(id) || !cJSON_IsString(ticket) ||
+        strlen(ticket->valuestring) > SIM_APP_FIELD_MAX) {
+      answer_json_error(a, 400, "want {\"app_id\": string, \"ticket\": string}");
+      cJSON_Delete(json);
+      return;
+    }
+    app_id = id->valuestring;
+  }
+  pthread_mutex_lock(&s->lock);
+  for (i = 0; app_id && i < s->napps; i++)
+    if (strcmp(s->apps[i].id, app_id) == 0)
+      break;
+  if (!app_id || i == s->napps) {
+    pthread_mutex_unlock(&s->lock);
+    answer_json_error(a, 404, "no such app (app_id)");
+    cJSON_Delete(json);
+    return;
+  }
+  if (ticket)
+    snprintf(s->apps[i].ticket, sizeof(s->apps[i].ticket), "%s", ticket->valuestring);
+  a->http = 200;
+  sim_buf_adds(&a->body, "{\"app_id\":");
+  sim_buf_add_jstr(&a->body, s->apps[i].id);
+  sim_buf_adds(&a->body, ",\"ticket\":");
+  sim_buf_add_jstr(&a->body, s->apps[i].ticket);
+  sim_buf_addf(&a->body, ",\"resends\":%llu}", (unsigned long long)s->apps[i].resends);
+  pthread_mutex_unlock(&s->lock);
+  cJSON_Delete(json);
 }
 
 static void ctl_requests(struct sim *s, const struct sim_req *rq, struct sim_answer *a)
@@ -690,7 +737,7 @@ static int is(const struct sim_req *rq, const char *method, const char *path)
 void sim_control_handle(struct sim *s, const struct sim_req *rq, struct sim_answer *a)
 {
   static const char *const paths[] = {
-    "/_sim/tasks", "/_sim/task", "/_sim/faults", "/_sim/revoke", "/_sim/config", "/_sim/stats", "/_sim/requests", "/_sim/reset",
+    "/_sim/tasks", "/_sim/task", "/_sim/faults", "/_sim/revoke", "/_sim/ticket", "/_sim/config", "/_sim/stats", "/_sim/requests", "/_sim/reset",
   };
   size_t i;
 
@@ -712,10 +759,14 @@ void sim_control_handle(struct sim *s, const struct sim_req *rq, struct sim_answ
     pthread_mutex_unlock(&s->lock);
     a->http = 200;
     sim_buf_adds(&a->body, "{\"pending\":0}");
+  } else if (is(rq, "POST", "/_sim/ticket") || is(rq, "GET", "/_sim/ticket")) {
+    ctl_ticket(s, rq, a);
   } else if (is(rq, "POST", "/_sim/revoke")) {
+    /* ?tenant_key=T revokes only that store tenant's tokens. */
+    const char *tenant = rq->arg ? rq->arg(rq->arg_ctx, "tenant_key") : NULL;
     size_t n;
     pthread_mutex_lock(&s->lock);
-    n = sim_tokens_revoke(s);
+    n = tenant ? sim_tokens_revoke_tenant(s, tenant) : sim_tokens_revoke(s);
     pthread_mutex_unlock(&s->lock);
     a->http = 200;
     sim_buf_addf(&a->body, "{\"revoked\":%zu}", n);

@@ -191,6 +191,7 @@ int sim_init(struct sim *s, const struct sim_config *cfg, const struct sim_app *
   for (i = 0; i < napps; i++) {
     s->apps[i] = apps[i];
     s->apps[i].current = NULL;
+    s->apps[i].app_current = NULL;
   }
   s->napps = napps;
   s->rec_max = max_records ? max_records : 1;
@@ -221,7 +222,23 @@ static void tokens_free_all(struct sim *s)
   }
   s->tokens.count = 0;
   for (i = 0; i < s->napps; i++)
-    s->apps[i].current = NULL;
+    s->apps[i].current = s->apps[i].app_current = NULL;
+  for (i = 0; i < s->nwins; i++)
+    s->wins[i].current = NULL;
+}
+
+/* t is about to be freed: nothing may still point at it. */
+static void token_forget(struct sim *s, const struct sim_token *t)
+{
+  size_t i;
+
+  if (s->apps[t->app].current == t)
+    s->apps[t->app].current = NULL;
+  if (s->apps[t->app].app_current == t)
+    s->apps[t->app].app_current = NULL;
+  for (i = 0; i < s->nwins; i++)
+    if (s->wins[i].current == t)
+      s->wins[i].current = NULL;
 }
 
 static void records_clear(struct sim *s)
@@ -257,6 +274,7 @@ void sim_cleanup(struct sim *s)
   s->recs = NULL;
   stats_clear(s);
   free(s->apps);
+  free(s->wins);
   s->apps = NULL;
   pthread_mutex_destroy(&s->lock);
 }
@@ -300,14 +318,18 @@ static void tokens_sweep(struct sim *s, uint64_t now)
       }
       *pp = t->node.next;
       s->tokens.count--;
-      if (s->apps[t->app].current == t)
-        s->apps[t->app].current = NULL;
+      token_forget(s, t);
       free(t);
     }
   }
 }
 
 struct sim_token *sim_token_issue(struct sim *s, size_t app)
+{
+  return sim_token_issue_kind(s, app, SIM_TOKEN_TENANT, "");
+}
+
+struct sim_token *sim_token_issue_kind(struct sim *s, size_t app, int kind, const char *tenant)
 {
   static const char hex[] = "0123456789abcdef";
   uint64_t now = sim_now(s);
@@ -324,7 +346,7 @@ struct sim_token *sim_token_issue(struct sim *s, size_t app)
     return NULL;
   do {
     uint64_t r = 0;
-    t->token[0] = 't';
+    t->token[0] = kind == SIM_TOKEN_APP ? 'a' : 't';
     t->token[1] = '-';
     for (i = 2; i < SIM_TOKEN_LEN; i++) {
       if ((i - 2) % 16 == 0)
@@ -335,11 +357,21 @@ struct sim_token *sim_token_issue(struct sim *s, size_t app)
     t->token[SIM_TOKEN_LEN] = '\0';
   } while (sim_token_find(s, t->token, SIM_TOKEN_LEN));
   t->app = app;
+  t->kind = kind;
+  snprintf(t->tenant, sizeof(t->tenant), "%s", tenant);
   t->expires_ms = now + (uint64_t)s->cfg.token_ttl_s * 1000;
   t->node.key = t->token;
   t->node.klen = SIM_TOKEN_LEN;
   sim_htab_insert(&s->tokens, &t->node);
-  s->apps[app].current = t;
+  if (kind == SIM_TOKEN_APP) {
+    s->apps[app].app_current = t;
+  } else if (tenant[0]) {
+    struct sim_win *w = sim_win_get(s, app, tenant);
+    if (w)
+      w->current = t;
+  } else {
+    s->apps[app].current = t;
+  }
   s->stats.tokens_issued++;
   return t;
 }
@@ -349,6 +381,49 @@ size_t sim_tokens_revoke(struct sim *s)
   size_t n = s->tokens.count;
   tokens_free_all(s);
   return n;
+}
+
+size_t sim_tokens_revoke_tenant(struct sim *s, const char *tenant)
+{
+  size_t i, n = 0;
+
+  for (i = 0; i < s->tokens.nbuckets; i++) {
+    struct sim_hnode **pp = &s->tokens.buckets[i];
+    while (*pp) {
+      struct sim_token *t = SIM_CONTAINER_OF(*pp, struct sim_token, node);
+      if (t->kind != SIM_TOKEN_TENANT || strcmp(t->tenant, tenant) != 0) {
+        pp = &(*pp)->next;
+        continue;
+      }
+      *pp = t->node.next;
+      s->tokens.count--;
+      token_forget(s, t);
+      free(t);
+      n++;
+    }
+  }
+  return n;
+}
+
+struct sim_win *sim_win_get(struct sim *s, size_t app, const char *tenant)
+{
+  size_t i;
+
+  for (i = 0; i < s->nwins; i++)
+    if (s->wins[i].app == app && strcmp(s->wins[i].tenant, tenant) == 0)
+      return &s->wins[i];
+  if (s->nwins == s->capwins) {
+    size_t cap = s->capwins ? s->capwins * 2 : 16;
+    struct sim_win *w = realloc(s->wins, cap * sizeof(*w));
+    if (!w)
+      return NULL;
+    s->wins = w;
+    s->capwins = cap;
+  }
+  memset(&s->wins[s->nwins], 0, sizeof(s->wins[0]));
+  s->wins[s->nwins].app = app;
+  snprintf(s->wins[s->nwins].tenant, sizeof(s->wins[0].tenant), "%s", tenant);
+  return &s->wins[s->nwins++];
 }
 
 struct sim_task *sim_task_find(struct sim *s, const char *website, size_t wlen, const char *task_id,
@@ -460,32 +535,61 @@ void sim_faults_clear(struct sim *s)
   s->faults_head = s->nfaults = 0;
 }
 
+/* The windows being admitted into: the app's own, or a store tenant's. */
+struct rate_windows {
+  uint64_t *sec_window, *min_window;
+  long long *sec_count, *min_count;
+};
+
+static int rate_admit(struct sim *s, struct rate_windows *a, uint64_t now, long long *limit,
+                      long long *reset_s);
+
 int sim_rate_admit(struct sim *s, size_t app, uint64_t now, long long *limit, long long *reset_s)
 {
-  struct sim_app *a = &s->apps[app];
+  return sim_rate_admit_tenant(s, app, "", now, limit, reset_s);
+}
+
+int sim_rate_admit_tenant(struct sim *s, size_t app, const char *tenant, uint64_t now,
+                          long long *limit, long long *reset_s)
+{
+  struct sim_app *ap = &s->apps[app];
+  struct sim_win *w = tenant[0] ? sim_win_get(s, app, tenant) : NULL;
+  struct rate_windows r = {&ap->sec_window, &ap->min_window, &ap->sec_count, &ap->min_count};
+  if (w) {
+    r.sec_window = &w->sec_window;
+    r.min_window = &w->min_window;
+    r.sec_count = &w->sec_count;
+    r.min_count = &w->min_count;
+  }
+  return rate_admit(s, &r, now, limit, reset_s);
+}
+
+static int rate_admit(struct sim *s, struct rate_windows *a, uint64_t now, long long *limit,
+                      long long *reset_s)
+{
   uint64_t sec = now / 1000, min = now / 60000;
 
-  if (a->sec_window != sec) {
-    a->sec_window = sec;
-    a->sec_count = 0;
+  if (*a->sec_window != sec) {
+    *a->sec_window = sec;
+    *a->sec_count = 0;
   }
-  if (a->min_window != min) {
-    a->min_window = min;
-    a->min_count = 0;
+  if (*a->min_window != min) {
+    *a->min_window = min;
+    *a->min_count = 0;
   }
   /* The minute window first: when it is exhausted, waiting for the next second is no use. */
-  if (s->cfg.rate_per_minute > 0 && a->min_count >= s->cfg.rate_per_minute) {
+  if (s->cfg.rate_per_minute > 0 && *a->min_count >= s->cfg.rate_per_minute) {
     *limit = s->cfg.rate_per_minute;
     *reset_s = (long long)(((min + 1) * 60000 - now + 999) / 1000);
     goto limited;
   }
-  if (s->cfg.rate_per_second > 0 && a->sec_count >= s->cfg.rate_per_second) {
+  if (s->cfg.rate_per_second > 0 && *a->sec_count >= s->cfg.rate_per_second) {
     *limit = s->cfg.rate_per_second;
     *reset_s = (long long)(((sec + 1) * 1000 - now + 999) / 1000);
     goto limited;
   }
-  a->sec_count++;
-  a->min_count++;
+  (*a->sec_count)++;
+  (*a->min_count)++;
   if (s->stats.win_1s != sec) {
     s->stats.win_1s = sec;
     s->stats.win_1s_count = 0;
@@ -579,7 +683,8 @@ void sim_record_add(struct sim *s, const struct sim_record *r)
   int kind = path_kind(r);
   const char *path = kind ? NULL : r->path;
   size_t size = sizeof(*r) + opt_len(r->method) + opt_len(path) + opt_len(r->website_id) +
-                opt_len(r->task_id) + opt_len(r->app_id) + opt_len(r->token) + opt_len(r->log_id);
+                opt_len(r->task_id) + opt_len(r->app_id) + opt_len(r->token) + opt_len(r->log_id) +
+                opt_len(r->tenant_key);
   struct sim_record *c = malloc(size);
   size_t slot;
   char *p;
@@ -596,6 +701,7 @@ void sim_record_add(struct sim *s, const struct sim_record *r)
   c->app_id = opt_copy(&p, r->app_id);
   c->token = opt_copy(&p, r->token);
   c->log_id = opt_copy(&p, r->log_id);
+  c->tenant_key = opt_copy(&p, r->tenant_key);
   slot = (size_t)(s->rec_total % s->rec_max);
   free(s->recs[slot]);
   s->recs[slot] = c;
@@ -625,5 +731,10 @@ void sim_reset(struct sim *s)
   for (i = 0; i < s->napps; i++) {
     s->apps[i].sec_window = s->apps[i].min_window = 0;
     s->apps[i].sec_count = s->apps[i].min_count = 0;
+    s->apps[i].resends = 0;
+  }
+  for (i = 0; i < s->nwins; i++) {
+    s->wins[i].sec_window = s->wins[i].min_window = 0;
+    s->wins[i].sec_count = s->wins[i].min_count = 0;
   }
 }
