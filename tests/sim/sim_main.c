@@ -50,9 +50,19 @@
  *       pending:   missing {"code":0,"msg":"success"} | null "data":null | empty "data":{} |
  *         status0 "data":{"status":0,"status_msg":" ","extra_info":" "} | status1 "data":{"status":1,
  *         "delivery":{placeholder ids}}; "rotate" (default) cycles them by the task's poll number.
+ *   Store (ISV) apps, same refresh rule and TTL as above:
+ *   POST /open-apis/auth/v3/app_access_token {"app_id","app_secret","app_ticket"}: 10014 as above;
+ *     400 10012 unless app_ticket is the one pushed last (/_sim/ticket); else "app_access_token"
+ *     "a-<40 hex>". POST /open-apis/auth/v3/tenant_access_token {"app_access_token","tenant_key"}:
+ *     400 99991664 for an unknown/expired app token; else a tenant token valid for that tenant;
+ *     its delivery-task calls count in that app+tenant's own rate windows. POST
+ *     /open-apis/auth/v3/app_ticket/resend {"app_id","app_secret"}: counted (see /_sim/ticket).
  *   Anything else outside /_sim/ -> 404 {"code":404,"msg":"404 page not found"}.
  *
  * CONTROL PLANE (/_sim/, JSON, no auth, no rate limit, no latency, not recorded; 400 {"error":..})
+ *   POST /_sim/ticket {"app_id","ticket"} pushes (rotates) a store app's app_ticket; GET
+ *     /_sim/ticket?app_id=.. -> {"app_id","ticket","resends"}. POST /_sim/revoke?tenant_key=T
+ *     revokes only that store tenant's tokens. Request records carry "tenant_key".
  *   POST /_sim/tasks     one task object or an array (bodies up to 64 MiB); all-or-nothing:
  *     {"website_id":"123","delivery_task_id":"abc","ready_after_ms":1500 (from registration),
  *      "final":"succeeded|failed|not_found|invalid_request|never","pending":"rotate|missing|null|
