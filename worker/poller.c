@@ -25,8 +25,19 @@
 
 enum task_state { T_WAITING, T_READY, T_CALLING, T_CANCELLED };
 
+/* The calls of one app and tenant: Feishu limits each pair on its own, and one tenant waiting
+ * for its token or its budget must not hold up another's. A self-built app has one lane (key
+ * ""); a store app one per tenant_key. Lanes live as long as the poller. */
+struct lane {
+  char key[DW_TENANT_KEY_MAX + 1];
+  struct dw_limiter limiter;
+  struct dw_task **heap; /* the lane's ready queue */
+  size_t nready, heap_cap;
+};
+
 struct dw_task {
   struct dw_poller *p;
+  struct lane *lane;
   uv_timer_t timer;
   struct dw_event ev;
   void *owner;
@@ -56,14 +67,15 @@ struct dw_poller {
   dw_outcome_cb on_outcome;
   dw_health_cb on_health;
   void *arg;
-  struct dw_limiter limiter;
+  struct lane **lanes;
+  size_t nlanes, lanes_cap;
+  size_t next_lane;      /* where the next round of drive() starts: lanes take turns */
+  uint64_t start_block_until; /* the first second after startup: see dw_poller_new */
   struct dw_adaptive adaptive;
-  uv_timer_t dispatch;   /* wakes the ready queue when the limiter or the gate opens */
-  struct dw_task **heap;  /* the ready queue */
-  size_t heap_cap;
+  uv_timer_t dispatch;   /* wakes the ready queues when a limiter or the gate opens */
   uint64_t seq;
   struct dw_task *all;
-  size_t ntasks, nready;
+  size_t ntasks, nready; /* nready: in all lanes */
   size_t handles;        /* open uv handles: dispatch timer + task timers */
   int closing;
   int driving;
@@ -85,14 +97,26 @@ static double gauge_ready(void *arg)
   return (double)((struct dw_poller *)arg)->nready;
 }
 
+/* The lowest limit in force among the lanes (the configured one before any call). */
+static double lowest_rate(const struct dw_poller *p, int minute)
+{
+  double v = minute ? p->opt.rate_per_minute : p->opt.rate_per_second;
+  for (size_t i = 0; i < p->nlanes; i++) {
+    double l = minute ? p->lanes[i]->limiter.per_minute : p->lanes[i]->limiter.per_second;
+    if (i == 0 || l < v)
+      v = l;
+  }
+  return v;
+}
+
 static double gauge_rate_second(void *arg)
 {
-  return ((struct dw_poller *)arg)->limiter.per_second;
+  return lowest_rate(arg, 0);
 }
 
 static double gauge_rate_minute(void *arg)
 {
-  return ((struct dw_poller *)arg)->limiter.per_minute;
+  return lowest_rate(arg, 1);
 }
 
 static double gauge_healthy(void *arg)
@@ -129,7 +153,8 @@ static void register_metrics(struct dw_poller *p, struct dw_metrics *r)
                       "Tasks due for a call, waiting for the rate limiter, the token or the app.",
                       gauge_ready, p);
   dw_metrics_gauge_fn(r, "dw_limiter_rate_per_second",
-                      "Calls per second the limiter allows now (lowered after 429s).",
+                      "Calls per second the limiter allows now (lowered after 429s; the lowest "
+                      "of the tenants').",
                       gauge_rate_second, p);
   dw_metrics_gauge_fn(r, "dw_limiter_rate_per_minute",
                       "Calls per minute the limiter allows now.", gauge_rate_minute, p);
@@ -149,9 +174,13 @@ static void poller_release(struct dw_poller *p)
 {
   if (--p->handles > 0 || !p->closing)
     return;
-  dw_limiter_cleanup(&p->limiter);
+  for (size_t i = 0; i < p->nlanes; i++) {
+    dw_limiter_cleanup(&p->lanes[i]->limiter);
+    free(p->lanes[i]->heap);
+    free(p->lanes[i]);
+  }
+  free(p->lanes);
   dw_adaptive_cleanup(&p->adaptive);
-  free(p->heap);
   free(p->base_url);
   free(p);
 }
@@ -171,47 +200,49 @@ static int heap_before(const struct dw_task *a, const struct dw_task *b)
   return a->priority > b->priority || (a->priority == b->priority && a->seq < b->seq);
 }
 
-static void heap_set(struct dw_poller *p, size_t i, struct dw_task *t)
+static void heap_set(struct lane *l, size_t i, struct dw_task *t)
 {
-  p->heap[i] = t;
+  l->heap[i] = t;
   t->heap_index = i;
 }
 
-static void heap_up(struct dw_poller *p, size_t i)
+static void heap_up(struct lane *l, size_t i)
 {
-  struct dw_task *t = p->heap[i];
-  while (i > 0 && heap_before(t, p->heap[(i - 1) / 2])) {
-    heap_set(p, i, p->heap[(i - 1) / 2]);
+  struct dw_task *t = l->heap[i];
+  while (i > 0 && heap_before(t, l->heap[(i - 1) / 2])) {
+    heap_set(l, i, l->heap[(i - 1) / 2]);
     i = (i - 1) / 2;
   }
-  heap_set(p, i, t);
+  heap_set(l, i, t);
 }
 
-static void heap_down(struct dw_poller *p, size_t i)
+static void heap_down(struct lane *l, size_t i)
 {
-  struct dw_task *t = p->heap[i];
+  struct dw_task *t = l->heap[i];
   for (;;) {
     size_t c = 2 * i + 1;
-    if (c >= p->nready)
+    if (c >= l->nready)
       break;
-    if (c + 1 < p->nready && heap_before(p->heap[c + 1], p->heap[c]))
+    if (c + 1 < l->nready && heap_before(l->heap[c + 1], l->heap[c]))
       c++;
-    if (!heap_before(p->heap[c], t))
+    if (!heap_before(l->heap[c], t))
       break;
-    heap_set(p, i, p->heap[c]);
+    heap_set(l, i, l->heap[c]);
     i = c;
   }
-  heap_set(p, i, t);
+  heap_set(l, i, t);
 }
 
 static void ready_remove(struct dw_poller *p, struct dw_task *t)
 {
+  struct lane *l = t->lane;
   size_t i = t->heap_index;
-  struct dw_task *last = p->heap[--p->nready];
+  struct dw_task *last = l->heap[--l->nready];
+  p->nready--;
   if (last != t) {
-    heap_set(p, i, last);
-    heap_up(p, i);
-    heap_down(p, last->heap_index);
+    heap_set(l, i, last);
+    heap_up(l, i);
+    heap_down(l, last->heap_index);
   }
 }
 
@@ -234,22 +265,24 @@ static double priority(struct dw_poller *p, struct dw_task *t, int retry)
 
 static void ready_push(struct dw_poller *p, struct dw_task *t, int retry)
 {
-  if (p->nready == p->heap_cap) {
-    size_t cap = p->heap_cap ? p->heap_cap * 2 : 256;
-    struct dw_task **h = realloc(p->heap, cap * sizeof(*h));
+  struct lane *l = t->lane;
+  if (l->nready == l->heap_cap) {
+    size_t cap = l->heap_cap ? l->heap_cap * 2 : 16;
+    struct dw_task **h = realloc(l->heap, cap * sizeof(*h));
     if (!h) { /* keep the task due: try again in a moment */
       t->state = T_WAITING;
       uv_timer_start(&t->timer, on_due, 100, 0);
       return;
     }
-    p->heap = h;
-    p->heap_cap = cap;
+    l->heap = h;
+    l->heap_cap = cap;
   }
   t->state = T_READY;
   t->priority = priority(p, t, retry);
   t->seq = p->seq++;
-  heap_set(p, p->nready++, t);
-  heap_up(p, t->heap_index);
+  heap_set(l, l->nready++, t);
+  p->nready++;
+  heap_up(l, t->heap_index);
 }
 
 /* Takes the task off the list of live tasks; from now on it is cancelled. */
@@ -427,7 +460,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
   if (ans.kind != DW_ANSWER_TOKEN_INVALID)
     t->token_retried = 0;
   if (ans.kind != DW_ANSWER_RATE_LIMITED && !resp->error)
-    dw_limiter_on_accepted(&p->limiter, uv_now(p->loop));
+    dw_limiter_on_accepted(&t->lane->limiter, uv_now(p->loop));
 
   switch (ans.kind) {
   case DW_ANSWER_PENDING:
@@ -460,10 +493,14 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
                                                  : RATE_LIMIT_DEFAULT_RESET_MS;
     p->stats.rate_limited++;
     dw_metric_inc(p->m_rate_limited, NULL, 1);
-    dw_limiter_block(&p->limiter, uv_now(p->loop), reset);
-    dw_limiter_on_rejected(&p->limiter, uv_now(p->loop), reset);
-    dw_warn("rate limited by the API (code %ld); no call for %llu ms", ans.code,
-            (unsigned long long)reset);
+    dw_limiter_block(&t->lane->limiter, uv_now(p->loop), reset);
+    dw_limiter_on_rejected(&t->lane->limiter, uv_now(p->loop), reset);
+    if (t->lane->key[0])
+      dw_warn("rate limited by the API (code %ld) for tenant %s; no call for it for %llu ms",
+              ans.code, t->lane->key, (unsigned long long)reset);
+    else
+      dw_warn("rate limited by the API (code %ld); no call for %llu ms", ans.code,
+              (unsigned long long)reset);
     ready_push(p, t, 1);
     break;
   }
@@ -472,7 +509,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
       t->token_retried = 1;
       p->stats.token_retries++;
       dw_metric_inc(p->m_token_retries, NULL, 1);
-      dw_token_invalidate(p->token, t->token_generation);
+      dw_token_invalidate(p->token, t->lane->key, t->token_generation);
       ready_push(p, t, 1);
       break;
     }
@@ -509,7 +546,7 @@ static void send_call(struct dw_poller *p, struct dw_task *t, const char *token)
   t->state = T_CALLING;
   t->attempts++;
   t->sent_at = uv_now(p->loop);
-  t->token_generation = dw_token_generation(p->token);
+  t->token_generation = dw_token_generation(p->token, t->lane->key);
   int rc = dw_http_send(p->http, &req, on_answer, t);
   if (rc < 0) {
     if (p->probe == t)
@@ -527,49 +564,85 @@ static void on_dispatch(uv_timer_t *timer)
   drive(timer->data);
 }
 
+/* One call from the lane if its token, its budget and the connections allow: 1 when sent, 0
+ * when the lane must wait (*wait set if for its limiter), -1 when no lane may call now. */
+static int lane_send_one(struct dw_poller *p, struct lane *l, uint64_t *wait)
+{
+  if (!p->healthy && p->probe)
+    return -1;
+  /* No more calls in flight than connections: libcurl would only queue them (and walks its
+   * queue of pending transfers whenever a connection frees up), while here they stay in
+   * priority order. Each answer drives the queue again. */
+  if (dw_http_active(p->http) >= p->opt.max_calls_in_flight)
+    return -1;
+  const char *token = dw_token_value(p->token, l->key);
+  if (!token)
+    return 0; /* dw_poller_on_token drives again */
+  uint64_t w = dw_limiter_acquire(&l->limiter, uv_now(p->loop));
+  if (w) {
+    *wait = DW_MIN(*wait, w);
+    return 0;
+  }
+  struct dw_task *t = l->heap[0];
+  ready_remove(p, t);
+  if (!p->healthy)
+    p->probe = t;
+  send_call(p, t, token);
+  return 1;
+}
+
 static void drive(struct dw_poller *p)
 {
   if (p->driving || p->closing)
     return;
   p->driving = 1;
   uv_update_time(p->loop); /* the limiter needs the time of the calls, not of the iteration */
-  if (!p->healthy && !p->probe && !p->nready && uv_now(p->loop) >= p->gate_until) {
+  uint64_t now = uv_now(p->loop);
+  if (!p->healthy && !p->probe && !p->nready && now >= p->gate_until) {
     /* Nothing to probe with (work is paused while unhealthy): half-open, let work in again;
      * the next app-level answer closes it. */
     set_health(p, 1, "");
   }
-  while (p->nready) {
-    uint64_t now = uv_now(p->loop);
-    if (now < p->gate_until) {
-      uv_timer_start(&p->dispatch, on_dispatch, p->gate_until - now, 0);
-      break;
-    }
-    if (!p->healthy && p->probe)
-      break;
-    const char *token = dw_token_value(p->token);
-    if (!token)
-      break; /* dw_poller_on_token drives again */
-    /* No more calls in flight than connections: libcurl would only queue them (and walks its
-     * queue of pending transfers whenever a connection frees up), while here they stay in
-     * priority order. Each answer drives the queue again. */
-    if (dw_http_active(p->http) >= p->opt.max_calls_in_flight)
-      break;
-    uint64_t wait = dw_limiter_acquire(&p->limiter, now);
-    if (wait) {
-      uv_timer_start(&p->dispatch, on_dispatch, wait, 0);
-      break;
-    }
-    struct dw_task *t = p->heap[0];
-    ready_remove(p, t);
-    if (!p->healthy)
-      p->probe = t;
-    send_call(p, t, token);
+  if (p->nready && now < p->gate_until) {
+    uv_timer_start(&p->dispatch, on_dispatch, p->gate_until - now, 0);
+    p->driving = 0;
+    return;
   }
+  /* Lanes take turns, one call each per round, so a busy tenant cannot take every
+   * connection from the others. */
+  uint64_t wait = UINT64_MAX;
+  int stop = 0;
+  while (p->nready && !stop) {
+    int sent = 0;
+    for (size_t k = 0; k < p->nlanes && !stop; k++) {
+      struct lane *l = p->lanes[(p->next_lane + k) % p->nlanes];
+      if (!l->nready)
+        continue;
+      int r = lane_send_one(p, l, &wait);
+      if (r < 0)
+        stop = 1;
+      else
+        sent += r;
+    }
+    p->next_lane = p->nlanes ? (p->next_lane + 1) % p->nlanes : 0;
+    if (!sent)
+      break;
+  }
+  if (wait != UINT64_MAX)
+    uv_timer_start(&p->dispatch, on_dispatch, wait, 0);
   p->driving = 0;
 }
 
-void dw_poller_on_token(struct dw_poller *p, int err, const char *reason)
+void dw_poller_on_token(struct dw_poller *p, const char *tenant_key, int err,
+                        const char *reason)
 {
+  if (err == DW_EINVAL && tenant_key && tenant_key[0]) {
+    /* One store tenant refused (the app uninstalled there, ...): only its tasks wait, while
+     * the token manager retries with backoff; the other tenants go on. */
+    dw_error("tenant %s: %s; its tasks wait", tenant_key, reason);
+    drive(p);
+    return;
+  }
   if (err == DW_EINVAL) {
     app_failure(p, reason, 1); /* the token endpoint refused the app's credentials */
     return;
@@ -577,6 +650,34 @@ void dw_poller_on_token(struct dw_poller *p, int err, const char *reason)
   if (err == 0 && !p->healthy && !p->probe)
     p->gate_until = 0;
   drive(p);
+}
+
+/* The lane of a tenant, created with its limiter on first use; NULL without memory. */
+static struct lane *lane_get(struct dw_poller *p, const char *key)
+{
+  for (size_t i = 0; i < p->nlanes; i++)
+    if (strcmp(p->lanes[i]->key, key) == 0)
+      return p->lanes[i];
+  if (p->nlanes == p->lanes_cap) {
+    size_t cap = p->lanes_cap ? p->lanes_cap * 2 : 8;
+    struct lane **v = realloc(p->lanes, cap * sizeof(*v));
+    if (!v)
+      return NULL;
+    p->lanes = v;
+    p->lanes_cap = cap;
+  }
+  struct lane *l = calloc(1, sizeof(*l));
+  if (!l || dw_limiter_init(&l->limiter, p->opt.rate_per_second, p->opt.rate_per_minute) < 0) {
+    free(l);
+    return NULL;
+  }
+  dw_strlcpy(l->key, key, sizeof(l->key));
+  l->limiter.slack_ms = LIMITER_SLACK_MS;
+  uint64_t now = uv_now(p->loop);
+  l->limiter.blocked_until_ms = DW_MAX(p->start_block_until, now);
+  dw_limiter_slow_start(&l->limiter, l->limiter.blocked_until_ms);
+  p->lanes[p->nlanes++] = l;
+  return l;
 }
 
 int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
@@ -587,18 +688,14 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
   if (!p)
     return DW_ENOMEM;
   p->base_url = strdup(opt->base_url);
-  if (!p->base_url || dw_limiter_init(&p->limiter, opt->rate_per_second,
-                                      opt->rate_per_minute) < 0) {
-    free(p->base_url);
+  if (!p->base_url) {
     free(p);
     return DW_ENOMEM;
   }
   dw_adaptive_init(&p->adaptive, &opt->adaptive_opt);
-  p->limiter.slack_ms = LIMITER_SLACK_MS;
   /* A worker that just started cannot know what a predecessor (a restart, a replica that just
    * left) spent in the current second: let that second pass before the first call. */
-  p->limiter.blocked_until_ms = uv_now(loop) + 1000 + LIMITER_SLACK_MS;
-  dw_limiter_slow_start(&p->limiter, p->limiter.blocked_until_ms);
+  p->start_block_until = uv_now(loop) + 1000 + LIMITER_SLACK_MS;
   p->loop = loop;
   p->http = http;
   p->token = token;
@@ -622,10 +719,16 @@ int dw_poller_submit(struct dw_poller *p, const struct dw_event *ev, int64_t cre
 {
   if (p->closing)
     return DW_ESTATE;
+  /* A self-built app has one tenant, its own: a tenant_key changes neither its token nor its
+   * budget (it is still carried into the result). */
+  struct lane *lane = lane_get(p, dw_token_per_tenant(p->token) ? ev->tenant_key : "");
+  if (!lane)
+    return DW_ENOMEM;
   struct dw_task *t = calloc(1, sizeof(*t));
   if (!t)
     return DW_ENOMEM;
   t->p = p;
+  t->lane = lane;
   t->ev = *ev;
   t->owner = owner;
   t->last_code = -1;

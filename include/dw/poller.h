@@ -22,6 +22,8 @@ struct dw_task;
 
 struct dw_poller_options {
   const char *base_url;
+  /* rate_per_second and rate_per_minute below apply per app and tenant: each tenant_key of a
+   * store app gets its own limiter and ready queue (a self-built app has one). */
   long request_timeout_ms;
   struct dw_schedule schedule; /* fixed/exponential; also the adaptive plan's fallback */
   int adaptive;                /* place polls with the learned plan */
@@ -82,8 +84,12 @@ struct dw_adaptive *dw_poller_adaptive(struct dw_poller *p);
 /* Stops a task: no more calls, no outcome callback. */
 void dw_poller_cancel(struct dw_poller *p, struct dw_task *task);
 
-/* The token changed (wired by the owner from the token manager's callback). */
-void dw_poller_on_token(struct dw_poller *p, int err, const char *reason);
+/* A token changed (wired by the owner from the token manager's callback; tenant_key as it
+ * gave it: NULL for every tenant, "" for a self-built app). A clear refusal (DW_EINVAL) of the
+ * app's credentials is an app-level failure; of one store tenant's token, only that tenant's
+ * tasks wait. */
+void dw_poller_on_token(struct dw_poller *p, const char *tenant_key, int err,
+                        const char *reason);
 
 void dw_poller_stats(const struct dw_poller *p, struct dw_poller_stats *st);
 int dw_poller_healthy(const struct dw_poller *p);

@@ -1,8 +1,11 @@
-/* The tenant_access_token of a custom app: fetched from
- * /open-apis/auth/v3/tenant_access_token/internal, cached, refreshed before it expires (from
- * the returned `expire`, never an assumed 7200 s), one refresh at a time however many calls
- * wait. Failures of the app itself (bad secret) are reported, retried with backoff, and never
- * blamed on a task. */
+/* Access tokens, per tenant. A self-built (custom) app has one tenant and one
+ * tenant_access_token from /open-apis/auth/v3/tenant_access_token/internal. A store (ISV) app
+ * first obtains its app_access_token (/auth/v3/app_access_token, with the app_ticket Feishu
+ * pushes) and with it one tenant_access_token per tenant_key (/auth/v3/tenant_access_token).
+ * Every token is cached with the expiry its endpoint returned (never an assumed 7200 s) and
+ * refreshed before it expires, one refresh per token at a time however many calls wait.
+ * Failures of the app itself (bad secret) are reported, retried with backoff, and never
+ * blamed on a task; a missing or refused app_ticket makes tasks wait for a new one. */
 #ifndef DW_TOKEN_H
 #define DW_TOKEN_H
 
@@ -10,6 +13,12 @@
 #include <uv.h>
 
 #include "dw/http.h"
+#include "dw/ticket.h"
+
+/* The Feishu code of a refused app_ticket (the official SDKs resend the ticket on it). */
+#define DW_TOKEN_CODE_TICKET_INVALID 10012
+/* An app_access_token refused by the tenant_access_token endpoint. */
+#define DW_TOKEN_CODE_APP_TOKEN_INVALID 99991664
 
 struct dw_token;
 
@@ -19,29 +28,42 @@ struct dw_token_options {
   const char *app_secret;
   long timeout_ms;
   int64_t refresh_margin_s; /* refresh when less than this is left (Feishu renews < 30 min) */
+  struct dw_ticket *ticket; /* store apps: the app_ticket source (borrowed); NULL: self-built */
 };
 
-/* Called on the loop after every refresh attempt: err 0 (a token is available) or a negative
- * DW_E* with a reason ("app secret invalid (code 10014)"). */
-typedef void (*dw_token_changed_cb)(void *arg, int err, const char *reason);
+/* Called on the loop after refresh attempts: tenant_key names the tenant whose token changed,
+ * or is NULL for news that concern every tenant (the app_access_token or the app_ticket);
+ * err 0 (a token is available), DW_EAGAIN (waiting for an app_ticket), or another negative
+ * DW_E* with a reason ("app secret invalid (code 10014)"); DW_EINVAL means a clear refusal of
+ * the app's credentials. */
+typedef void (*dw_token_changed_cb)(void *arg, const char *tenant_key, int err,
+                                    const char *reason);
 
 int dw_token_new(struct dw_token **out, uv_loop_t *loop, struct dw_http *http,
                  const struct dw_token_options *opt, dw_token_changed_cb cb, void *arg);
 
-/* The token to use now, or NULL (then a refresh is under way or will be: wait for the
- * callback). The string stays valid until the next refresh completes. */
-const char *dw_token_value(struct dw_token *t);
+/* Whether tokens are per tenant (a store app). A self-built app ignores tenant_key below. */
+int dw_token_per_tenant(const struct dw_token *t);
 
-/* Which token dw_token_value returned: a number that changes with every new token. */
-uint64_t dw_token_generation(const struct dw_token *t);
+/* The token for this tenant now, or NULL (then a refresh is under way or will be: wait for the
+ * callback). The string stays valid until that tenant's next refresh completes. A NULL
+ * tenant_key of a store app only starts fetching the app_access_token (returns NULL). */
+const char *dw_token_value(struct dw_token *t, const char *tenant_key);
 
-/* A call made with the token of this generation answered that it is invalid: drop it if it is
- * still the current one and refresh (a single refresh, however many calls report it). */
-void dw_token_invalidate(struct dw_token *t, uint64_t generation);
+/* Which token dw_token_value returned: a number that changes with every new token of the
+ * tenant. */
+uint64_t dw_token_generation(struct dw_token *t, const char *tenant_key);
 
+/* A call made with the tenant's token of this generation answered that it is invalid: drop it
+ * if it is still the current one and refresh (a single refresh, however many calls report
+ * it). Other tenants' tokens are untouched. */
+void dw_token_invalidate(struct dw_token *t, const char *tenant_key, uint64_t generation);
+
+/* Tenant access tokens obtained, all tenants. */
 uint64_t dw_token_refreshes(const struct dw_token *t);
 
-/* Stops timers; frees t once its handles are closed. No callback after this. */
+/* Stops timers; frees t once its handles are closed and its requests answered. No callback
+ * after this. */
 void dw_token_close(struct dw_token *t);
 
 #endif
