@@ -154,6 +154,15 @@ fail:
   return NULL;
 }
 
+/* The value of a property the user set in kafka.properties, or NULL. */
+static const char *user_property(const struct dw_config *cfg, const char *name)
+{
+  for (size_t i = 0; i < cfg->kafka.properties_count; i++)
+    if (strcmp(cfg->kafka.properties[i].name, name) == 0)
+      return cfg->kafka.properties[i].value;
+  return NULL;
+}
+
 /* ---- records ---- */
 
 void dw_record_free(struct dw_record *rec)
@@ -218,14 +227,184 @@ static struct dw_record *record_copy(rd_kafka_message_t *m)
 
 /* ---- consumer ---- */
 
+#define HOLD_FETCH 0x80000000u /* reading the committed metadata of a new assignment */
+#define COMMITTED_TIMEOUT_MS 10000
+
 struct dw_consumer {
   rd_kafka_t *rk;
+  uv_loop_t *loop;
   struct waker waker;
   struct dw_consumer_handler h;
   char *topic;
   int ever_assigned;
   int paused;
+  unsigned *holds;      /* per partition id: reasons to keep it paused */
+  uint32_t *assign_seq; /* per partition id: bumped on each assign and revoke */
+  size_t nparts;
+  /* Reads of committed offsets run on libuv's thread pool: rd_kafka_committed blocks. */
+  uv_mutex_t lock;
+  uv_cond_t idle;
+  int fetching;         /* reads still inside rd_kafka_committed (under lock) */
+  int requests;         /* reads whose completion has not run on the loop yet */
+  int closing, closed;
 };
+
+/* Grows the per-partition arrays to hold partition id. */
+static int consumer_part(struct dw_consumer *c, int32_t id)
+{
+  if (id < 0)
+    return DW_EINVAL;
+  if ((size_t)id < c->nparts)
+    return 0;
+  size_t n = (size_t)id + 1;
+  unsigned *h = realloc(c->holds, n * sizeof(*h));
+  if (h)
+    c->holds = h;
+  uint32_t *q = realloc(c->assign_seq, n * sizeof(*q));
+  if (q)
+    c->assign_seq = q;
+  if (!h || !q)
+    return DW_ENOMEM;
+  for (size_t i = c->nparts; i < n; i++) {
+    c->holds[i] = 0;
+    c->assign_seq[i] = 0;
+  }
+  c->nparts = n;
+  return 0;
+}
+
+/* Pauses or resumes a list of partitions of the topic. */
+static void set_fetching(rd_kafka_t *rk, const char *topic, const int32_t *ids, size_t n,
+                         int pause)
+{
+  if (n == 0)
+    return;
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+  for (size_t i = 0; i < n; i++)
+    rd_kafka_topic_partition_list_add(l, topic, ids[i]);
+  if (pause)
+    rd_kafka_pause_partitions(rk, l);
+  else
+    rd_kafka_resume_partitions(rk, l);
+  rd_kafka_topic_partition_list_destroy(l);
+}
+
+static int held(const struct dw_consumer *c, int32_t id)
+{
+  return c->paused || (id >= 0 && (size_t)id < c->nparts && c->holds[id]);
+}
+
+struct committed_read {
+  uv_work_t req;
+  struct dw_consumer *c;
+  rd_kafka_topic_partition_list_t *list;
+  uint32_t *seq; /* the assignment each partition belonged to */
+  rd_kafka_resp_err_t err;
+};
+
+static void consumer_free(struct dw_consumer *c)
+{
+  uv_mutex_destroy(&c->lock);
+  uv_cond_destroy(&c->idle);
+  free(c->holds);
+  free(c->assign_seq);
+  free(c->topic);
+  free(c);
+}
+
+static void committed_work(uv_work_t *req)
+{
+  struct committed_read *r = req->data;
+  r->err = rd_kafka_committed(r->c->rk, r->list, COMMITTED_TIMEOUT_MS);
+  uv_mutex_lock(&r->c->lock);
+  r->c->fetching--;
+  uv_cond_signal(&r->c->idle);
+  uv_mutex_unlock(&r->c->lock);
+}
+
+static void committed_done(uv_work_t *req, int status)
+{
+  struct committed_read *r = req->data;
+  struct dw_consumer *c = r->c;
+  c->requests--;
+  if (r->err && status == 0 && !c->closing)
+    dw_warn("cannot read the committed offsets of %d new partition(s): %s; their records "
+            "are processed without the map of finished tasks", r->list->cnt,
+            rd_kafka_err2str(r->err));
+  for (int i = 0; status == 0 && !c->closing && i < r->list->cnt; i++) {
+    rd_kafka_topic_partition_t *e = &r->list->elems[i];
+    if ((size_t)e->partition >= c->nparts || c->assign_seq[e->partition] != r->seq[i])
+      continue; /* revoked (and maybe assigned again) since: a newer read is on its way */
+    int ok = !r->err && !e->err && e->offset >= 0;
+    c->h.on_committed(c->h.arg, e->partition, ok ? e->offset : -1,
+                      ok ? e->metadata : NULL, ok ? e->metadata_size : 0);
+    c->holds[e->partition] &= ~HOLD_FETCH;
+    if (!held(c, e->partition))
+      set_fetching(c->rk, c->topic, &e->partition, 1, 0);
+  }
+  rd_kafka_topic_partition_list_destroy(r->list);
+  free(r->seq);
+  free(r);
+  if (c->closed && c->requests == 0)
+    consumer_free(c);
+}
+
+/* Reads the committed offsets and metadata of new partitions off the loop; they stay held
+ * until then. On failure they are released at once, without a map. */
+static void read_committed(struct dw_consumer *c, const int32_t *ids, size_t n)
+{
+  struct committed_read *r = calloc(1, sizeof(*r));
+  if (r)
+    r->seq = calloc(n, sizeof(*r->seq));
+  if (!r || !r->seq) {
+    free(r);
+    dw_warn("out of memory reading committed offsets; processing without the map");
+    for (size_t i = 0; i < n; i++)
+      c->holds[ids[i]] &= ~HOLD_FETCH;
+    return;
+  }
+  r->c = c;
+  r->req.data = r;
+  r->list = rd_kafka_topic_partition_list_new((int)n);
+  for (size_t i = 0; i < n; i++) {
+    rd_kafka_topic_partition_list_add(r->list, c->topic, ids[i]);
+    r->seq[i] = c->assign_seq[ids[i]];
+  }
+  uv_mutex_lock(&c->lock);
+  c->fetching++;
+  uv_mutex_unlock(&c->lock);
+  c->requests++;
+  if (uv_queue_work(c->loop, &r->req, committed_work, committed_done) != 0) {
+    uv_mutex_lock(&c->lock);
+    c->fetching--;
+    uv_mutex_unlock(&c->lock);
+    c->requests--;
+    rd_kafka_topic_partition_list_destroy(r->list);
+    free(r->seq);
+    free(r);
+    for (size_t i = 0; i < n; i++)
+      c->holds[ids[i]] &= ~HOLD_FETCH;
+  }
+}
+
+/* New partitions: each starts with no reason to be held but the read of its committed
+ * metadata; pause or resume explicitly either way, since librdkafka 2.0.2 keeps a partition's
+ * pause flag across revoke and re-assign. */
+static void assigned(struct dw_consumer *c, const int32_t *ids, size_t n)
+{
+  int fetch = c->h.on_committed != NULL;
+  for (size_t i = 0; i < n; i++) {
+    if (consumer_part(c, ids[i]) < 0)
+      continue;
+    c->assign_seq[ids[i]]++;
+    c->holds[ids[i]] = fetch ? HOLD_FETCH : 0;
+  }
+  for (size_t i = 0; i < n; i++)
+    set_fetching(c->rk, c->topic, &ids[i], 1, held(c, ids[i]));
+  c->h.on_assign(c->h.arg, ids, n);
+  if (fetch)
+    read_committed(c, ids, n);
+}
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -247,22 +426,19 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     c->ever_assigned = 1;
     dw_info("assigned %d partition(s) of %s", parts->cnt, c->topic);
-    /* librdkafka 2.0.2 keeps a partition's pause flag across revoke and re-assign: set the
-     * state we want explicitly, either way. */
-    if (parts->cnt) {
-      if (c->paused)
-        rd_kafka_pause_partitions(rk, parts);
-      else
-        rd_kafka_resume_partitions(rk, parts);
-    }
     if (ids && parts->cnt)
-      c->h.on_assign(c->h.arg, ids, (size_t)parts->cnt);
+      assigned(c, ids, (size_t)parts->cnt);
   } else {
     int lost = rd_kafka_assignment_lost(rk);
     dw_log_write(lost ? DW_LOG_WARN : DW_LOG_INFO, DW_LOG_CTX_NONE, "%s %d partition(s) of %s",
                  lost ? "lost" : "revoked", parts->cnt, c->topic);
     if (ids && parts->cnt)
       c->h.on_revoke(c->h.arg, ids, (size_t)parts->cnt, lost);
+    for (int i = 0; ids && i < parts->cnt; i++)
+      if (consumer_part(c, ids[i]) == 0) {
+        c->assign_seq[ids[i]]++; /* a read still running for it is ignored */
+        c->holds[ids[i]] = 0;
+      }
     if (cooperative) {
       rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
       if (e) {
@@ -355,6 +531,9 @@ int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_c
   if (!c)
     return DW_ENOMEM;
   c->h = *handler;
+  c->loop = loop;
+  uv_mutex_init(&c->lock);
+  uv_cond_init(&c->idle);
   c->topic = strdup(cfg->kafka.input_topic);
   rd_kafka_conf_t *conf = make_conf(cfg, defaults, err, errlen);
   if (!conf || !c->topic)
@@ -400,19 +579,39 @@ int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_c
   *out = c;
   return 0;
 fail:
-  free(c->topic);
-  free(c);
+  consumer_free(c);
   return DW_EINVAL;
 }
 
+/* A partition list of the topic with offsets and metadata (librdkafka copies the metadata
+ * and frees it with the list). */
+static rd_kafka_topic_partition_list_t *offsets_list(const char *topic, const int32_t *parts,
+                                                     const int64_t *offsets,
+                                                     const char *const *metadata, size_t n)
+{
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+  for (size_t i = 0; i < n; i++) {
+    rd_kafka_topic_partition_t *e = rd_kafka_topic_partition_list_add(l, topic, parts[i]);
+    e->offset = offsets[i];
+    if (metadata && metadata[i] && metadata[i][0]) {
+      e->metadata_size = strlen(metadata[i]);
+      e->metadata = malloc(e->metadata_size);
+      if (e->metadata)
+        memcpy(e->metadata, metadata[i], e->metadata_size);
+      else
+        e->metadata_size = 0; /* committed without its map: only costs polls again */
+    }
+  }
+  return l;
+}
+
+/* librdkafka 2.0.2's rd_kafka_offsets_store drops metadata; an explicit list keeps it. */
 static int commit(struct dw_consumer *c, const int32_t *parts, const int64_t *offsets,
-                  size_t n, int async)
+                  const char *const *metadata, size_t n, int async)
 {
   if (n == 0)
     return 0;
-  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
-  for (size_t i = 0; i < n; i++)
-    rd_kafka_topic_partition_list_add(l, c->topic, parts[i])->offset = offsets[i];
+  rd_kafka_topic_partition_list_t *l = offsets_list(c->topic, parts, offsets, metadata, n);
   rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, async);
   rd_kafka_topic_partition_list_destroy(l);
   if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
@@ -423,15 +622,15 @@ static int commit(struct dw_consumer *c, const int32_t *parts, const int64_t *of
 }
 
 int dw_consumer_commit(struct dw_consumer *c, const int32_t *partitions,
-                       const int64_t *offsets, size_t n)
+                       const int64_t *offsets, const char *const *metadata, size_t n)
 {
-  return commit(c, partitions, offsets, n, 1);
+  return commit(c, partitions, offsets, metadata, n, 1);
 }
 
 int dw_consumer_commit_sync(struct dw_consumer *c, const int32_t *partitions,
-                            const int64_t *offsets, size_t n)
+                            const int64_t *offsets, const char *const *metadata, size_t n)
 {
-  return commit(c, partitions, offsets, n, 0);
+  return commit(c, partitions, offsets, metadata, n, 0);
 }
 
 void dw_consumer_pause_all(struct dw_consumer *c, int pause)
@@ -440,13 +639,26 @@ void dw_consumer_pause_all(struct dw_consumer *c, int pause)
   c->paused = pause;
   if (rd_kafka_assignment(c->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l)
     return;
-  if (l->cnt) {
-    if (pause)
+  if (pause) {
+    if (l->cnt)
       rd_kafka_pause_partitions(c->rk, l);
-    else
-      rd_kafka_resume_partitions(c->rk, l);
+  } else {
+    for (int i = 0; i < l->cnt; i++)
+      if (!held(c, l->elems[i].partition))
+        set_fetching(c->rk, c->topic, &l->elems[i].partition, 1, 0);
   }
   rd_kafka_topic_partition_list_destroy(l);
+}
+
+void dw_consumer_hold(struct dw_consumer *c, int32_t partition, unsigned reason, int on)
+{
+  if (consumer_part(c, partition) < 0)
+    return;
+  int before = held(c, partition);
+  c->holds[partition] = on ? (c->holds[partition] | reason) : (c->holds[partition] & ~reason);
+  int after = held(c, partition);
+  if (before != after)
+    set_fetching(c->rk, c->topic, &partition, 1, after);
 }
 
 int64_t dw_consumer_lag(struct dw_consumer *c, size_t *assigned)
@@ -474,13 +686,21 @@ int64_t dw_consumer_lag(struct dw_consumer *c, size_t *assigned)
 static void consumer_freed(void *owner)
 {
   struct dw_consumer *c = owner;
-  free(c->topic);
-  free(c);
+  c->closed = 1;
+  if (c->requests == 0)
+    consumer_free(c);
 }
 
 void dw_consumer_close(struct dw_consumer *c)
 {
   rd_kafka_queue_t *q = c->waker.queue;
+  /* A read of committed offsets may still be inside librdkafka on another thread: rk must
+   * outlive it (it ends within COMMITTED_TIMEOUT_MS). */
+  c->closing = 1;
+  uv_mutex_lock(&c->lock);
+  while (c->fetching > 0)
+    uv_cond_wait(&c->idle, &c->lock);
+  uv_mutex_unlock(&c->lock);
   if (c->ever_assigned) {
     /* Leaves the group; the revoke reaches on_rebalance from inside this call. */
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
@@ -500,7 +720,102 @@ struct dw_producer {
   rd_kafka_t *rk;
   struct waker waker;
   size_t outstanding;
+  int transactional;
 };
+
+/* The transactional.id: configured, or stable per replica when it has a group instance id
+ * (a restarted replica then fences its predecessor and aborts what it left open), or unique
+ * per process. */
+static void transactional_id(const struct dw_config *cfg, char *out, size_t outlen)
+{
+  char host[256] = "localhost";
+  if (cfg->kafka.transactional_id[0]) {
+    snprintf(out, outlen, "%s", cfg->kafka.transactional_id);
+  } else if (cfg->kafka.group_instance_id[0]) {
+    snprintf(out, outlen, "%s.%s", cfg->kafka.group_id, cfg->kafka.group_instance_id);
+  } else {
+    gethostname(host, sizeof(host) - 1);
+    snprintf(out, outlen, "%s.%s.%ld", cfg->kafka.group_id, host, (long)getpid());
+  }
+}
+
+/* Turns a transaction API error into DW_ESTATE (fatal), DW_EAGAIN (abort needed) or DW_EIO
+ * (retriable), and describes it. Destroys e. */
+static int txn_error(rd_kafka_error_t *e, const char *what, char *err, size_t errlen)
+{
+  int rc = rd_kafka_error_is_fatal(e)             ? DW_ESTATE
+           : rd_kafka_error_txn_requires_abort(e) ? DW_EAGAIN
+           : rd_kafka_error_is_retriable(e)        ? DW_EIO
+                                                   : DW_EAGAIN;
+  snprintf(err, errlen, "%s: %s", what, rd_kafka_error_string(e));
+  rd_kafka_error_destroy(e);
+  return rc;
+}
+
+static int txn_begin(struct dw_producer *p, char *err, size_t errlen)
+{
+  rd_kafka_error_t *e = rd_kafka_begin_transaction(p->rk);
+  return e ? txn_error(e, "cannot begin a transaction", err, errlen) : 0;
+}
+
+int dw_producer_txn_abort(struct dw_producer *p, char *err, size_t errlen)
+{
+  rd_kafka_error_t *e = rd_kafka_abort_transaction(p->rk, -1);
+  int rc = e ? txn_error(e, "cannot abort the transaction", err, errlen) : 0;
+  if (rc == DW_ESTATE)
+    return rc;
+  if (rc < 0) /* still in the transaction: the next commit or abort tries again */
+    return DW_EAGAIN;
+  rc = txn_begin(p, err, errlen);
+  return rc == DW_ESTATE ? rc : 0;
+}
+
+int dw_producer_txn_commit(struct dw_producer *p, struct dw_consumer *c,
+                           const int32_t *partitions, const int64_t *offsets,
+                           const char *const *metadata, size_t n, char *err, size_t errlen)
+{
+  rd_kafka_error_t *e = NULL;
+  int rc = 0;
+  if (n > 0) {
+    rd_kafka_topic_partition_list_t *l = offsets_list(c->topic, partitions, offsets,
+                                                      metadata, n);
+    rd_kafka_consumer_group_metadata_t *g = rd_kafka_consumer_group_metadata(c->rk);
+    for (int attempt = 0; attempt < 3; attempt++) {
+      e = rd_kafka_send_offsets_to_transaction(p->rk, l, g, -1);
+      if (!e || (rc = txn_error(e, "cannot add the offsets to the transaction", err,
+                                errlen)) != DW_EIO)
+        break;
+    }
+    rd_kafka_consumer_group_metadata_destroy(g);
+    rd_kafka_topic_partition_list_destroy(l);
+  }
+  for (int attempt = 0; rc == 0 && attempt < 3; attempt++) {
+    e = rd_kafka_commit_transaction(p->rk, -1); /* resumable after a retriable error */
+    if (!e || (rc = txn_error(e, "cannot commit the transaction", err, errlen)) != DW_EIO)
+      break;
+    rc = 0;
+    if (attempt == 2)
+      rc = DW_EAGAIN;
+  }
+  if (rc == DW_ESTATE)
+    return rc;
+  if (rc < 0) {
+    char why[512];
+    int arc = dw_producer_txn_abort(p, why, sizeof(why));
+    if (arc == DW_ESTATE) {
+      snprintf(err, errlen, "%s", why);
+      return arc;
+    }
+    return DW_EAGAIN;
+  }
+  rc = txn_begin(p, err, errlen);
+  return rc == DW_ESTATE ? rc : 0;
+}
+
+int dw_producer_transactional(const struct dw_producer *p)
+{
+  return p->transactional;
+}
 
 struct delivery {
   dw_delivery_cb cb;
@@ -557,6 +872,28 @@ int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_c
   rd_kafka_conf_t *conf = make_conf(cfg, defaults, err, errlen);
   if (!conf)
     goto fail;
+  p->transactional = strcmp(cfg->processing.guarantee, "exactly_once") == 0;
+  if (p->transactional) {
+    char id[512];
+    transactional_id(cfg, id, sizeof(id));
+    if (rd_kafka_conf_set(conf, "transactional.id", id, errstr, sizeof(errstr))) {
+      snprintf(err, errlen, "transactional.id: %s", errstr);
+      rd_kafka_conf_destroy(conf);
+      goto fail;
+    }
+    /* A record must not outlive the transaction it belongs to (librdkafka refuses the
+     * config otherwise): keep the default message timeout within transaction.timeout.ms. */
+    if (!user_property(cfg, "message.timeout.ms") &&
+        rd_kafka_conf_set(conf, "message.timeout.ms",
+                          user_property(cfg, "transaction.timeout.ms") ?
+                              user_property(cfg, "transaction.timeout.ms") : "60000",
+                          errstr, sizeof(errstr))) {
+      snprintf(err, errlen, "message.timeout.ms: %s", errstr);
+      rd_kafka_conf_destroy(conf);
+      goto fail;
+    }
+    dw_info("exactly-once: transactional.id %s", id);
+  }
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
   rd_kafka_conf_set_error_cb(conf, on_error);
   rd_kafka_conf_set_opaque(conf, p);
@@ -565,6 +902,20 @@ int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_c
     snprintf(err, errlen, "cannot create the Kafka producer: %s", errstr);
     rd_kafka_conf_destroy(conf);
     goto fail;
+  }
+  if (p->transactional) {
+    /* Blocks until the coordinator answers; it also fences an older producer with the same
+     * transactional.id and aborts what it left open. */
+    rd_kafka_error_t *e = rd_kafka_init_transactions(p->rk, 60000);
+    if (e || txn_begin(p, errstr, sizeof(errstr)) < 0) {
+      snprintf(err, errlen, "cannot start transactions (exactly_once needs Kafka 2.5 or "
+               "newer and the right to use transactional ids): %s",
+               e ? rd_kafka_error_string(e) : errstr);
+      if (e)
+        rd_kafka_error_destroy(e);
+      rd_kafka_destroy(p->rk);
+      goto fail;
+    }
   }
   if (waker_init(&p->waker, loop, rd_kafka_queue_get_main(p->rk), producer_serve, p) < 0) {
     snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
@@ -640,4 +991,115 @@ void dw_producer_close(struct dw_producer *p)
   waker_close(&p->waker, producer_freed);
   rd_kafka_queue_destroy(q);
   rd_kafka_destroy(rk);
+}
+
+/* -------------------------------------------------------------------------------------------
+ * The app_ticket topic reader (store apps)
+ *
+ * Every replica needs every ticket, so the reader cannot share the workers' consumer group:
+ * it joins a group of its own (<group_id>.app-ticket.<host>.<pid>), never commits, and starts
+ * from the earliest offset, so the newest ticket still in the topic is found at startup and
+ * each later push as it arrives. Records go to the callback as they are. */
+
+struct dw_ticket_reader {
+  rd_kafka_t *rk;
+  struct waker waker;
+  dw_ticket_record_cb cb;
+  void *arg;
+};
+
+static int ticket_reader_serve(void *owner)
+{
+  struct dw_ticket_reader *r = owner;
+  for (int i = 0; i < SERVE_BUDGET; i++) {
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(r->rk, 0);
+    if (!m)
+      return 0;
+    if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        dw_warn("app_ticket topic: %s", rd_kafka_message_errstr(m));
+    } else if (m->payload) {
+      r->cb(r->arg, m->payload, m->len);
+    }
+    rd_kafka_message_destroy(m);
+  }
+  return 1;
+}
+
+int dw_ticket_reader_new(struct dw_ticket_reader **out, uv_loop_t *loop,
+                         const struct dw_config *cfg, dw_ticket_record_cb cb, void *arg,
+                         char *err, size_t errlen)
+{
+  static const char *const defaults[] = {
+      "client.id", "delivery-worker-app-ticket",
+      "enable.auto.commit", "false",
+      "enable.auto.offset.store", "false",
+      "auto.offset.reset", "earliest",
+      "enable.partition.eof", "false",
+      NULL,
+  };
+  struct dw_ticket_reader *r = calloc(1, sizeof(*r));
+  char errstr[512], group[512], host[256] = "host";
+  if (!r)
+    return DW_ENOMEM;
+  r->cb = cb;
+  r->arg = arg;
+  rd_kafka_conf_t *conf = make_conf(cfg, defaults, err, errlen);
+  if (!conf)
+    goto fail;
+  gethostname(host, sizeof(host) - 1);
+  snprintf(group, sizeof(group), "%s.app-ticket.%s.%ld", cfg->kafka.group_id, host,
+           (long)getpid());
+  /* Not kafka.group_instance_id: that static membership belongs to the workers' group. */
+  if (rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr))) {
+    snprintf(err, errlen, "app_ticket reader: %s", errstr);
+    rd_kafka_conf_destroy(conf);
+    goto fail;
+  }
+  rd_kafka_conf_set_error_cb(conf, on_error);
+  r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+  if (!r->rk) { /* conf is still ours on failure */
+    snprintf(err, errlen, "cannot create the app_ticket reader: %s", errstr);
+    rd_kafka_conf_destroy(conf);
+    goto fail;
+  }
+  rd_kafka_poll_set_consumer(r->rk);
+  rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(topics, cfg->feishu.app_ticket_topic,
+                                    RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t e = rd_kafka_subscribe(r->rk, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (e) {
+    snprintf(err, errlen, "cannot subscribe to feishu.app_ticket_topic %s: %s",
+             cfg->feishu.app_ticket_topic, rd_kafka_err2str(e));
+    rd_kafka_destroy(r->rk);
+    goto fail;
+  }
+  if (waker_init(&r->waker, loop, rd_kafka_queue_get_consumer(r->rk), ticket_reader_serve,
+                 r) < 0) {
+    snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
+    rd_kafka_destroy(r->rk);
+    goto fail;
+  }
+  *out = r;
+  return 0;
+fail:
+  free(r);
+  return DW_EIO;
+}
+
+static void ticket_reader_freed(void *owner)
+{
+  free(owner);
+}
+
+void dw_ticket_reader_close(struct dw_ticket_reader *r)
+{
+  rd_kafka_queue_t *q = r->waker.queue;
+  rd_kafka_t *rk = r->rk;
+  waker_close(&r->waker, ticket_reader_freed);
+  rd_kafka_queue_destroy(q);
+  /* Nothing was committed, so there is nothing to leave cleanly; skipping the close also
+   * avoids 2.0.2's crash closing a consumer that never got an assignment (fixed in 2.3.0). */
+  rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 }

@@ -21,6 +21,7 @@
 #include "dw/kafka.h"
 #include "dw/log.h"
 #include "dw/metrics.h"
+#include "dw/offsetmap.h"
 #include "dw/poller.h"
 #include "dw/token.h"
 #include "dw/tracker.h"
@@ -30,11 +31,18 @@
 
 enum state { S_RUNNING, S_DRAINING, S_FLUSHING, S_STOPPED };
 
+#define HOLD_MAP_FULL 1u /* the partition's commit-metadata map is near its limit */
+
 struct part {
   int assigned;
+  int revoking;        /* exactly-once: being revoked; its aborted outputs are not redone */
   uint32_t generation; /* bumped on revoke: jobs of an older generation store no offset */
   struct dw_tracker tracker;
   int64_t committed;   /* last offset we committed, -1 none */
+  char *meta;          /* the metadata committed with it (the map), NULL none */
+  struct dw_offsetmap map; /* finished records beyond the committed offset at assignment */
+  int has_map;
+  int map_full;        /* held: the map passed three quarters of its room */
 };
 
 /* The headers a dead letter adds, with room for their values (the topic name points at the
@@ -59,6 +67,8 @@ struct job {
   struct dlq_headers *dlq; /* only for a dead letter: most jobs never need it */
   int value_omitted;      /* the dead letter went without its value (too large for Kafka) */
   int headers_omitted;    /* ... and then without the original headers too */
+  int staged;             /* exactly-once: produced in the open transaction */
+  int too_large;          /* exactly-once: Kafka refused it as too large; shrink, redo */
   const char *outcome;    /* "succeeded" or "failed", for the metrics */
   const char *reason;     /* the dead letter's reason, for the metrics */
   struct job *prev, *next;      /* every job */
@@ -75,12 +85,20 @@ struct dw_worker {
   uv_timer_t stop_timer; /* runs shutdown_all outside of any library callback */
   struct dw_http *http;
   struct dw_token *token;
+  struct dw_ticket *ticket; /* store apps: the app_ticket source */
   struct dw_poller *poller;
   struct dw_consumer *consumer;
   struct dw_producer *producer;
   struct dw_admin *admin;
   struct dw_metrics *metrics;
   struct dw_metric *m_consumed, *m_resolved, *m_dead, *m_token_refreshes, *m_produce_retries;
+  struct dw_metric *m_skipped, *m_txns;
+  int eos;          /* processing.guarantee = exactly_once */
+  int txn_doomed;   /* something in the open transaction failed: abort it, produce again */
+  uint8_t *mapbuf;  /* scratch for encoding maps */
+  char *maptext;
+  size_t mapmax;    /* kafka.commit_metadata_max_bytes */
+  size_t map_bytes; /* largest map in the last commit */
   int ever_assigned;
   int healthy;
   char unhealthy_reason[DW_TEXT_MAX + 64];
@@ -199,10 +217,30 @@ static void unwritable(struct dw_worker *w, struct job *j, const char *why)
   produce(w, j);
 }
 
+/* Exactly-once: a delivery report only notes what went wrong; the transaction's commit (or
+ * abort) decides what becomes of the job. This may run inside dw_producer_txn_commit. */
+static void on_delivered_txn(struct dw_worker *w, struct job *j, int err, const char *errstr,
+                             int fatal)
+{
+  if (!err)
+    return;
+  w->txn_doomed = 1;
+  if (err == DW_ERANGE && !fatal)
+    j->too_large = 1;
+  if (fatal) {
+    dw_error("could not write the %s: %s", j->is_result ? "result" : "dead letter", errstr);
+    begin_drain(w, 1);
+  }
+}
+
 static void on_delivered(void *arg, int err, const char *errstr, int fatal)
 {
   struct job *j = arg;
   struct dw_worker *w = j->w;
+  if (w->eos) {
+    on_delivered_txn(w, j, err, errstr, fatal);
+    return;
+  }
   if (err == DW_ERANGE && !fatal) {
     unwritable(w, j, errstr);
     maybe_stop(w);
@@ -255,6 +293,12 @@ static void produce(struct dw_worker *w, struct job *j)
 {
   const struct dw_config *c = w->cfg;
   int rc;
+  if (w->eos && !j->staged) { /* its offset goes with the transaction its output is in */
+    struct part *p = part_get(w, j->partition);
+    if (p && p->assigned && p->generation == j->generation)
+      dw_tracker_stage(&p->tracker, j->rec->offset);
+    j->staged = 1;
+  }
   if (j->is_result)
     rc = dw_producer_send(w->producer, c->kafka.results_topic, j->key, strlen(j->key),
                           j->payload, j->payload_len, NULL, 0, NULL, 0, on_delivered, j);
@@ -270,6 +314,8 @@ static void produce(struct dw_worker *w, struct job *j)
   } else if (rc == DW_ESTATE) {
     job_free(w, j); /* not committed: processed again after a restart */
     begin_drain(w, 1);
+  } else if (rc < 0 && w->eos) {
+    w->txn_doomed = 1; /* the abort produces everything in the transaction again */
   } else if (rc < 0) {
     j->retry_next = w->retry_head;
     w->retry_head = j;
@@ -374,12 +420,12 @@ static void on_health(void *arg, int healthy, const char *reason)
   set_paused(w, 2, !healthy); /* stop taking new work; tasks in flight wait, nothing is lost */
 }
 
-static void on_token(void *arg, int err, const char *reason)
+static void on_token(void *arg, const char *tenant_key, int err, const char *reason)
 {
   struct dw_worker *w = arg;
   if (!err)
     dw_metric_inc(w->m_token_refreshes, NULL, 1);
-  dw_poller_on_token(w->poller, err, reason);
+  dw_poller_on_token(w->poller, tenant_key, err, reason);
 }
 
 /* /readyz: ready only while running with partitions, and the app healthy. */
@@ -425,6 +471,11 @@ static double gauge_lag(void *arg)
   return w->consumer ? (double)dw_consumer_lag(w->consumer, &assigned) : 0;
 }
 
+static double gauge_map_bytes(void *arg)
+{
+  return (double)((struct dw_worker *)arg)->map_bytes;
+}
+
 static void register_metrics(struct dw_worker *w)
 {
   struct dw_metrics *r = w->metrics;
@@ -439,6 +490,15 @@ static void register_metrics(struct dw_worker *w)
   w->m_produce_retries = dw_metrics_counter(r, "dw_produce_retries_total",
                                             "Results or dead letters produced again after a "
                                             "failed delivery.", NULL);
+  w->m_skipped = dw_metrics_counter(r, "dw_tasks_skipped_total",
+                                    "Records skipped because the commit metadata shows they "
+                                    "were finished before a restart or rebalance.", NULL);
+  w->m_txns = dw_metrics_counter(r, "dw_transactions_total",
+                                 "Exactly-once transactions, by result (committed, aborted).",
+                                 "result");
+  dw_metrics_gauge_fn(r, "dw_commit_metadata_bytes",
+                      "Largest map of finished tasks in the last commit, in bytes (limit: "
+                      "kafka.commit_metadata_max_bytes).", gauge_map_bytes, w);
   dw_metrics_gauge_fn(r, "dw_tasks_in_flight",
                       "Records taken whose result or dead letter is not yet acknowledged.",
                       gauge_in_flight, w);
@@ -448,6 +508,23 @@ static void register_metrics(struct dw_worker *w)
   dw_metrics_gauge_fn(r, "dw_consumer_lag",
                       "Records of the assigned partitions not yet fetched (cached watermarks).",
                       gauge_lag, w);
+}
+
+/* A record the commit metadata says was finished before a restart or rebalance: its output
+ * is already in Kafka, so it is done without calling the API. */
+static int skip_finished(struct dw_worker *w, struct part *p, struct dw_record *rec)
+{
+  int skip = dw_offsetmap_contains(&p->map, rec->offset);
+  if (skip) {
+    dw_tracker_done(&p->tracker, rec->offset);
+    dw_metric_inc(w->m_skipped, NULL, 1);
+    dw_record_free(rec);
+  }
+  if (p->map.next == p->map.runs) { /* past the last run */
+    dw_offsetmap_free(&p->map);
+    p->has_map = 0;
+  }
+  return skip;
 }
 
 static void on_record(void *arg, struct dw_record *rec)
@@ -467,6 +544,8 @@ static void on_record(void *arg, struct dw_record *rec)
     begin_drain(w, 1);
     return;
   }
+  if (p->has_map && skip_finished(w, p, rec))
+    return;
   struct job *j = calloc(1, sizeof(*j));
   if (!j) {
     dw_error("out of memory taking a record; stopping");
@@ -500,10 +579,20 @@ static void on_record(void *arg, struct dw_record *rec)
     dead_letter(w, j, "invalid_event", -1, why, NULL, 0);
     return;
   }
+  if (!ev.tenant_key[0] && strcmp(w->cfg->feishu.app_type, "store") == 0) {
+    dead_letter(w, j, "invalid_event", -1, "tenant_key is required by a store app", NULL, 0);
+    return;
+  }
   dw_strlcpy(j->key, ev.task_id, sizeof(j->key));
   int rc = dw_poller_submit(w->poller, &ev, rec->timestamp_ms, j, &j->task);
   if (rc < 0)
     dead_letter(w, j, "internal_error", -1, dw_strerror(rc), NULL, 0);
+}
+
+static void forget_map(struct part *p)
+{
+  dw_offsetmap_free(&p->map);
+  p->has_map = 0;
 }
 
 static void on_assign(void *arg, const int32_t *ids, size_t n)
@@ -515,48 +604,238 @@ static void on_assign(void *arg, const int32_t *ids, size_t n)
     if (!p)
       continue;
     p->assigned = 1;
+    p->revoking = 0;
     p->committed = -1;
+    p->map_full = 0;
+    forget_map(p);
     dw_tracker_reset(&p->tracker);
   }
 }
 
-/* The offsets to commit: those that moved since the last commit, or with `force` every one
- * known (a revoke or shutdown must not rely on an earlier asynchronous commit). */
+/* The committed offset and metadata of a new partition, before its first record. */
+static void on_committed(void *arg, int32_t id, int64_t offset, const char *meta, size_t len)
+{
+  struct dw_worker *w = arg;
+  struct part *p = part_get(w, id);
+  if (!p || !p->assigned || !meta || len == 0)
+    return;
+  forget_map(p);
+  int rc = dw_offsetmap_decode(&p->map, meta, len);
+  if (rc == DW_EINVAL) {
+    dw_warn("partition %d: ignoring commit metadata not written by delivery-worker (or "
+            "corrupt); records after offset %lld are processed again", (int)id,
+            (long long)offset);
+  } else if (rc == 0 && p->map.base != offset) {
+    dw_info("partition %d: the committed offset %lld is not the one the finished-task map "
+            "was written for (%lld): the offsets were reset; ignoring the map", (int)id,
+            (long long)offset, (long long)p->map.base);
+    dw_offsetmap_free(&p->map);
+  } else if (rc == 0 && p->map.runs > 0) {
+    p->has_map = 1;
+    dw_info("partition %d: %lld task(s) after offset %lld were finished before; they are "
+            "skipped", (int)id, (long long)dw_offsetmap_count(&p->map), (long long)offset);
+  } else {
+    dw_offsetmap_free(&p->map);
+  }
+}
+
+static int add_run(void *arg, int64_t from, int64_t to)
+{
+  return dw_offsetmap_add(arg, from, to) < 0;
+}
+
+/* The partition's map of finished records beyond `base` into w->maptext ("" when there are
+ * none, or maps are off). A partition whose map passes three quarters of its room takes no
+ * new records until it is back under half: finishing what is in flight shrinks it. */
+static const char *encode_map(struct dw_worker *w, int32_t id, struct part *p, int64_t base)
+{
+  struct dw_offsetmap_writer mw;
+  w->maptext[0] = '\0';
+  if (w->mapmax == 0 ||
+      dw_offsetmap_begin(&mw, w->mapbuf, w->mapmax + 16, base, w->mapmax) < 0)
+    return w->maptext;
+  dw_tracker_runs(&p->tracker, w->eos, add_run, &mw);
+  if (mw.runs > 0 && dw_offsetmap_finish(&mw, w->maptext, w->mapmax + 1) < 0)
+    w->maptext[0] = '\0';
+  size_t len = strlen(w->maptext);
+  w->map_bytes = DW_MAX(w->map_bytes, len);
+  int full = mw.truncated || len * 4 > w->mapmax * 3;
+  if (full != p->map_full && (full || len * 2 < w->mapmax)) {
+    p->map_full = full;
+    if (full)
+      dw_warn("partition %d: the map of finished tasks beyond offset %lld fills %zu of %zu "
+              "bytes; taking no new records from it until it shrinks", (int)id,
+              (long long)base, len, w->mapmax);
+    else
+      dw_info("partition %d: the map of finished tasks is back to %zu bytes; taking records "
+              "again", (int)id, len);
+    dw_consumer_hold(w->consumer, id, HOLD_MAP_FULL, full);
+  }
+  return w->maptext;
+}
+
+/* The offsets to commit with their maps: those that changed since the last commit, or with
+ * `force` every one known (a revoke or shutdown must not rely on an earlier asynchronous
+ * commit). In exactly-once mode staged records count as finished: their outputs commit in
+ * the same transaction. */
 static size_t collect_commits(struct dw_worker *w, const int32_t *only, size_t only_n,
-                              int force, int32_t *ids, int64_t *offs)
+                              int force, int32_t *ids, int64_t *offs, const char **metas)
 {
   size_t n = 0;
+  w->map_bytes = 0;
   for (size_t i = 0; i < (only ? only_n : w->nparts); i++) {
     int32_t id = only ? only[i] : (int32_t)i;
     struct part *p = part_get(w, id);
     if (!p || !p->assigned)
       continue;
-    int64_t off = dw_tracker_committable(&p->tracker);
-    if (off >= 0 && (off > p->committed || force)) {
-      ids[n] = id;
-      offs[n] = off;
-      p->committed = off;
-      n++;
+    int64_t off = dw_tracker_committable_staged(&p->tracker, w->eos);
+    if (off < 0)
+      continue;
+    const char *meta = encode_map(w, id, p, off);
+    int same_meta = p->meta ? strcmp(p->meta, meta) == 0 : meta[0] == '\0';
+    if (off == p->committed && same_meta && !force)
+      continue;
+    if (!same_meta) {
+      free(p->meta);
+      p->meta = meta[0] ? strdup(meta) : NULL; /* on failure: committed without a map */
     }
+    ids[n] = id;
+    offs[n] = off;
+    metas[n] = p->meta;
+    p->committed = off;
+    n++;
   }
   return n;
 }
+
+/* Forgets what was committed, so every offset and map is sent again next time. */
+static void forget_commits(struct dw_worker *w)
+{
+  for (size_t i = 0; i < w->nparts; i++) {
+    w->parts[i].committed = -1;
+    free(w->parts[i].meta);
+    w->parts[i].meta = NULL;
+  }
+}
+
+static void txn_commit(struct dw_worker *w, int force);
 
 static void commit_now(struct dw_worker *w, int sync)
 {
   if (!w->consumer || w->nparts == 0)
     return;
+  if (w->eos) {
+    txn_commit(w, sync);
+    return;
+  }
   int32_t *ids = malloc(w->nparts * sizeof(*ids));
   int64_t *offs = malloc(w->nparts * sizeof(*offs));
-  if (ids && offs) {
-    size_t n = collect_commits(w, NULL, 0, sync, ids, offs);
+  const char **metas = malloc(w->nparts * sizeof(*metas));
+  if (ids && offs && metas) {
+    size_t n = collect_commits(w, NULL, 0, sync, ids, offs, metas);
     if (sync)
-      dw_consumer_commit_sync(w->consumer, ids, offs, n);
+      dw_consumer_commit_sync(w->consumer, ids, offs, metas, n);
     else
-      dw_consumer_commit(w->consumer, ids, offs, n);
+      dw_consumer_commit(w->consumer, ids, offs, metas, n);
   }
   free(ids);
   free(offs);
+  free(metas);
+}
+
+/* Exactly-once: the open transaction committed (its jobs are finished) or was aborted (its
+ * jobs are produced again, except those of partitions no longer ours: their new owner redoes
+ * them). */
+static void txn_settle(struct dw_worker *w, int committed)
+{
+  for (size_t i = 0; i < w->nparts; i++)
+    if (w->parts[i].assigned)
+      dw_tracker_settle(&w->parts[i].tracker, committed);
+  dw_metric_inc(w->m_txns, committed ? "committed" : "aborted", 1);
+  struct job *again = NULL;
+  for (struct job *j = w->jobs, *next; j; j = next) {
+    next = j->next;
+    if (!j->staged)
+      continue;
+    j->staged = 0;
+    struct part *p = part_get(w, j->partition);
+    int ours = p && p->assigned && !p->revoking && p->generation == j->generation;
+    if (committed) {
+      if (j->is_result) {
+        w->results++;
+        dw_metric_inc(w->m_resolved, j->outcome, 1);
+      } else {
+        w->dead_letters++;
+        dw_metric_inc(w->m_dead, j->reason, 1);
+      }
+      job_free(w, j);
+    } else if (!ours) {
+      job_free(w, j);
+    } else {
+      j->retry_next = again;
+      again = j;
+    }
+  }
+  w->txn_doomed = 0;
+  while (again) {
+    struct job *j = again;
+    again = j->retry_next;
+    if (j->too_large) {
+      j->too_large = 0;
+      unwritable(w, j, "Kafka refused it as too large");
+    } else {
+      produce(w, j);
+    }
+  }
+  maybe_stop(w);
+}
+
+static void txn_commit(struct dw_worker *w, int force)
+{
+  char err[512] = "";
+  int rc, staged = 0;
+  for (struct job *j = w->jobs; j && !staged; j = j->next)
+    staged = j->staged;
+  if (w->txn_doomed) {
+    rc = dw_producer_txn_abort(w->producer, err, sizeof(err));
+    if (rc == 0)
+      rc = DW_EAGAIN;
+    else if (rc == DW_EAGAIN)
+      return; /* still aborting: the next tick tries again */
+  } else {
+    int32_t *ids = malloc((w->nparts + 1) * sizeof(*ids));
+    int64_t *offs = malloc((w->nparts + 1) * sizeof(*offs));
+    const char **metas = malloc((w->nparts + 1) * sizeof(*metas));
+    size_t n = ids && offs && metas ? collect_commits(w, NULL, 0, force, ids, offs, metas) : 0;
+    rc = n == 0 && !staged ? 1
+                           : dw_producer_txn_commit(w->producer, w->consumer, ids, offs, metas,
+                                                    n, err, sizeof(err));
+    free(ids);
+    free(offs);
+    free(metas);
+    if (rc == 1)
+      return; /* nothing to commit */
+  }
+  if (rc == 0) {
+    txn_settle(w, 1);
+    return;
+  }
+  forget_commits(w);
+  if (rc == DW_ESTATE) {
+    /* Nothing of the open transaction is committed: it is all processed again after a
+     * restart, by this replica or another. */
+    dw_error("exactly-once: %s; stopping", err);
+    for (struct job *j = w->jobs, *next; j; j = next) {
+      next = j->next;
+      if (j->staged)
+        job_free(w, j);
+    }
+    begin_drain(w, 1);
+    return;
+  }
+  dw_warn("exactly-once: transaction aborted%s%s; producing its outputs again",
+          err[0] ? ": " : "", err);
+  txn_settle(w, 0);
 }
 
 /* Stops the jobs still polling (with stale_only, those of revoked partitions only) without
@@ -583,22 +862,40 @@ static size_t drop_polling(struct dw_worker *w, int stale_only)
 static void on_revoke(void *arg, const int32_t *ids, size_t n, int lost)
 {
   struct dw_worker *w = arg;
-  if (!lost) { /* commit what is done; after a loss the commit would be refused anyway */
+  for (size_t i = 0; i < n; i++) {
+    struct part *p = part_get(w, ids[i]);
+    if (p)
+      p->revoking = 1;
+  }
+  if (w->eos) {
+    /* Commit the open transaction, with these partitions' offsets, while they are still
+     * ours; after a loss the group would refuse the offsets, so it is aborted instead. */
+    if (lost)
+      w->txn_doomed = 1;
+    txn_commit(w, 1);
+  } else if (!lost) { /* commit what is done; after a loss the commit would be refused */
     int32_t *cids = malloc(n * sizeof(*cids));
     int64_t *offs = malloc(n * sizeof(*offs));
-    if (cids && offs) {
-      size_t m = collect_commits(w, ids, n, 1, cids, offs);
-      dw_consumer_commit(w->consumer, cids, offs, m);
+    const char **metas = malloc(n * sizeof(*metas));
+    if (cids && offs && metas) {
+      size_t m = collect_commits(w, ids, n, 1, cids, offs, metas);
+      dw_consumer_commit(w->consumer, cids, offs, metas, m);
     }
     free(cids);
     free(offs);
+    free(metas);
   }
   for (size_t i = 0; i < n; i++) {
     struct part *p = part_get(w, ids[i]);
     if (!p)
       continue;
     p->assigned = 0;
+    p->revoking = 0;
     p->generation++;
+    p->map_full = 0;
+    forget_map(p);
+    free(p->meta);
+    p->meta = NULL;
     dw_tracker_reset(&p->tracker);
   }
   /* Tasks of revoked partitions stop polling: the new owner takes them from the committed
@@ -609,9 +906,7 @@ static void on_revoke(void *arg, const int32_t *ids, size_t n, int lost)
 
 static void on_commit_failed(void *arg)
 {
-  struct dw_worker *w = arg;
-  for (size_t i = 0; i < w->nparts; i++)
-    w->parts[i].committed = -1; /* commit again on the next tick */
+  forget_commits(arg); /* commit again on the next tick */
 }
 
 static void on_fatal(void *arg, const char *reason)
@@ -646,6 +941,8 @@ static void shutdown_all(struct dw_worker *w)
     dw_poller_close(w->poller);
   if (w->token)
     dw_token_close(w->token);
+  if (w->ticket)
+    dw_ticket_close(w->ticket);
   if (w->http)
     dw_http_close(w->http, NULL, NULL);
   if (w->producer)
@@ -753,8 +1050,20 @@ int dw_worker_run(const struct dw_config *cfg)
     return 1;
   w->cfg = cfg;
   w->healthy = 1;
+  w->eos = strcmp(cfg->processing.guarantee, "exactly_once") == 0;
+  w->mapmax = (size_t)cfg->kafka.commit_metadata_max_bytes;
+  w->mapbuf = malloc(w->mapmax + 16);
+  w->maptext = malloc(w->mapmax + 1);
+  if (!w->mapbuf || !w->maptext) {
+    free(w->mapbuf);
+    free(w->maptext);
+    free(w);
+    return 1;
+  }
   w->metrics = dw_metrics_new();
   if (!w->metrics) {
+    free(w->mapbuf);
+    free(w->maptext);
     free(w);
     return 1;
   }
@@ -817,8 +1126,14 @@ int dw_worker_run(const struct dw_config *cfg)
       .on_revoke = on_revoke,
       .on_fatal = on_fatal,
       .on_commit_failed = on_commit_failed,
+      .on_committed = w->mapmax > 0 ? on_committed : NULL,
       .arg = w,
   };
+  if (strcmp(cfg->feishu.app_type, "store") == 0) {
+    if (dw_ticket_new(&w->ticket, &w->loop, cfg, err, sizeof(err)) < 0)
+      goto fail;
+    topt.ticket = w->ticket;
+  }
   if (dw_http_new(&w->http, &w->loop, &hopt) < 0 ||
       dw_token_new(&w->token, &w->loop, w->http, &topt, on_token, w) < 0 ||
       dw_poller_new(&w->poller, &w->loop, w->http, w->token, &popt, on_outcome, on_health, w) <
@@ -833,12 +1148,13 @@ int dw_worker_run(const struct dw_config *cfg)
   dw_info("admin endpoint on port %d: /metrics /healthz /readyz", dw_admin_port(w->admin));
   uv_signal_start(&w->sigterm, on_signal, SIGTERM);
   uv_signal_start(&w->sigint, on_signal, SIGINT);
-  uv_timer_start(&w->commit_timer, on_commit_timer, (uint64_t)cfg->kafka.commit_interval_ms,
-                 (uint64_t)cfg->kafka.commit_interval_ms);
-  dw_info("delivery-worker %s running: %s -> %s / %s, group %s, API %s", DW_VERSION,
+  uint64_t every = (uint64_t)(w->eos ? cfg->processing.transaction_interval_ms
+                                     : cfg->kafka.commit_interval_ms);
+  uv_timer_start(&w->commit_timer, on_commit_timer, every, every);
+  dw_info("delivery-worker %s running: %s -> %s / %s, group %s, API %s, %s", DW_VERSION,
           cfg->kafka.input_topic, cfg->kafka.results_topic, cfg->kafka.dlq_topic,
-          cfg->kafka.group_id, cfg->feishu.base_url);
-  dw_token_value(w->token); /* fetch the first token now, not with the first poll */
+          cfg->kafka.group_id, cfg->feishu.base_url, cfg->processing.guarantee);
+  dw_token_value(w->token, NULL); /* fetch the first token now, not with the first poll */
 
   uv_run(&w->loop, UV_RUN_DEFAULT);
   rc = w->exit_code;
@@ -856,9 +1172,14 @@ out:
     job_free(w, w->jobs);
   if (uv_loop_close(&w->loop) != 0)
     dw_warn("event loop closed with handles still open");
-  for (size_t i = 0; i < w->nparts; i++)
+  for (size_t i = 0; i < w->nparts; i++) {
     dw_tracker_cleanup(&w->parts[i].tracker);
+    forget_map(&w->parts[i]);
+    free(w->parts[i].meta);
+  }
   free(w->parts);
+  free(w->mapbuf);
+  free(w->maptext);
   dw_metrics_free(w->metrics);
   free(w);
   return rc;

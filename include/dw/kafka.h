@@ -46,18 +46,29 @@ struct dw_consumer_handler {
   void (*on_fatal)(void *arg, const char *reason);
   /* An asynchronous commit failed: the offsets must be committed again (optional). */
   void (*on_commit_failed)(void *arg);
+  /* The committed offset and metadata of a newly assigned partition, read before any of its
+   * records is handed over (optional; with it, new partitions stay paused until it is
+   * called). offset is -1 and metadata NULL when nothing is committed or it could not be
+   * read. */
+  void (*on_committed)(void *arg, int32_t partition, int64_t offset, const char *metadata,
+                       size_t metadata_len);
   void *arg;
 };
 
 int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_config *cfg,
                     const struct dw_consumer_handler *handler, char *err, size_t errlen);
 
-/* Commits offsets (the next offset to read) of the input topic, asynchronously. */
+/* Commits offsets (the next offset to read) of the input topic, asynchronously, each with its
+ * metadata string (metadata may be NULL, and so may each entry). */
 int dw_consumer_commit(struct dw_consumer *c, const int32_t *partitions,
-                       const int64_t *offsets, size_t n);
+                       const int64_t *offsets, const char *const *metadata, size_t n);
 /* The same, waiting for the broker's answer (only at shutdown). */
 int dw_consumer_commit_sync(struct dw_consumer *c, const int32_t *partitions,
-                            const int64_t *offsets, size_t n);
+                            const int64_t *offsets, const char *const *metadata, size_t n);
+
+/* Holds one partition (no records are fetched) for a reason, a bit of the caller's; the
+ * partition resumes when no reason is left and partitions are not all paused. */
+void dw_consumer_hold(struct dw_consumer *c, int32_t partition, unsigned reason, int on);
 
 /* Records behind the end of the assigned partitions (high watermark minus position, from
  * librdkafka's cached watermarks: no request is made), and how many partitions are assigned. */
@@ -90,7 +101,40 @@ int dw_producer_send(struct dw_producer *p, const char *topic, const void *key, 
 /* Records not yet acknowledged. */
 size_t dw_producer_outstanding(const struct dw_producer *p);
 
+/* Exactly-once mode (processing.guarantee = "exactly_once"): the producer is transactional
+ * and a transaction is always open. Commits it together with these input offsets and their
+ * metadata (committed for the consumer's group, fenced by its generation), then opens the
+ * next. Blocks until the broker has answered (it flushes what was produced first; delivery
+ * reports are called from inside). Returns 0; DW_EAGAIN when the transaction was aborted
+ * (everything produced in it is discarded and must be produced again); DW_ESTATE when the
+ * producer can no longer be used (fenced, fatal error: the worker must stop). */
+int dw_producer_txn_commit(struct dw_producer *p, struct dw_consumer *c,
+                           const int32_t *partitions, const int64_t *offsets,
+                           const char *const *metadata, size_t n, char *err, size_t errlen);
+
+/* Aborts the open transaction and opens the next. DW_ESTATE as above. */
+int dw_producer_txn_abort(struct dw_producer *p, char *err, size_t errlen);
+
+/* Non-zero when the producer is transactional. */
+int dw_producer_transactional(const struct dw_producer *p);
+
 /* Frees p after its handles are closed (call when nothing is outstanding). */
 void dw_producer_close(struct dw_producer *p);
+
+/* ---- app_ticket topic reader (store apps) ---- */
+
+struct dw_ticket_reader;
+
+/* A record's value, valid during the call only. */
+typedef void (*dw_ticket_record_cb)(void *arg, const void *value, size_t len);
+
+/* Reads cfg->feishu.app_ticket_topic from its start in a consumer group of its own (every
+ * replica sees every ticket) and passes each record's value to cb on the loop. */
+int dw_ticket_reader_new(struct dw_ticket_reader **out, uv_loop_t *loop,
+                         const struct dw_config *cfg, dw_ticket_record_cb cb, void *arg,
+                         char *err, size_t errlen);
+
+/* Stops reading; r is freed once its handles are closed. */
+void dw_ticket_reader_close(struct dw_ticket_reader *r);
 
 #endif

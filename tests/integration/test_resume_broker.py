@@ -1,0 +1,77 @@
+"""On a real Kafka 3.9 broker: tasks finished beyond the committed offset are not polled again
+after a crash. One partition; its first task never becomes ready, so the committed offset stays
+at it while the 150 tasks behind it finish. The worker is killed with SIGKILL (no drain, no
+final commit); the next worker reads the map of finished tasks from the commit metadata, skips
+them (no API call, no second result) and polls only the unfinished one."""
+import base64
+import binascii
+
+import harness as h
+
+N = 150
+
+
+def finished_in_map(meta):
+    """Decodes the worker's commit metadata ("dw1." + base64url of version, base offset and
+    (gap, length) varint pairs, then a CRC-32): the number of finished offsets it records."""
+    raw = base64.urlsafe_b64decode(meta[4:] + "=" * (-len(meta[4:]) % 4))
+    body, crc = raw[:-4], int.from_bytes(raw[-4:], "little")
+    assert binascii.crc32(body) == crc and body[0] == 1, "bad map %r" % meta
+    values, v, shift = [], 0, 0
+    for b in body[1:]:
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            values.append(v)
+            v, shift = 0, 0
+    return sum(values[2::2])  # base, then (gap, length) pairs
+
+
+def main(procs):
+    kafka = h.RealKafka(procs)
+    try:
+        for t in (h.IN, h.OUT, h.DLQ):
+            h.kafkatool("create-topic", "-b", kafka.bootstrap, t, "1")
+        sim = h.Sim(procs, "--latency-ms", "2-10")
+        blocker = "rs-blocker"
+        tasks = ["rs-ok-%04d" % i for i in range(N)]
+        sim.register([{"website_id": h.WEBSITE, "delivery_task_id": blocker, "final": "never"}] +
+                     [{"website_id": h.WEBSITE, "delivery_task_id": t, "ready_after_ms": 0}
+                      for t in tasks])
+        env = {"DELIVERY_WORKER_POLL_DEADLINE_MS": "600000",
+               "DELIVERY_WORKER_WORKER_DRAIN_TIMEOUT_MS": "1000"}
+        w1 = h.Worker(procs, kafka.bootstrap, sim.url, group="it-resume", env=env, name="worker1").start()
+        h.produce(kafka.bootstrap, h.IN, [{"key": blocker, "value": h.json.dumps(
+            {"website_id": h.WEBSITE, "delivery_task_id": blocker})}] + [h.event(t) for t in tasks])
+        h.wait_until(lambda: len(h.dump(kafka.bootstrap, h.OUT)) >= N, 90, "every result but the blocker's")
+
+        def map_committed():
+            c = h.committed(kafka.bootstrap, "it-resume", h.IN)
+            return c and c[0]["offset"] == 0 and c[0].get("metadata", "").startswith("dw1.") and \
+                finished_in_map(c[0]["metadata"]) == N and c[0]
+        c = h.wait_until(map_committed, 30, "offset 0 committed with a map of %d finished tasks" % N)
+        h.log("committed offset 0 with %d bytes of metadata" % len(c["metadata"]))
+        assert len(c["metadata"]) < 100, "one run of 150 finished tasks should take a few bytes"
+        w1.proc.stopping = True
+        w1.proc.kill()  # SIGKILL: nothing more is committed
+        w1.proc.wait()
+        mark = len(sim.requests())
+
+        w2 = h.Worker(procs, kafka.bootstrap, sim.url, group="it-resume", env=env, name="worker2").start()
+        h.wait_until(lambda: "%d task(s) after offset 0 were finished before" % N in w2.log_text(), 60,
+                     "the restarted worker to read the map")
+        h.wait_until(lambda: w2.metrics().get("dw_tasks_skipped_total", 0) >= N, 60, "the skipped tasks")
+        h.wait_until(lambda: any(q.get("task_id") == blocker for q in sim.requests()[mark:]), 60,
+                     "the blocker polled again")
+        again = sorted({q["task_id"] for q in sim.requests()[mark:]
+                        if q.get("task_id") and q["task_id"] != blocker})
+        assert not again, "finished tasks polled again after the crash: %s" % again[:5]
+        results = [r["key"] for r in h.dump(kafka.bootstrap, h.OUT)]
+        assert len(results) == N and len(set(results)) == N, "results: %d, distinct %d" % (len(results), len(set(results)))
+        assert w2.stop() == 0
+        h.log("resume: %d finished tasks skipped after SIGKILL, 0 polled again, 0 duplicate results" % N)
+    finally:
+        kafka.stop()
+
+
+h.run(main)
