@@ -236,6 +236,7 @@ struct load {
   char include_dir[4096]; /* where @include paths are resolved; "" = the working directory */
   char *err;
   size_t errlen;
+  int kafka_only; /* for commands that never call the API: the app secret is not needed */
   struct origin origin[NOPT];
 };
 
@@ -1030,6 +1031,8 @@ out:
 
 static int resolve_secret(struct load *ld)
 {
+  if (ld->kafka_only)
+    return 0;
   size_t isecret = (size_t)option_index("feishu.app_secret");
   size_t ifile = (size_t)option_index("feishu.app_secret_file");
   struct dw_config *cfg = ld->cfg;
@@ -1188,14 +1191,15 @@ void dw_config_cleanup(struct dw_config *cfg)
   cfg->kafka.properties_count = 0;
 }
 
-int dw_config_load(struct dw_config *cfg, const char *file, char *const *envp, char *err,
-                   size_t errlen)
+static int load(struct dw_config *cfg, const char *file, char *const *envp, char *err,
+                size_t errlen, int kafka_only)
 {
   struct load ld;
   config_t lc;
   int rc = 0;
 
   memset(&ld, 0, sizeof(ld));
+  ld.kafka_only = kafka_only;
   ld.cfg = cfg;
   ld.file = file;
   ld.err = err;
@@ -1215,6 +1219,18 @@ int dw_config_load(struct dw_config *cfg, const char *file, char *const *envp, c
 out:
   config_destroy(&lc);
   return rc;
+}
+
+int dw_config_load(struct dw_config *cfg, const char *file, char *const *envp, char *err,
+                   size_t errlen)
+{
+  return load(cfg, file, envp, err, errlen, 0);
+}
+
+int dw_config_load_kafka(struct dw_config *cfg, const char *file, char *const *envp, char *err,
+                         size_t errlen)
+{
+  return load(cfg, file, envp, err, errlen, 1);
 }
 
 int dw_config_property_is_secret(const char *name)

@@ -226,7 +226,7 @@ int dw_ops_header_kept(const char *name)
 int dw_ops_load_config(struct dw_config *cfg, const char *cmd, const char *file)
 {
   char err[1024];
-  if (dw_config_load(cfg, file, environ, err, sizeof(err)) < 0) {
+  if (dw_config_load_kafka(cfg, file, environ, err, sizeof(err)) < 0) {
     fprintf(stderr, "delivery-worker %s: %s\n", cmd, err);
     return -1;
   }

@@ -282,9 +282,14 @@ static void decide(struct plan *p)
     p->note = "no committed offset: the workers start where auto.offset.reset says";
   else if (p->to <= p->from)
     p->note = "no records in the range";
-  else if (p->committed <= p->from)
+  else if (p->committed <= p->from && p->metadata_len == 0)
     p->note = "not processed that far yet: nothing to reprocess";
-  else
+  else if (p->committed <= p->from) {
+    /* Tasks finished beyond the committed offset would be skipped: the offset stays where it
+     * is (moving it to `from` would skip records never processed), the map is cleared. */
+    p->from = p->committed;
+    p->reset = 1;
+  } else
     p->reset = 1;
 }
 

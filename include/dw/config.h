@@ -88,6 +88,11 @@ void dw_config_cleanup(struct dw_config *cfg);
 int dw_config_load(struct dw_config *cfg, const char *file, char *const *envp, char *err,
                    size_t errlen);
 
+/* The same for commands that only talk to Kafka (replay, redrive): the app secret is neither
+ * required nor read. */
+int dw_config_load_kafka(struct dw_config *cfg, const char *file, char *const *envp, char *err,
+                         size_t errlen);
+
 /* Non-zero when a librdkafka property holds a secret (its name contains "password" or
  * "secret", or it is sasl.oauthbearer.config or ssl.key.pem): never log or print its value. */
 int dw_config_property_is_secret(const char *name);

@@ -2,9 +2,13 @@
 after a crash. One partition; its first task never becomes ready, so the committed offset stays
 at it while the 150 tasks behind it finish. The worker is killed with SIGKILL (no drain, no
 final commit); the next worker reads the map of finished tasks from the commit metadata, skips
-them (no API call, no second result) and polls only the unfinished one."""
+them (no API call, no second result) and polls only the unfinished one. Then `replay
+--from-offset 0` clears the map (the committed offset is already 0), and a third worker
+processes all of them again."""
 import base64
 import binascii
+import os
+import subprocess
 
 import harness as h
 
@@ -70,6 +74,21 @@ def main(procs):
         assert len(results) == N and len(set(results)) == N, "results: %d, distinct %d" % (len(results), len(set(results)))
         assert w2.stop() == 0
         h.log("resume: %d finished tasks skipped after SIGKILL, 0 polled again, 0 duplicate results" % N)
+
+        c = h.committed(kafka.bootstrap, "it-resume", h.IN)[0]
+        assert c["offset"] == 0 and finished_in_map(c["metadata"]) == N, c
+        r = subprocess.run([os.path.join(h.BIN, "delivery-worker"), "replay", "-c", w2.conf,
+                            "--from-offset", "0"], capture_output=True, text=True, timeout=120)
+        h.log("$ delivery-worker replay --from-offset 0 -> %d\n%s%s" % (r.returncode, r.stdout, r.stderr))
+        assert r.returncode == 0 and "is cleared" in r.stdout, r
+        c = h.committed(kafka.bootstrap, "it-resume", h.IN)[0]
+        assert c["offset"] == 0 and not c.get("metadata"), c
+        mark = len(sim.requests())
+        w3 = h.Worker(procs, kafka.bootstrap, sim.url, group="it-resume", env=env, name="worker3").start()
+        h.wait_until(lambda: len(h.dump(kafka.bootstrap, h.OUT)) >= 2 * N, 90, "every task resolved again")
+        again = {q["task_id"] for q in sim.requests()[mark:] if q.get("task_id")}
+        assert again >= set(tasks), "not polled again after the replay: %s" % sorted(set(tasks) - again)[:5]
+        assert w3.stop() == 0
     finally:
         kafka.stop()
 
