@@ -364,6 +364,18 @@ static void reschedule(struct dw_task *t, uint64_t delay_ms, const struct dw_ans
   /* While the app is failing, time does not count against a task (its deadline is moved by
    * the outage's length when it clears). */
   if (now >= t->deadline_at && p->healthy) {
+    /* Say why in dlq.error_msg: the last answer alone ("success", pending) would not. */
+    char why[256];
+    unsigned long long secs = (unsigned long long)((now - t->created_at) / 1000);
+    if (t->last_code == 0) {
+      snprintf(why, sizeof(why), "still pending after %u call(s) in %llu s (poll.deadline_ms)",
+               t->attempts, secs);
+      t->last_code = -1; /* no error code to report */
+    } else {
+      snprintf(why, sizeof(why), "no final answer after %u call(s) in %llu s; last: %.100s",
+               t->attempts, secs, t->last_msg);
+    }
+    dw_strlcpy(t->last_msg, why, sizeof(t->last_msg));
     finish(t, DW_OUTCOME_DEAD_LETTER, "deadline_exceeded", ans);
     return;
   }
