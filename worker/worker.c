@@ -28,6 +28,7 @@
 
 #define PRODUCE_RETRY_MS 1000
 #define FLUSH_TIMEOUT_MS 30000
+#define CLOSE_WATCHDOG_S 60 /* leaving the group takes a second or two; 2.0.2 can hang there */
 
 enum state { S_RUNNING, S_DRAINING, S_FLUSHING, S_STOPPED };
 
@@ -926,6 +927,36 @@ static void close_cb_noop(uv_handle_t *h)
   (void)h;
 }
 
+static volatile sig_atomic_t close_exit_code;
+
+static void on_close_watchdog(int signum)
+{
+  static const char msg[] =
+      "delivery-worker: leaving the consumer group did not finish; exiting without it (the "
+      "offsets are committed; the group notices at its session timeout)\n";
+  (void)signum;
+  ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+  (void)n;
+  _exit(close_exit_code);
+}
+
+/* Leaves the group. librdkafka 2.0.2's cooperative-sticky close can hang when an assignment
+ * arrives meanwhile (fixed in 2.4.0): the offsets are already committed by then, so a
+ * watchdog ends the process rather than waiting for the orchestrator to kill it. */
+static void close_consumer(struct dw_worker *w)
+{
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_close_watchdog;
+  sigemptyset(&sa.sa_mask);
+  close_exit_code = w->exit_code;
+  sigaction(SIGALRM, &sa, NULL);
+  alarm(CLOSE_WATCHDOG_S);
+  dw_consumer_close(w->consumer);
+  alarm(0);
+  w->consumer = NULL;
+}
+
 /* Everything in flight is finished or given up: flush, commit, leave, close. */
 static void shutdown_all(struct dw_worker *w)
 {
@@ -934,8 +965,7 @@ static void shutdown_all(struct dw_worker *w)
   w->admin = NULL;
   if (w->consumer) {
     commit_now(w, 1);
-    dw_consumer_close(w->consumer);
-    w->consumer = NULL;
+    close_consumer(w);
   }
   if (w->poller)
     dw_poller_close(w->poller);
