@@ -286,3 +286,81 @@ def run(main):
         procs.close()
     log("1 passed, 0 failed" if ok else "0 passed, 1 failed")
     sys.exit(0 if ok else 1)
+
+
+# ---- additions for the chaos test (tests/integration/chaos.py) ----
+
+def kill_worker(worker):
+    """SIGKILL: the process gets no chance to drain or commit (a crash or an OOM kill)."""
+    worker.proc.stopping = True
+    worker.proc.kill()
+    worker.proc.wait()
+
+
+def high_watermarks(bootstrap, topic):
+    """{partition: high watermark} of a topic (read without joining any group)."""
+    return {p["partition"]: p["high"] for p in committed(bootstrap, "dw-watermarks", topic)}
+
+
+def sim_requests_all(sim, page=20000):
+    """Every request the simulator recorded, fetched in pages (one answer has a size limit)."""
+    out, since = [], 0
+    while True:
+        part = sim.call("GET", "/_sim/requests?since=%d&limit=%d" % (since, page))
+        if not part:
+            return out
+        out += part
+        since = part[-1]["i"] + 1
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is gone for our purposes
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def broker_ready(bootstrap):
+    """True when the broker lists itself in a metadata answer (as kafka.sh start checks)."""
+    r = subprocess.run(["kcat", "-b", bootstrap, "-L", "-m", "3", "-X", "topic.metadata.refresh.interval.ms=-1"],
+                       capture_output=True, text=True, timeout=15)
+    return r.returncode == 0 and ("at %s" % bootstrap) in r.stdout
+
+
+def broker_restart(kafka, hard=False, down=None):
+    """Restarts the RealKafka broker on the same port and data directory: SIGTERM (a controlled
+    shutdown) or SIGKILL with hard=True, then the same java command line again. down(), if given,
+    is called while the broker is down. Returns the seconds the broker was unreachable."""
+    pid_file = os.path.join(kafka.dir, "kafka.pid")
+    pid = int(open(pid_file).read())
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        argv = [a.decode() for a in f.read().split(b"\0") if a]
+    cwd = os.readlink("/proc/%d/cwd" % pid)
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGKILL if hard else signal.SIGTERM)
+    wait_until(lambda: not _pid_alive(pid), 90, "the broker (pid %d) to exit" % pid, interval=0.2)
+    if down:
+        down()
+    # Detached like kafka.sh does it (new session, adopted by init), so kafka.sh stop can end it.
+    out = os.path.join(kafka.dir, "kafka.out")
+    r = subprocess.run(["setsid", "sh", "-c", 'exec "$@" </dev/null >>"$0" 2>&1 & echo $!', out] + argv,
+                       capture_output=True, text=True, cwd=cwd, timeout=30)
+    new_pid = int(r.stdout.strip())
+    with open(pid_file, "w") as f:
+        f.write("%d\n" % new_pid)
+    wait_until(lambda: _pid_alive(new_pid) and broker_ready(kafka.bootstrap) or
+               (not _pid_alive(new_pid) and _raise("the restarted broker exited; see %s" % out)),
+               120, "the restarted broker to serve metadata", interval=0.5)
+    return time.monotonic() - t0
+
+
+def _raise(msg):
+    raise AssertionError(msg)
+
+
+RealKafka.restart = broker_restart
