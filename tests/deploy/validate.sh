@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Validates what deploy/ ships for operators. One part per ctest test (label "deploy"):
+#
+#   validate.sh manifests BIN_DIR   deploy/kubernetes: Kubernetes OpenAPI schemas and KEDA's CRD
+#                                   schema (npm kubernetes-models), how the pieces fit together,
+#                                   and the ConfigMap's worker.conf through `check-config`;
+#                                   `kubectl kustomize` too when kubectl is installed
+#   validate.sh prometheus          deploy/prometheus: promtool check rules / check config, and
+#                                   promtool test rules (tests/deploy/alerts_test.yml)
+#   validate.sh grafana BIN_DIR     deploy/grafana: dashboard structure, every query parsed by
+#                                   promtool, every metric one the worker exports
+#   validate.sh docs BIN_DIR        deploy/README.md: config table == `config-reference`, metrics
+#                                   table == a running worker's /metrics (mock Kafka, simulator)
+#
+# The tools come from deploy/setup.sh --test (Debian's prometheus for promtool; npm packages
+# through tests/deploy/npm-install.sh).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+part=${1:?usage: validate.sh manifests|prometheus|grafana|docs [BIN_DIR]}
+bin=${2:-$root/build/dev}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+need() {
+  command -v "$1" >/dev/null || { echo "FAIL: $1 not found: run deploy/setup.sh --test" >&2; exit 1; }
+}
+
+case $part in
+manifests)
+  need node
+  export NODE_PATH=${DW_DEPLOY_NPM_CACHE:-$HOME/.cache/delivery-worker/deploy-npm}/node_modules
+  [[ -d $NODE_PATH/kubernetes-models ]] ||
+    { echo "FAIL: npm packages missing in $NODE_PATH: run deploy/setup.sh --test" >&2; exit 1; }
+  k8s=$root/deploy/kubernetes
+  # The ConfigMap's file must be a config the worker accepts, with the StatefulSet's env.
+  node "$here/manifests.js" extract-config "$k8s" >"$tmp/worker.conf"
+  echo "secret" >"$tmp/app_secret"
+  DELIVERY_WORKER_KAFKA_GROUP_INSTANCE_ID=delivery-worker-0 \
+    DELIVERY_WORKER_FEISHU_APP_SECRET_FILE="$tmp/app_secret" \
+    "$bin/delivery-worker" check-config -c "$tmp/worker.conf" >"$tmp/effective.conf" ||
+    { echo "FAIL: deploy/kubernetes/configmap.yaml: check-config refused worker.conf" >&2; exit 1; }
+  echo "check-config: the ConfigMap's worker.conf is valid"
+  node "$here/manifests.js" check "$k8s" "$tmp/effective.conf"
+  if command -v kubectl >/dev/null && kubectl kustomize "$k8s" >"$tmp/rendered.yaml" 2>"$tmp/kustomize.err"; then
+    echo "kubectl kustomize: $(grep -c '^kind:' "$tmp/rendered.yaml") objects rendered"
+  elif command -v kubectl >/dev/null; then
+    cat "$tmp/kustomize.err" >&2
+    echo "FAIL: kubectl kustomize deploy/kubernetes" >&2
+    exit 1
+  else
+    echo "kubectl not installed: kustomize rendering not checked (the resource list is)"
+  fi
+  ;;
+prometheus)
+  need promtool
+  prom=$root/deploy/prometheus
+  promtool check rules "$prom/alerts.yml"
+  # Debian's promtool is built without Kubernetes service discovery: check a copy whose
+  # kubernetes_sd_configs is swapped for static_configs (relabelling, rule files and the rest
+  # are checked as they are). check config resolves rule_files next to the config file.
+  cp "$prom/alerts.yml" "$tmp/alerts.yml"
+  python3 - "$prom/prometheus.yml" "$tmp/prometheus.yml" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+sd = re.compile(r"^(\s+)kubernetes_sd_configs:\n(?:\1\s.*\n)+", re.M)
+assert sd.search(text), "no kubernetes_sd_configs block"
+text = sd.sub(lambda m: m.group(1) + 'static_configs: [ { targets: ["127.0.0.1:9464"] } ]\n', text)
+open(sys.argv[2], "w").write(text)
+PY
+  promtool check config "$tmp/prometheus.yml"
+  (cd "$here" && promtool test rules alerts_test.yml)
+  ;;
+grafana)
+  need promtool
+  python3 "$here/dashboard.py" "$root/deploy/grafana" "$bin" "$tmp"
+  promtool check rules "$tmp/dashboard-queries.yml"
+  ;;
+docs)
+  python3 "$here/docs.py" check "$root" "$bin"
+  ;;
+*)
+  echo "unknown part $part" >&2
+  exit 2
+  ;;
+esac
+echo "deploy $part: OK"
