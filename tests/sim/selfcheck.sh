@@ -164,6 +164,25 @@ expect "timeout then normal answer" "${R:0:4}" "200 "
 [ "$E" -ge 290 ] && ok || bad "timeout held only ${E} ms"
 expect "bad fault kind" "$(ctl POST /_sim/faults '{"kind":"nope"}' | jq -r .error)" 'unknown fault kind "nope"'
 
+# Hostile faults: announced but cut, huge, slowloris, invalid UTF-8, deep, mislabelled, empty.
+ctl POST /_sim/faults '[{"kind":"truncated"},{"kind":"huge","bytes":300000},{"kind":"slowloris","delay_ms":100},
+  {"kind":"bad_utf8"},{"kind":"deep_json","bytes":50},{"kind":"wrong_type"},{"kind":"empty_200"}]' >/dev/null
+R=$(curl -s -D - -H "Authorization: Bearer $TOK" "$(task_url 1 own)")
+expect "fault truncated (curl exit 18: partial file)" "$?" 18
+grep -qi '^content-length: 1[0-9][0-9]' <<<"$R" && ok || bad "truncated: Content-Length of the whole answer"
+expect "fault huge: bytes" "$(curl -s -H "Authorization: Bearer $TOK" "$(task_url 1 own)" | wc -c)" 300000
+R=$(curl -s -m 1 -H "Authorization: Bearer $TOK" "$(task_url 1 own)")
+expect "fault slowloris: client times out (curl exit 28)" "$?" 28
+[ "${#R}" -ge 5 ] && [ "${#R}" -le 12 ] && ok || bad "slowloris sent ${#R} bytes in 1 s at 100 ms each"
+R=$(curl -s -H "Authorization: Bearer $TOK" "$(task_url 1 own)")
+python3 -c 'import sys; sys.stdin.buffer.read().decode("utf-8")' <<<"$R" 2>/dev/null && bad "bad_utf8 body is valid UTF-8" || ok
+expect "fault deep_json" "$(poll "$TOK" 1 own | tr -cd '[' | wc -c)" 50
+R=$(curl -s -D - -H "Authorization: Bearer $TOK" "$(task_url 1 own)")
+grep -qi '^content-type: text/html; charset=gbk' <<<"$R" && ok || bad "wrong_type content type"
+grep -q '"code":0' <<<"$R" && ok || bad "wrong_type: the normal answer"
+expect "fault empty_200" "$(poll "$TOK" 1 own)" "200 "
+expect "hostile faults counted" "$(ctl GET /_sim/stats | jq -c '[.by_code.truncated,.by_code.huge,.by_code.slowloris,.by_code.bad_utf8,.by_code.deep_json,.by_code.wrong_type,.by_code.empty_200]')" '[1,1,1,1,1,1,1]'
+
 # Keep-alive -----------------------------------------------------------------------------------
 N=$(curl -sv -o /dev/null -o /dev/null -o /dev/null -H "Authorization: Bearer $TOK" "$(task_url 1 own)" \
   "$(task_url 1 own)" "$B/_sim/stats" 2>&1 | grep -c 'Re-using existing connection')

@@ -172,6 +172,14 @@ enum sim_fault_kind {
   SIM_FAULT_RESET,
   SIM_FAULT_GARBAGE,
   SIM_FAULT_RATE_LIMIT,
+  /* Hostile answers: what a broken proxy, a buggy gateway or an attacker could send. */
+  SIM_FAULT_TRUNCATED,   /* 200, Content-Length of the whole answer, half sent, then closed */
+  SIM_FAULT_HUGE,        /* 200, a JSON body of `bytes` (8 MiB) */
+  SIM_FAULT_SLOWLORIS,   /* 200 and headers at once, then one body byte every delay_ms (1 s) */
+  SIM_FAULT_BAD_UTF8,    /* code (1002001) whose msg is invalid UTF-8 */
+  SIM_FAULT_DEEP_JSON,   /* 200, data nested `bytes` (10000) arrays deep */
+  SIM_FAULT_WRONG_TYPE,  /* the normal answer labelled text/html; charset=gbk */
+  SIM_FAULT_EMPTY_200,   /* 200 with an empty body */
 };
 
 struct sim_fault {
@@ -179,7 +187,8 @@ struct sim_fault {
   long long count;    /* calls it still applies to */
   long long code;     /* 0 = the kind's default */
   int http;           /* 0 = the kind's default */
-  long long delay_ms; /* timeout */
+  long long delay_ms; /* timeout; slowloris: between two body bytes */
+  long long bytes;    /* huge: body size; deep_json: depth; 0 = the kind's default */
   char *msg;          /* NULL = the code's usual message */
 };
 
@@ -354,9 +363,17 @@ struct sim_req {
   void *arg_ctx;
 };
 
+/* How sim_http.c sends a hostile answer's body. */
+enum sim_stream { SIM_STREAM_NONE, SIM_STREAM_TRUNCATE, SIM_STREAM_HUGE, SIM_STREAM_TRICKLE };
+
 struct sim_answer {
   int http;
   int reset; /* close the connection without a response */
+  enum sim_stream stream;
+  uint64_t stream_size; /* HUGE: bytes announced and sent (a JSON object of that size) */
+  size_t stream_keep;   /* TRUNCATE: bytes of body sent before the connection is closed */
+  uint64_t trickle_ms;  /* TRICKLE: one byte of body every trickle_ms */
+  const char *stat_key; /* counted in stats under this key, not the code ("truncated", ...) */
   const char *content_type;
   struct sim_buf body;
   char log_id[SIM_LOG_ID_SIZE];

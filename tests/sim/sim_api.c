@@ -98,8 +98,68 @@ static void answer_garbage(struct sim_answer *a, int http)
                          "</body>\r\n</html>\r\n");
 }
 
+#define HUGE_DEFAULT_BYTES (8u * 1024 * 1024)
+#define DEEP_DEFAULT_DEPTH 10000 /* 20 KB: deep, yet within feishu.max_response_bytes */
+#define DEEP_MAX_DEPTH (8 * 1024 * 1024)
+
+/* A hostile answer (see enum sim_fault_kind): the body here, how it is sent in sim_http.c. */
+static void answer_hostile(struct sim_answer *a, const struct sim_fault *f)
+{
+  long long depth;
+
+  a->http = f->http ? f->http : 200;
+  a->has_code = 0;
+  a->stat_key = sim_fault_kind_name(f->kind);
+  switch (f->kind) {
+  case SIM_FAULT_TRUNCATED:
+    /* A complete, valid pending answer is announced; the connection closes halfway. */
+    sim_buf_addf(&a->body, "{\"code\":0,\"msg\":\"success\",\"data\":{\"status\":1},"
+                           "\"error\":{\"log_id\":\"%s\"}}", a->log_id);
+    a->stream = SIM_STREAM_TRUNCATE;
+    a->stream_keep = a->body.len / 2;
+    break;
+  case SIM_FAULT_HUGE:
+    a->stream = SIM_STREAM_HUGE;
+    a->stream_size = f->bytes > 32 ? (uint64_t)f->bytes : HUGE_DEFAULT_BYTES;
+    break;
+  case SIM_FAULT_SLOWLORIS:
+    /* Valid JSON, padded so that it never finishes at one byte per delay_ms. */
+    sim_buf_adds(&a->body, "{\"code\":0,\"msg\":\"success\",\"data\":{\"status\":1}");
+    for (int i = 0; i < 4096; i++)
+      sim_buf_adds(&a->body, " ");
+    sim_buf_adds(&a->body, "}");
+    a->stream = SIM_STREAM_TRICKLE;
+    a->trickle_ms = (uint64_t)f->delay_ms;
+    break;
+  case SIM_FAULT_BAD_UTF8:
+    /* Overlong "/", a lone continuation byte, a UTF-16 surrogate, a cut sequence, 0xFF. */
+    a->has_code = 1;
+    a->code = f->code ? f->code : 1002001;
+    a->http = f->http ? f->http : code_http(a->code);
+    sim_buf_addf(&a->body, "{\"code\":%lld,\"msg\":\"system \xC0\xAF error \x80 \xED\xA0\x80 "
+                           "\xE6\x97 \xFF\",\"data\":{\"status_msg\":\"\xFE\xFE\"},"
+                           "\"error\":{\"log_id\":\"%s\"}}", a->code, a->log_id);
+    break;
+  case SIM_FAULT_DEEP_JSON:
+    depth = f->bytes > 0 ? f->bytes : DEEP_DEFAULT_DEPTH;
+    if (depth > DEEP_MAX_DEPTH)
+      depth = DEEP_MAX_DEPTH;
+    sim_buf_adds(&a->body, "{\"code\":0,\"msg\":\"success\",\"data\":");
+    for (long long i = 0; i < depth; i++)
+      sim_buf_add(&a->body, "[", 1);
+    for (long long i = 0; i < depth; i++)
+      sim_buf_add(&a->body, "]", 1);
+    sim_buf_adds(&a->body, "}");
+    break;
+  case SIM_FAULT_EMPTY_200:
+    break;
+  default:
+    break;
+  }
+}
+
 /* Applies an injected fault. Returns 1 when it produced the answer, 0 when the call goes on
- * (timeout: the normal answer, held for delay_ms). */
+ * (timeout: the normal answer, held for delay_ms; wrong_type: the normal answer mislabelled). */
 static int apply_fault(struct sim *s, const struct sim_fault *f, struct sim_answer *a)
 {
   long long code;
@@ -130,6 +190,18 @@ static int apply_fault(struct sim *s, const struct sim_fault *f, struct sim_answ
     answer_rate_limited(a, s->cfg.rate_per_second > 0 ? s->cfg.rate_per_second : 50, 1);
     if (f->http)
       a->http = f->http;
+    return 1;
+  case SIM_FAULT_WRONG_TYPE:
+    a->content_type = "text/html; charset=gbk";
+    a->stat_key = sim_fault_kind_name(f->kind);
+    return 0;
+  case SIM_FAULT_TRUNCATED:
+  case SIM_FAULT_HUGE:
+  case SIM_FAULT_SLOWLORIS:
+  case SIM_FAULT_BAD_UTF8:
+  case SIM_FAULT_DEEP_JSON:
+  case SIM_FAULT_EMPTY_200:
+    answer_hostile(a, f);
     return 1;
   }
   return 0;
@@ -314,6 +386,8 @@ static void count_answer(struct sim *s, const struct sim_answer *a)
 
   if (a->reset)
     sim_stats_count(s, "reset");
+  else if (a->stat_key)
+    sim_stats_count(s, a->stat_key);
   else if (!a->has_code)
     sim_stats_count(s, "garbage");
   else {

@@ -76,6 +76,9 @@ static const struct {
 } fault_kinds[] = {
   {"http_500", SIM_FAULT_HTTP_500}, {"code", SIM_FAULT_CODE},       {"timeout", SIM_FAULT_TIMEOUT},
   {"reset", SIM_FAULT_RESET},       {"garbage", SIM_FAULT_GARBAGE}, {"rate_limit", SIM_FAULT_RATE_LIMIT},
+  {"truncated", SIM_FAULT_TRUNCATED}, {"huge", SIM_FAULT_HUGE}, {"slowloris", SIM_FAULT_SLOWLORIS},
+  {"bad_utf8", SIM_FAULT_BAD_UTF8}, {"deep_json", SIM_FAULT_DEEP_JSON},
+  {"wrong_type", SIM_FAULT_WRONG_TYPE}, {"empty_200", SIM_FAULT_EMPTY_200},
 };
 
 int sim_control_parse_fault(const void *json, struct sim_fault *f, char *err, size_t errsize)
@@ -113,6 +116,9 @@ int sim_control_parse_fault(const void *json, struct sim_fault *f, char *err, si
       if (json_int(v, 0, 3600000LL, &f->delay_ms))
         goto bad;
       have_delay = 1;
+    } else if (strcmp(k, "bytes") == 0) {
+      if (json_int(v, 1, 256LL * 1024 * 1024, &f->bytes))
+        goto bad;
     } else if (strcmp(k, "msg") == 0) {
       if (json_text(v, SIM_TEXT_MAX, &msg))
         goto bad;
@@ -146,6 +152,8 @@ int sim_control_parse_fault(const void *json, struct sim_fault *f, char *err, si
   }
   if (f->kind == SIM_FAULT_TIMEOUT && !have_delay)
     f->delay_ms = 30000;
+  if (f->kind == SIM_FAULT_SLOWLORIS && (!have_delay || f->delay_ms == 0))
+    f->delay_ms = 1000;
   if (msg) {
     f->msg = sim_strndup(msg, strlen(msg));
     if (!f->msg) {

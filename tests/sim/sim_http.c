@@ -10,7 +10,11 @@
  *   the handler again, which queues the answer it kept. Suspend is only legal from the handler;
  *   resume from any thread.
  * - MHD_stop_daemon must not see suspended connections: at shutdown the timer thread resumes all
- *   of them first and no new suspension is allowed after that. */
+ *   of them first and no new suspension is allowed after that.
+ * - Hostile answers are streamed from a content reader: a truncated body returns
+ *   MHD_CONTENT_READER_END_WITH_ERROR before the announced size (MHD closes the connection); a
+ *   slowloris body suspends the connection from the reader (legal there too) between two bytes,
+ *   through the same timer, never returning 0 without suspending (that would busy-wait). */
 #include "sim.h"
 
 #include <microhttpd.h>
@@ -92,7 +96,8 @@ static struct delayed heap_pop(struct sim_http *h)
 }
 
 /* Suspends conn until delay_ms from now. Returns 0, or < 0 when the answer must go out now
- * (shutting down, or no memory for the timer entry). Called from the access handler only. */
+ * (shutting down, or no memory for the timer entry). Called from the access handler or a
+ * content reader only. */
 static int delay_connection(struct sim_http *h, struct MHD_Connection *conn, uint64_t delay_ms)
 {
   int rc = SIM_EINVAL;
@@ -172,17 +177,111 @@ static size_t body_limit(const char *url)
   return SIM_BODY_MAX_API;
 }
 
-static struct MHD_Response *make_response(struct sim_answer *a)
+/* The body of a hostile answer, read by MHD through on_stream_read. */
+struct stream {
+  struct sim_http *h;
+  struct MHD_Connection *conn;
+  enum sim_stream kind;
+  char *body; /* TRUNCATE, TRICKLE */
+  size_t len;
+  uint64_t size;    /* announced Content-Length */
+  size_t keep;      /* TRUNCATE */
+  uint64_t every;   /* TRICKLE: ms between bytes */
+  uint64_t next_ms; /* TRICKLE: when the next byte may go (monotonic) */
+};
+
+static int delay_connection(struct sim_http *h, struct MHD_Connection *conn, uint64_t delay_ms);
+
+static ssize_t on_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+  static const char head[] = "{\"code\":0,\"msg\":\"", tail[] = "\"}";
+  struct stream *st = cls;
+  uint64_t now;
+  size_t n;
+
+  switch (st->kind) {
+  case SIM_STREAM_TRUNCATE:
+    if (pos >= st->keep)
+      return MHD_CONTENT_READER_END_WITH_ERROR;
+    n = st->keep - (size_t)pos < max ? st->keep - (size_t)pos : max;
+    memcpy(buf, st->body + pos, n);
+    return (ssize_t)n;
+  case SIM_STREAM_HUGE:
+    /* {"code":0,"msg":"xxxx...x"} of exactly st->size bytes. */
+    n = st->size - pos < max ? (size_t)(st->size - pos) : max;
+    for (size_t i = 0; i < n; i++) {
+      uint64_t at = pos + i;
+      if (at < sizeof(head) - 1)
+        buf[i] = head[at];
+      else if (at >= st->size - (sizeof(tail) - 1))
+        buf[i] = tail[at - (st->size - (sizeof(tail) - 1))];
+      else
+        buf[i] = 'x';
+    }
+    return (ssize_t)n;
+  case SIM_STREAM_TRICKLE:
+    if (pos >= st->len)
+      return MHD_CONTENT_READER_END_OF_STREAM;
+    now = sim_mono_ms();
+    if (now >= st->next_ms) {
+      buf[0] = st->body[pos];
+      st->next_ms = now + st->every;
+      return 1;
+    }
+    if (delay_connection(st->h, st->conn, st->next_ms - now) != 0)
+      return MHD_CONTENT_READER_END_WITH_ERROR; /* shutting down */
+    return 0;
+  case SIM_STREAM_NONE:
+    break;
+  }
+  return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void on_stream_free(void *cls)
+{
+  struct stream *st = cls;
+  free(st->body);
+  free(st);
+}
+
+static struct MHD_Response *make_stream(struct sim_http *h, struct MHD_Connection *conn,
+                                        struct sim_answer *a)
+{
+  struct stream *st = calloc(1, sizeof(*st));
+  struct MHD_Response *resp;
+
+  if (!st)
+    return NULL;
+  st->h = h;
+  st->conn = conn;
+  st->kind = a->stream;
+  st->body = sim_buf_take(&a->body, &st->len);
+  st->size = st->kind == SIM_STREAM_HUGE ? a->stream_size : st->len;
+  st->keep = a->stream_keep;
+  st->every = a->trickle_ms ? a->trickle_ms : 1000;
+  resp = MHD_create_response_from_callback(st->size, 4096, on_stream_read, st, on_stream_free);
+  if (!resp)
+    on_stream_free(st);
+  return resp;
+}
+
+static struct MHD_Response *make_response(struct sim_http *h, struct MHD_Connection *conn,
+                                          struct sim_answer *a)
 {
   struct MHD_Response *resp;
   char num[32];
   size_t len = 0;
-  char *body = sim_buf_take(&a->body, &len);
+  char *body = NULL;
 
-  if (body)
-    resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-  else
-    resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+  if (a->stream != SIM_STREAM_NONE) {
+    resp = make_stream(h, conn, a);
+  } else {
+    body = sim_buf_take(&a->body, &len);
+    if (body)
+      resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    else
+      resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+  }
   if (!resp) {
     free(body);
     return NULL;
@@ -240,7 +339,7 @@ static enum MHD_Result dispatch(struct sim_http *h, struct MHD_Connection *conn,
   sim_buf_free(&rq->body); /* not needed any more; keep idle keep-alive memory small */
 
   if (!a.reset) {
-    resp = make_response(&a);
+    resp = make_response(h, conn, &a);
     if (!resp)
       goto out;
   }

@@ -118,6 +118,13 @@ const char *sim_fault_kind_name(enum sim_fault_kind k)
   case SIM_FAULT_RESET: return "reset";
   case SIM_FAULT_GARBAGE: return "garbage";
   case SIM_FAULT_RATE_LIMIT: return "rate_limit";
+  case SIM_FAULT_TRUNCATED: return "truncated";
+  case SIM_FAULT_HUGE: return "huge";
+  case SIM_FAULT_SLOWLORIS: return "slowloris";
+  case SIM_FAULT_BAD_UTF8: return "bad_utf8";
+  case SIM_FAULT_DEEP_JSON: return "deep_json";
+  case SIM_FAULT_WRONG_TYPE: return "wrong_type";
+  case SIM_FAULT_EMPTY_200: return "empty_200";
   }
   return "?";
 }
