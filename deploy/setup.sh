@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_pkgs=(gcc make cmake pkg-config librdkafka-dev libcurl4-openssl-dev libcjson-dev
             libconfig-dev libuv1-dev libmicrohttpd-dev libcmocka-dev python3 kcat curl)
-test_pkgs=(openjdk-17-jre-headless maven jq)
+test_pkgs=(openjdk-17-jre-headless maven jq clang libclang-rt-14-dev) # clang + libFuzzer: fuzz.run
 
 want=("${build_pkgs[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${test_pkgs[@]}")
