@@ -6,6 +6,7 @@ set -euo pipefail
 build_pkgs=(gcc make cmake pkg-config librdkafka-dev libcurl4-openssl-dev libcjson-dev
             libconfig-dev libuv1-dev libmicrohttpd-dev libcmocka-dev python3 kcat curl)
 test_pkgs=(openjdk-17-jre-headless maven jq clang libclang-rt-14-dev) # clang + libFuzzer: fuzz.run
+test_pkgs+=(prometheus nodejs npm) # promtool and node + npm: tests/deploy
 
 want=("${build_pkgs[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${test_pkgs[@]}")
@@ -22,9 +23,18 @@ fi
 if [[ " ${missing[*]} " == *" maven "* ]] && command -v mvn >/dev/null; then
   missing=("${missing[@]/maven}")
 fi
+# Node and npm from elsewhere (NodeSource's nodejs ships npm) will do.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  missing=("${missing[@]/nodejs}")
+  missing=("${missing[@]/npm}")
+fi
 read -r -a missing <<<"${missing[*]:-}"
+deploy_npm() { # --test: the deploy tests' npm packages, cached by their lockfile
+  [[ "${1:-}" != "--test" ]] || "$(dirname "$0")/../tests/deploy/npm-install.sh"
+}
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "setup: all packages present"
+  deploy_npm "${1:-}"
   exit 0
 fi
 
@@ -37,3 +47,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+deploy_npm "${1:-}"

@@ -73,8 +73,22 @@ PY
   ;;
 grafana)
   need promtool
+  need node
+  export NODE_PATH=${DW_DEPLOY_NPM_CACHE:-$HOME/.cache/delivery-worker/deploy-npm}/node_modules
   python3 "$here/dashboard.py" "$root/deploy/grafana" "$bin" "$tmp"
   promtool check rules "$tmp/dashboard-queries.yml"
+  # Provisioning: the dashboard provider loads a folder, the data source is Prometheus.
+  node - "$root/deploy/grafana/provisioning" <<'JS'
+const fs = require("fs"), YAML = require("yaml"), dir = process.argv[2];
+const d = YAML.parse(fs.readFileSync(dir + "/dashboards/delivery-worker.yml", "utf8"));
+const s = YAML.parse(fs.readFileSync(dir + "/datasources/prometheus.yml", "utf8"));
+const p = (d.providers || [])[0] || {};
+const ok = d.apiVersion === 1 && p.type === "file" && p.options && p.options.path &&
+  s.apiVersion === 1 && (s.datasources || []).some((x) => x.type === "prometheus" && x.url);
+console.log(ok ? "provisioning: dashboard provider and Prometheus data source present"
+               : "FAIL provisioning files incomplete");
+process.exit(ok ? 0 : 1);
+JS
   ;;
 docs)
   python3 "$here/docs.py" check "$root" "$bin"
