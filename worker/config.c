@@ -1118,6 +1118,13 @@ static int validate(struct load *ld)
   rc = check_ticket_source(ld);
   if (rc)
     return rc;
+  /* Exactly-once commits outputs out of order; only the map says which records beyond the
+   * committed offset are done, so without one a restart would write them again. */
+  if (strcmp(ld->cfg->processing.guarantee, "exactly_once") == 0 &&
+      ld->cfg->kafka.commit_metadata_max_bytes == 0)
+    return fail(ld, (size_t)option_index("kafka.commit_metadata_max_bytes"),
+                "must not be 0 with processing.guarantee = \"exactly_once\" (the map of "
+                "finished tasks is what keeps a restart from writing their outputs again)");
 
   if (ld->origin[iresume].kind == FROM_DEFAULT) {
     cfg->worker.resume_in_flight = cfg->worker.max_in_flight * 4 / 5;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dw/common.h"
@@ -247,6 +248,7 @@ struct dw_consumer {
   int fetching;         /* reads still inside rd_kafka_committed (under lock) */
   int requests;         /* reads whose completion has not run on the loop yet */
   int closing, closed;
+  int must_read;        /* exactly-once: never go on without the map (duplicates) */
 };
 
 /* Grows the per-partition arrays to hold partition id. */
@@ -299,8 +301,21 @@ struct committed_read {
   struct dw_consumer *c;
   rd_kafka_topic_partition_list_t *list;
   uint32_t *seq; /* the assignment each partition belonged to */
+  int retry;     /* an earlier read failed: back off first */
   rd_kafka_resp_err_t err;
 };
+
+static void read_committed(struct dw_consumer *c, const int32_t *ids, size_t n, int retry);
+
+/* A partition no longer waits for its committed metadata. */
+static void release_fetch_hold(struct dw_consumer *c, int32_t id)
+{
+  if (id < 0 || (size_t)id >= c->nparts)
+    return;
+  c->holds[id] &= ~HOLD_FETCH;
+  if (!held(c, id))
+    set_fetching(c->rk, c->topic, &id, 1, 0);
+}
 
 static void consumer_free(struct dw_consumer *c)
 {
@@ -315,6 +330,10 @@ static void consumer_free(struct dw_consumer *c)
 static void committed_work(uv_work_t *req)
 {
   struct committed_read *r = req->data;
+  if (r->retry) { /* a backoff on the pool's thread, not on the loop */
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = 500 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
   r->err = rd_kafka_committed(r->c->rk, r->list, COMMITTED_TIMEOUT_MS);
   uv_mutex_lock(&r->c->lock);
   r->c->fetching--;
@@ -326,44 +345,61 @@ static void committed_done(uv_work_t *req, int status)
 {
   struct committed_read *r = req->data;
   struct dw_consumer *c = r->c;
+  int32_t *again = calloc((size_t)r->list->cnt + 1, sizeof(*again));
+  size_t nagain = 0;
   c->requests--;
-  if (r->err && status == 0 && !c->closing)
-    dw_warn("cannot read the committed offsets of %d new partition(s): %s; their records "
-            "are processed without the map of finished tasks", r->list->cnt,
-            rd_kafka_err2str(r->err));
   for (int i = 0; status == 0 && !c->closing && i < r->list->cnt; i++) {
     rd_kafka_topic_partition_t *e = &r->list->elems[i];
     if ((size_t)e->partition >= c->nparts || c->assign_seq[e->partition] != r->seq[i])
       continue; /* revoked (and maybe assigned again) since: a newer read is on its way */
-    int ok = !r->err && !e->err && e->offset >= 0;
+    rd_kafka_resp_err_t err = r->err ? r->err : e->err;
+    if (err && c->must_read && again) {
+      /* Exactly-once: records beyond the committed offset may have outputs committed
+       * already; only the map says which. A transaction left open by a killed replica keeps
+       * the offset unstable until the broker aborts it: wait for it. */
+      dw_warn("partition %d: cannot read the committed offset yet (%s); retrying",
+              (int)e->partition, rd_kafka_err2str(err));
+      again[nagain++] = e->partition;
+      continue;
+    }
+    if (err)
+      dw_warn("partition %d: cannot read the committed offset (%s); its records are "
+              "processed without the map of finished tasks", (int)e->partition,
+              rd_kafka_err2str(err));
+    int ok = !err && e->offset >= 0;
     c->h.on_committed(c->h.arg, e->partition, ok ? e->offset : -1,
                       ok ? e->metadata : NULL, ok ? e->metadata_size : 0);
-    c->holds[e->partition] &= ~HOLD_FETCH;
-    if (!held(c, e->partition))
-      set_fetching(c->rk, c->topic, &e->partition, 1, 0);
+    release_fetch_hold(c, e->partition);
   }
   rd_kafka_topic_partition_list_destroy(r->list);
   free(r->seq);
   free(r);
+  if (nagain)
+    read_committed(c, again, nagain, 1);
+  free(again);
   if (c->closed && c->requests == 0)
     consumer_free(c);
 }
 
 /* Reads the committed offsets and metadata of new partitions off the loop; they stay held
  * until then. On failure they are released at once, without a map. */
-static void read_committed(struct dw_consumer *c, const int32_t *ids, size_t n)
+static void read_committed(struct dw_consumer *c, const int32_t *ids, size_t n, int retry)
 {
   struct committed_read *r = calloc(1, sizeof(*r));
   if (r)
     r->seq = calloc(n, sizeof(*r->seq));
-  if (!r || !r->seq) {
+  if (!r || !r->seq || c->closing) {
+    if (r)
+      free(r->seq);
     free(r);
-    dw_warn("out of memory reading committed offsets; processing without the map");
+    if (!c->closing)
+      dw_warn("out of memory reading committed offsets; processing without the map");
     for (size_t i = 0; i < n; i++)
-      c->holds[ids[i]] &= ~HOLD_FETCH;
+      release_fetch_hold(c, ids[i]);
     return;
   }
   r->c = c;
+  r->retry = retry;
   r->req.data = r;
   r->list = rd_kafka_topic_partition_list_new((int)n);
   for (size_t i = 0; i < n; i++) {
@@ -383,7 +419,7 @@ static void read_committed(struct dw_consumer *c, const int32_t *ids, size_t n)
     free(r->seq);
     free(r);
     for (size_t i = 0; i < n; i++)
-      c->holds[ids[i]] &= ~HOLD_FETCH;
+      release_fetch_hold(c, ids[i]);
   }
 }
 
@@ -392,18 +428,22 @@ static void read_committed(struct dw_consumer *c, const int32_t *ids, size_t n)
  * pause flag across revoke and re-assign. */
 static void assigned(struct dw_consumer *c, const int32_t *ids, size_t n)
 {
-  int fetch = c->h.on_committed != NULL;
+  int fetch = c->h.on_committed != NULL && !c->closing;
   for (size_t i = 0; i < n; i++) {
-    if (consumer_part(c, ids[i]) < 0)
+    if (consumer_part(c, ids[i]) < 0) {
+      fetch = 0; /* out of memory: no map, but every partition must be served */
       continue;
+    }
     c->assign_seq[ids[i]]++;
-    c->holds[ids[i]] = fetch ? HOLD_FETCH : 0;
+    c->holds[ids[i]] = 0;
   }
+  for (size_t i = 0; fetch && i < n; i++)
+    c->holds[ids[i]] = HOLD_FETCH;
   for (size_t i = 0; i < n; i++)
     set_fetching(c->rk, c->topic, &ids[i], 1, held(c, ids[i]));
   c->h.on_assign(c->h.arg, ids, n);
   if (fetch)
-    read_committed(c, ids, n);
+    read_committed(c, ids, n, 0);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -532,6 +572,7 @@ int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_c
     return DW_ENOMEM;
   c->h = *handler;
   c->loop = loop;
+  c->must_read = strcmp(cfg->processing.guarantee, "exactly_once") == 0;
   uv_mutex_init(&c->lock);
   uv_cond_init(&c->idle);
   c->topic = strdup(cfg->kafka.input_topic);
@@ -707,6 +748,10 @@ void dw_consumer_close(struct dw_consumer *c)
     if (e)
       dw_warn("closing the consumer: %s", rd_kafka_err2str(e));
   }
+  uv_mutex_lock(&c->lock); /* an assignment during the close may have started one more */
+  while (c->fetching > 0)
+    uv_cond_wait(&c->idle, &c->lock);
+  uv_mutex_unlock(&c->lock);
   waker_close(&c->waker, consumer_freed);
   rd_kafka_queue_destroy(q);
   /* librdkafka 2.0.2 can crash closing a cooperative-sticky consumer that never had an
@@ -716,11 +761,17 @@ void dw_consumer_close(struct dw_consumer *c)
 
 /* ---- producer ---- */
 
+#define TXN_CALL_TIMEOUT_MS 5000 /* the loop waits at most this long per transaction call */
+
+enum txn_pending { TXN_NONE, TXN_COMMITTING, TXN_ABORTING };
+
 struct dw_producer {
   rd_kafka_t *rk;
   struct waker waker;
   size_t outstanding;
   int transactional;
+  int in_txn;               /* a transaction is open */
+  enum txn_pending pending; /* a commit or abort timed out and continues in the background */
 };
 
 /* The transactional.id: configured, or stable per replica when it has a group instance id
@@ -739,35 +790,58 @@ static void transactional_id(const struct dw_config *cfg, char *out, size_t outl
   }
 }
 
-/* Turns a transaction API error into DW_ESTATE (fatal), DW_EAGAIN (abort needed) or DW_EIO
- * (retriable), and describes it. Destroys e. */
+/* Turns a transaction API error into DW_ESTATE (fatal), DW_EAGAIN (abort needed) or
+ * DW_ETIMEDOUT (retriable: call again), and describes it. Destroys e. */
 static int txn_error(rd_kafka_error_t *e, const char *what, char *err, size_t errlen)
 {
   int rc = rd_kafka_error_is_fatal(e)             ? DW_ESTATE
            : rd_kafka_error_txn_requires_abort(e) ? DW_EAGAIN
-           : rd_kafka_error_is_retriable(e)        ? DW_EIO
+           : rd_kafka_error_is_retriable(e)        ? DW_ETIMEDOUT
                                                    : DW_EAGAIN;
   snprintf(err, errlen, "%s: %s", what, rd_kafka_error_string(e));
   rd_kafka_error_destroy(e);
   return rc;
 }
 
+/* Opens a transaction if none is open. */
 static int txn_begin(struct dw_producer *p, char *err, size_t errlen)
 {
+  if (p->in_txn)
+    return 0;
   rd_kafka_error_t *e = rd_kafka_begin_transaction(p->rk);
-  return e ? txn_error(e, "cannot begin a transaction", err, errlen) : 0;
+  if (e)
+    return txn_error(e, "cannot begin a transaction", err, errlen);
+  p->in_txn = 1;
+  return 0;
 }
 
+/* The transaction ended (committed or aborted): open the next one now, or lazily later. */
+static int txn_next(struct dw_producer *p, char *err, size_t errlen)
+{
+  p->in_txn = 0;
+  p->pending = TXN_NONE;
+  int rc = txn_begin(p, err, errlen);
+  return rc == DW_ESTATE ? rc : 0;
+}
+
+/* A commit or abort that timed out goes on in the background; calling the same function
+ * again resumes it (librdkafka 2.0+). Neither may be swapped for the other meanwhile: an
+ * abort while a commit is in progress is refused, and would wedge the producer. */
 int dw_producer_txn_abort(struct dw_producer *p, char *err, size_t errlen)
 {
-  rd_kafka_error_t *e = rd_kafka_abort_transaction(p->rk, -1);
+  if (p->pending == TXN_COMMITTING)
+    return DW_ETIMEDOUT;
+  if (!p->in_txn)
+    return txn_next(p, err, errlen);
+  rd_kafka_error_t *e = rd_kafka_abort_transaction(p->rk, TXN_CALL_TIMEOUT_MS);
   int rc = e ? txn_error(e, "cannot abort the transaction", err, errlen) : 0;
   if (rc == DW_ESTATE)
     return rc;
-  if (rc < 0) /* still in the transaction: the next commit or abort tries again */
-    return DW_EAGAIN;
-  rc = txn_begin(p, err, errlen);
-  return rc == DW_ESTATE ? rc : 0;
+  if (rc < 0) {
+    p->pending = TXN_ABORTING;
+    return DW_ETIMEDOUT;
+  }
+  return txn_next(p, err, errlen);
 }
 
 int dw_producer_txn_commit(struct dw_producer *p, struct dw_consumer *c,
@@ -776,27 +850,36 @@ int dw_producer_txn_commit(struct dw_producer *p, struct dw_consumer *c,
 {
   rd_kafka_error_t *e = NULL;
   int rc = 0;
-  if (n > 0) {
-    rd_kafka_topic_partition_list_t *l = offsets_list(c->topic, partitions, offsets,
-                                                      metadata, n);
-    rd_kafka_consumer_group_metadata_t *g = rd_kafka_consumer_group_metadata(c->rk);
-    for (int attempt = 0; attempt < 3; attempt++) {
-      e = rd_kafka_send_offsets_to_transaction(p->rk, l, g, -1);
-      if (!e || (rc = txn_error(e, "cannot add the offsets to the transaction", err,
-                                errlen)) != DW_EIO)
-        break;
+  if (p->pending == TXN_ABORTING)
+    return dw_producer_txn_abort(p, err, errlen) == 0 ? DW_EAGAIN : DW_ETIMEDOUT;
+  if (p->pending == TXN_NONE) {
+    if ((rc = txn_begin(p, err, errlen)) < 0)
+      return rc == DW_ESTATE ? rc : DW_ETIMEDOUT; /* nothing was produced without one */
+    if (n > 0) {
+      rd_kafka_topic_partition_list_t *l = offsets_list(c->topic, partitions, offsets,
+                                                        metadata, n);
+      rd_kafka_consumer_group_metadata_t *g = rd_kafka_consumer_group_metadata(c->rk);
+      for (int attempt = 0; attempt < 3; attempt++) {
+        e = rd_kafka_send_offsets_to_transaction(p->rk, l, g, TXN_CALL_TIMEOUT_MS);
+        rc = e ? txn_error(e, "cannot add the offsets to the transaction", err, errlen) : 0;
+        if (rc != DW_ETIMEDOUT)
+          break;
+      }
+      rd_kafka_consumer_group_metadata_destroy(g);
+      rd_kafka_topic_partition_list_destroy(l);
+      if (rc == DW_ETIMEDOUT)
+        rc = DW_EAGAIN; /* the offsets may be half added: start over */
     }
-    rd_kafka_consumer_group_metadata_destroy(g);
-    rd_kafka_topic_partition_list_destroy(l);
   }
-  for (int attempt = 0; rc == 0 && attempt < 3; attempt++) {
-    e = rd_kafka_commit_transaction(p->rk, -1); /* resumable after a retriable error */
-    if (!e || (rc = txn_error(e, "cannot commit the transaction", err, errlen)) != DW_EIO)
-      break;
-    rc = 0;
-    if (attempt == 2)
-      rc = DW_EAGAIN;
+  if (rc == 0) {
+    e = rd_kafka_commit_transaction(p->rk, TXN_CALL_TIMEOUT_MS);
+    rc = e ? txn_error(e, "cannot commit the transaction", err, errlen) : 0;
+    if (rc == DW_ETIMEDOUT) {
+      p->pending = TXN_COMMITTING; /* the outcome is not known yet: resume next time */
+      return rc;
+    }
   }
+  p->pending = TXN_NONE;
   if (rc == DW_ESTATE)
     return rc;
   if (rc < 0) {
@@ -806,10 +889,14 @@ int dw_producer_txn_commit(struct dw_producer *p, struct dw_consumer *c,
       snprintf(err, errlen, "%s", why);
       return arc;
     }
-    return DW_EAGAIN;
+    return arc == DW_ETIMEDOUT ? DW_ETIMEDOUT : DW_EAGAIN;
   }
-  rc = txn_begin(p, err, errlen);
-  return rc == DW_ESTATE ? rc : 0;
+  return txn_next(p, err, errlen);
+}
+
+int dw_producer_txn_busy(const struct dw_producer *p)
+{
+  return p->pending != TXN_NONE;
 }
 
 int dw_producer_transactional(const struct dw_producer *p)
@@ -837,6 +924,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_INVALID_MSG:
       err = DW_ERANGE; /* this record can never be written as it is */
+      break;
+    case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
+    case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
+      err = DW_ECANCELED; /* purged by an aborted transaction */
       break;
     default:
       err = DW_EIO;
@@ -934,6 +1025,14 @@ int dw_producer_send(struct dw_producer *p, const char *topic, const void *key, 
                      size_t header_count, const struct dw_header *extra, size_t extra_count,
                      dw_delivery_cb cb, void *arg)
 {
+  if (p->transactional && !p->in_txn) {
+    char why[512];
+    int rc = txn_begin(p, why, sizeof(why));
+    if (rc < 0) {
+      dw_warn("%s", why);
+      return rc == DW_ESTATE ? rc : DW_EIO;
+    }
+  }
   struct delivery *d = malloc(sizeof(*d));
   if (!d)
     return DW_ENOMEM;

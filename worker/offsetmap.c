@@ -96,7 +96,7 @@ int dw_offsetmap_begin(struct dw_offsetmap_writer *w, uint8_t *bin, size_t cap, 
 
 int dw_offsetmap_add(struct dw_offsetmap_writer *w, int64_t from, int64_t to)
 {
-  if (from < w->cursor || to <= from)
+  if (from <= w->cursor || to <= from) /* a gap of at least 1: see parse_runs */
     return DW_EINVAL;
   if (w->truncated)
     return DW_ERANGE;
@@ -197,7 +197,8 @@ static int parse_runs(struct dw_offsetmap *m, const uint8_t *b, size_t n)
   pos += k;
   int64_t cursor = m->base;
   while (pos < n) {
-    if (!(k = get_varint(b + pos, n - pos, &gap)))
+    /* Runs are maximal and the base itself is unfinished: a gap is at least 1. */
+    if (!(k = get_varint(b + pos, n - pos, &gap)) || gap == 0)
       return DW_EINVAL;
     pos += k;
     if (!(k = get_varint(b + pos, n - pos, &len)) || len == 0)

@@ -44,7 +44,13 @@ struct part {
   struct dw_offsetmap map; /* finished records beyond the committed offset at assignment */
   int has_map;
   int map_full;        /* held: the map passed three quarters of its room */
+  size_t map_len;      /* its map's length at the last commit */
+  size_t staged_since; /* exactly-once: outputs staged since then */
 };
+
+/* The most one more finished record can add to a map's text: one (gap, length) pair of
+ * varints of up to 10 bytes each, in base64. */
+#define MAP_BYTES_PER_TASK 27
 
 /* The headers a dead letter adds, with room for their values (the topic name points at the
  * config instead). */
@@ -68,12 +74,15 @@ struct job {
   struct dlq_headers *dlq; /* only for a dead letter: most jobs never need it */
   int value_omitted;      /* the dead letter went without its value (too large for Kafka) */
   int headers_omitted;    /* ... and then without the original headers too */
+  unsigned sends;         /* produced, delivery report not yet received */
+  int orphan;             /* dropped while a report was due: freed when it arrives */
   int staged;             /* exactly-once: produced in the open transaction */
   int too_large;          /* exactly-once: Kafka refused it as too large; shrink, redo */
   const char *outcome;    /* "succeeded" or "failed", for the metrics */
   const char *reason;     /* the dead letter's reason, for the metrics */
   struct job *prev, *next;      /* every job */
   struct job *retry_next;       /* waiting to be produced again */
+  struct job *park_next;        /* exactly-once: waiting for room in the next transaction */
 };
 
 struct dw_worker {
@@ -96,6 +105,7 @@ struct dw_worker {
   struct dw_metric *m_skipped, *m_txns;
   int eos;          /* processing.guarantee = exactly_once */
   int txn_doomed;   /* something in the open transaction failed: abort it, produce again */
+  struct job *parked; /* exactly-once: outputs waiting for the next transaction */
   uint8_t *mapbuf;  /* scratch for encoding maps */
   char *maptext;
   size_t mapmax;    /* kafka.commit_metadata_max_bytes */
@@ -151,6 +161,16 @@ static void set_paused(struct dw_worker *w, int bit, int on)
   }
 }
 
+static void job_release(struct job *j)
+{
+  dw_record_free(j->rec);
+  free(j->payload);
+  free(j->dlq);
+  free(j);
+}
+
+/* The job leaves the flow. If a delivery report is still due for it (a fatal producer error
+ * or an abort purges records asynchronously), its memory stays until the report arrives. */
 static void job_free(struct dw_worker *w, struct job *j)
 {
   if (j->prev)
@@ -159,10 +179,11 @@ static void job_free(struct dw_worker *w, struct job *j)
     w->jobs = j->next;
   if (j->next)
     j->next->prev = j->prev;
-  dw_record_free(j->rec);
-  free(j->payload);
-  free(j->dlq);
-  free(j);
+  j->prev = j->next = NULL;
+  if (j->sends)
+    j->orphan = 1;
+  else
+    job_release(j);
   w->in_flight--;
   if (w->in_flight < (size_t)w->cfg->worker.resume_in_flight)
     set_paused(w, 1, 0);
@@ -223,7 +244,7 @@ static void unwritable(struct dw_worker *w, struct job *j, const char *why)
 static void on_delivered_txn(struct dw_worker *w, struct job *j, int err, const char *errstr,
                              int fatal)
 {
-  if (!err)
+  if (!err || err == DW_ECANCELED) /* purged by an abort that already redoes the job */
     return;
   w->txn_doomed = 1;
   if (err == DW_ERANGE && !fatal)
@@ -238,6 +259,12 @@ static void on_delivered(void *arg, int err, const char *errstr, int fatal)
 {
   struct job *j = arg;
   struct dw_worker *w = j->w;
+  j->sends--;
+  if (j->orphan) {
+    if (j->sends == 0)
+      job_release(j);
+    return;
+  }
   if (w->eos) {
     on_delivered_txn(w, j, err, errstr, fatal);
     return;
@@ -290,16 +317,58 @@ static void on_retry_timer(uv_timer_t *t)
   }
 }
 
+/* Exactly-once: an output must wait for the next transaction while a commit's outcome is
+ * unknown, or when its partition's map may have no room left to record it (a finished record
+ * the map cannot hold would be processed again after a crash: a duplicate). The lowest
+ * unfinished record of a partition never waits: finishing it shrinks the map. */
+static int must_park(struct dw_worker *w, struct part *p, struct job *j)
+{
+  if (dw_producer_txn_busy(w->producer))
+    return 1;
+  if (w->mapmax == 0 || j->rec->offset == dw_tracker_committable_staged(&p->tracker, 1))
+    return 0;
+  return p->map_len + MAP_BYTES_PER_TASK * (p->staged_since + 1) > w->mapmax;
+}
+
+/* Exactly-once: stages the job's offset with its output in the open transaction. Returns 0
+ * when the job is to be produced now; otherwise it was parked or dropped. */
+static int stage(struct dw_worker *w, struct job *j)
+{
+  struct part *p = part_get(w, j->partition);
+  if (!p || !p->assigned || p->revoking || p->generation != j->generation) {
+    job_free(w, j); /* no longer ours: the new owner produces it, in its own transaction */
+    maybe_stop(w);
+    return -1;
+  }
+  if (must_park(w, p, j)) {
+    j->park_next = w->parked;
+    w->parked = j;
+    return -1;
+  }
+  dw_tracker_stage(&p->tracker, j->rec->offset);
+  p->staged_since++;
+  j->staged = 1;
+  return 0;
+}
+
+/* Exactly-once: after a commit or an abort, the parked outputs try again. */
+static void unpark(struct dw_worker *w)
+{
+  struct job *j = w->parked;
+  w->parked = NULL;
+  while (j) {
+    struct job *next = j->park_next;
+    produce(w, j);
+    j = next;
+  }
+}
+
 static void produce(struct dw_worker *w, struct job *j)
 {
   const struct dw_config *c = w->cfg;
   int rc;
-  if (w->eos && !j->staged) { /* its offset goes with the transaction its output is in */
-    struct part *p = part_get(w, j->partition);
-    if (p && p->assigned && p->generation == j->generation)
-      dw_tracker_stage(&p->tracker, j->rec->offset);
-    j->staged = 1;
-  }
+  if (w->eos && !j->staged && stage(w, j) < 0)
+    return;
   if (j->is_result)
     rc = dw_producer_send(w->producer, c->kafka.results_topic, j->key, strlen(j->key),
                           j->payload, j->payload_len, NULL, 0, NULL, 0, on_delivered, j);
@@ -310,6 +379,8 @@ static void produce(struct dw_worker *w, struct job *j)
                           j->headers_omitted ? NULL : j->rec->headers,
                           j->headers_omitted ? 0 : j->rec->header_count, j->dlq ? j->dlq->h : NULL,
                           j->dlq ? j->dlq->count : 0, on_delivered, j);
+  if (rc == 0)
+    j->sends++;
   if (rc == DW_ERANGE) {
     unwritable(w, j, "the producer refused it as too large");
   } else if (rc == DW_ESTATE) {
@@ -660,6 +731,8 @@ static const char *encode_map(struct dw_worker *w, int32_t id, struct part *p, i
     w->maptext[0] = '\0';
   size_t len = strlen(w->maptext);
   w->map_bytes = DW_MAX(w->map_bytes, len);
+  p->map_len = len;
+  p->staged_since = 0;
   int full = mw.truncated || len * 4 > w->mapmax * 3;
   if (full != p->map_full && (full || len * 2 < w->mapmax)) {
     p->map_full = full;
@@ -788,21 +861,26 @@ static void txn_settle(struct dw_worker *w, int committed)
       produce(w, j);
     }
   }
+  unpark(w);
   maybe_stop(w);
 }
 
+/* Exactly-once: commits the open transaction with the offsets and maps of every assigned
+ * partition (each tick of processing.transaction_interval_ms, on revoke and at shutdown). */
 static void txn_commit(struct dw_worker *w, int force)
 {
   char err[512] = "";
   int rc, staged = 0;
   for (struct job *j = w->jobs; j && !staged; j = j->next)
     staged = j->staged;
-  if (w->txn_doomed) {
+  if (dw_producer_txn_busy(w->producer)) {
+    /* Resume the commit or abort that timed out, with the offsets it already has. */
+    rc = dw_producer_txn_commit(w->producer, w->consumer, NULL, NULL, NULL, 0, err,
+                                sizeof(err));
+  } else if (w->txn_doomed) {
     rc = dw_producer_txn_abort(w->producer, err, sizeof(err));
     if (rc == 0)
       rc = DW_EAGAIN;
-    else if (rc == DW_EAGAIN)
-      return; /* still aborting: the next tick tries again */
   } else {
     int32_t *ids = malloc((w->nparts + 1) * sizeof(*ids));
     int64_t *offs = malloc((w->nparts + 1) * sizeof(*offs));
@@ -814,8 +892,15 @@ static void txn_commit(struct dw_worker *w, int force)
     free(ids);
     free(offs);
     free(metas);
-    if (rc == 1)
-      return; /* nothing to commit */
+    if (rc == 1) {
+      unpark(w); /* nothing to commit, but the maps were measured again */
+      return;
+    }
+  }
+  if (rc == DW_ETIMEDOUT) {
+    /* The outcome is not known yet; outputs wait (parked) until it is. */
+    dw_warn("exactly-once: %s; trying again", err[0] ? err : "the transaction is not done yet");
+    return;
   }
   if (rc == 0) {
     txn_settle(w, 1);
@@ -830,6 +915,11 @@ static void txn_commit(struct dw_worker *w, int force)
       next = j->next;
       if (j->staged)
         job_free(w, j);
+    }
+    while (w->parked) {
+      struct job *j = w->parked;
+      w->parked = j->park_next;
+      job_free(w, j);
     }
     begin_drain(w, 1);
     return;
@@ -878,9 +968,9 @@ static void on_revoke(void *arg, const int32_t *ids, size_t n, int lost)
     int32_t *cids = malloc(n * sizeof(*cids));
     int64_t *offs = malloc(n * sizeof(*offs));
     const char **metas = malloc(n * sizeof(*metas));
-    if (cids && offs && metas) {
+    if (cids && offs && metas) { /* synchronous: nothing retries it once they are gone */
       size_t m = collect_commits(w, ids, n, 1, cids, offs, metas);
-      dw_consumer_commit(w->consumer, cids, offs, metas, m);
+      dw_consumer_commit_sync(w->consumer, cids, offs, metas, m);
     }
     free(cids);
     free(offs);

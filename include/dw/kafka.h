@@ -83,7 +83,8 @@ void dw_consumer_close(struct dw_consumer *c);
 struct dw_producer;
 
 /* Delivery report: err 0, DW_ERANGE when this record can never be written as it is (too
- * large, invalid), or DW_EIO (worth retrying), with librdkafka's text. fatal is set when the
+ * large, invalid), DW_ECANCELED when an aborted transaction purged it, or DW_EIO (worth
+ * retrying), with librdkafka's text. fatal is set when the
  * producer can no longer be used (the worker must stop). */
 typedef void (*dw_delivery_cb)(void *arg, int err, const char *errstr, int fatal);
 
@@ -102,18 +103,24 @@ int dw_producer_send(struct dw_producer *p, const char *topic, const void *key, 
 size_t dw_producer_outstanding(const struct dw_producer *p);
 
 /* Exactly-once mode (processing.guarantee = "exactly_once"): the producer is transactional
- * and a transaction is always open. Commits it together with these input offsets and their
- * metadata (committed for the consumer's group, fenced by its generation), then opens the
- * next. Blocks until the broker has answered (it flushes what was produced first; delivery
- * reports are called from inside). Returns 0; DW_EAGAIN when the transaction was aborted
- * (everything produced in it is discarded and must be produced again); DW_ESTATE when the
- * producer can no longer be used (fenced, fatal error: the worker must stop). */
+ * and a transaction is open whenever something is produced. Commits it together with these
+ * input offsets and their metadata (committed for the consumer's group, fenced by its
+ * generation). Waits for the broker at most a few seconds (delivery reports are called from
+ * inside while it flushes). Returns 0 (committed); DW_EAGAIN when the transaction was aborted
+ * (everything produced in it is discarded and must be produced again); DW_ETIMEDOUT when the
+ * outcome is not known yet: nothing may be produced until a later call, with the same or no
+ * offsets, returns something else (dw_producer_txn_busy tells); DW_ESTATE when the producer
+ * can no longer be used (fenced, fatal error: the worker must stop). */
 int dw_producer_txn_commit(struct dw_producer *p, struct dw_consumer *c,
                            const int32_t *partitions, const int64_t *offsets,
                            const char *const *metadata, size_t n, char *err, size_t errlen);
 
-/* Aborts the open transaction and opens the next. DW_ESTATE as above. */
+/* Aborts the open transaction. 0 when done, DW_ETIMEDOUT (call again: busy meanwhile),
+ * DW_ESTATE as above. */
 int dw_producer_txn_abort(struct dw_producer *p, char *err, size_t errlen);
+
+/* Non-zero while a commit or abort that timed out is still going on. */
+int dw_producer_txn_busy(const struct dw_producer *p);
 
 /* Non-zero when the producer is transactional. */
 int dw_producer_transactional(const struct dw_producer *p);
