@@ -42,6 +42,21 @@ manifests)
     { echo "FAIL: deploy/kubernetes/configmap.yaml: check-config refused worker.conf" >&2; exit 1; }
   echo "check-config: the ConfigMap's worker.conf is valid"
   node "$here/manifests.js" check "$k8s" "$tmp/effective.conf"
+  # The checker must catch breakage: a copy with a wrong type (schema), a wrong type in the
+  # KEDA trigger (CRD schema), a grace period shorter than the drain and too many replicas.
+  cp -r "$k8s" "$tmp/broken"
+  sed -i 's/containerPort: 9464/containerPort: "9464"/; s/terminationGracePeriodSeconds: [0-9]*/terminationGracePeriodSeconds: 30/' \
+    "$tmp/broken/statefulset.yaml"
+  sed -i 's/lagThreshold: "\([0-9]*\)"/lagThreshold: \1/; s/maxReplicaCount: [0-9]*/maxReplicaCount: 99/' \
+    "$tmp/broken/keda-scaledobject.yaml"
+  if node "$here/manifests.js" check "$tmp/broken" "$tmp/effective.conf" >"$tmp/broken.out"; then
+    echo "FAIL: the checker accepted broken manifests" >&2; exit 1
+  fi
+  for want in "containerPort must be integer" "lagThreshold must be string" \
+              "terminationGracePeriodSeconds 30" "maxReplicaCount 99"; do
+    grep -q "$want" "$tmp/broken.out" || { cat "$tmp/broken.out"; echo "FAIL: not caught: $want" >&2; exit 1; }
+  done
+  echo "broken copy: all 4 planted faults caught"
   if command -v kubectl >/dev/null && kubectl kustomize "$k8s" >"$tmp/rendered.yaml" 2>"$tmp/kustomize.err"; then
     echo "kubectl kustomize: $(grep -c '^kind:' "$tmp/rendered.yaml") objects rendered"
   elif command -v kubectl >/dev/null; then
