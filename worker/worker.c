@@ -543,6 +543,12 @@ static double gauge_lag(void *arg)
   return w->consumer ? (double)dw_consumer_lag(w->consumer, &assigned) : 0;
 }
 
+static double gauge_ready(void *arg)
+{
+  char why[DW_TEXT_MAX + 128];
+  return on_ready(arg, why, sizeof(why));
+}
+
 static double gauge_map_bytes(void *arg)
 {
   return (double)((struct dw_worker *)arg)->map_bytes;
@@ -568,6 +574,9 @@ static void register_metrics(struct dw_worker *w)
   w->m_txns = dw_metrics_counter(r, "dw_transactions_total",
                                  "Exactly-once transactions, by result (committed, aborted).",
                                  "result");
+  dw_metrics_gauge_fn(r, "dw_ready",
+                      "1 when /readyz answers 200 (running, assigned, app healthy), else 0.",
+                      gauge_ready, w);
   dw_metrics_gauge_fn(r, "dw_commit_metadata_bytes",
                       "Largest map of finished tasks in the last commit, in bytes (limit: "
                       "kafka.commit_metadata_max_bytes).", gauge_map_bytes, w);

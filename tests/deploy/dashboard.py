@@ -14,13 +14,13 @@ import sys
 import docs
 
 # Metrics from elsewhere that panels may use: Prometheus' own and kube-state-metrics'.
-EXTERNAL = {"up", "kube_pod_status_ready"}
+EXTERNAL = {"up"}
 # What the dashboard must show (issue 5): a metric each.
 REQUIRED = ["dw_tasks_resolved_total", "dw_dead_letters_total", "dw_api_calls_total",
             "dw_api_rate_limited_total", "dw_limiter_rate_per_minute", "dw_consumer_lag",
             "dw_tasks_in_flight", "dw_poller_ready_tasks", "dw_task_resolve_seconds_bucket",
             "dw_task_polls_bucket", "dw_token_refreshes_total", "dw_app_healthy",
-            "kube_pod_status_ready", "dw_transactions_total", "dw_tasks_skipped_total",
+            "dw_ready", "dw_transactions_total", "dw_tasks_skipped_total",
             "dw_commit_metadata_bytes"]
 PROMQL_WORDS = {"sum", "by", "without", "rate", "increase", "min", "max", "avg", "histogram_quantile",
                 "le", "on", "group_left", "and", "or", "unless", "count", "irate", "deriv", "scalar",
