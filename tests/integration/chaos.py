@@ -55,7 +55,11 @@ def parse_args(argv):
     p.add_argument("--squeeze", action="store_true",
                    help="during the 429 storm also shrink the server's real window to 20 calls/s "
                         "for a few seconds")
+    p.add_argument("--skip", default="",
+                   help="comma-separated events to leave out, to narrow a failure down: "
+                        "kill, 5xx, broker, 429, revoke (scale and the final kill always run)")
     a = p.parse_args(argv)
+    a.skip = {x for x in a.skip.split(",") if x}
     if a.feed_rate is None:
         a.feed_rate = 50.0 if h.SANITIZED else 150.0
     if a.baseline_tasks is None:
@@ -413,17 +417,18 @@ def run_chaos(procs, args, kafka, rnd, started):
     feeder = Feeder(kafka, sim, h.IN, chunks, args.feed_rate)
     w[0].start()
     note("started w0 (static member chaos-0)")
-    feeder.run([
-        (0.10, scale_up),
-        (0.20, lambda: kill_restart(0)),                        # static member back at once
-        (0.30, faults_5xx),
-        (0.40, lambda: kill_restart(2, wait_rebalance=True)),   # dynamic member
-        (0.50, broker),
-        (0.60, storm_429),
-        (0.70, lambda: kill_restart(1, wait_rebalance=True)),   # static member, session expired
-        (0.80, revoke),
-        (0.85, faults_5xx),
-    ])
+    events = [
+        (0.10, "scale", scale_up),
+        (0.20, "kill", lambda: kill_restart(0)),                        # static member back at once
+        (0.30, "5xx", faults_5xx),
+        (0.40, "kill", lambda: kill_restart(2, wait_rebalance=True)),   # dynamic member
+        (0.50, "broker", broker),
+        (0.60, "429", storm_429),
+        (0.70, "kill", lambda: kill_restart(1, wait_rebalance=True)),   # static member, session expired
+        (0.80, "revoke", revoke),
+        (0.85, "5xx", faults_5xx),
+    ]
+    feeder.run([(at, fn) for at, name, fn in events if name == "scale" or name not in args.skip])
     note("all %d records fed" % feeder.fed)
     # Scale back to one: two replicas leave with SIGTERM (drain), then the last one is killed.
     for x in (w[1], w[2]):
