@@ -533,8 +533,9 @@ void dw_answer_classify(struct dw_answer *ans, long http_status, const void *bod
   root = json_parse(text, len, &trailing);
   if (!root || !cJSON_IsObject(root))
     goto out;
-  if (!json_int(cJSON_GetObjectItemCaseSensitive(root, "code"), &code) || code < LONG_MIN ||
-      code > LONG_MAX) {
+  /* code -1 is the "no usable body" of struct dw_answer: a body claiming it is one. */
+  if (!json_int(cJSON_GetObjectItemCaseSensitive(root, "code"), &code) || code == -1 ||
+      code < LONG_MIN || code > LONG_MAX) {
     why = "body without an integer code";
     goto out;
   }
@@ -606,8 +607,8 @@ int dw_auth_answer_parse(const void *body, size_t len, const char *field, char *
     set_text(msg, msg_size, "unparsable token answer");
     goto out;
   }
-  if (!json_int(cJSON_GetObjectItemCaseSensitive(root, "code"), &c) || c < LONG_MIN ||
-      c > LONG_MAX) {
+  if (!json_int(cJSON_GetObjectItemCaseSensitive(root, "code"), &c) || c == -1 ||
+      c < LONG_MIN || c > LONG_MAX) { /* -1: the unparsable answer of *code */
     set_text(msg, msg_size, "token answer without an integer code");
     goto out;
   }

@@ -3,12 +3,14 @@
  * picks the mode:
  *
  * - even: the rest is a metadata string for dw_offsetmap_decode (exact byte range, guard page
- *   behind it). A map accepted has increasing, non-overlapping runs beyond its base, a count
+ *   behind it). A map accepted has increasing runs beyond its base, separated by gaps of at
+ *   least one offset (runs are maximal, the base itself is unfinished), a count
  *   equal to the sum of the runs, dw_offsetmap_contains agreeing with the runs, and written
  *   again with the writer it decodes to the same runs. A rejected one is left empty.
  * - odd: the rest drives the writer: a text limit, a buffer size, a base and a sequence of
  *   (gap, length) runs. The text must be exactly dw_offsetmap_text_len long and within the
- *   limit, and decode to the runs the writer accepted (a run that did not fit ends the map).
+ *   limit, and decode to the runs the writer accepted (a run that did not fit ends the map);
+ *   runs out of order or without a gap are refused.
  *
  * Build and run with tests/fuzz/run.sh; corpus tests/fuzz/corpus/offsetmap. */
 #define DW_FUZZ_NAME "fuzz_offsetmap"
@@ -43,7 +45,7 @@ static void check_map(struct dw_offsetmap *m)
 {
   int64_t count = 0, prev = m->base;
   for (size_t i = 0; i < m->runs; i++) {
-    if (m->from[i] < prev || m->to[i] <= m->from[i])
+    if (m->from[i] <= prev || m->to[i] <= m->from[i])
       abort();
     count += m->to[i] - m->from[i];
     prev = m->to[i];
@@ -54,9 +56,10 @@ static void check_map(struct dw_offsetmap *m)
   m->next = 0;
   if (m->base > 0 && dw_offsetmap_contains(m, m->base - 1))
     abort();
+  if (dw_offsetmap_contains(m, m->base))
+    abort();
   for (size_t i = 0; i < m->runs && i < 64; i++) {
-    if (m->from[i] > m->base && (i == 0 || m->to[i - 1] < m->from[i]) &&
-        dw_offsetmap_contains(m, m->from[i] - 1))
+    if (dw_offsetmap_contains(m, m->from[i] - 1))
       abort();
     if (!dw_offsetmap_contains(m, m->from[i]) || !dw_offsetmap_contains(m, m->to[i] - 1))
       abort();
@@ -123,7 +126,7 @@ static void fuzz_encode(const uint8_t *data, size_t size)
   struct reader r = {data, size};
   size_t max_text = (size_t)take(&r, 2) + 1; /* 1 .. 65536 */
   size_t cap = (size_t)take(&r, 2) + 1;
-  uint8_t shift = (uint8_t)take(&r, 1) % 64;
+  uint8_t shift = (uint8_t)take(&r, 1) % 63;
   int64_t base = (int64_t)(take(&r, 8) >> (1 + shift)); /* small and huge bases alike */
   int64_t *from = malloc(MAX_RUNS * sizeof(*from)), *to = malloc(MAX_RUNS * sizeof(*to));
   uint8_t *bin = malloc(cap);
@@ -148,22 +151,24 @@ static void fuzz_encode(const uint8_t *data, size_t size)
     uint64_t gap = take(&r, (size_t)(cls & 7) % 5), len = take(&r, (size_t)(cls >> 3 & 7) % 5);
     if (cls & 0x40)
       gap <<= 24;
+    gap += 1; /* runs are maximal: at least one unfinished offset between two */
     len += 1;
-    if (gap > (uint64_t)(INT64_MAX - cursor) || len > (uint64_t)(INT64_MAX - cursor) - gap) {
+    if (gap > (uint64_t)(INT64_MAX - cursor) || len > (uint64_t)(INT64_MAX - cursor) - gap ||
+        INT64_MAX - cursor - (int64_t)gap - (int64_t)len < 2) {
       /* Past INT64_MAX: the writer is never asked (its caller has offsets). */
       break;
     }
     int64_t f = cursor + (int64_t)gap, t = f + (int64_t)len;
     rc = dw_offsetmap_add(&w, f, t);
     if (rc == DW_ERANGE) {
-      if (!w.truncated || dw_offsetmap_add(&w, t, t + 1) != DW_ERANGE)
+      if (!w.truncated || dw_offsetmap_add(&w, t + 1, t + 2) != DW_ERANGE)
         abort(); /* once cut, a map takes nothing more */
       break;
     }
     if (rc != 0)
       abort();
-    /* A run out of order is refused and changes nothing. */
-    if (f > 0 && dw_offsetmap_add(&w, f - 1, t) != DW_EINVAL)
+    /* A run out of order, or touching the previous one, is refused and changes nothing. */
+    if (dw_offsetmap_add(&w, f - 1, t) != DW_EINVAL || dw_offsetmap_add(&w, t, t + 1) != DW_EINVAL)
       abort();
     from[runs] = f;
     to[runs] = t;
