@@ -121,6 +121,7 @@ struct sim_config {
   double auto_never;
   double auto_failed;
   uint64_t seed;
+  const char *tenants; /* store apps: "a,b,c", the tenants that installed them; NULL = any */
 };
 
 void sim_config_defaults(struct sim_config *c);

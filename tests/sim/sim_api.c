@@ -662,8 +662,29 @@ out:
   cJSON_Delete(json);
 }
 
+/* Whether tenant is one of --tenants (a comma-separated list), or any tenant without it. */
+static int tenant_installed(const struct sim *s, const char *tenant)
+{
+  size_t n = strlen(tenant);
+  const char *p = s->cfg.tenants;
+
+  if (!p)
+    return 1;
+  while (*p) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == n && strncmp(p, tenant, n) == 0)
+      return 1;
+    if (!end)
+      break;
+    p = end + 1;
+  }
+  return 0;
+}
+
 /* POST /auth/v3/tenant_access_token {app_access_token, tenant_key}: a token valid for that
- * tenant only. An unknown or expired app token: 99991664. */
+ * tenant only. An unknown or expired app token: 99991664; a tenant outside --tenants: 10013
+ * (the code is the simulator's choice: a clear refusal of that tenant_key). */
 static void store_tenant_token(struct sim *s, const struct sim_req *rq, struct sim_answer *a)
 {
   uint64_t now = sim_now(s);
@@ -690,6 +711,10 @@ static void store_tenant_token(struct sim *s, const struct sim_req *rq, struct s
     goto out;
   }
   app_id = s->apps[app->app].id;
+  if (!tenant_installed(s, key->valuestring)) {
+    answer_error(a, 400, 10013, "tenant not found: the app is not installed there");
+    goto out;
+  }
   w = sim_win_get(s, app->app, key->valuestring);
   t = w ? same_or_new(s, w->current, app->app, SIM_TOKEN_TENANT, key->valuestring, &expire) : NULL;
   if (!t) {

@@ -21,6 +21,7 @@
  *     --seed N                  default 1; an auto task's fate depends only on (seed, website/task)
  *     --threads N               MHD polling threads, default 1
  *     --max-records N           request records kept for /_sim/requests, default 1000000
+ *     --tenants A,B,...         store apps: the only tenant_keys that installed them (default any)
  *     -v, --verbose             log every request and MHD errors to stderr (quiet by default)
  *   Prints "dw-sim listening on HOST:PORT" on stdout once ready; exits 0 on SIGTERM/SIGINT.
  *
@@ -54,7 +55,8 @@
  *   POST /open-apis/auth/v3/app_access_token {"app_id","app_secret","app_ticket"}: 10014 as above;
  *     400 10012 unless app_ticket is the one pushed last (/_sim/ticket); else "app_access_token"
  *     "a-<40 hex>". POST /open-apis/auth/v3/tenant_access_token {"app_access_token","tenant_key"}:
- *     400 99991664 for an unknown/expired app token; else a tenant token valid for that tenant;
+ *     400 99991664 for an unknown/expired app token; 400 10013 for a tenant_key not in --tenants
+ *     (when given); else a tenant token valid for that tenant;
  *     its delivery-task calls count in that app+tenant's own rate windows. POST
  *     /open-apis/auth/v3/app_ticket/resend {"app_id","app_secret"}: counted (see /_sim/ticket).
  *   Anything else outside /_sim/ -> 404 {"code":404,"msg":"404 page not found"}.
@@ -130,7 +132,7 @@ static void usage(FILE *f)
         "              [--latency-ms N|MIN-MAX] [--unknown-tasks not_found|auto]\n"
         "              [--auto-ready fixed:MS|lognormal:MEDIAN_MS:SIGMA:MAX_MS]\n"
         "              [--auto-never F] [--auto-failed F] [--seed N] [--threads N]\n"
-        "              [--max-records N] [-v]\n"
+        "              [--max-records N] [--tenants A,B,...] [-v]\n"
         "A Feishu Hire API simulator; see the comment at the top of tests/sim/sim_main.c.\n",
         f);
 }
@@ -169,6 +171,7 @@ enum {
   OPT_SEED,
   OPT_THREADS,
   OPT_MAX_RECORDS,
+  OPT_TENANTS,
 };
 
 static int parse_args(int argc, char **argv, struct options *o)
@@ -188,6 +191,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     {"seed", required_argument, NULL, OPT_SEED},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"max-records", required_argument, NULL, OPT_MAX_RECORDS},
+    {"tenants", required_argument, NULL, OPT_TENANTS},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -230,6 +234,7 @@ static int parse_args(int argc, char **argv, struct options *o)
       break;
     case OPT_THREADS: bad = sim_parse_ll(optarg, 1, 64, &o->threads); break;
     case OPT_MAX_RECORDS: bad = sim_parse_ll(optarg, 1, 100000000LL, &o->max_records); break;
+    case OPT_TENANTS: o->cfg.tenants = optarg; break; /* argv lives as long as the process */
     case 'v': o->verbose++; break;
     case 'h': usage(stdout); exit(0);
     default: usage(stderr); return SIM_EINVAL;
