@@ -22,17 +22,31 @@
  * one we counted it in. 100 ms of slack costs 9% of the per-second burst allowance but almost
  * nothing of the per-minute budget, which is what bounds sustained work (1000/min = 16.7/s). */
 #define LIMITER_SLACK_MS 100
+/* A tenant's lane with no task for this long is freed (a store app may serve many tenants, most
+ * of them now and then); the sweep that does it runs every LANE_SWEEP_MS. */
+#define LANE_IDLE_MS (10 * 60 * 1000)
+#define LANE_SWEEP_MS 60000
 
 enum task_state { T_WAITING, T_READY, T_CALLING, T_CANCELLED };
 
 /* The calls of one app and tenant: Feishu limits each pair on its own, and one tenant waiting
  * for its token or its budget must not hold up another's. A self-built app has one lane (key
- * ""); a store app one per tenant_key. Lanes live as long as the poller. */
+ * ""); a store app one per tenant_key, found through a hash table and freed when it has had no
+ * task for LANE_IDLE_MS. Lanes with ready tasks take turns in a ring; a lane whose token is
+ * missing leaves the ring (parked) until the token manager has news for it. */
 struct lane {
   char key[DW_TENANT_KEY_MAX + 1];
   struct dw_limiter limiter;
   struct dw_task **heap; /* the lane's ready queue */
   size_t nready, heap_cap;
+  size_t ntasks;         /* the tenant's tasks in the poller, in any state */
+  uint64_t idle_since;   /* loop time ntasks became 0 */
+  int parked;            /* no token: out of the ring until dw_poller_on_token */
+  int in_ring;
+  char why[320];         /* why the tenant has no token (the token manager's last reason), "" */
+  struct lane *hnext;    /* hash chain */
+  struct lane *prev, *next;   /* every lane */
+  struct lane *rprev, *rnext; /* the ring of lanes that may call */
 };
 
 struct dw_task {
@@ -50,7 +64,7 @@ struct dw_task {
   unsigned attempts, polls, pending_answers, failures;
   int token_retried;
   long last_code;
-  char last_msg[128];
+  char last_msg[384];
   char log_id[64];
   size_t heap_index;          /* in the ready queue */
   double priority;
@@ -67,16 +81,19 @@ struct dw_poller {
   dw_outcome_cb on_outcome;
   dw_health_cb on_health;
   void *arg;
-  struct lane **lanes;
-  size_t nlanes, lanes_cap;
-  size_t next_lane;      /* where the next round of drive() starts: lanes take turns */
+  struct lane **buckets; /* lanes by key */
+  size_t nbuckets, nlanes;
+  struct lane *lanes;    /* every lane */
+  struct lane *ring;     /* lanes with ready tasks that may call; the next one to call */
+  size_t nring;
+  uv_timer_t sweep;      /* frees idle lanes, and retries parked ones now and then */
   uint64_t start_block_until; /* the first second after startup: see dw_poller_new */
   struct dw_adaptive adaptive;
   uv_timer_t dispatch;   /* wakes the ready queues when a limiter or the gate opens */
   uint64_t seq;
   struct dw_task *all;
   size_t ntasks, nready; /* nready: in all lanes */
-  size_t handles;        /* open uv handles: dispatch timer + task timers */
+  size_t handles;        /* open uv handles: dispatch and sweep timers + task timers */
   int closing;
   int driving;
   int healthy;
@@ -101,9 +118,9 @@ static double gauge_ready(void *arg)
 static double lowest_rate(const struct dw_poller *p, int minute)
 {
   double v = minute ? p->opt.rate_per_minute : p->opt.rate_per_second;
-  for (size_t i = 0; i < p->nlanes; i++) {
-    double l = minute ? p->lanes[i]->limiter.per_minute : p->lanes[i]->limiter.per_second;
-    if (i == 0 || l < v)
+  for (const struct lane *ln = p->lanes; ln; ln = ln->next) {
+    double l = minute ? ln->limiter.per_minute : ln->limiter.per_second;
+    if (ln == p->lanes || l < v)
       v = l;
   }
   return v;
@@ -169,17 +186,25 @@ static void register_metrics(struct dw_poller *p, struct dw_metrics *r)
 static void drive(struct dw_poller *p);
 static void on_dispatch(uv_timer_t *timer);
 static void on_due(uv_timer_t *timer);
+static void on_ready_deadline(uv_timer_t *timer);
+
+static void lane_free(struct lane *l)
+{
+  dw_limiter_cleanup(&l->limiter);
+  free(l->heap);
+  free(l);
+}
 
 static void poller_release(struct dw_poller *p)
 {
   if (--p->handles > 0 || !p->closing)
     return;
-  for (size_t i = 0; i < p->nlanes; i++) {
-    dw_limiter_cleanup(&p->lanes[i]->limiter);
-    free(p->lanes[i]->heap);
-    free(p->lanes[i]);
+  while (p->lanes) {
+    struct lane *l = p->lanes;
+    p->lanes = l->next;
+    lane_free(l);
   }
-  free(p->lanes);
+  free(p->buckets);
   dw_adaptive_cleanup(&p->adaptive);
   free(p->base_url);
   free(p);
@@ -191,6 +216,45 @@ static void on_task_closed(uv_handle_t *h)
   struct dw_poller *p = t->p;
   free(t);
   poller_release(p);
+}
+
+/* A lane is in the ring while it has ready tasks and is not parked. The ring pointer is the
+ * next lane to call; removing that lane moves it on, so it always names a member (or NULL). */
+static void ring_update(struct dw_poller *p, struct lane *l)
+{
+  int want = l->nready > 0 && !l->parked;
+  if (want == l->in_ring)
+    return;
+  if (want) {
+    if (!p->ring) {
+      l->rprev = l->rnext = l;
+      p->ring = l;
+    } else { /* last in turn: just before the next one to call */
+      l->rnext = p->ring;
+      l->rprev = p->ring->rprev;
+      l->rprev->rnext = l;
+      p->ring->rprev = l;
+    }
+    p->nring++;
+  } else {
+    if (l->rnext == l) {
+      p->ring = NULL;
+    } else {
+      l->rprev->rnext = l->rnext;
+      l->rnext->rprev = l->rprev;
+      if (p->ring == l)
+        p->ring = l->rnext;
+    }
+    l->rprev = l->rnext = NULL;
+    p->nring--;
+  }
+  l->in_ring = want;
+}
+
+static void lane_park(struct dw_poller *p, struct lane *l, int parked)
+{
+  l->parked = parked;
+  ring_update(p, l);
 }
 
 /* The ready queue is a binary max-heap on each task's priority, so that when the rate budget
@@ -244,6 +308,8 @@ static void ready_remove(struct dw_poller *p, struct dw_task *t)
     heap_up(l, i);
     heap_down(l, last->heap_index);
   }
+  uv_timer_stop(&t->timer); /* its deadline watch: see ready_push */
+  ring_update(p, l);
 }
 
 /* How useful a call for this task is now: retries the API asked for first, then tasks close to
@@ -283,6 +349,12 @@ static void ready_push(struct dw_poller *p, struct dw_task *t, int retry)
   heap_set(l, l->nready++, t);
   p->nready++;
   heap_up(l, t->heap_index);
+  ring_update(p, l);
+  /* A ready task still reaches its deadline when its tenant has no token: see
+   * on_ready_deadline. The timer is idle while the task is ready. */
+  uint64_t now = uv_now(p->loop);
+  uv_timer_start(&t->timer, on_ready_deadline, t->deadline_at > now ? t->deadline_at - now : 0,
+                 0);
 }
 
 /* Takes the task off the list of live tasks; from now on it is cancelled. */
@@ -296,6 +368,8 @@ static void all_unlink(struct dw_poller *p, struct dw_task *t)
     t->all_next->all_prev = t->all_prev;
   p->ntasks--;
   t->state = T_CANCELLED;
+  if (--t->lane->ntasks == 0)
+    t->lane->idle_since = uv_now(p->loop);
 }
 
 /* Unlinks the task from everything and closes its timer; memory goes in the close callback. */
@@ -383,6 +457,72 @@ static void reschedule(struct dw_task *t, uint64_t delay_ms, const struct dw_ans
     delay_ms = t->deadline_at - now; /* one last look at the deadline */
   t->state = T_WAITING;
   uv_timer_start(&t->timer, on_due, delay_ms, 0);
+}
+
+/* A ready task whose tenant has no token (the token manager keeps failing for it: a tenant
+ * that uninstalled the app, an unknown tenant_key) ends at its deadline like a task that keeps
+ * failing, so that one tenant cannot hold its partition's offset. Not while the app itself is
+ * failing (deadlines are moved then) nor while every tenant waits for the app_ticket or the
+ * app_access_token (app-wide: the lane has no reason of its own then). */
+static int token_overdue(struct dw_poller *p, const struct dw_task *t, uint64_t now)
+{
+  return t->state == T_READY && t->lane->why[0] && p->healthy && now >= t->deadline_at;
+}
+
+static void expire_without_token(struct dw_task *t)
+{
+  struct dw_poller *p = t->p;
+  unsigned long long secs = (unsigned long long)((uv_now(p->loop) - t->created_at) / 1000);
+  char why[sizeof(t->last_msg)];
+  if (t->lane->key[0])
+    snprintf(why, sizeof(why), "no tenant_access_token for tenant %s after %llu s: %.180s",
+             t->lane->key, secs, t->lane->why);
+  else
+    snprintf(why, sizeof(why), "no tenant_access_token after %llu s: %.180s", secs, t->lane->why);
+  dw_strlcpy(t->last_msg, why, sizeof(t->last_msg));
+  if (t->last_code == 0)
+    t->last_code = -1; /* a pending answer is no error code */
+  t->log_id[0] = '\0';
+  finish(t, DW_OUTCOME_DEAD_LETTER, "deadline_exceeded", NULL);
+}
+
+static void on_ready_deadline(uv_timer_t *timer)
+{
+  struct dw_task *t = timer->data;
+  struct dw_poller *p = t->p;
+  uint64_t now = uv_now(p->loop);
+  if (t->state != T_READY)
+    return;
+  if (token_overdue(p, t, now))
+    expire_without_token(t);
+  else if (now < t->deadline_at) /* moved by an app-level outage */
+    uv_timer_start(&t->timer, on_ready_deadline, t->deadline_at - now, 0);
+  /* Else it waits for a call (the budget, the app, the app_ticket); if its tenant is refused
+   * later, dw_poller_on_token ends it. */
+}
+
+/* Ends the lane's overdue ready tasks (after its token was refused again). */
+static void expire_lane(struct dw_poller *p, struct lane *l)
+{
+  uint64_t now = uv_now(p->loop);
+  size_t n = 0;
+  for (size_t i = 0; i < l->nready; i++)
+    n += token_overdue(p, l->heap[i], now);
+  if (!n)
+    return;
+  /* Collected first: finishing reorders the heap. A task memory is freed only in its close
+   * callback, a later loop iteration, so the pointers stay valid while we go. */
+  struct dw_task **v = malloc(n * sizeof(*v));
+  if (!v)
+    return; /* the next refusal tries again */
+  size_t k = 0;
+  for (size_t i = 0; i < l->nready && k < n; i++)
+    if (token_overdue(p, l->heap[i], now))
+      v[k++] = l->heap[i];
+  for (size_t i = 0; i < k; i++)
+    if (v[i]->lane == l && token_overdue(p, v[i], now))
+      expire_without_token(v[i]);
+  free(v);
 }
 
 static void set_health(struct dw_poller *p, int healthy, const char *reason)
@@ -588,8 +728,10 @@ static int lane_send_one(struct dw_poller *p, struct lane *l, uint64_t *wait)
   if (dw_http_active(p->http) >= p->opt.max_calls_in_flight)
     return -1;
   const char *token = dw_token_value(p->token, l->key);
-  if (!token)
-    return 0; /* dw_poller_on_token drives again */
+  if (!token) {
+    lane_park(p, l, 1); /* dw_poller_on_token brings it back */
+    return 0;
+  }
   uint64_t w = dw_limiter_acquire(&l->limiter, uv_now(p->loop));
   if (w) {
     *wait = DW_MIN(*wait, w);
@@ -621,22 +763,24 @@ static void drive(struct dw_poller *p)
     return;
   }
   /* Lanes take turns, one call each per round, so a busy tenant cannot take every
-   * connection from the others. */
+   * connection from the others. Only lanes with ready tasks and a token are visited: the ring
+   * pointer moves on before each call, so the next drive goes on where this one stopped. */
   uint64_t wait = UINT64_MAX;
   int stop = 0;
-  while (p->nready && !stop) {
+  while (p->ring && !stop) {
     int sent = 0;
-    for (size_t k = 0; k < p->nlanes && !stop; k++) {
-      struct lane *l = p->lanes[(p->next_lane + k) % p->nlanes];
-      if (!l->nready)
-        continue;
+    for (size_t k = p->nring; k > 0 && p->ring && !stop; k--) {
+      struct lane *l = p->ring;
+      p->ring = l->rnext;
       int r = lane_send_one(p, l, &wait);
-      if (r < 0)
+      if (r < 0) {
+        if (l->in_ring)
+          p->ring = l; /* it keeps its turn */
         stop = 1;
-      else
+      } else {
         sent += r;
+      }
     }
-    p->next_lane = p->nlanes ? (p->next_lane + 1) % p->nlanes : 0;
     if (!sent)
       break;
   }
@@ -645,13 +789,35 @@ static void drive(struct dw_poller *p)
   p->driving = 0;
 }
 
+static struct lane *lane_find(struct dw_poller *p, const char *key);
+
 void dw_poller_on_token(struct dw_poller *p, const char *tenant_key, int err,
                         const char *reason)
 {
-  if (err == DW_EINVAL && tenant_key && tenant_key[0]) {
-    /* One store tenant refused (the app uninstalled there, ...): only its tasks wait, while
-     * the token manager retries with backoff; the other tenants go on. */
-    dw_error("tenant %s: %s; its tasks wait", tenant_key, reason);
+  if (p->closing)
+    return;
+  if (!tenant_key) { /* news for every tenant: each parked lane looks again */
+    for (struct lane *l = p->lanes; l; l = l->next)
+      if (l->parked)
+        lane_park(p, l, 0);
+  } else {
+    struct lane *l = lane_find(p, tenant_key);
+    if (l) {
+      lane_park(p, l, 0);
+      if (err == 0)
+        l->why[0] = '\0';
+      else if (tenant_key[0]) /* a store tenant's own failure, not the app's */
+        dw_strlcpy(l->why, reason ? reason : dw_strerror(err), sizeof(l->why));
+      if (l->why[0])
+        expire_lane(p, l);
+    }
+  }
+  if (err < 0 && tenant_key && tenant_key[0]) {
+    /* One store tenant refused (the app uninstalled there, an unknown tenant_key, ...) or its
+     * token endpoint failing: only its tasks wait, until their deadline, while the token
+     * manager retries with backoff; the other tenants go on. */
+    if (err == DW_EINVAL)
+      dw_error("tenant %s: %s; its tasks wait until their deadline", tenant_key, reason);
     drive(p);
     return;
   }
@@ -664,20 +830,83 @@ void dw_poller_on_token(struct dw_poller *p, const char *tenant_key, int err,
   drive(p);
 }
 
+static size_t lane_hash(const char *s)
+{
+  uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  return (size_t)h;
+}
+
+static struct lane *lane_find(struct dw_poller *p, const char *key)
+{
+  if (!p->nbuckets)
+    return NULL;
+  for (struct lane *l = p->buckets[lane_hash(key) % p->nbuckets]; l; l = l->hnext)
+    if (strcmp(l->key, key) == 0)
+      return l;
+  return NULL;
+}
+
+/* Keeps chains short: twice the buckets when there are as many lanes. */
+static int lanes_grow(struct dw_poller *p)
+{
+  size_t n = p->nbuckets ? p->nbuckets * 2 : 16;
+  struct lane **b = calloc(n, sizeof(*b));
+  if (!b)
+    return DW_ENOMEM;
+  for (struct lane *l = p->lanes; l; l = l->next) {
+    size_t i = lane_hash(l->key) % n;
+    l->hnext = b[i];
+    b[i] = l;
+  }
+  free(p->buckets);
+  p->buckets = b;
+  p->nbuckets = n;
+  return 0;
+}
+
+static void lane_remove(struct dw_poller *p, struct lane *l)
+{
+  struct lane **pp = &p->buckets[lane_hash(l->key) % p->nbuckets];
+  while (*pp != l)
+    pp = &(*pp)->hnext;
+  *pp = l->hnext;
+  if (l->prev)
+    l->prev->next = l->next;
+  else
+    p->lanes = l->next;
+  if (l->next)
+    l->next->prev = l->prev;
+  p->nlanes--;
+  lane_free(l);
+}
+
+/* Frees the lanes that have had no task for LANE_IDLE_MS (their limiter's memory is of no use
+ * after a minute), and lets parked lanes look for their token again in case no news came. */
+static void on_sweep(uv_timer_t *timer)
+{
+  struct dw_poller *p = timer->data;
+  uint64_t now = uv_now(p->loop);
+  struct lane *next;
+  for (struct lane *l = p->lanes; l; l = next) {
+    next = l->next;
+    if (!l->ntasks && now - l->idle_since >= LANE_IDLE_MS)
+      lane_remove(p, l);
+    else if (l->parked)
+      lane_park(p, l, 0);
+  }
+  drive(p);
+}
+
 /* The lane of a tenant, created with its limiter on first use; NULL without memory. */
 static struct lane *lane_get(struct dw_poller *p, const char *key)
 {
-  for (size_t i = 0; i < p->nlanes; i++)
-    if (strcmp(p->lanes[i]->key, key) == 0)
-      return p->lanes[i];
-  if (p->nlanes == p->lanes_cap) {
-    size_t cap = p->lanes_cap ? p->lanes_cap * 2 : 8;
-    struct lane **v = realloc(p->lanes, cap * sizeof(*v));
-    if (!v)
-      return NULL;
-    p->lanes = v;
-    p->lanes_cap = cap;
-  }
+  struct lane *found = lane_find(p, key);
+  if (found)
+    return found;
+  if (p->nlanes >= p->nbuckets && lanes_grow(p) < 0)
+    return NULL;
   struct lane *l = calloc(1, sizeof(*l));
   if (!l || dw_limiter_init(&l->limiter, p->opt.rate_per_second, p->opt.rate_per_minute) < 0) {
     free(l);
@@ -688,7 +917,15 @@ static struct lane *lane_get(struct dw_poller *p, const char *key)
   uint64_t now = uv_now(p->loop);
   l->limiter.blocked_until_ms = DW_MAX(p->start_block_until, now);
   dw_limiter_slow_start(&l->limiter, l->limiter.blocked_until_ms);
-  p->lanes[p->nlanes++] = l;
+  l->idle_since = now;
+  size_t i = lane_hash(key) % p->nbuckets;
+  l->hnext = p->buckets[i];
+  p->buckets[i] = l;
+  l->next = p->lanes;
+  if (p->lanes)
+    p->lanes->prev = l;
+  p->lanes = l;
+  p->nlanes++;
   return l;
 }
 
@@ -720,7 +957,11 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
   p->rng = (uint64_t)uv_hrtime() | 1;
   uv_timer_init(loop, &p->dispatch);
   p->dispatch.data = p;
-  p->handles = 1;
+  uv_timer_init(loop, &p->sweep);
+  p->sweep.data = p;
+  uv_timer_start(&p->sweep, on_sweep, LANE_SWEEP_MS, LANE_SWEEP_MS);
+  uv_unref((uv_handle_t *)&p->sweep); /* housekeeping keeps no loop alive */
+  p->handles = 2;
   register_metrics(p, opt->metrics);
   *out = p;
   return 0;
@@ -741,6 +982,7 @@ int dw_poller_submit(struct dw_poller *p, const struct dw_event *ev, int64_t cre
     return DW_ENOMEM;
   t->p = p;
   t->lane = lane;
+  lane->ntasks++;
   t->ev = *ev;
   t->owner = owner;
   t->last_code = -1;
@@ -809,4 +1051,5 @@ void dw_poller_close(struct dw_poller *p)
     dw_poller_cancel(p, p->all);
   p->closing = 1;
   uv_close((uv_handle_t *)&p->dispatch, on_dispatch_closed);
+  uv_close((uv_handle_t *)&p->sweep, on_dispatch_closed);
 }

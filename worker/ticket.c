@@ -3,7 +3,11 @@
  * sees it change (stat-based, so an atomic rename by the writer is seen too); a Kafka topic
  * is read from its start by a reader in the Kafka module, the newest event winning. Either way
  * the token manager is told when a new ticket arrives, which is what releases the tasks of
- * store tenants waiting for their tokens. */
+ * store tenants waiting for their tokens. The topic has one partition, so tickets arrive in
+ * offset order and the last one taken is the newest; while the worker catches up, an older
+ * ticket may already be on its way to the app_access_token endpoint: its refusal is ignored
+ * here (dw_ticket_refused names an older generation) and the token manager tries the newer
+ * ticket at once. */
 #include "dw/ticket.h"
 
 #include <errno.h>

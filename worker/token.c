@@ -22,6 +22,10 @@
 #define RETRY_MAX_MS 60000
 #define RESEND_MIN_MS 2000        /* app_ticket/resend: first repeat while no ticket comes */
 #define RESEND_MAX_MS 60000
+/* A store tenant's entry (4 KB of token) nobody asked for in this long is freed; the sweep runs
+ * every TENANT_SWEEP_MS. */
+#define TENANT_IDLE_MS (10 * 60 * 1000)
+#define TENANT_SWEEP_MS 60000
 
 enum kind { K_SELF, K_APP, K_TENANT };
 
@@ -35,7 +39,8 @@ struct entry {
   int refreshing;
   int backing_off;      /* a failed refresh waits for its timer; nobody else may restart it */
   int waiting;          /* for the app_access_token (tenant) or the app_ticket (app) */
-  int used;             /* asked for since the last refresh: worth refreshing ahead */
+  int used;             /* asked for since the last refresh (or failure): worth refreshing */
+  uint64_t last_used;   /* loop time of the last ask (tenants: idle ones are freed) */
   unsigned failures;
   uint64_t refreshes;   /* the generation */
   uint64_t sent_gen;    /* generation of the ticket or app token the request carried */
@@ -59,6 +64,7 @@ struct dw_token {
   struct entry *app;    /* store: the app_access_token */
   struct entry **buckets; /* store: tenants by tenant_key */
   size_t nbuckets, ntenants;
+  uv_timer_t sweep;     /* store: frees idle tenants */
   uint64_t refreshes;   /* tenant tokens obtained */
   int resending;
   uint64_t resend_after; /* no app_ticket/resend before this loop time */
@@ -111,8 +117,9 @@ static void on_timer(uv_timer_t *timer)
     return;
   }
   /* Store tokens nobody asked for since their last refresh are left to lapse: a tenant that
-   * sends no more tasks costs no more calls. The next ask refreshes them. */
-  if (e->kind != K_SELF && !e->used && e->expires_at && !e->waiting)
+   * sends no more tasks costs no more calls. The next ask refreshes them. A refused tenant is
+   * retried only while a task asks for it (the poller asks again after each failure). */
+  if (e->kind != K_SELF && !e->used && !e->waiting && (e->expires_at || e->kind == K_TENANT))
     return;
   refresh(e);
 }
@@ -132,6 +139,7 @@ static struct entry *entry_new(struct dw_token *t, enum kind kind, const char *k
   dw_strlcpy(e->key, key, sizeof(e->key));
   uv_timer_init(t->loop, &e->timer);
   e->timer.data = e;
+  e->last_used = uv_now(t->loop);
   t->holds++;
   return e;
 }
@@ -140,6 +148,7 @@ static const char *entry_value(struct entry *e)
 {
   uint64_t now = uv_now(e->t->loop);
   e->used = 1;
+  e->last_used = now;
   if (e->expires_at && now + e->safety_ms < e->expires_at)
     return e->value;
   refresh(e);
@@ -280,6 +289,14 @@ static int refused_for_a_reason(struct entry *e, long code, const char *msg)
   char reason[400];
   if (e->kind == K_APP && code == DW_TOKEN_CODE_TICKET_INVALID) {
     dw_ticket_refused(t->ticket, e->sent_gen);
+    if (dw_ticket_generation(t->ticket) != e->sent_gen && dw_ticket_value(t->ticket)) {
+      /* A newer ticket arrived while this one was on its way (the topic is read from its
+       * start, oldest first): try it now rather than at the next retry. Bounded by the
+       * tickets that arrive. */
+      dw_info("app_ticket refused (code %ld), a newer one has arrived: using it", code);
+      refresh(e);
+      return 1;
+    }
     snprintf(reason, sizeof(reason), "app_ticket refused (code %ld: %s)", code, msg);
     wait_for_ticket(e, reason);
     return 1;
@@ -290,6 +307,12 @@ static int refused_for_a_reason(struct entry *e, long code, const char *msg)
       dw_warn("app access token rejected (code %ld); fetching a new one", code);
       app->expires_at = 0;
     }
+    /* Once, wait for a new app token and go at once; a tenant endpoint that refuses fresh app
+     * tokens again and again (while the app-token endpoint keeps issuing them) is a failure
+     * like any other: counted and backed off, instead of alternating requests with no pause. */
+    if (e->failures > 0)
+      return 0;
+    e->failures++;
     e->waiting = 1;
     if (entry_value(app))
       wake_tenants(t);
@@ -345,7 +368,9 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
   dw_warn("%s; retrying in %llu ms", reason, (unsigned long long)backoff);
   schedule(e, backoff);
   e->backing_off = 1;
-  e->used = 1; /* a retry after a failure is always worth making */
+  /* The app's own tokens are always worth retrying; a tenant's only if a task still asks for
+   * it (the notification below makes the poller ask again when one waits). */
+  e->used = e->kind != K_TENANT;
   /* Only a clear refusal (a code from a working endpoint) blames the app's credentials;
    * transport errors, server errors and unreadable answers are the endpoint's trouble. */
   int err = resp->error ? resp->error
@@ -477,6 +502,36 @@ static struct entry *lookup(struct dw_token *t, const char *tenant_key)
   return e;
 }
 
+static void on_tenant_closed(uv_handle_t *handle)
+{
+  struct entry *e = handle->data;
+  struct dw_token *t = e->t;
+  free(e);
+  release(t);
+}
+
+/* Frees the tenants nobody asked for in TENANT_IDLE_MS (their tasks are gone: finished or
+ * dead-lettered); a refresh in flight keeps its entry until it is answered. */
+static void on_sweep(uv_timer_t *timer)
+{
+  struct dw_token *t = timer->data;
+  uint64_t now = uv_now(t->loop);
+  for (size_t i = 0; i < t->nbuckets; i++) {
+    struct entry **pp = &t->buckets[i];
+    while (*pp) {
+      struct entry *e = *pp;
+      if (e->refreshing || now - e->last_used < TENANT_IDLE_MS) {
+        pp = &e->next;
+        continue;
+      }
+      *pp = e->next;
+      t->ntenants--;
+      explicit_bzero(e->value, sizeof(e->value));
+      uv_close((uv_handle_t *)&e->timer, on_tenant_closed);
+    }
+  }
+}
+
 /* ---- public ---- */
 
 static char *url_of(const char *base, const char *path)
@@ -517,6 +572,11 @@ int dw_token_new(struct dw_token **out, uv_loop_t *loop, struct dw_http *http,
     t->app = entry_new(t, K_APP, "");
     if (!t->app || grow(t) < 0)
       goto fail;
+    uv_timer_init(loop, &t->sweep);
+    t->sweep.data = t;
+    t->holds++;
+    uv_timer_start(&t->sweep, on_sweep, TENANT_SWEEP_MS, TENANT_SWEEP_MS);
+    uv_unref((uv_handle_t *)&t->sweep); /* housekeeping keeps no loop alive */
     dw_ticket_set_cb(t->ticket, on_ticket, t);
   } else {
     rc = dw_token_request_encode(opt->app_id, opt->app_secret, &t->body_self,
@@ -586,12 +646,19 @@ static void on_timer_closed(uv_handle_t *handle)
   release(e->t);
 }
 
+static void on_sweep_closed(uv_handle_t *handle)
+{
+  release(handle->data);
+}
+
 /* Requests still in flight release t from their callbacks (cancelled by dw_http_close). */
 void dw_token_close(struct dw_token *t)
 {
   t->closed = 1;
   if (t->ticket)
     dw_ticket_set_cb(t->ticket, NULL, NULL);
+  if (t->sweep.data)
+    uv_close((uv_handle_t *)&t->sweep, on_sweep_closed);
   if (t->self)
     uv_close((uv_handle_t *)&t->self->timer, on_timer_closed);
   if (t->app)

@@ -86,8 +86,9 @@ void dw_poller_cancel(struct dw_poller *p, struct dw_task *task);
 
 /* A token changed (wired by the owner from the token manager's callback; tenant_key as it
  * gave it: NULL for every tenant, "" for a self-built app). A clear refusal (DW_EINVAL) of the
- * app's credentials is an app-level failure; of one store tenant's token, only that tenant's
- * tasks wait. */
+ * app's credentials is an app-level failure (no deadline runs); when one store tenant's token
+ * cannot be had, only that tenant's tasks wait, and those that reach their deadline meanwhile
+ * are dead-lettered as deadline_exceeded with the token manager's reason. */
 void dw_poller_on_token(struct dw_poller *p, const char *tenant_key, int err,
                         const char *reason);
 

@@ -5,7 +5,9 @@
  * Every token is cached with the expiry its endpoint returned (never an assumed 7200 s) and
  * refreshed before it expires, one refresh per token at a time however many calls wait.
  * Failures of the app itself (bad secret) are reported, retried with backoff, and never
- * blamed on a task; a missing or refused app_ticket makes tasks wait for a new one. */
+ * blamed on a task; a missing or refused app_ticket makes tasks wait for a new one. A store
+ * tenant's failed refresh is retried with backoff only while something asks for its token, and
+ * a tenant nobody asked for in 10 minutes is forgotten (its entry freed). */
 #ifndef DW_TOKEN_H
 #define DW_TOKEN_H
 

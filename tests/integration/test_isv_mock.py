@@ -10,7 +10,11 @@
    4 s, so the app_access_token is fetched again with the old ticket after the simulator rotated
    it (10012): the worker asks for a resend, the new ticket arrives on the topic, and work
    goes on with nothing lost.
-3. A self-built app still uses tenant_access_token/internal, with or without tenant_key."""
+3. A self-built app still uses tenant_access_token/internal, with or without tenant_key.
+4. A tenant the app is not installed in (an unknown tenant_key, refused by the tenant endpoint):
+   its task is dead-lettered as deadline_exceeded at poll.deadline_ms, saying why, while the
+   other tenants' tasks in the same partition resolve; the partition's offset is committed past
+   it, and the refused tenant's token is asked for with backoff, not in a loop."""
 import collections
 import json
 import os
@@ -34,8 +38,11 @@ def tasks(prefix, n, tenants):
     return specs, records
 
 
-# Each part has topics of its own on the one mock cluster.
+# Each part has topics of its own on the one mock cluster ("refused": one partition, so the
+# refused tenant's task shares it with the others).
 PARTS = ("file", "topic", "self")
+TENANT_PATH = "/open-apis/auth/v3/tenant_access_token"
+APP_PATH = "/open-apis/auth/v3/app_access_token"
 
 
 def topics(part):
@@ -158,6 +165,8 @@ def topic_source(procs, kafka):
                 "event_type": "app_ticket", "app_id": APP},
                 "event": {"app_id": APP, "app_ticket": value, "type": "app_ticket"}})}])
 
+    # An older ticket first, as a topic read from its start has it: the newest one is used.
+    push_event("tk-topic-0")
     push_event("tk-topic-1")
     specs, records = tasks("ta", 20, TENANTS[:2])
     sim.register(specs)
@@ -165,6 +174,13 @@ def topic_source(procs, kafka):
     h.produce(kafka.bootstrap, topics("topic")[0], records)
     out, dlq = wait_outputs(kafka, "topic", 20, "the first outputs")
     assert len(out) == 20 and dlq == [], (len(out), dlq)
+    # Had the old ticket been sent and refused (10012), the newer one read meanwhile is tried
+    # at once, not after the resend backoff (>= 2 s).
+    apps = [r for r in sim.requests() if r["path"] == APP_PATH and r["http"]]
+    first_ok = next(i for i, r in enumerate(apps) if r["code"] == 0)
+    if first_ok:
+        assert apps[first_ok - 1]["code"] == 10012, apps[:first_ok + 1]
+        assert apps[first_ok]["ts_ms"] - apps[first_ok - 1]["ts_ms"] < 1000, apps[:first_ok + 1]
 
     # Rotation: the old ticket no longer buys an app_access_token (tokens live 4 s).
     resends = ticket(sim)["resends"]
@@ -202,11 +218,47 @@ def self_built(procs, kafka):
     assert worker.stop() == 0
 
 
+def refused_tenant(procs, kafka):
+    sim = h.Sim(procs, "--app", "%s:%s" % (APP, SECRET), "--tenants", ",".join(TENANTS[:2]))
+    push_ticket(sim, "tk-refused-1")
+    path = os.path.join(procs.tmp, "app_ticket_refused")
+    with open(path, "w") as f:
+        f.write("tk-refused-1\n")
+    specs, records = tasks("ra", 10, TENANTS[:2])
+    sim.register(specs)
+    records.insert(2, h.event("ra-gone", tenant_key="tenant-gone"))
+    worker = store_worker(procs, kafka, sim, "refused", DELIVERY_WORKER_FEISHU_APP_TICKET_FILE=path,
+                          DELIVERY_WORKER_POLL_FIRST_DELAY_MS="200",
+                          DELIVERY_WORKER_POLL_DEADLINE_MS="6000")
+    h.produce(kafka.bootstrap, topics("refused")[0], records)
+    out, dlq = wait_outputs(kafka, "refused", 11, "every output, the refused tenant's too")
+    assert len(out) == 10 and len(dlq) == 1, (len(out), dlq)
+    assert all(json.loads(r["value"])["outcome"] == "succeeded" for r in out), out
+    hdr = dlq[0]["headers"]
+    assert json.loads(dlq[0]["value"])["tenant_key"] == "tenant-gone", dlq
+    assert hdr["dlq.reason"] == "deadline_exceeded", hdr
+    msg = hdr["dlq.error_msg"]
+    assert "no tenant_access_token for tenant tenant-gone" in msg and "10013" in msg, msg
+    assert hdr["dlq.attempts"] == "0", hdr
+    # The partition is not held by the refused tenant: everything is committed.
+    h.wait_until(lambda: h.all_committed(kafka.bootstrap, "it-isv-refused", topics("refused")[0]),
+                 30, "the committed offset past the refused tenant's task")
+    calls = task_calls(sim)
+    assert calls and all(r["tenant_key"] in TENANTS[:2] for r in calls), calls
+    asks = [r for r in sim.requests()
+            if r["path"] == TENANT_PATH and r["tenant_key"] == "tenant-gone"]
+    # Refusals are retried with backoff (0.5 s doubling) while the task waits, not in a loop.
+    assert 1 <= len(asks) <= 6 and all(r["code"] == 10013 for r in asks), asks
+    assert worker.stop() == 0
+
+
 def main(procs):
-    kafka = h.MockKafka(procs, topics=[(t, 2) for p in PARTS for t in topics(p)] + [(TICKETS, 1)])
+    kafka = h.MockKafka(procs, topics=[(t, 2) for p in PARTS for t in topics(p)] +
+                        [(t, 1) for t in topics("refused")] + [(TICKETS, 1)])
     file_source(procs, kafka)
     topic_source(procs, kafka)
     self_built(procs, kafka)
+    refused_tenant(procs, kafka)
 
 
 h.run(main)
