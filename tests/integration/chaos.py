@@ -400,7 +400,6 @@ def run_chaos(procs, args, kafka, rnd, started):
                 h.wait_until(lambda: sim.stats()["rate_limited"] >= limited0 + 50, 30, "50 real 429s", interval=0.2)
             finally:
                 sim.config(rate_per_second=3 * args.rate)
-        h.wait_until(lambda: sim.stats()["faults_pending"] == 0, 30, "the injected 429s served", interval=0.2)
         note("429 storm: %d injected%s; tokens revoked"
              % (n, ", %d from a squeezed window" % (sim.stats()["rate_limited"] - limited0) if args.squeeze else ""))
 
