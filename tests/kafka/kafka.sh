@@ -8,6 +8,12 @@
 #   kafka.sh status [--port P] [--dir DIR]      exit 0 and print KAFKA_BOOTSTRAP= if running
 #
 # --port 0 picks a free port. DIR defaults to ${TMPDIR:-/tmp}/dw-kafka-<port>.
+# start --sasl-ssl also opens a SASL_SSL listener on a free port, with a CA and a broker
+# certificate (for 127.0.0.1 and localhost) generated with openssl into DIR/tls, and the
+# mechanisms SCRAM-SHA-512 (user dwscram, credential stored at format time), PLAIN (user
+# dwplain) and OAUTHBEARER (the broker's unsecured JWS validator: any principal, alg "none",
+# for tests only). It also prints KAFKA_SASL_SSL_BOOTSTRAP=, KAFKA_CA_FILE= (the CA's PEM) and
+# KAFKA_SASL_USERS= (a file of "MECHANISM USER PASSWORD" lines; random passwords, mode 600).
 # Only the KAFKA_*= lines go to stdout (so `eval "$(kafka.sh start --port 0)"` works);
 # progress and errors go to stderr.
 #
@@ -55,6 +61,11 @@ need_java() {
 need_mvn() {
     command -v mvn >/dev/null 2>&1 ||
         die "mvn not found (needed once to fetch the Kafka jars into $LIBS): apt-get install maven openjdk-17-jre-headless"
+}
+
+need_openssl() {
+    command -v openssl >/dev/null 2>&1 ||
+        die "openssl not found (needed by --sasl-ssl to make the CA and certificate): apt-get install openssl"
 }
 
 need_kcat() {
@@ -146,6 +157,7 @@ metadata_ready() {
 PORT=9092
 PORT_GIVEN=0
 DIR=
+SASL_SSL=0
 parse_args() {
     while (($#)); do
         case $1 in
@@ -153,6 +165,7 @@ parse_args() {
         --port=*) PORT=${1#*=}; PORT_GIVEN=1; shift ;;
         --dir) [[ $# -ge 2 ]] || usage; DIR=$2; shift 2 ;;
         --dir=*) DIR=${1#*=}; shift ;;
+        --sasl-ssl) SASL_SSL=1; shift ;;
         -h | --help) usage ;;
         *) log "unknown argument: $1"; usage ;;
         esac
@@ -181,6 +194,54 @@ dir_port() { cat "$DIR/port" 2>/dev/null || true; }
 print_env() {
     echo "KAFKA_BOOTSTRAP=127.0.0.1:$1"
     echo "KAFKA_DIR=$DIR"
+    if [[ -f $DIR/sasl_ssl_port ]]; then
+        echo "KAFKA_SASL_SSL_BOOTSTRAP=127.0.0.1:$(cat "$DIR/sasl_ssl_port")"
+        echo "KAFKA_CA_FILE=$DIR/tls/ca.pem"
+        echo "KAFKA_SASL_USERS=$DIR/sasl-users"
+    fi
+}
+
+# ---------------------------------------------------------------- SASL_SSL (--sasl-ssl)
+
+random_word() { head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24; }
+
+# A CA, a broker key and certificate signed by it (SAN 127.0.0.1 and localhost: librdkafka
+# checks the broker's name by default), and the PKCS#12 keystore the broker reads.
+make_tls() {
+    local tls=$DIR/tls
+    mkdir -p "$tls"
+    (
+        umask 077
+        cd "$tls"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+            -subj "/CN=delivery-worker test CA" -addext "basicConstraints=critical,CA:TRUE" \
+            -addext "keyUsage=critical,keyCertSign,cRLSign"
+        openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/CN=localhost"
+        printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "extendedKeyUsage=serverAuth" \
+            "keyUsage=critical,digitalSignature,keyEncipherment" >broker.ext
+        openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile broker.ext -out broker.pem
+        openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
+            -passout "pass:$1" -out broker.p12
+        chmod 644 ca.pem broker.pem
+    ) >"$DIR/tls.log" 2>&1 || { cat "$DIR/tls.log" >&2; die "openssl could not make the test CA and broker certificate"; }
+}
+
+# server.properties lines of the SASL_SSL listener.
+sasl_ssl_props() {
+    local storepass=$1 plainpass=$2 jaas=org.apache.kafka.common.security
+    printf '%s\n' \
+        "# --sasl-ssl: a SASL_SSL listener for security tests" \
+        "listener.name.sasl_ssl.ssl.keystore.location=$DIR/tls/broker.p12" \
+        "listener.name.sasl_ssl.ssl.keystore.type=PKCS12" \
+        "listener.name.sasl_ssl.ssl.keystore.password=$storepass" \
+        "listener.name.sasl_ssl.ssl.key.password=$storepass" \
+        "listener.name.sasl_ssl.ssl.client.auth=none" \
+        "sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN,OAUTHBEARER" \
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$jaas.scram.ScramLoginModule required;" \
+        "listener.name.sasl_ssl.plain.sasl.jaas.config=$jaas.plain.PlainLoginModule required user_dwplain=\"$plainpass\";" \
+        "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=$jaas.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"broker\";" \
+        "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class=$jaas.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler"
 }
 
 # ---------------------------------------------------------------- commands
@@ -224,16 +285,33 @@ cmd_start() {
     : >"$DIR/$MARKER"
     echo "$PORT" >"$DIR/port"
 
+    local sport= sasl_listener= sasl_map= storepass= scrampass= plainpass= scram_args=()
+    if ((SASL_SSL)); then
+        need_openssl
+        sport=$(free_port)
+        while [[ $sport == "$PORT" || $sport == "$cport" ]]; do sport=$(free_port); done
+        sasl_listener=",SASL_SSL://127.0.0.1:$sport"
+        sasl_map=",SASL_SSL:SASL_SSL"
+        storepass=$(random_word)
+        scrampass=$(random_word)
+        plainpass=$(random_word)
+        make_tls "$storepass"
+        (umask 077; printf '%s\n' "SCRAM-SHA-512 dwscram $scrampass" "PLAIN dwplain $plainpass" \
+            "OAUTHBEARER dwoauth -" >"$DIR/sasl-users")
+        # KRaft keeps SCRAM credentials in the metadata log: written when the log is formatted
+        scram_args=(--add-scram "SCRAM-SHA-512=[name=dwscram,password=$scrampass]")
+    fi
+
     cat >"$DIR/server.properties" <<EOF
 # written by tests/kafka/kafka.sh: single-node KRaft (combined broker+controller) for tests
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$cport$sasl_listener
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT$sasl_listener
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT$sasl_map
 log.dirs=$DIR/data
 num.partitions=4
 default.replication.factor=1
@@ -252,6 +330,9 @@ num.io.threads=2
 num.recovery.threads.per.data.dir=1
 log.retention.hours=-1
 EOF
+    if ((SASL_SSL)); then
+        sasl_ssl_props "$storepass" "$plainpass" >>"$DIR/server.properties"
+    fi
     if [[ -n ${DW_KAFKA_EXTRA_PROPS:-} ]]; then
         printf '%s\n' "$DW_KAFKA_EXTRA_PROPS" >>"$DIR/server.properties"
     fi
@@ -280,7 +361,7 @@ EOF
         cluster_id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
     done
     if ! java "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" \
-        -c "$DIR/server.properties" </dev/null >"$DIR/format.log" 2>&1 9>&-; then
+        -c "$DIR/server.properties" "${scram_args[@]}" </dev/null >"$DIR/format.log" 2>&1 9>&-; then
         tail -n 30 "$DIR/format.log" >&2
         die "kafka.tools.StorageTool format failed: $(grep -m1 -E 'Exception|Error|rror:' "$DIR/format.log" || head -n1 "$DIR/format.log") (dir $DIR kept; 'kafka.sh stop --dir $DIR' removes it)"
     fi
@@ -308,7 +389,8 @@ EOF
         fi
         sleep 0.3
     done
-    log "ready in $(( (${EPOCHREALTIME//[!0-9]/} - t0) / 1000 )) ms (pid $pid)"
+    if ((SASL_SSL)); then echo "$sport" >"$DIR/sasl_ssl_port"; fi
+    log "ready in $(( (${EPOCHREALTIME//[!0-9]/} - t0) / 1000 )) ms (pid $pid)${sport:+; SASL_SSL on 127.0.0.1:$sport}"
     print_env "$PORT"
 }
 
