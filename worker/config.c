@@ -23,6 +23,7 @@
 #define PATH_MAX_LEN 128         /* longest key path or environment name we handle */
 #define VALUE_MAX 65536          /* longest string value (PEM keys go in kafka.properties) */
 #define SECRET_FILE_MAX 65536    /* longest app_secret_file */
+#define CA_FILE_MAX (16 << 20)   /* largest feishu.ca_file */
 #define PROPERTY_NAME_MAX 255
 #define SHOWN_MAX 80             /* how much of a bad value an error message repeats */
 
@@ -130,6 +131,11 @@ static const struct option options[] = {
   STRING("feishu.app_secret_file", feishu.app_secret_file, "", 0, NULL,
          "File whose content (trailing whitespace removed) is the app secret, "
          "e.g. a mounted Kubernetes secret."),
+  STRING("feishu.ca_file", feishu.ca_file, "", 0, NULL,
+         "PEM file of the certificate authorities trusted for an https:// base_url, instead "
+         "of the system's bundle (e.g. the CA of a TLS-inspecting corporate proxy). Empty: "
+         "the system's bundle. Certificates and host names are always verified; only an "
+         "explicit http:// base_url (a simulator) goes without TLS."),
   ENUM("feishu.app_type", feishu.app_type, "self_built", app_types,
        "`self_built` (a custom app of one tenant: tenant_access_token/internal; an event's "
        "tenant_key is ignored for tokens and rate limits) or `store` (an app from the app "
@@ -1080,6 +1086,57 @@ static int check_ticket_source(struct load *ld)
   return 0;
 }
 
+/* feishu.ca_file must be a readable file holding at least one PEM certificate: libcurl would
+ * only find out at the first call, and then every call would fail. */
+static int check_ca_file(struct load *ld)
+{
+  const char *path = ld->cfg->feishu.ca_file;
+  size_t idx = (size_t)option_index("feishu.ca_file");
+  char buf[SHOWN_MAX + 16];
+  char *data = NULL;
+  size_t len = 0;
+  struct stat st;
+  int rc = 0, fd;
+  if (ld->kafka_only || !path[0])
+    return 0;
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return fail(ld, idx, "cannot open %s: %s", shown(path, buf, sizeof(buf)), strerror(errno));
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    rc = fail(ld, idx, "%s is not a regular file", shown(path, buf, sizeof(buf)));
+    goto out;
+  }
+  if (st.st_size > CA_FILE_MAX) {
+    rc = fail(ld, idx, "%s is larger than %d bytes", shown(path, buf, sizeof(buf)), CA_FILE_MAX);
+    goto out;
+  }
+  data = malloc((size_t)st.st_size + 1);
+  if (!data) {
+    rc = fail_nomem(ld);
+    goto out;
+  }
+  while (len < (size_t)st.st_size) {
+    ssize_t r = read(fd, data + len, (size_t)st.st_size - len);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      rc = fail(ld, idx, "cannot read %s: %s", shown(path, buf, sizeof(buf)), strerror(errno));
+      goto out;
+    }
+    if (r == 0)
+      break;
+    len += (size_t)r;
+  }
+  data[len] = '\0';
+  if (len != strlen(data) || !strstr(data, "-----BEGIN CERTIFICATE-----"))
+    rc = fail(ld, idx, "%s holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+              shown(path, buf, sizeof(buf)));
+out:
+  free(data);
+  close(fd);
+  return rc;
+}
+
 /* lo must not exceed hi; blame whichever the user set (hi first). */
 static int check_order(struct load *ld, const char *lo_path, const char *hi_path)
 {
@@ -1116,6 +1173,9 @@ static int validate(struct load *ld)
   if (rc)
     return rc;
   rc = check_ticket_source(ld);
+  if (rc)
+    return rc;
+  rc = check_ca_file(ld);
   if (rc)
     return rc;
   /* Exactly-once commits outputs out of order; only the map says which records beyond the

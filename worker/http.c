@@ -3,7 +3,9 @@
  * (CURLMOPT_SOCKETFUNCTION) and when to call it back (CURLMOPT_TIMERFUNCTION); we watch them
  * with uv_poll and uv_timer and hand events back with curl_multi_socket_action. Finished
  * transfers are collected with curl_multi_info_read after each action, never from inside a
- * curl callback. Response bodies are capped; X-Tt-Logid and x-ogw-ratelimit-reset are kept. */
+ * curl callback. Response bodies are capped; X-Tt-Logid and x-ogw-ratelimit-reset are kept.
+ * TLS: every https:// transfer verifies the peer's certificate (against feishu.ca_file or the
+ * system's bundle) and the host name; nothing here or in the config turns that off. */
 #include "dw/http.h"
 
 #include <curl/curl.h>
@@ -20,6 +22,7 @@ struct dw_http {
   CURLM *multi;
   uv_timer_t timer;
   struct dw_http_options opt;
+  char *ca_file; /* owned copy of opt.ca_file, NULL = the system's bundle */
   size_t active;
   unsigned open_handles; /* uv handles not yet closed (the timer and socket polls) */
   int closing;
@@ -61,6 +64,7 @@ static void on_handle_closed(uv_handle_t *handle)
   if (--h->open_handles == 0 && h->closing) {
     void (*done)(void *) = h->done;
     void *arg = h->done_arg;
+    free(h->ca_file);
     free(h);
     if (done)
       done(arg);
@@ -296,6 +300,9 @@ int dw_http_new(struct dw_http **out, uv_loop_t *loop, const struct dw_http_opti
   h->opt = *opt;
   if (h->opt.max_response_bytes == 0)
     h->opt.max_response_bytes = 65536;
+  if (opt->ca_file && opt->ca_file[0] && !(h->ca_file = strdup(opt->ca_file)))
+    goto out;
+  h->opt.ca_file = h->ca_file;
   h->multi = curl_multi_init();
   if (!h->multi)
     goto out;
@@ -314,6 +321,8 @@ int dw_http_new(struct dw_http **out, uv_loop_t *loop, const struct dw_http_opti
 out:
   if (h && h->multi)
     curl_multi_cleanup(h->multi);
+  if (h)
+    free(h->ca_file);
   free(h);
   return rc;
 }
@@ -349,6 +358,14 @@ int dw_http_send(struct dw_http *h, const struct dw_http_request *req, dw_http_c
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  /* libcurl's defaults, set anyway so that no reuse of a handle can carry other values: the
+   * peer's chain and the host name are always checked. Redirects are not followed (so an
+   * https:// call is never sent on to http://). */
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+  if (h->ca_file)
+    curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
   curl_easy_setopt(e, CURLOPT_USERAGENT, "delivery-worker/" DW_VERSION);
   if (req->authorization) {
     char auth[4200];

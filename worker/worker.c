@@ -1211,6 +1211,7 @@ int dw_worker_run(const struct dw_config *cfg)
       .max_connections = (long)cfg->feishu.max_connections,
       .connect_timeout_ms = (long)cfg->feishu.connect_timeout_ms,
       .max_response_bytes = (size_t)cfg->feishu.max_response_bytes,
+      .ca_file = cfg->feishu.ca_file,
   };
   struct dw_token_options topt = {
       .base_url = cfg->feishu.base_url,

@@ -33,6 +33,7 @@ struct dw_config {
     char *app_id;
     char *app_secret;   /* resolved: from app_secret, app_secret_file or the environment */
     char *app_secret_file;
+    char *ca_file;      /* CA bundle for an https:// base_url; "" = the system's bundle */
     char *app_type;        /* "self_built" or "store" */
     char *app_ticket_file; /* store apps: where the app_ticket is written; "" = none */
     char *app_ticket_topic; /* store apps: topic of pushed app_ticket events; "" = none */

@@ -25,7 +25,7 @@ static const char *const all_keys[] = {
   "kafka.brokers", "kafka.group_id", "kafka.group_instance_id", "kafka.input_topic", "kafka.results_topic",
   "kafka.dlq_topic", "kafka.properties", "kafka.commit_interval_ms",
   "kafka.commit_metadata_max_bytes", "kafka.transactional_id", "feishu.base_url",
-  "feishu.app_id", "feishu.app_secret", "feishu.app_secret_file", "feishu.app_type",
+  "feishu.app_id", "feishu.app_secret", "feishu.app_secret_file", "feishu.ca_file", "feishu.app_type",
   "feishu.app_ticket_file", "feishu.app_ticket_topic", "feishu.request_timeout_ms",
   "feishu.connect_timeout_ms", "feishu.max_connections", "feishu.max_response_bytes",
   "feishu.rate_per_second", "feishu.rate_per_minute", "feishu.token_refresh_margin_s",
@@ -513,6 +513,55 @@ static void test_secret_file(void **state)
   }
 }
 
+/* feishu.ca_file: a readable file with a PEM certificate; "" is the system's bundle. */
+static void test_ca_file(void **state)
+{
+  char conf[512], msg[512];
+  const char *ca, *junk;
+  struct loaded l;
+  (void)state;
+  load(&l, NULL, minimal_env);
+  assert_int_equal(l.rc, 0);
+  assert_string_equal(l.cfg.feishu.ca_file, "");
+  dw_config_cleanup(&l.cfg);
+
+  ca = write_tmp("# bundle\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
+  snprintf(conf, sizeof(conf), "feishu = {\n  ca_file = \"%s\";\n};\n", ca);
+  load(&l, conf, minimal_env);
+  assert_string_equal(l.err, "");
+  assert_int_equal(l.rc, 0);
+  assert_string_equal(l.cfg.feishu.ca_file, ca);
+  dw_config_cleanup(&l.cfg);
+
+  expect_error("feishu = {\n  ca_file = \"/nonexistent/ca.pem\";\n};\n", minimal_env, 2,
+               "feishu.ca_file cannot open \"/nonexistent/ca.pem\": No such file or directory");
+  expect_error("feishu = {\n  ca_file = \"/tmp\";\n};\n", minimal_env, 2,
+               "feishu.ca_file \"/tmp\" is not a regular file");
+  junk = write_tmp("not a certificate\n");
+  snprintf(conf, sizeof(conf), "feishu = {\n  ca_file = \"%s\";\n};\n", junk);
+  snprintf(msg, sizeof(msg),
+           "feishu.ca_file \"%s\" holds no PEM certificate (-----BEGIN CERTIFICATE-----)", junk);
+  expect_error(conf, minimal_env, 2, msg);
+  {
+    char var[128];
+    char *env[] = {minimal_env[0], minimal_env[1], var, NULL};
+    snprintf(var, sizeof(var), "DELIVERY_WORKER_FEISHU_CA_FILE=%s", ca);
+    load(&l, NULL, env);
+    assert_string_equal(l.err, "");
+    assert_string_equal(l.cfg.feishu.ca_file, ca);
+    dw_config_cleanup(&l.cfg);
+  }
+  /* Commands that never call the API do not need it. */
+  dw_config_init(&l.cfg);
+  l.rc = dw_config_load_kafka(&l.cfg, NULL,
+                              (char *const[]){"DELIVERY_WORKER_FEISHU_APP_ID=cli",
+                                               "DELIVERY_WORKER_FEISHU_CA_FILE=/nonexistent", NULL},
+                              l.err, sizeof(l.err));
+  assert_string_equal(l.err, "");
+  assert_int_equal(l.rc, 0);
+  dw_config_cleanup(&l.cfg);
+}
+
 static void test_properties(void **state)
 {
   struct loaded l;
@@ -750,6 +799,7 @@ int main(void)
     cmocka_unit_test_teardown(test_env_overrides, teardown),
     cmocka_unit_test_teardown(test_env_errors, teardown),
     cmocka_unit_test_teardown(test_secret_file, teardown),
+    cmocka_unit_test_teardown(test_ca_file, teardown),
     cmocka_unit_test_teardown(test_properties, teardown),
     cmocka_unit_test_teardown(test_print, teardown),
     cmocka_unit_test_teardown(test_print_secret_file, teardown),
