@@ -404,9 +404,10 @@ int sim_control_parse_fault(const void *json, struct sim_fault *f, char *err, si
 struct sim_http;
 struct sockaddr;
 
-/* Starts the server on addr (IPv4 or IPv6). threads > 1 uses an MHD thread pool. */
+/* Starts the server on addr (IPv4 or IPv6). threads > 1 uses an MHD thread pool. With
+ * tls_cert_pem and tls_key_pem (PEM text that must outlive the server) it serves HTTPS only. */
 int sim_http_start(struct sim_http **out, struct sim *s, const struct sockaddr *addr, unsigned threads,
-                   int verbose);
+                   int verbose, const char *tls_cert_pem, const char *tls_key_pem);
 uint16_t sim_http_port(const struct sim_http *h);
 /* Resumes held responses, stops the daemon and frees h (NULL is fine). */
 void sim_http_stop(struct sim_http *h);

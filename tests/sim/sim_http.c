@@ -408,13 +408,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 int sim_http_start(struct sim_http **out, struct sim *s, const struct sockaddr *addr, unsigned threads,
-                   int verbose)
+                   int verbose, const char *tls_cert_pem, const char *tls_key_pem)
 {
   struct sim_http *h = calloc(1, sizeof(*h));
   unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
   pthread_condattr_t ca;
   const union MHD_DaemonInfo *info;
-  struct MHD_OptionItem opts[8];
+  struct MHD_OptionItem opts[10];
   size_t n = 0;
   int rc = SIM_ENOMEM, cond_ok = 0, lock_ok = 0;
 
@@ -449,6 +449,11 @@ int sim_http_start(struct sim_http **out, struct sim *s, const struct sockaddr *
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h};
   if (threads > 1)
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL};
+  if (tls_cert_pem && tls_key_pem) { /* HTTPS (MHD with GnuTLS); both must outlive the daemon */
+    flags |= MHD_USE_TLS;
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)tls_cert_pem};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)tls_key_pem};
+  }
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
   rc = SIM_EINVAL;

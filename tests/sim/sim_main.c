@@ -22,6 +22,7 @@
  *     --threads N               MHD polling threads, default 1
  *     --max-records N           request records kept for /_sim/requests, default 1000000
  *     --tenants A,B,...         store apps: the only tenant_keys that installed them (default any)
+ *     --tls-cert FILE --tls-key FILE   serve HTTPS (PEM certificate chain and key) instead of HTTP
  *     -v, --verbose             log every request and MHD errors to stderr (quiet by default)
  *   Prints "dw-sim listening on HOST:PORT" on stdout once ready; exits 0 on SIGTERM/SIGINT.
  *
@@ -123,6 +124,7 @@ struct options {
   long long threads;
   long long max_records;
   int verbose;
+  char *tls_cert, *tls_key; /* PEM text read from --tls-cert and --tls-key */
 };
 
 static void usage(FILE *f)
@@ -132,7 +134,7 @@ static void usage(FILE *f)
         "              [--latency-ms N|MIN-MAX] [--unknown-tasks not_found|auto]\n"
         "              [--auto-ready fixed:MS|lognormal:MEDIAN_MS:SIGMA:MAX_MS]\n"
         "              [--auto-never F] [--auto-failed F] [--seed N] [--threads N]\n"
-        "              [--max-records N] [--tenants A,B,...] [-v]\n"
+        "              [--max-records N] [--tenants A,B,...] [--tls-cert F --tls-key F] [-v]\n"
         "A Feishu Hire API simulator; see the comment at the top of tests/sim/sim_main.c.\n",
         f);
 }
@@ -172,7 +174,31 @@ enum {
   OPT_THREADS,
   OPT_MAX_RECORDS,
   OPT_TENANTS,
+  OPT_TLS_CERT,
+  OPT_TLS_KEY,
 };
+
+/* The whole of a PEM file (at most 1 MiB), NUL-terminated; NULL on error. */
+static char *read_pem(const char *path)
+{
+  FILE *f = fopen(path, "r");
+  char *buf = NULL;
+  size_t len = 0;
+  if (!f)
+    return NULL;
+  buf = malloc((1 << 20) + 1);
+  if (buf) {
+    len = fread(buf, 1, 1 << 20, f);
+    if (ferror(f) || !feof(f) || len == 0) {
+      free(buf);
+      buf = NULL;
+    } else {
+      buf[len] = '\0';
+    }
+  }
+  fclose(f);
+  return buf;
+}
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -192,6 +218,8 @@ static int parse_args(int argc, char **argv, struct options *o)
     {"threads", required_argument, NULL, OPT_THREADS},
     {"max-records", required_argument, NULL, OPT_MAX_RECORDS},
     {"tenants", required_argument, NULL, OPT_TENANTS},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -235,6 +263,8 @@ static int parse_args(int argc, char **argv, struct options *o)
     case OPT_THREADS: bad = sim_parse_ll(optarg, 1, 64, &o->threads); break;
     case OPT_MAX_RECORDS: bad = sim_parse_ll(optarg, 1, 100000000LL, &o->max_records); break;
     case OPT_TENANTS: o->cfg.tenants = optarg; break; /* argv lives as long as the process */
+    case OPT_TLS_CERT: bad = (free(o->tls_cert), o->tls_cert = read_pem(optarg)) ? 0 : SIM_EINVAL; break;
+    case OPT_TLS_KEY: bad = (free(o->tls_key), o->tls_key = read_pem(optarg)) ? 0 : SIM_EINVAL; break;
     case 'v': o->verbose++; break;
     case 'h': usage(stdout); exit(0);
     default: usage(stderr); return SIM_EINVAL;
@@ -247,6 +277,10 @@ static int parse_args(int argc, char **argv, struct options *o)
   if (optind < argc) {
     fprintf(stderr, "dw-sim: unexpected argument \"%s\"\n", argv[optind]);
     usage(stderr);
+    return SIM_EINVAL;
+  }
+  if (!o->tls_cert != !o->tls_key) {
+    fprintf(stderr, "dw-sim: --tls-cert and --tls-key go together\n");
     return SIM_EINVAL;
   }
   if (o->napps == 0)
@@ -367,7 +401,8 @@ int main(int argc, char **argv)
   }
   sim_ok = 1;
   sim.verbose = o.verbose;
-  if (sim_http_start(&http, &sim, (const struct sockaddr *)&addr, (unsigned)o.threads, o.verbose))
+  if (sim_http_start(&http, &sim, (const struct sockaddr *)&addr, (unsigned)o.threads, o.verbose,
+                     o.tls_cert, o.tls_key))
     goto out;
   if (o.port_file && write_port_file(o.port_file, sim_http_port(http)))
     goto out;
@@ -383,5 +418,7 @@ out:
   sim_http_stop(http);
   if (sim_ok)
     sim_cleanup(&sim);
+  free(o.tls_cert);
+  free(o.tls_key);
   return rc;
 }
