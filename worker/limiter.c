@@ -22,8 +22,8 @@ int dw_limiter_init(struct dw_limiter *l, uint32_t per_second, uint32_t per_minu
   if (!l)
     return DW_EINVAL;
   memset(l, 0, sizeof(*l));
-  l->per_second = l->max_per_second = per_second;
-  l->per_minute = l->max_per_minute = per_minute;
+  l->per_second = l->max_per_second = l->good_per_second = per_second;
+  l->per_minute = l->max_per_minute = l->good_per_minute = per_minute;
   cap = DW_MAX(per_second, per_minute);
   if (cap == 0) /* unlimited: no log at all */
     return 0;
@@ -129,6 +129,7 @@ void dw_limiter_block(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms)
 #define DECREASE_SPACING_MS 1000
 #define INCREASE_AFTER_MS 5000
 #define SLOW_START_STEP_MS 1000
+#define GOOD_AFTER_MS 30000 /* limits that held this long without a 429 are "good" */
 
 static uint32_t scaled(uint32_t v, double f)
 {
@@ -162,28 +163,66 @@ static uint32_t calls_since(const struct dw_limiter *l, uint64_t window_ms, uint
   return n;
 }
 
+/* A window whose calls tell our share of the budget: we were not held back by an earlier 429
+ * during it (a storm of 429s leaves only a trickle of calls in each window, which says nothing
+ * about the budget). */
+static int window_was_open(const struct dw_limiter *l, uint64_t window_ms, uint64_t now_ms)
+{
+  if (window_ms == MINUTE_MS) /* a 1-second block barely dents a minute; a minute block does */
+    return !l->minute_decreases || now_ms - l->last_minute_decrease_ms >= window_ms + SECOND_MS;
+  return !l->decreases_total || now_ms - l->last_decrease_ms >= window_ms + SECOND_MS;
+}
+
 void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms)
 {
   if (!l || (l->decreases_total && now_ms - l->last_decrease_ms < DECREASE_SPACING_MS))
     return;
   /* A reset longer than a second means the minute window is full. What we got through in that
    * window before the wall is our share of it: take a little less than that at once, rather
-   * than finding it 30% at a time, one 429 and one blocked minute per step. */
+   * than finding it 30% at a time, one 429 and one blocked minute per step. That share is
+   * also the level to come back to quickly after a run of 429s. */
   int minute = reset_ms > SECOND_MS;
-  if (l->per_second) {
+  if (l->per_second && !minute) { /* only the window that was full: the other one was not */
     l->per_second = scaled(l->per_second, DECREASE_FACTOR);
-    if (!minute)
-      l->per_second = DW_MIN(l->per_second, DW_MAX(1, calls_since(l, SECOND_MS, now_ms) * 9 / 10));
+    if (!minute && window_was_open(l, SECOND_MS, now_ms)) {
+      uint32_t share = DW_MAX(1, calls_since(l, SECOND_MS, now_ms) * 9 / 10);
+      l->per_second = DW_MIN(l->per_second, share);
+      l->good_per_second = DW_MIN(l->good_per_second, DW_MAX(share, l->per_second));
+    }
   }
-  if (l->per_minute) {
+  if (l->per_minute && minute) {
     l->per_minute = scaled(l->per_minute, DECREASE_FACTOR);
-    if (minute)
-      l->per_minute = DW_MIN(l->per_minute, DW_MAX(1, calls_since(l, MINUTE_MS, now_ms) * 9 / 10));
+    if (minute && window_was_open(l, MINUTE_MS, now_ms)) {
+      uint32_t share = DW_MAX(1, calls_since(l, MINUTE_MS, now_ms) * 9 / 10);
+      l->per_minute = DW_MIN(l->per_minute, share);
+      l->good_per_minute = DW_MIN(l->good_per_minute, DW_MAX(share, l->per_minute));
+    }
+  }
+  if (minute) {
+    l->last_minute_decrease_ms = now_ms;
+    l->minute_decreases++;
   }
   l->last_decrease_ms = now_ms;
   l->last_increase_ms = now_ms;
   l->decreases_total++;
   l->slow_start = 0;
+}
+
+/* One step back up after INCREASE_AFTER_MS without a 429: half the last level that held at
+ * once, then doubling every second up to 90% of it, so a storm of 429s costs seconds rather than minutes; then 2% of
+ * the configured limit every 5 s, probing gently for more. */
+static uint32_t climb(uint32_t cur, uint32_t good, uint32_t max, uint64_t since_ms, int *stepped)
+{
+  if (cur == 0 || cur >= max)
+    return cur;
+  if (cur < good * 9 / 10) { /* half of it at once, then doubling */
+    *stepped = 1;
+    return DW_MIN(good * 9 / 10, DW_MAX(cur * 2, good / 2));
+  }
+  if (since_ms < INCREASE_AFTER_MS)
+    return cur;
+  *stepped = 1;
+  return DW_MIN(max, cur + DW_MAX(1, max / 50));
 }
 
 void dw_limiter_on_accepted(struct dw_limiter *l, uint64_t now_ms)
@@ -198,11 +237,18 @@ void dw_limiter_on_accepted(struct dw_limiter *l, uint64_t now_ms)
       l->slow_start = 0;
     return;
   }
-  if (!l || now_ms - l->last_increase_ms < INCREASE_AFTER_MS)
+  if (!l || now_ms - l->last_decrease_ms < INCREASE_AFTER_MS ||
+      now_ms - l->last_increase_ms < SLOW_START_STEP_MS)
     return;
-  if (l->per_second == l->max_per_second && l->per_minute == l->max_per_minute)
-    return;
-  l->per_second = DW_MIN(l->max_per_second, l->per_second + DW_MAX(1, l->max_per_second / 50));
-  l->per_minute = DW_MIN(l->max_per_minute, l->per_minute + DW_MAX(1, l->max_per_minute / 50));
-  l->last_increase_ms = now_ms;
+  /* Limits that have held for GOOD_AFTER_MS become the level to come back to. */
+  if (now_ms - l->last_decrease_ms >= GOOD_AFTER_MS) {
+    l->good_per_second = DW_MAX(l->good_per_second, l->per_second);
+    l->good_per_minute = DW_MAX(l->good_per_minute, l->per_minute);
+  }
+  int stepped = 0;
+  uint64_t since = now_ms - l->last_increase_ms;
+  l->per_second = climb(l->per_second, l->good_per_second, l->max_per_second, since, &stepped);
+  l->per_minute = climb(l->per_minute, l->good_per_minute, l->max_per_minute, since, &stepped);
+  if (stepped)
+    l->last_increase_ms = now_ms;
 }

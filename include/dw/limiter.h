@@ -13,7 +13,10 @@ struct dw_limiter {
   uint32_t per_minute;   /* in force now; 0 = unlimited */
   uint32_t max_per_second; /* as configured: the ceiling adaptation climbs back to */
   uint32_t max_per_minute;
+  uint32_t good_per_second; /* the last level that held (our share of the budget): after a */
+  uint32_t good_per_minute; /* run of 429s the limits double back up to 90% of it */
   uint64_t last_decrease_ms, last_increase_ms;
+  uint64_t last_minute_decrease_ms, minute_decreases;
   int slow_start;        /* still doubling toward the configured limits */
   uint64_t decreases_total;
   uint64_t *log;         /* ring of the last max(per_second, per_minute) call times */
@@ -37,11 +40,14 @@ void dw_limiter_block(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms);
 
 /* Adapting to a budget smaller than configured (other replicas or programs use the same app):
  * the limits start at a quarter of the configured ones and double every second of accepted
- * calls (slow start); after a 429 (reset_ms: what x-ogw-ratelimit-reset said) both drop by 30%,
- * and the limit of the window that was full drops to 90% of the calls we made in it (at most
- * once a second) and slow start ends;
- * after 5 s without one they climb back by 2% of the configured limits every 5 s. Replicas
- * that each do this settle below the shared budget without talking to each other. */
+ * calls (slow start); after a 429 (reset_ms: what x-ogw-ratelimit-reset said; longer than a
+ * second means the minute window was full) the limit of the window that was full drops by 30%,
+ * and to 90% of the calls we made in it (at most
+ * once a second; only when no earlier 429 held us back during that window) and slow start
+ * ends; after 5 s without one they double every second back to 90% of the last level that
+ * held (so a storm of 429s costs seconds, not minutes), then climb by 2% of the configured
+ * limits every 5 s. Replicas that each do this settle below the shared budget without talking
+ * to each other. */
 void dw_limiter_slow_start(struct dw_limiter *l, uint64_t now_ms);
 void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms);
 void dw_limiter_on_accepted(struct dw_limiter *l, uint64_t now_ms);

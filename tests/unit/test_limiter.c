@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "dw/common.h"
@@ -297,8 +298,8 @@ static void test_no_rejections_no_change(void **state)
   dw_limiter_cleanup(&l);
 }
 
-/* After a 429 the limits drop by 30%, and the full window's limit to 90% of what we got
- * through in it; then they climb back 2% every 5 s without a 429. */
+/* After a 429 the full window's limit drops by 30%, and to 90% of what we got through in it;
+ * then the limits climb back 2% every 5 s without a 429. */
 static void test_rejected_then_recovers(void **state)
 {
   (void)state;
@@ -310,7 +311,7 @@ static void test_rejected_then_recovers(void **state)
       dw_limiter_on_accepted(&l, now);
   dw_limiter_on_rejected(&l, now, 1000); /* the second window: 50 calls in it */
   assert_int_equal(l.per_second, 35);    /* 30% off (90% of 50 would be 45) */
-  assert_int_equal(l.per_minute, 70000);
+  assert_int_equal(l.per_minute, 100000); /* the minute window was not the full one */
   dw_limiter_on_rejected(&l, now + 500, 1000); /* at most once a second */
   assert_int_equal(l.per_second, 35);
   dw_limiter_on_rejected(&l, now + 1500, 30000); /* the minute window: ~100 calls in it */
@@ -319,6 +320,36 @@ static void test_rejected_then_recovers(void **state)
     dw_limiter_on_accepted(&l, now);
   assert_int_equal(l.per_second, 50);
   assert_int_equal(l.per_minute, 100000);
+  dw_limiter_cleanup(&l);
+}
+
+/* A storm of 429s (the server refusing everything for a while, one second at a time) must not
+ * leave the limiter near zero for minutes: once it passes, the limits double back to 90% of the
+ * last share that held within seconds. */
+static void test_storm_recovers(void **state)
+{
+  (void)state;
+  struct dw_limiter l;
+  uint64_t now;
+  assert_int_equal(dw_limiter_init(&l, 1000, 1000000), 0);
+  for (now = 0; now < 10000; now += 3) /* 333 calls a second: our demand, under the limit */
+    if (dw_limiter_acquire(&l, now) == 0)
+      dw_limiter_on_accepted(&l, now);
+  for (int s = 0; s < 20; s++) { /* 20 s of storm: a 429 each second, a trickle of calls */
+    dw_limiter_on_rejected(&l, now, 1000);
+    dw_limiter_block(&l, now, 1000);
+    now += 1000;
+    for (int k = 0; k < 3; k++)
+      if (dw_limiter_acquire(&l, now + (uint64_t)k) == 0)
+        dw_limiter_on_accepted(&l, now + (uint64_t)k);
+  }
+  assert_true(l.per_second < 50); /* the storm did cut it */
+  uint32_t share = l.good_per_second;
+  assert_true(share >= 250 && share <= 310); /* 90% of the ~333 calls of the first full window */
+  for (uint64_t end = now + 10000; now < end; now += 3)
+    if (dw_limiter_acquire(&l, now) == 0)
+      dw_limiter_on_accepted(&l, now);
+  assert_true(l.per_second >= share * 9 / 10 - 1);
   dw_limiter_cleanup(&l);
 }
 
@@ -332,6 +363,7 @@ int main(void)
       cmocka_unit_test(test_replicas_share_budget),
       cmocka_unit_test(test_no_rejections_no_change),
       cmocka_unit_test(test_rejected_then_recovers),
+      cmocka_unit_test(test_storm_recovers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
