@@ -62,6 +62,23 @@ def main(procs):
     r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_BROKRES": "x"})
     assert r.returncode != 0 and "DELIVERY_WORKER_KAFKA_BROKRES" in r.stderr, r.stderr
 
+    # Secrets of kafka.properties (file or environment) are redacted like the app secret;
+    # feishu.ca_file is checked at once (a bad path would otherwise fail every API call).
+    sasl = write('kafka = { properties = ( ("security.protocol", "SASL_SSL"), '
+                 '("sasl.mechanism", "SCRAM-SHA-512"), ("sasl.username", "dw"), '
+                 '("ssl.key.password", "k3y-pass") ); };\n'
+                 'feishu = { app_id = "cli_a"; app_secret_file = "%s"; };\n' % write("file-s3cret\n"))
+    r = run(["check-config", "-c", sasl], env={"DELIVERY_WORKER_KAFKA_PROPERTIES":
+                                               "sasl.password=env-pa55,sasl.oauthbearer.config=principal=x"})
+    assert r.returncode == 0, r.stderr
+    for s in ("k3y-pass", "env-pa55", "principal=x", "file-s3cret"):
+        assert s not in r.stdout + r.stderr, "secret printed: " + s
+    assert r.stdout.count("<redacted>") == 3 and '"SCRAM-SHA-512"' in r.stdout, r.stdout
+    r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_FEISHU_CA_FILE": "/nonexistent/ca.pem"})
+    assert r.returncode != 0 and "DELIVERY_WORKER_FEISHU_CA_FILE: cannot open" in r.stderr, r.stderr
+    r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_FEISHU_CA_FILE": good})
+    assert r.returncode != 0 and "holds no PEM certificate" in r.stderr, r.stderr
+
     r = run(["frobnicate"])
     assert r.returncode != 0 and "usage" in r.stderr, r
 
