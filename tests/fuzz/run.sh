@@ -10,15 +10,14 @@
 #   tests/fuzz/run.sh --ctest          as ctest's fuzz.run calls it (skipped when DW_SANITIZED=1)
 #
 # Environment: DW_FUZZ_SECONDS, DW_FUZZ_BUILD_DIR (default build/fuzz), DW_FUZZ_MERGE,
-# DW_FUZZ_ARGS (more libFuzzer flags), CC (default clang). Exits 1 when a target crashes, leaks,
-# times out or fails to build (the crashing input is in <build>/artifacts/<target>/), 77 when
-# no clang with libFuzzer is found (ctest reports the test as skipped).
+# DW_FUZZ_ARGS (more libFuzzer flags), DW_FUZZ_CC (default clang). Exits 1 when a target
+# crashes, leaks, times out or fails to build (the crashing input is then in
+# <build>/artifacts/<target>/), 77 when no clang with libFuzzer is found (ctest: skipped).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 src=$root/tests/fuzz
 build=${DW_FUZZ_BUILD_DIR:-$root/build/fuzz}
-cc=${CC:-clang}
-[[ $cc == cc || $cc == gcc || $cc == */gcc ]] && cc=clang
+cc=${DW_FUZZ_CC:-clang}
 seconds=${DW_FUZZ_SECONDS:-20}
 build_only=0
 all=(codec api config offsetmap)
