@@ -7,6 +7,7 @@ build_pkgs=(gcc make cmake pkg-config librdkafka-dev libcurl4-openssl-dev libcjs
             libconfig-dev libuv1-dev libmicrohttpd-dev libcmocka-dev python3 kcat curl)
 test_pkgs=(openjdk-17-jre-headless maven jq clang libclang-rt-14-dev) # clang + libFuzzer: fuzz.run
 test_pkgs+=(prometheus nodejs npm) # promtool and node + npm: tests/deploy
+test_pkgs+=(docker.io docker-compose debootstrap) # tests/e2e: engine, compose, base image
 
 want=("${build_pkgs[@]}")
 [[ "${1:-}" == "--test" ]] && want+=("${test_pkgs[@]}")
