@@ -163,14 +163,14 @@ static uint32_t calls_since(const struct dw_limiter *l, uint64_t window_ms, uint
   return n;
 }
 
-/* A window whose calls tell our share of the budget: we were not held back by an earlier 429
- * during it (a storm of 429s leaves only a trickle of calls in each window, which says nothing
- * about the budget). */
+/* A window whose calls tell our share of the budget: the first 429 of a run of them, so no
+ * earlier one held us back (a storm of 429s leaves only a trickle of calls in each window, and
+ * our own cut limit, which say nothing about the budget). */
 static int window_was_open(const struct dw_limiter *l, uint64_t window_ms, uint64_t now_ms)
 {
   if (window_ms == MINUTE_MS) /* a 1-second block barely dents a minute; a minute block does */
     return !l->minute_decreases || now_ms - l->last_minute_decrease_ms >= window_ms + SECOND_MS;
-  return !l->decreases_total || now_ms - l->last_decrease_ms >= window_ms + SECOND_MS;
+  return !l->decreases_total || now_ms - l->last_decrease_ms >= INCREASE_AFTER_MS + window_ms;
 }
 
 void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms)
@@ -186,16 +186,18 @@ void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms, uint64_t rese
     l->per_second = scaled(l->per_second, DECREASE_FACTOR);
     if (!minute && window_was_open(l, SECOND_MS, now_ms)) {
       uint32_t share = DW_MAX(1, calls_since(l, SECOND_MS, now_ms) * 9 / 10);
-      l->per_second = DW_MIN(l->per_second, share);
+      /* A worker that was nearly idle learns little from its few calls: come back at least
+       * to the 30% cut. */
       l->good_per_second = DW_MIN(l->good_per_second, DW_MAX(share, l->per_second));
+      l->per_second = DW_MIN(l->per_second, share);
     }
   }
   if (l->per_minute && minute) {
     l->per_minute = scaled(l->per_minute, DECREASE_FACTOR);
     if (minute && window_was_open(l, MINUTE_MS, now_ms)) {
       uint32_t share = DW_MAX(1, calls_since(l, MINUTE_MS, now_ms) * 9 / 10);
-      l->per_minute = DW_MIN(l->per_minute, share);
       l->good_per_minute = DW_MIN(l->good_per_minute, DW_MAX(share, l->per_minute));
+      l->per_minute = DW_MIN(l->per_minute, share);
     }
   }
   if (minute) {
