@@ -40,7 +40,6 @@ find_compose() {
 static_checks() {
   local tmp
   tmp=$(mktemp -d "${TMPDIR:-/tmp}/dw-e2e-static.XXXXXX")
-  trap 'rm -rf "$tmp"' RETURN
   if find_compose; then
     # config validates the file and prints it normalized; it needs no engine.
     DOCKER_HOST=${DOCKER_HOST:-unix:///nonexistent} "${compose_cmd[@]}" -f "$root/docker-compose.yml" \
@@ -68,6 +67,7 @@ static_checks() {
     bash -n "$f" || die "bash -n $f"
   done
   say "ok: bash -n on the scripts"
+  rm -rf "$tmp"
 }
 
 # ------------------------------------------------------------------ the engine
