@@ -189,8 +189,9 @@ static const struct option options[] = {
   FLOAT("poll.jitter", poll.jitter, 0.2, 0.0, 1.0,
         "Each delay is scaled by a random factor in 1 +/- jitter."),
   INT("poll.deadline_ms", poll.deadline_ms, 300000, 1000, 86400000,
-      "A task still pending this long after it was taken is dead-lettered as "
-      "`deadline_exceeded`, in milliseconds."),
+      "A task still pending this long after its first API call (a task that never gets "
+      "one: after it was taken) is dead-lettered as `deadline_exceeded`, in milliseconds. "
+      "Time a task waits for its first call behind the rate limit does not count."),
   INT("poll.retry_initial_ms", poll.retry_initial_ms, 500, 10, 600000,
       "First backoff after a retryable error, in milliseconds."),
   INT("poll.retry_max_ms", poll.retry_max_ms, 30000, 10, 3600000,

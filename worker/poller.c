@@ -698,6 +698,11 @@ static void send_call(struct dw_poller *p, struct dw_task *t, const char *token)
   t->state = T_CALLING;
   t->attempts++;
   t->sent_at = uv_now(p->loop);
+  /* The deadline is for the API keeping a task pending, not for the time it waited for its
+   * first call behind our own rate limit (a backlog, a run of 429s): it runs at least that
+   * long from the first call. A task that never gets one keeps the deadline it was taken with. */
+  if (t->attempts == 1 && t->sent_at + p->opt.deadline_ms > t->deadline_at)
+    t->deadline_at = t->sent_at + p->opt.deadline_ms;
   t->token_generation = dw_token_generation(p->token, t->lane->key);
   int rc = dw_http_send(p->http, &req, on_answer, t);
   if (rc < 0) {
