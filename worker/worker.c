@@ -239,6 +239,18 @@ static void unwritable(struct dw_worker *w, struct job *j, const char *why)
   produce(w, j);
 }
 
+/* The job's result or dead letter is safely in Kafka: count it. */
+static void count_output(struct dw_worker *w, const struct job *j)
+{
+  if (j->is_result) {
+    w->results++;
+    dw_metric_inc(w->m_resolved, j->outcome, 1);
+  } else {
+    w->dead_letters++;
+    dw_metric_inc(w->m_dead, j->reason, 1);
+  }
+}
+
 /* Exactly-once: a delivery report only notes what went wrong; the transaction's commit (or
  * abort) decides what becomes of the job. This may run inside dw_producer_txn_commit. */
 static void on_delivered_txn(struct dw_worker *w, struct job *j, int err, const char *errstr,
@@ -275,13 +287,7 @@ static void on_delivered(void *arg, int err, const char *errstr, int fatal)
     return;
   }
   if (!err) {
-    if (j->is_result) {
-      w->results++;
-      dw_metric_inc(w->m_resolved, j->outcome, 1);
-    } else {
-      w->dead_letters++;
-      dw_metric_inc(w->m_dead, j->reason, 1);
-    }
+    count_output(w, j);
     job_done(w, j);
     maybe_stop(w);
     return;
@@ -844,13 +850,7 @@ static void txn_settle(struct dw_worker *w, int committed)
     struct part *p = part_get(w, j->partition);
     int ours = p && p->assigned && !p->revoking && p->generation == j->generation;
     if (committed) {
-      if (j->is_result) {
-        w->results++;
-        dw_metric_inc(w->m_resolved, j->outcome, 1);
-      } else {
-        w->dead_letters++;
-        dw_metric_inc(w->m_dead, j->reason, 1);
-      }
+      count_output(w, j);
       job_free(w, j);
     } else if (!ours) {
       job_free(w, j);
