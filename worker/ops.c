@@ -223,6 +223,18 @@ int dw_ops_header_kept(const char *name)
 
 /* ---- config and clients ---- */
 
+int dw_ops_usage_error(const char *cmd, void (*usage)(FILE *out), const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "delivery-worker %s: ", cmd);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputs("\n", stderr);
+  usage(stderr);
+  return DW_OPS_EXIT_USAGE;
+}
+
 int dw_ops_load_config(struct dw_config *cfg, const char *cmd, const char *file)
 {
   char err[1024];

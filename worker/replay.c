@@ -69,19 +69,7 @@ void dw_replay_usage(FILE *out)
       out);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("delivery-worker replay: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputs("\n", stderr);
-  dw_replay_usage(stderr);
-  return DW_OPS_EXIT_USAGE;
-}
+#define usage_error(...) dw_ops_usage_error("replay", dw_replay_usage, __VA_ARGS__)
 
 /* Returns -1 to go on, or an exit code. */
 static int parse_args(int argc, char **argv, struct replay_opts *o)

@@ -79,6 +79,11 @@ enum dw_redrive_verdict dw_ops_letter_verdict(const struct dw_redrive_filter *f,
  * (redrive writes fresh ones). */
 int dw_ops_header_kept(const char *name);
 
+/* Prints "delivery-worker CMD: <message>" and the command's usage to stderr; returns
+ * DW_OPS_EXIT_USAGE. */
+int dw_ops_usage_error(const char *cmd, void (*usage)(FILE *out), const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Loads the config file the way `run` does; on error prints it and returns non-zero. */
 int dw_ops_load_config(struct dw_config *cfg, const char *cmd, const char *file);
 
