@@ -976,7 +976,12 @@ static int load_env(struct load *ld, char *const *envp)
 
 /* ---- validation across keys ---- */
 
-static int read_secret_file(struct load *ld, size_t idx, const char *path, char **out)
+/* Reads a small file whole into a NUL-terminated buffer (*out, *outlen bytes before the NUL;
+ * the caller frees it, wiping those bytes first if they are a secret). Files over max bytes
+ * are refused; with regular_only, so is anything but a regular file, and directories always
+ * are. */
+static int read_small_file(struct load *ld, size_t idx, const char *path, size_t max,
+                           int regular_only, char **out, size_t *outlen)
 {
   char buf[SHOWN_MAX + 16];
   char *data = NULL;
@@ -987,17 +992,27 @@ static int read_secret_file(struct load *ld, size_t idx, const char *path, char 
   *out = NULL;
   if (fd < 0)
     return fail(ld, idx, "cannot open %s: %s", shown(path, buf, sizeof(buf)), strerror(errno));
-  if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+  if (fstat(fd, &st) != 0) {
+    rc = fail(ld, idx, "cannot read %s: %s", shown(path, buf, sizeof(buf)), strerror(errno));
+    goto out;
+  }
+  if (regular_only && !S_ISREG(st.st_mode)) {
+    rc = fail(ld, idx, "%s is not a regular file", shown(path, buf, sizeof(buf)));
+    goto out;
+  }
+  if (S_ISDIR(st.st_mode)) {
     rc = fail(ld, idx, "cannot read %s: %s", shown(path, buf, sizeof(buf)), strerror(EISDIR));
     goto out;
   }
-  data = malloc(SECRET_FILE_MAX + 1);
+  /* A regular file's size is known; anything else may hold up to max. */
+  size_t cap = S_ISREG(st.st_mode) && (uint64_t)st.st_size < max ? (size_t)st.st_size : max;
+  data = malloc(cap + 1);
   if (!data) {
     rc = fail_nomem(ld);
     goto out;
   }
   for (;;) {
-    ssize_t r = read(fd, data + len, SECRET_FILE_MAX + 1 - len);
+    ssize_t r = read(fd, data + len, cap + 1 - len);
     if (r < 0 && errno == EINTR)
       continue;
     if (r < 0) {
@@ -1007,12 +1022,34 @@ static int read_secret_file(struct load *ld, size_t idx, const char *path, char 
     if (r == 0)
       break;
     len += (size_t)r;
-    if (len > SECRET_FILE_MAX) {
-      rc = fail(ld, idx, "%s is larger than %d bytes", shown(path, buf, sizeof(buf)),
-                SECRET_FILE_MAX);
+    if (len > cap) { /* over max, or grown since fstat */
+      rc = fail(ld, idx, "%s is larger than %zu bytes", shown(path, buf, sizeof(buf)),
+                len > max ? max : cap);
       goto out;
     }
   }
+  data[len] = '\0';
+  *out = data;
+  *outlen = len;
+  data = NULL;
+out:
+  if (data) {
+    explicit_bzero(data, len);
+    free(data);
+  }
+  close(fd);
+  return rc;
+}
+
+static int read_secret_file(struct load *ld, size_t idx, const char *path, char **out)
+{
+  char buf[SHOWN_MAX + 16];
+  char *data;
+  size_t len;
+  int rc = read_small_file(ld, idx, path, SECRET_FILE_MAX, 0, &data, &len);
+  *out = NULL;
+  if (rc)
+    return rc;
   if (memchr(data, '\0', len)) {
     rc = fail(ld, idx, "%s holds a NUL byte", shown(path, buf, sizeof(buf)));
     goto out;
@@ -1028,11 +1065,8 @@ static int read_secret_file(struct load *ld, size_t idx, const char *path, char 
   if (!*out)
     rc = fail_nomem(ld);
 out:
-  if (data) {
-    explicit_bzero(data, SECRET_FILE_MAX + 1);
-    free(data);
-  }
-  close(fd);
+  explicit_bzero(data, len);
+  free(data);
   return rc;
 }
 
@@ -1094,47 +1128,17 @@ static int check_ca_file(struct load *ld)
   const char *path = ld->cfg->feishu.ca_file;
   size_t idx = (size_t)option_index("feishu.ca_file");
   char buf[SHOWN_MAX + 16];
-  char *data = NULL;
-  size_t len = 0;
-  struct stat st;
-  int rc = 0, fd;
+  char *data;
+  size_t len;
   if (ld->kafka_only || !path[0])
     return 0;
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return fail(ld, idx, "cannot open %s: %s", shown(path, buf, sizeof(buf)), strerror(errno));
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    rc = fail(ld, idx, "%s is not a regular file", shown(path, buf, sizeof(buf)));
-    goto out;
-  }
-  if (st.st_size > CA_FILE_MAX) {
-    rc = fail(ld, idx, "%s is larger than %d bytes", shown(path, buf, sizeof(buf)), CA_FILE_MAX);
-    goto out;
-  }
-  data = malloc((size_t)st.st_size + 1);
-  if (!data) {
-    rc = fail_nomem(ld);
-    goto out;
-  }
-  while (len < (size_t)st.st_size) {
-    ssize_t r = read(fd, data + len, (size_t)st.st_size - len);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      rc = fail(ld, idx, "cannot read %s: %s", shown(path, buf, sizeof(buf)), strerror(errno));
-      goto out;
-    }
-    if (r == 0)
-      break;
-    len += (size_t)r;
-  }
-  data[len] = '\0';
+  int rc = read_small_file(ld, idx, path, CA_FILE_MAX, 1, &data, &len);
+  if (rc)
+    return rc;
   if (len != strlen(data) || !strstr(data, "-----BEGIN CERTIFICATE-----"))
     rc = fail(ld, idx, "%s holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
               shown(path, buf, sizeof(buf)));
-out:
   free(data);
-  close(fd);
   return rc;
 }
 
