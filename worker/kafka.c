@@ -121,12 +121,12 @@ static void on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, con
 }
 
 /* Applies defaults, then the user's properties (which win). */
-static rd_kafka_conf_t *make_conf(const struct dw_config *cfg, const char *const *defaults,
-                                  char *err, size_t errlen)
+rd_kafka_conf_t *dw_kafka_conf_new(const struct dw_config *cfg, const char *const *defaults,
+                                   char *err, size_t errlen)
 {
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
   char errstr[512];
-  for (size_t i = 0; defaults[i]; i += 2) {
+  for (size_t i = 0; defaults && defaults[i]; i += 2) {
     if (rd_kafka_conf_set(conf, defaults[i], defaults[i + 1], errstr, sizeof(errstr)) !=
         RD_KAFKA_CONF_OK) {
       snprintf(err, errlen, "librdkafka property %s: %s", defaults[i], errstr);
@@ -576,7 +576,7 @@ int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_c
   uv_mutex_init(&c->lock);
   uv_cond_init(&c->idle);
   c->topic = strdup(cfg->kafka.input_topic);
-  rd_kafka_conf_t *conf = make_conf(cfg, defaults, err, errlen);
+  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, defaults, err, errlen);
   if (!conf || !c->topic)
     goto fail;
   if (rd_kafka_conf_set(conf, "group.id", cfg->kafka.group_id, errstr, sizeof(errstr))) {
@@ -960,7 +960,7 @@ int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_c
   char errstr[512];
   if (!p)
     return DW_ENOMEM;
-  rd_kafka_conf_t *conf = make_conf(cfg, defaults, err, errlen);
+  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, defaults, err, errlen);
   if (!conf)
     goto fail;
   p->transactional = strcmp(cfg->processing.guarantee, "exactly_once") == 0;
@@ -1143,7 +1143,7 @@ int dw_ticket_reader_new(struct dw_ticket_reader **out, uv_loop_t *loop,
     return DW_ENOMEM;
   r->cb = cb;
   r->arg = arg;
-  rd_kafka_conf_t *conf = make_conf(cfg, defaults, err, errlen);
+  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, defaults, err, errlen);
   if (!conf)
     goto fail;
   gethostname(host, sizeof(host) - 1);

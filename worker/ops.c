@@ -259,42 +259,20 @@ struct rd_kafka_s *dw_ops_kafka_new(const struct dw_config *cfg, int consumer,
                                     void (*setup)(struct rd_kafka_conf_s *conf, void *arg),
                                     void *arg, char *err, size_t errlen)
 {
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, defaults, err, errlen);
   char errstr[512];
-  for (size_t i = 0; defaults && defaults[i]; i += 2) {
-    if (rd_kafka_conf_set(conf, defaults[i], defaults[i + 1], errstr, sizeof(errstr)) !=
-        RD_KAFKA_CONF_OK) {
-      snprintf(err, errlen, "librdkafka property %s: %s", defaults[i], errstr);
-      goto fail;
-    }
-  }
-  if (rd_kafka_conf_set(conf, "bootstrap.servers", cfg->kafka.brokers, errstr,
-                        sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-    snprintf(err, errlen, "kafka.brokers: %s", errstr);
-    goto fail;
-  }
-  for (size_t i = 0; i < cfg->kafka.properties_count; i++) {
-    const struct dw_config_property *pr = &cfg->kafka.properties[i];
-    if (rd_kafka_conf_set(conf, pr->name, pr->value, errstr, sizeof(errstr)) !=
-        RD_KAFKA_CONF_OK) {
-      snprintf(err, errlen, "kafka.properties: %s: %s", pr->name,
-               dw_config_property_is_secret(pr->name) ? "invalid value" : errstr);
-      goto fail;
-    }
-  }
-  rd_kafka_conf_set_log_cb(conf, on_rdkafka_log);
+  if (!conf)
+    return NULL;
+  rd_kafka_conf_set_log_cb(conf, on_rdkafka_log); /* a command talks to a terminal */
   if (setup)
     setup(conf, arg);
   rd_kafka_t *rk = rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, errstr,
                                 sizeof(errstr));
   if (!rk) {
     snprintf(err, errlen, "cannot create a Kafka client: %s", errstr);
-    goto fail;
+    rd_kafka_conf_destroy(conf);
   }
   return rk; /* rd_kafka_new owns conf on success */
-fail:
-  rd_kafka_conf_destroy(conf);
-  return NULL;
 }
 
 /* ---- progress ---- */

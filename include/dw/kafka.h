@@ -33,6 +33,15 @@ struct dw_record {
 
 void dw_record_free(struct dw_record *rec);
 
+struct rd_kafka_conf_s;
+
+/* A librdkafka configuration: `defaults` (name, value pairs, NULL-terminated; may be NULL),
+ * kafka.brokers, then kafka.properties (which win), logging through the worker's log. NULL
+ * with err set when a value is refused (a secret's value is never repeated). */
+struct rd_kafka_conf_s *dw_kafka_conf_new(const struct dw_config *cfg,
+                                          const char *const *defaults, char *err,
+                                          size_t errlen);
+
 struct dw_consumer;
 
 struct dw_consumer_handler {
