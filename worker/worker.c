@@ -102,7 +102,7 @@ struct dw_worker {
   struct dw_admin *admin;
   struct dw_metrics *metrics;
   struct dw_metric *m_consumed, *m_resolved, *m_dead, *m_token_refreshes, *m_produce_retries;
-  struct dw_metric *m_skipped, *m_txns;
+  struct dw_metric *m_token_failures, *m_skipped, *m_txns;
   int eos;          /* processing.guarantee = exactly_once */
   int txn_doomed;   /* something in the open transaction failed: abort it, produce again */
   struct job *parked; /* exactly-once: outputs waiting for the next transaction */
@@ -503,6 +503,10 @@ static void on_token(void *arg, const char *tenant_key, int err, const char *rea
   struct dw_worker *w = arg;
   if (!err)
     dw_metric_inc(w->m_token_refreshes, NULL, 1);
+  else /* refused: the endpoint said no (credentials, app not installed); no_ticket: a store
+        * app waits for its app_ticket; unreachable: transport errors, 5xx, unreadable answers */
+    dw_metric_inc(w->m_token_failures,
+                  err == DW_EAGAIN ? "no_ticket" : err == DW_EINVAL ? "refused" : "unreachable", 1);
   dw_poller_on_token(w->poller, tenant_key, err, reason);
 }
 
@@ -571,6 +575,13 @@ static void register_metrics(struct dw_worker *w)
                                  "Dead letters acknowledged by Kafka, by reason.", "reason");
   w->m_token_refreshes = dw_metrics_counter(r, "dw_token_refreshes_total",
                                             "Tenant access tokens obtained.", NULL);
+  w->m_token_failures = dw_metrics_counter(r, "dw_token_refresh_failures_total",
+                                           "Token requests that failed and will be retried, by "
+                                           "cause (unreachable, refused, no_ticket).", "cause");
+  /* Every cause from the start at 0, so that rate() and increase() see the first failure. */
+  static const char *const token_causes[] = {"unreachable", "refused", "no_ticket"};
+  for (size_t i = 0; i < sizeof(token_causes) / sizeof(token_causes[0]); i++)
+    dw_metric_inc(w->m_token_failures, token_causes[i], 0);
   w->m_produce_retries = dw_metrics_counter(r, "dw_produce_retries_total",
                                             "Results or dead letters produced again after a "
                                             "failed delivery.", NULL);

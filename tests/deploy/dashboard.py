@@ -21,10 +21,10 @@ REQUIRED = ["dw_tasks_resolved_total", "dw_dead_letters_total", "dw_api_calls_to
             "dw_tasks_in_flight", "dw_poller_ready_tasks", "dw_task_resolve_seconds_bucket",
             "dw_task_polls_bucket", "dw_token_refreshes_total", "dw_app_healthy",
             "dw_ready", "dw_transactions_total", "dw_tasks_skipped_total",
-            "dw_commit_metadata_bytes"]
+            "dw_commit_metadata_bytes", "dw_token_refresh_failures_total"]
 PROMQL_WORDS = {"sum", "by", "without", "rate", "increase", "min", "max", "avg", "histogram_quantile",
                 "le", "on", "group_left", "and", "or", "unless", "count", "irate", "deriv", "scalar",
-                "job", "instance", "outcome", "reason", "code", "result", "condition", "pod"}
+                "job", "instance", "outcome", "reason", "code", "result", "condition", "pod", "cause"}
 
 
 def main():

@@ -1,7 +1,10 @@
 """An app-level failure (a wrong app secret) is not the tasks' fault: the worker stops taking
 new work (partitions paused), dead-letters nothing, says why in its log and keeps retrying the
 token with backoff; SIGTERM still exits 0, and a worker with the right secret then resolves
-every task exactly once: nothing is lost."""
+every task exactly once: nothing is lost. /metrics counts the failed token requests by cause:
+"refused" for the wrong secret, "unreachable" for an auth endpoint nobody listens on."""
+import socket
+
 import harness as h
 import scenario
 
@@ -21,7 +24,24 @@ def main(procs):
     assert st["calls"] == 0, "delivery-task calls made without a token: %s" % st
     assert len(h.dump(kafka.bootstrap, h.OUT)) == 0 and len(h.dump(kafka.bootstrap, h.DLQ)) == 0
     assert "app secret" in bad.log_text()
+    failures = 'dw_token_refresh_failures_total{cause="%s"}'
+    h.wait_until(lambda: bad.metrics()[failures % "refused"] >= 2, 30, "refusals counted")
+    m = bad.metrics()
+    assert m[failures % "unreachable"] == 0 and m[failures % "no_ticket"] == 0, m
+    assert m["dw_token_refreshes_total"] == 0, m
     assert bad.stop() == 0
+
+    # Nobody listens where the API should be: counted as unreachable, retried, nothing lost.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        nowhere = "http://127.0.0.1:%d" % closed.getsockname()[1]
+        lost = h.Worker(procs, kafka.bootstrap, nowhere, group="it-app", env=env,
+                        name="unreachable").start()
+        h.wait_until(lambda: lost.metrics()[failures % "unreachable"] >= 2, 30,
+                     "unreachable token endpoint counted")
+        assert lost.metrics()[failures % "refused"] == 0
+        assert lost.stop() == 0
+    assert len(h.dump(kafka.bootstrap, h.OUT)) == 0 and len(h.dump(kafka.bootstrap, h.DLQ)) == 0
 
     good = h.Worker(procs, kafka.bootstrap, sim.url, group="it-app", name="good").start()
     h.wait_until(lambda: len(h.dump(kafka.bootstrap, h.OUT)) + len(h.dump(kafka.bootstrap, h.DLQ))
