@@ -9,14 +9,19 @@
 #       script starts and stops), the Debian base image (base-image.sh) and the Kafka image
 #       (kafka-image.sh) built locally, the worker and tools images from deploy/Dockerfile
 #       (the build runs the unit tests), `docker-compose up` of kafka, topics, sim, generator,
-#       worker-1 and worker-2; waits for results on the results topic and for both workers to
-#       be healthy, scales up (worker-extra) and down (SIGTERM: exit 0), stops the generator,
+#       worker-1, worker-2 and prometheus; waits for results on the results topic and for
+#       both workers to be healthy; checks Prometheus (prom_check.py: both workers scraped, the
+#       alert rules loaded and evaluating, every Grafana dashboard query answered with live
+#       numbers); scales up (worker-extra) and down (SIGTERM: exit 0), stops the generator,
 #       checks every generated task has a result or a dead letter, and tears everything down.
 #       Exit 77 (skipped, with the reason) when no engine runs or in the sanitizer pass.
-#       Prometheus and Grafana are not started: their images come from a registry.
+#       Prometheus runs from a local image of Debian's package (prometheus-image.sh); Grafana
+#       is not started: its image comes from a registry, and it is not in Debian.
 # Environment: DW_E2E_CACHE (base image tarball, private engine's images; default
 # $HOME/.cache/delivery-worker/e2e), DW_E2E_KEEP=1 leaves the stack up on failure,
-# DW_E2E_CONTEXT builds the images from another checkout (default: this work tree).
+# DW_E2E_CONTEXT builds the images from another checkout (default: this work tree),
+# DW_E2E_SCREENSHOT=FILE.png saves Prometheus's graph page of the dashboard's headline queries
+# with the stack's live numbers (needs Debian's chromium on this machine).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -161,6 +166,34 @@ members() { dc exec -T generator dw-kafkatool group -b kafka:9092 delivery-worke
 members_are() { [[ $(members 2>/dev/null) == "$1" ]]; }
 progress_from() { results_at_least $(( $1 + 20 )); }
 
+# The dashboard's headline queries on the stack's Prometheus, as a PNG of Prometheus's classic
+# graph page. The window is taller than the page: a page that scrolls (to its last input) is
+# drawn badly by headless screenshots.
+screenshot() { # prometheus_url file
+  command -v chromium >/dev/null || die "DW_E2E_SCREENSHOT needs chromium (apt-get install chromium)"
+  local q url profile
+  q=(
+    'sum by (outcome) (rate(dw_tasks_resolved_total[1m]))'
+    'sum by (code) (rate(dw_api_calls_total[1m]))'
+    'sum(rate(dw_api_calls_total[1m])) / sum(rate(dw_tasks_resolved_total[1m]))'
+    'sum by (instance) (dw_tasks_in_flight)'
+  )
+  url="$1/classic/graph?$(python3 -c '
+import sys, urllib.parse
+print("&".join(urllib.parse.urlencode({"g%d.expr" % i: e, "g%d.tab" % i: "0", "g%d.range_input" % i: "2m"})
+               for i, e in enumerate(sys.argv[1:])))' "${q[@]}")"
+  profile=$(mktemp -d "${TMPDIR:-/tmp}/dw-e2e-chromium.XXXXXX")
+  # The graphs draw after their queries return: chromium waits for the page's network to be
+  # idle and then for the virtual time budget, not for the wall clock.
+  chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+    --disable-background-networking --disable-component-update --disable-sync \
+    --user-data-dir="$profile" --hide-scrollbars --window-size=1280,2960 \
+    --virtual-time-budget=10000 --screenshot="$2" "$url" >/dev/null 2>&1 ||
+    die "chromium could not take the screenshot"
+  rm -rf "$profile"
+  say "ok: screenshot of Prometheus's graph page saved to $2"
+}
+
 run_test() {
   [[ ${DW_SANITIZED:-0} != 1 ]] || skip "runs in the normal pass only (the images build their own binaries)"
   static_checks
@@ -173,6 +206,7 @@ run_test() {
   docker run --rm debian:bookworm-slim true 2>"$cache/run-error.log" ||
     skip "the engine cannot run a container: $(tail -n 3 "$cache/run-error.log")"
   "$here/kafka-image.sh"
+  "$here/prometheus-image.sh"
   local t0=$SECONDS ctx=${DW_E2E_CONTEXT:-$root}
   # --network host: apt in the build reaches Debian's mirror as this machine does.
   DOCKER_BUILDKIT=0 docker build -q --network host -f "$root/deploy/Dockerfile" --target worker \
@@ -199,11 +233,19 @@ services:
   worker-extra:
     environment: { DELIVERY_WORKER_KAFKA_PROPERTIES: "session.timeout.ms=10000" }
 YML
-  dc up -d --no-build kafka topics sim generator worker-1 worker-2 2>&1 | sed 's/^/  /'
+  dc up -d --no-build kafka topics sim generator worker-1 worker-2 prometheus 2>&1 | sed 's/^/  /'
   wait_until 180 "first 50 results on hire.delivery_tasks.resolved" results_at_least 50
   wait_until 60 "worker-1 healthy (HEALTHCHECK on /healthz)" healthy worker-1
   wait_until 60 "worker-2 healthy" healthy worker-2
   wait_until 60 "two members in group delivery-worker" members_are 2
+
+  # Prometheus from this machine, at its address on the stack's network (the network is
+  # internal: no published ports).
+  local prom
+  prom=http://$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' \
+    "$(dc ps -q prometheus)"):9090
+  python3 "$here/prom_check.py" "$prom" "$root/deploy/grafana/delivery-worker.json" \
+    "$root/deploy/prometheus/alerts.yml" 2 180 || die "Prometheus of the stack (prom_check.py)"
 
   say "scaling up: worker-extra (dynamic membership)"
   dc --profile scale up -d --no-build --no-recreate --scale worker-extra=1 worker-extra 2>&1 | sed 's/^/  /'
@@ -222,6 +264,7 @@ YML
   say "ok: worker-2 and worker-extra drained and exited 0"
   n=$(count_keys hire.delivery_tasks.resolved)
   wait_until 120 "results go on with worker-1 alone" progress_from "$n"
+  [[ -z ${DW_E2E_SCREENSHOT:-} ]] || screenshot "$prom" "$DW_E2E_SCREENSHOT"
 
   dc stop -t 10 generator >/dev/null 2>&1
   # the generator's container is stopped: read from worker-1's side with a one-off tools container
