@@ -108,10 +108,14 @@ static const struct option options[] = {
   INT("kafka.commit_metadata_max_bytes", kafka.commit_metadata_max_bytes, 4096, 0, 1048576,
       "Room for the map of tasks finished beyond the committed offset, which is committed "
       "with the offset so a restarted or reassigned worker skips them instead of polling "
-      "again. Must not exceed the broker's `offset.metadata.max.bytes` (4096 by default). A "
-      "partition whose map passes three quarters of this takes no new records until it "
-      "shrinks. 0: no map (finished tasks beyond the committed offset are polled again "
-      "after a restart)."),
+      "again. Should not exceed the broker's `offset.metadata.max.bytes` (4096 by default): "
+      "when the broker refuses a map as too long, the worker warns once and gives maps less "
+      "room from then on (half, or less than the refused length; at-least-once cuts maps "
+      "short, and below 64 bytes commits none; exactly-once never goes below the map already "
+      "committed, and stops if even that is refused). A partition whose map passes three "
+      "quarters of this (or of the lowered room) takes no new records until it shrinks. 0: "
+      "no map (finished tasks beyond the committed offset are polled again after a "
+      "restart)."),
   STRING("kafka.transactional_id", kafka.transactional_id, "", 0, NULL,
          "Exactly-once mode: the producer's `transactional.id`. Empty: "
          "`<group_id>.<group_instance_id>` when kafka.group_instance_id is set (stable across "

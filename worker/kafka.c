@@ -492,6 +492,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   free(ids);
 }
 
+/* The outcome of a commit, asynchronous (the offset_commit_cb) or synchronous (served inside
+ * rd_kafka_commit_queue). When every partition fails, librdkafka also sets err to the last
+ * partition's error, so the partitions are looked at either way. A refused metadata string
+ * (OFFSET_METADATA_TOO_LARGE) is the worker's to explain: it shortens its maps. */
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
@@ -499,15 +503,32 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
     return;
   struct dw_consumer *c = opaque;
-  int failed = err != RD_KAFKA_RESP_ERR_NO_ERROR;
-  if (err)
-    dw_warn("offset commit failed: %s", rd_kafka_err2str(err));
-  for (int i = 0; !err && offsets && i < offsets->cnt; i++)
-    if (offsets->elems[i].err) {
-      failed = 1;
-      dw_warn("offset commit of partition %d failed: %s", offsets->elems[i].partition,
-              rd_kafka_err2str(offsets->elems[i].err));
+  int failed = err != RD_KAFKA_RESP_ERR_NO_ERROR, other = 0, refused = 0;
+  int32_t refused_part = -1;
+  size_t refused_len = 0;
+  for (int i = 0; offsets && i < offsets->cnt; i++) {
+    const rd_kafka_topic_partition_t *e = &offsets->elems[i];
+    if (!e->err)
+      continue;
+    failed = 1;
+    if (e->err == RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE && c->h.on_metadata_refused) {
+      dw_debug("offset commit of partition %d failed: %s (%zu bytes of metadata)",
+               e->partition, rd_kafka_err2str(e->err), e->metadata_size);
+      if (!refused || e->metadata_size < refused_len) {
+        refused_len = e->metadata_size;
+        refused_part = e->partition;
+      }
+      refused = 1;
+    } else {
+      other = 1;
+      dw_warn("offset commit of partition %d failed: %s", e->partition,
+              rd_kafka_err2str(e->err));
     }
+  }
+  if (err && (other || !refused))
+    dw_warn("offset commit failed: %s", rd_kafka_err2str(err));
+  if (refused)
+    c->h.on_metadata_refused(c->h.arg, refused_part, refused_len);
   if (failed && c->h.on_commit_failed)
     c->h.on_commit_failed(c->h.arg);
 }
@@ -646,20 +667,26 @@ static rd_kafka_topic_partition_list_t *offsets_list(const char *topic, const in
   return l;
 }
 
-/* librdkafka 2.0.2's rd_kafka_offsets_store drops metadata; an explicit list keeps it. */
+/* librdkafka 2.0.2's rd_kafka_offsets_store drops metadata; an explicit list keeps it. A
+ * synchronous commit goes through rd_kafka_commit_queue without a queue, which serves
+ * on_commit (with each partition's error) before it returns, instead of rd_kafka_commit, which
+ * returns one error code and leaves the partitions to a later offset_commit_cb. */
 static int commit(struct dw_consumer *c, const int32_t *parts, const int64_t *offsets,
                   const char *const *metadata, size_t n, int async)
 {
   if (n == 0)
     return 0;
   rd_kafka_topic_partition_list_t *l = offsets_list(c->topic, parts, offsets, metadata, n);
-  rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, async);
+  rd_kafka_resp_err_t e = async ? rd_kafka_commit(c->rk, l, 1)
+                                : rd_kafka_commit_queue(c->rk, l, NULL, on_commit, c);
   rd_kafka_topic_partition_list_destroy(l);
-  if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+  if (!e || e == RD_KAFKA_RESP_ERR__NO_OFFSET)
+    return 0;
+  if (e == RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE && c->h.on_metadata_refused)
+    return DW_ERANGE; /* on_commit told the worker */
+  if (async) /* a synchronous failure was logged by on_commit */
     dw_warn("offset commit failed: %s", rd_kafka_err2str(e));
-    return DW_EIO;
-  }
-  return 0;
+  return DW_EIO;
 }
 
 int dw_consumer_commit(struct dw_consumer *c, const int32_t *partitions,
@@ -849,7 +876,7 @@ int dw_producer_txn_commit(struct dw_producer *p, struct dw_consumer *c,
                            const char *const *metadata, size_t n, char *err, size_t errlen)
 {
   rd_kafka_error_t *e = NULL;
-  int rc = 0;
+  int rc = 0, too_long = 0;
   if (p->pending == TXN_ABORTING)
     return dw_producer_txn_abort(p, err, errlen) == 0 ? DW_EAGAIN : DW_ETIMEDOUT;
   if (p->pending == TXN_NONE) {
@@ -861,6 +888,9 @@ int dw_producer_txn_commit(struct dw_producer *p, struct dw_consumer *c,
       rd_kafka_consumer_group_metadata_t *g = rd_kafka_consumer_group_metadata(c->rk);
       for (int attempt = 0; attempt < 3; attempt++) {
         e = rd_kafka_send_offsets_to_transaction(p->rk, l, g, TXN_CALL_TIMEOUT_MS);
+        /* A TxnOffsetCommit refused as OFFSET_METADATA_TOO_LARGE makes the transaction
+         * abortable in 2.0.2 (an error with that code that requires an abort). */
+        too_long = e && rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE;
         rc = e ? txn_error(e, "cannot add the offsets to the transaction", err, errlen) : 0;
         if (rc != DW_ETIMEDOUT)
           break;
@@ -889,7 +919,7 @@ int dw_producer_txn_commit(struct dw_producer *p, struct dw_consumer *c,
       snprintf(err, errlen, "%s", why);
       return arc;
     }
-    return arc == DW_ETIMEDOUT ? DW_ETIMEDOUT : DW_EAGAIN;
+    return arc == DW_ETIMEDOUT ? DW_ETIMEDOUT : too_long ? DW_ERANGE : DW_EAGAIN;
   }
   return txn_next(p, err, errlen);
 }

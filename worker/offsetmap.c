@@ -266,3 +266,11 @@ int64_t dw_offsetmap_count(const struct dw_offsetmap *m)
     n += m->to[i] - m->from[i];
   return n;
 }
+
+size_t dw_offsetmap_shrink(size_t current, size_t refused)
+{
+  if (refused == 0 || refused > current)
+    return current;
+  size_t room = DW_MIN(current / 2, refused - 1);
+  return room < DW_OFFSETMAP_MIN_BYTES ? 0 : room;
+}

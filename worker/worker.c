@@ -105,10 +105,13 @@ struct dw_worker {
   struct dw_metric *m_token_failures, *m_skipped, *m_txns;
   int eos;          /* processing.guarantee = exactly_once */
   int txn_doomed;   /* something in the open transaction failed: abort it, produce again */
+  int txn_stuck;    /* exactly-once: the broker cannot take the maps; commit nothing more */
   struct job *parked; /* exactly-once: outputs waiting for the next transaction */
-  uint8_t *mapbuf;  /* scratch for encoding maps */
-  char *maptext;
-  size_t mapmax;    /* kafka.commit_metadata_max_bytes */
+  uint8_t *mapbuf;  /* scratch for encoding maps, mapcap + 16 bytes */
+  char *maptext;    /* mapcap + 1 bytes */
+  size_t mapcap;    /* kafka.commit_metadata_max_bytes */
+  size_t mapmax;    /* room for a map: mapcap, less once the broker refused a map as too long */
+  int map_lowered;  /* mapmax was lowered (the warning is given once) */
   size_t map_bytes; /* largest map in the last commit */
   int ever_assigned;
   int healthy;
@@ -341,8 +344,8 @@ static int must_park(struct dw_worker *w, struct part *p, struct job *j)
 static int stage(struct dw_worker *w, struct job *j)
 {
   struct part *p = part_get(w, j->partition);
-  if (!p || !p->assigned || p->revoking || p->generation != j->generation) {
-    job_free(w, j); /* no longer ours: the new owner produces it, in its own transaction */
+  if (!p || !p->assigned || p->revoking || p->generation != j->generation || w->txn_stuck) {
+    job_free(w, j); /* no longer ours (or never committable): processed again by the next owner */
     maybe_stop(w);
     return -1;
   }
@@ -748,19 +751,25 @@ static int add_run(void *arg, int64_t from, int64_t to)
 static const char *encode_map(struct dw_worker *w, int32_t id, struct part *p, int64_t base)
 {
   struct dw_offsetmap_writer mw;
+  int truncated = 0;
   w->maptext[0] = '\0';
-  if (w->mapmax == 0 ||
-      dw_offsetmap_begin(&mw, w->mapbuf, w->mapmax + 16, base, w->mapmax) < 0)
+  if (w->mapmax == 0 && !p->map_full)
     return w->maptext;
-  dw_tracker_runs(&p->tracker, w->eos, add_run, &mw);
-  if (mw.runs > 0 && dw_offsetmap_finish(&mw, w->maptext, w->mapmax + 1) < 0)
-    w->maptext[0] = '\0';
+  /* mapmax may have been lowered below what mapbuf and maptext hold, never raised. */
+  if (w->mapmax > 0 &&
+      dw_offsetmap_begin(&mw, w->mapbuf, w->mapmax + 16, base, w->mapmax) == 0) {
+    dw_tracker_runs(&p->tracker, w->eos, add_run, &mw);
+    if (mw.runs > 0 && dw_offsetmap_finish(&mw, w->maptext, w->mapmax + 1) < 0)
+      w->maptext[0] = '\0';
+    truncated = mw.truncated;
+  }
   size_t len = strlen(w->maptext);
   w->map_bytes = DW_MAX(w->map_bytes, len);
   p->map_len = len;
   p->staged_since = 0;
-  int full = mw.truncated || len * 4 > w->mapmax * 3;
-  if (full != p->map_full && (full || len * 2 < w->mapmax)) {
+  /* With no room left at all (the broker took no map) there is nothing to hold for. */
+  int full = w->mapmax > 0 && (truncated || len * 4 > w->mapmax * 3);
+  if (full != p->map_full && (full || len * 2 < w->mapmax || w->mapmax == 0)) {
     p->map_full = full;
     if (full)
       dw_warn("partition %d: the map of finished tasks beyond offset %lld fills %zu of %zu "
@@ -818,7 +827,109 @@ static void forget_commits(struct dw_worker *w)
   }
 }
 
+/* The broker refused a map of `refused` bytes: its offset.metadata.max.bytes is below
+ * kafka.commit_metadata_max_bytes. Maps get `room` bytes from now on; encode_map cuts them
+ * there and holds partitions at three quarters of it. Said once as a warning (the cause and
+ * the fix); a further lowering is only noted. */
+static void lower_map_room(struct dw_worker *w, int32_t partition, size_t refused, size_t room)
+{
+  char where[48] = "";
+  if (room >= w->mapmax)
+    return;
+  w->mapmax = room;
+  if (partition >= 0)
+    snprintf(where, sizeof(where), "partition %d: ", (int)partition);
+  if (w->map_lowered) {
+    dw_info("%sthe broker refused commit metadata of %zu bytes again; using %zu bytes from now "
+            "on", where, refused, room);
+    return;
+  }
+  w->map_lowered = 1;
+  if (room > 0)
+    dw_warn("%sthe broker refused commit metadata of %zu bytes (OFFSET_METADATA_TOO_LARGE: "
+            "longer than its offset.metadata.max.bytes); using %zu bytes from now on: set "
+            "kafka.commit_metadata_max_bytes (%zu) to at most the broker's "
+            "offset.metadata.max.bytes", where, refused, room, w->mapcap);
+  else
+    dw_warn("%sthe broker refused commit metadata of %zu bytes (OFFSET_METADATA_TOO_LARGE: "
+            "longer than its offset.metadata.max.bytes); committing offsets without the map of "
+            "finished tasks from now on (tasks finished beyond the committed offset are polled "
+            "again after a restart): set kafka.commit_metadata_max_bytes (%zu) to at most the "
+            "broker's offset.metadata.max.bytes", where, refused, w->mapcap);
+}
+
+/* At-least-once: a commit was refused for a map too long for the broker (the shortest such
+ * map of the commit). A map cut short is still right, and no map at all too: the records left
+ * out are only processed again after a restart. on_commit_failed follows, so everything is
+ * committed again, with the shorter maps, on the next tick. */
+static void on_metadata_refused(void *arg, int32_t partition, size_t len)
+{
+  struct dw_worker *w = arg;
+  lower_map_room(w, partition, len, dw_offsetmap_shrink(w->mapmax, len));
+}
+
+/* Exactly-once: the longest map of what is already committed (finished records, not those
+ * staged in the open transaction). Every later transaction must carry at least that much, or
+ * a restart would write those records' outputs again. */
+static size_t settled_map_len(struct dw_worker *w)
+{
+  size_t longest = 0;
+  for (size_t i = 0; i < w->nparts; i++) {
+    struct part *p = &w->parts[i];
+    struct dw_offsetmap_writer mw;
+    int64_t base = dw_tracker_committable(&p->tracker);
+    if (!p->assigned || base < 0 ||
+        dw_offsetmap_begin(&mw, w->mapbuf, w->mapcap + 16, base, w->mapcap) < 0)
+      continue;
+    dw_tracker_runs(&p->tracker, 0, add_run, &mw);
+    if (mw.runs > 0)
+      longest = DW_MAX(longest, dw_offsetmap_text_len(&mw));
+  }
+  return longest;
+}
+
+/* Exactly-once: the transaction whose longest map had `refused` bytes was aborted because the
+ * broker refused a map. Unlike at-least-once, a map may not be cut below what is committed,
+ * nor dropped. Returns 0 when maps have less room from now on (or already had), DW_ERANGE when
+ * the broker cannot take even the committed map, or would leave less than
+ * DW_OFFSETMAP_MIN_BYTES. */
+static int lower_map_room_txn(struct dw_worker *w, size_t refused)
+{
+  if (refused == 0 || refused > w->mapmax) /* no map, or one written with more room */
+    return 0;
+  size_t room = dw_offsetmap_shrink(w->mapmax, refused), settled = settled_map_len(w);
+  if (room == 0 || settled >= refused) {
+    dw_error("exactly-once: the broker refused commit metadata of %zu bytes "
+             "(OFFSET_METADATA_TOO_LARGE: longer than its offset.metadata.max.bytes), and "
+             "shorter maps would leave out tasks whose outputs are committed (the committed "
+             "map takes %zu bytes; maps need at least %d), so a restart would write them "
+             "again: set the broker's offset.metadata.max.bytes to at least "
+             "kafka.commit_metadata_max_bytes (%zu); stopping", refused, settled,
+             DW_OFFSETMAP_MIN_BYTES, w->mapcap);
+    return DW_ERANGE;
+  }
+  lower_map_room(w, -1, refused, DW_MAX(room, settled));
+  return 0;
+}
+
 static void txn_commit(struct dw_worker *w, int force);
+static size_t drop_polling(struct dw_worker *w, int stale_only);
+
+/* At-least-once: commits every offset known (or those of `only`) and waits for the answer (a
+ * revoke, the shutdown: nothing commits them later). A map the broker refuses lowers the room
+ * (on_metadata_refused), so the commit is sent again with shorter maps until it goes through
+ * or the room stops shrinking: a few rounds at most, each one at least halves it. */
+static void commit_sync(struct dw_worker *w, const int32_t *only, size_t only_n, int32_t *ids,
+                        int64_t *offs, const char **metas)
+{
+  size_t room;
+  int rc;
+  do {
+    room = w->mapmax;
+    size_t n = collect_commits(w, only, only_n, 1, ids, offs, metas);
+    rc = dw_consumer_commit_sync(w->consumer, ids, offs, metas, n);
+  } while (rc == DW_ERANGE && w->mapmax < room);
+}
 
 static void commit_now(struct dw_worker *w, int sync)
 {
@@ -832,11 +943,12 @@ static void commit_now(struct dw_worker *w, int sync)
   int64_t *offs = malloc(w->nparts * sizeof(*offs));
   const char **metas = malloc(w->nparts * sizeof(*metas));
   if (ids && offs && metas) {
-    size_t n = collect_commits(w, NULL, 0, sync, ids, offs, metas);
-    if (sync)
-      dw_consumer_commit_sync(w->consumer, ids, offs, metas, n);
-    else
+    if (sync) {
+      commit_sync(w, NULL, 0, ids, offs, metas);
+    } else {
+      size_t n = collect_commits(w, NULL, 0, 0, ids, offs, metas);
       dw_consumer_commit(w->consumer, ids, offs, metas, n);
+    }
   }
   free(ids);
   free(offs);
@@ -891,6 +1003,9 @@ static void txn_commit(struct dw_worker *w, int force)
 {
   char err[512] = "";
   int rc, staged = 0;
+  size_t longest = 0; /* the longest map sent */
+  if (w->txn_stuck)
+    return;
   for (struct job *j = w->jobs; j && !staged; j = j->next)
     staged = j->staged;
   if (dw_producer_txn_busy(w->producer)) {
@@ -906,6 +1021,8 @@ static void txn_commit(struct dw_worker *w, int force)
     int64_t *offs = malloc((w->nparts + 1) * sizeof(*offs));
     const char **metas = malloc((w->nparts + 1) * sizeof(*metas));
     size_t n = ids && offs && metas ? collect_commits(w, NULL, 0, force, ids, offs, metas) : 0;
+    for (size_t i = 0; i < n; i++)
+      longest = DW_MAX(longest, metas[i] ? strlen(metas[i]) : 0);
     rc = n == 0 && !staged ? 1
                            : dw_producer_txn_commit(w->producer, w->consumer, ids, offs, metas,
                                                     n, err, sizeof(err));
@@ -927,10 +1044,16 @@ static void txn_commit(struct dw_worker *w, int force)
     return;
   }
   forget_commits(w);
+  if (rc == DW_ERANGE && lower_map_room_txn(w, longest) < 0) {
+    w->txn_stuck = 1; /* every later transaction would be refused the same way */
+    rc = DW_ESTATE;
+    drop_polling(w, 0);
+  }
   if (rc == DW_ESTATE) {
     /* Nothing of the open transaction is committed: it is all processed again after a
      * restart, by this replica or another. */
-    dw_error("exactly-once: %s; stopping", err);
+    if (!w->txn_stuck)
+      dw_error("exactly-once: %s; stopping", err);
     for (struct job *j = w->jobs, *next; j; j = next) {
       next = j->next;
       if (j->staged)
@@ -988,10 +1111,8 @@ static void on_revoke(void *arg, const int32_t *ids, size_t n, int lost)
     int32_t *cids = malloc(n * sizeof(*cids));
     int64_t *offs = malloc(n * sizeof(*offs));
     const char **metas = malloc(n * sizeof(*metas));
-    if (cids && offs && metas) { /* synchronous: nothing retries it once they are gone */
-      size_t m = collect_commits(w, ids, n, 1, cids, offs, metas);
-      dw_consumer_commit_sync(w->consumer, cids, offs, metas, m);
-    }
+    if (cids && offs && metas) /* synchronous: nothing retries it once they are gone */
+      commit_sync(w, ids, n, cids, offs, metas);
     free(cids);
     free(offs);
     free(metas);
@@ -1191,9 +1312,9 @@ int dw_worker_run(const struct dw_config *cfg)
   w->cfg = cfg;
   w->healthy = 1;
   w->eos = strcmp(cfg->processing.guarantee, "exactly_once") == 0;
-  w->mapmax = (size_t)cfg->kafka.commit_metadata_max_bytes;
-  w->mapbuf = malloc(w->mapmax + 16);
-  w->maptext = malloc(w->mapmax + 1);
+  w->mapcap = w->mapmax = (size_t)cfg->kafka.commit_metadata_max_bytes;
+  w->mapbuf = malloc(w->mapcap + 16);
+  w->maptext = malloc(w->mapcap + 1);
   if (!w->mapbuf || !w->maptext) {
     free(w->mapbuf);
     free(w->maptext);
@@ -1267,6 +1388,7 @@ int dw_worker_run(const struct dw_config *cfg)
       .on_revoke = on_revoke,
       .on_fatal = on_fatal,
       .on_commit_failed = on_commit_failed,
+      .on_metadata_refused = on_metadata_refused,
       .on_committed = w->mapmax > 0 ? on_committed : NULL,
       .arg = w,
   };

@@ -53,8 +53,12 @@ struct dw_consumer_handler {
   void (*on_revoke)(void *arg, const int32_t *partitions, size_t n, int lost);
   /* A fatal error: the worker must stop. */
   void (*on_fatal)(void *arg, const char *reason);
-  /* An asynchronous commit failed: the offsets must be committed again (optional). */
+  /* A commit failed: the offsets must be committed again (optional). */
   void (*on_commit_failed)(void *arg);
+  /* The broker refused a commit's metadata as longer than its offset.metadata.max.bytes
+   * (OFFSET_METADATA_TOO_LARGE): the shortest refused metadata, and its partition (optional;
+   * called once per commit, before on_commit_failed). */
+  void (*on_metadata_refused)(void *arg, int32_t partition, size_t metadata_len);
   /* The committed offset and metadata of a newly assigned partition, read before any of its
    * records is handed over (optional; with it, new partitions stay paused until it is
    * called). offset is -1 and metadata NULL when nothing is committed or it could not be
@@ -71,7 +75,9 @@ int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_c
  * metadata string (metadata may be NULL, and so may each entry). */
 int dw_consumer_commit(struct dw_consumer *c, const int32_t *partitions,
                        const int64_t *offsets, const char *const *metadata, size_t n);
-/* The same, waiting for the broker's answer (only at shutdown). */
+/* The same, waiting for the broker's answer (on revoke and at shutdown): its outcome reaches
+ * on_metadata_refused and on_commit_failed before this returns. 0, DW_ERANGE when metadata
+ * was refused as too long, DW_EIO for other failures. */
 int dw_consumer_commit_sync(struct dw_consumer *c, const int32_t *partitions,
                             const int64_t *offsets, const char *const *metadata, size_t n);
 
@@ -118,8 +124,10 @@ size_t dw_producer_outstanding(const struct dw_producer *p);
  * inside while it flushes). Returns 0 (committed); DW_EAGAIN when the transaction was aborted
  * (everything produced in it is discarded and must be produced again); DW_ETIMEDOUT when the
  * outcome is not known yet: nothing may be produced until a later call, with the same or no
- * offsets, returns something else (dw_producer_txn_busy tells); DW_ESTATE when the producer
- * can no longer be used (fenced, fatal error: the worker must stop). */
+ * offsets, returns something else (dw_producer_txn_busy tells); DW_ERANGE when it was aborted
+ * (as for DW_EAGAIN) because the broker refused an offset's metadata as longer than its
+ * offset.metadata.max.bytes; DW_ESTATE when the producer can no longer be used (fenced, fatal
+ * error: the worker must stop). */
 int dw_producer_txn_commit(struct dw_producer *p, struct dw_consumer *c,
                            const int32_t *partitions, const int64_t *offsets,
                            const char *const *metadata, size_t n, char *err, size_t errlen);

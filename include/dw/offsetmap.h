@@ -16,6 +16,9 @@
 
 #define DW_OFFSETMAP_PREFIX "dw1."
 #define DW_OFFSETMAP_BIN_MAX 786432 /* binary bytes of the largest map (1 MiB of text) */
+/* Less room than this after a refusal is not worth a map (an empty one takes up to 24 bytes,
+ * each finished run up to 27 more). */
+#define DW_OFFSETMAP_MIN_BYTES 64
 
 /* Builds a map run by run within a size limit; the text is exactly as long as
  * dw_offsetmap_text_len says. */
@@ -66,5 +69,12 @@ int dw_offsetmap_contains(struct dw_offsetmap *m, int64_t offset);
 int64_t dw_offsetmap_count(const struct dw_offsetmap *m);
 
 void dw_offsetmap_free(struct dw_offsetmap *m);
+
+/* The room for maps after the broker refused one of `refused` bytes (longer than its
+ * offset.metadata.max.bytes) while maps had `current` bytes: half of current, or less than
+ * refused when that is smaller; 0 (commit without a map) when that leaves less than
+ * DW_OFFSETMAP_MIN_BYTES. `current` itself when nothing is learnt: refused longer than current
+ * (that map was written before an earlier shrink), or 0 (no map is never too long). */
+size_t dw_offsetmap_shrink(size_t current, size_t refused);
 
 #endif

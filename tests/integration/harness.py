@@ -138,13 +138,17 @@ class MockKafka:
 
 
 class RealKafka:
-    """A real Apache Kafka 3.9 broker (KRaft, one node on loopback) from tests/kafka/kafka.sh."""
+    """A real Apache Kafka 3.9 broker (KRaft, one node on loopback) from tests/kafka/kafka.sh;
+    server_props are extra server.properties lines ("offset.metadata.max.bytes=256")."""
 
-    def __init__(self, procs):
+    def __init__(self, procs, server_props=()):
         self.dir = os.path.join(procs.tmp, "kafka")
         self.script = os.path.join(SRC, "tests/kafka/kafka.sh")
+        env = dict(os.environ)
+        if server_props:
+            env["DW_KAFKA_EXTRA_PROPS"] = "\n".join(server_props)
         r = subprocess.run([self.script, "start", "--port", "0", "--dir", self.dir],
-                           capture_output=True, text=True, timeout=300)
+                           capture_output=True, text=True, timeout=300, env=env)
         if r.returncode != 0:
             raise AssertionError("kafka.sh start failed:\n" + r.stderr[-4000:])
         m = re.search(r"KAFKA_BOOTSTRAP=(\S+)", r.stdout)

@@ -1,6 +1,7 @@
 /* Unit tests of the commit-metadata map: round trips of maps built from a tracker, exact text
  * length against the limit (a map cut short stays valid), foreign and corrupt metadata
- * (prefix, base64, CRC, truncation, every single-byte change), and lookups. */
+ * (prefix, base64, CRC, truncation, every single-byte change), lookups, and the room left
+ * after the broker refuses a map. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -204,12 +205,47 @@ static void test_staged(void **state)
   dw_tracker_cleanup(&t);
 }
 
+/* The room left after the broker refuses a map: half, or below the refused length when that
+ * is smaller; nothing under the floor; a refusal of a map longer than the room in use (written
+ * before an earlier shrink) changes nothing; repeated refusals reach 0 in a few steps. */
+static void test_shrink(void **state)
+{
+  (void)state;
+  assert_int_equal(dw_offsetmap_shrink(4096, 300), 299);  /* below the refused length */
+  assert_int_equal(dw_offsetmap_shrink(4096, 4096), 2048); /* half */
+  assert_int_equal(dw_offsetmap_shrink(299, 280), 149);
+  assert_int_equal(dw_offsetmap_shrink(4096, 0), 4096);    /* no map: not a length problem */
+  assert_int_equal(dw_offsetmap_shrink(299, 300), 299);    /* stale: nothing new */
+  assert_int_equal(dw_offsetmap_shrink(0, 10), 0);
+  assert_int_equal(dw_offsetmap_shrink(128, 128), DW_OFFSETMAP_MIN_BYTES);
+  assert_int_equal(dw_offsetmap_shrink(127, 127), 0);      /* 63: under the floor */
+  assert_int_equal(dw_offsetmap_shrink(4096, DW_OFFSETMAP_MIN_BYTES), 0);
+  assert_int_equal(dw_offsetmap_shrink(4096, DW_OFFSETMAP_MIN_BYTES + 1), DW_OFFSETMAP_MIN_BYTES);
+  size_t room = 1048576;
+  int steps = 0;
+  while (room > 0) {
+    size_t next = dw_offsetmap_shrink(room, room);
+    assert_true(next < room);
+    assert_true(next == 0 || next >= DW_OFFSETMAP_MIN_BYTES);
+    room = next;
+    steps++;
+  }
+  assert_true(steps <= 15);
+  /* Any room the floor allows still holds an empty map and a run, for any base. */
+  struct dw_offsetmap_writer w;
+  char text[DW_OFFSETMAP_MIN_BYTES + 1];
+  assert_int_equal(
+      dw_offsetmap_begin(&w, bin, sizeof(bin), INT64_MAX - 10, DW_OFFSETMAP_MIN_BYTES), 0);
+  assert_int_equal(dw_offsetmap_add(&w, INT64_MAX - 8, INT64_MAX - 7), 0);
+  assert_true(dw_offsetmap_finish(&w, text, sizeof(text)) > 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip),         cmocka_unit_test(test_empty_map),
       cmocka_unit_test(test_limit_exact),        cmocka_unit_test(test_foreign_and_corrupt),
-      cmocka_unit_test(test_staged),
+      cmocka_unit_test(test_staged),             cmocka_unit_test(test_shrink),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
