@@ -14,6 +14,12 @@
 # dwplain) and OAUTHBEARER (the broker's unsecured JWS validator: any principal, alg "none",
 # for tests only). It also prints KAFKA_SASL_SSL_BOOTSTRAP=, KAFKA_CA_FILE= (the CA's PEM) and
 # KAFKA_SASL_USERS= (a file of "MECHANISM USER PASSWORD" lines; random passwords, mode 600).
+# start --sasl-ssl --oidc-jwks URL [--oidc-issuer ISS] [--oidc-audience AUD] makes that listener's
+# OAUTHBEARER validate real JWTs instead (Kafka's OAuthBearerValidatorCallbackHandler: signature
+# against the JWKS at URL, and iss/aud when given); the JVM runs with
+# -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=URL, so the broker fetches no other URL. The
+# OAUTHBEARER line of KAFKA_SASL_USERS is then left out (a token comes from the OIDC provider).
+# tests/tools/oidc_provider.py is such a provider; --oidc-jwks implies --sasl-ssl.
 # Only the KAFKA_*= lines go to stdout (so `eval "$(kafka.sh start --port 0)"` works);
 # progress and errors go to stderr.
 #
@@ -158,6 +164,9 @@ PORT=9092
 PORT_GIVEN=0
 DIR=
 SASL_SSL=0
+OIDC_JWKS=
+OIDC_ISSUER=
+OIDC_AUDIENCE=
 parse_args() {
     while (($#)); do
         case $1 in
@@ -166,11 +175,22 @@ parse_args() {
         --dir) [[ $# -ge 2 ]] || usage; DIR=$2; shift 2 ;;
         --dir=*) DIR=${1#*=}; shift ;;
         --sasl-ssl) SASL_SSL=1; shift ;;
+        --oidc-jwks) [[ $# -ge 2 ]] || usage; OIDC_JWKS=$2; SASL_SSL=1; shift 2 ;;
+        --oidc-jwks=*) OIDC_JWKS=${1#*=}; SASL_SSL=1; shift ;;
+        --oidc-issuer) [[ $# -ge 2 ]] || usage; OIDC_ISSUER=$2; shift 2 ;;
+        --oidc-issuer=*) OIDC_ISSUER=${1#*=}; shift ;;
+        --oidc-audience) [[ $# -ge 2 ]] || usage; OIDC_AUDIENCE=$2; shift 2 ;;
+        --oidc-audience=*) OIDC_AUDIENCE=${1#*=}; shift ;;
         -h | --help) usage ;;
         *) log "unknown argument: $1"; usage ;;
         esac
     done
     [[ $PORT =~ ^[0-9]+$ ]] && ((PORT < 65536)) || die "bad --port: $PORT"
+    if [[ -n $OIDC_JWKS ]]; then
+        [[ $OIDC_JWKS =~ ^https?://[^[:space:],]+$ ]] || die "bad --oidc-jwks (an http:// or https:// URL): $OIDC_JWKS"
+    elif [[ -n $OIDC_ISSUER$OIDC_AUDIENCE ]]; then
+        die "--oidc-issuer and --oidc-audience need --oidc-jwks"
+    fi
 }
 
 resolve_dir() {
@@ -239,9 +259,20 @@ sasl_ssl_props() {
         "listener.name.sasl_ssl.ssl.client.auth=none" \
         "sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN,OAUTHBEARER" \
         "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$jaas.scram.ScramLoginModule required;" \
-        "listener.name.sasl_ssl.plain.sasl.jaas.config=$jaas.plain.PlainLoginModule required user_dwplain=\"$plainpass\";" \
-        "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=$jaas.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"broker\";" \
-        "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class=$jaas.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler"
+        "listener.name.sasl_ssl.plain.sasl.jaas.config=$jaas.plain.PlainLoginModule required user_dwplain=\"$plainpass\";"
+    if [[ -z $OIDC_JWKS ]]; then
+        printf '%s\n' \
+            "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=$jaas.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub=\"broker\";" \
+            "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class=$jaas.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler"
+        return
+    fi
+    # --oidc-jwks: signed JWTs, checked against the provider's keys (KIP-768)
+    printf '%s\n' \
+        "listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=$jaas.oauthbearer.OAuthBearerLoginModule required;" \
+        "listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class=$jaas.oauthbearer.OAuthBearerValidatorCallbackHandler" \
+        "listener.name.sasl_ssl.sasl.oauthbearer.jwks.endpoint.url=$OIDC_JWKS"
+    if [[ -n $OIDC_ISSUER ]]; then echo "listener.name.sasl_ssl.sasl.oauthbearer.expected.issuer=$OIDC_ISSUER"; fi
+    if [[ -n $OIDC_AUDIENCE ]]; then echo "listener.name.sasl_ssl.sasl.oauthbearer.expected.audience=$OIDC_AUDIENCE"; fi
 }
 
 # ---------------------------------------------------------------- commands
@@ -296,8 +327,10 @@ cmd_start() {
         scrampass=$(random_word)
         plainpass=$(random_word)
         make_tls "$storepass"
+        local oauth_user=("OAUTHBEARER dwoauth -")
+        if [[ -n $OIDC_JWKS ]]; then oauth_user=(); fi
         (umask 077; printf '%s\n' "SCRAM-SHA-512 dwscram $scrampass" "PLAIN dwplain $plainpass" \
-            "OAUTHBEARER dwoauth -" >"$DIR/sasl-users")
+            "${oauth_user[@]}" >"$DIR/sasl-users")
         # KRaft keeps SCRAM credentials in the metadata log: written when the log is formatted
         scram_args=(--add-scram "SCRAM-SHA-512=[name=dwscram,password=$scrampass]")
     fi
@@ -353,6 +386,8 @@ EOF
     local jvm=(${DW_KAFKA_HEAP_OPTS:--Xms128m -Xmx512m} ${DW_KAFKA_JVM_OPTS:--XX:+UseSerialGC}
         -Djava.awt.headless=true -Dlog4j.configuration="file:$DIR/log4j.properties"
         -Dkafka.logs.dir="$DIR" -cp "$LIBS/*")
+    # Kafka 3.9.1 fetches OAuth URLs only from this list when it is set (CVE-2025-27817)
+    if [[ -n $OIDC_JWKS ]]; then jvm+=(-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls="$OIDC_JWKS"); fi
 
     local t0=${EPOCHREALTIME//[!0-9]/} cluster_id
     # a KRaft cluster id is 16 random bytes, base64url without padding; avoid a leading '-'
