@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* -------------------------------------------------------------------------------------------
@@ -648,6 +649,104 @@ int dw_auth_answer_parse(const void *body, size_t len, const char *field, char *
 
 out:
   cJSON_Delete(root);
+  return rc;
+}
+
+/* An OAuth 2.0 token answer (RFC 6749 section 5.1) or error (5.2). */
+int dw_oauth_answer_parse(const void *body, size_t len, char *token, size_t token_size,
+                          int64_t *expires_in, char *why, size_t why_size)
+{
+  const char *text = body;
+  cJSON *root = NULL;
+  const cJSON *item;
+  int trailing, rc = DW_EINVAL;
+  size_t n;
+
+  set_text(why, why_size, "%s", "");
+  if (!token || token_size == 0 || !expires_in) {
+    set_text(why, why_size, "no buffer for the token");
+    return DW_EINVAL;
+  }
+  token[0] = '\0';
+  *expires_in = -1;
+  if (!text || len == 0 || json_scan(text, len) != SCAN_OK ||
+      !(root = json_parse(text, len, &trailing)) || !cJSON_IsObject(root)) {
+    set_text(why, why_size, "the answer is not a JSON object");
+    goto out;
+  }
+  item = cJSON_GetObjectItemCaseSensitive(root, "error");
+  if (cJSON_IsString(item) && item->valuestring) {
+    char code[64] = "", desc[200] = "";
+    copy_text(code, sizeof(code), item);
+    copy_text(desc, sizeof(desc), cJSON_GetObjectItemCaseSensitive(root, "error_description"));
+    set_text(why, why_size, "error %s%s%s", code, desc[0] ? ": " : "", desc);
+    goto out;
+  }
+  item = cJSON_GetObjectItemCaseSensitive(root, "access_token");
+  if (!cJSON_IsString(item) || !item->valuestring || item->valuestring[0] == '\0') {
+    set_text(why, why_size, "no access_token in the answer");
+    goto out;
+  }
+  n = strlen(item->valuestring);
+  if (n >= token_size) {
+    set_text(why, why_size, "access_token longer than %zu bytes", token_size - 1);
+    goto out;
+  }
+  if (!all_graphic_ascii(item->valuestring)) {
+    set_text(why, why_size, "access_token has characters not allowed in a token");
+    goto out;
+  }
+  int64_t e;
+  if (json_int(cJSON_GetObjectItemCaseSensitive(root, "expires_in"), &e) && e > 0)
+    *expires_in = e;
+  memcpy(token, item->valuestring, n + 1);
+  rc = 0;
+out:
+  cJSON_Delete(root);
+  return rc;
+}
+
+/* The payload of a JWT in compact form (RFC 7519): the second of three dot-separated base64url
+ * parts. The signature is the broker's to check, not ours. */
+int dw_jwt_claims_parse(const char *jwt, int64_t *exp, char *sub, size_t sub_size, char *why,
+                        size_t why_size)
+{
+  const char *dot1 = strchr(jwt, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+  cJSON *root = NULL;
+  uint8_t *payload = NULL;
+  int trailing, n, rc = DW_EINVAL;
+  *exp = -1;
+  if (sub_size)
+    sub[0] = '\0';
+  set_text(why, why_size, "%s", "");
+  if (!dot2 || strchr(dot2 + 1, '.')) {
+    set_text(why, why_size, "the access_token is not a JWT (three dot-separated parts)");
+    return DW_EINVAL;
+  }
+  size_t len = (size_t)(dot2 - dot1 - 1);
+  if (!(payload = malloc(len * 3 / 4 + 1)))
+    return DW_ENOMEM;
+  if ((n = dw_base64url_decode(dot1 + 1, len, payload)) < 0 ||
+      json_scan((const char *)payload, (size_t)n) != SCAN_OK ||
+      !(root = json_parse((const char *)payload, (size_t)n, &trailing)) ||
+      !cJSON_IsObject(root)) {
+    set_text(why, why_size, "the JWT's payload is not base64url of a JSON object");
+    goto out;
+  }
+  const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, "exp");
+  if (cJSON_IsNumber(item) && item->valuedouble > 0 && item->valuedouble < 1e13)
+    *exp = (int64_t)item->valuedouble;
+  else if (item) {
+    set_text(why, why_size, "the JWT's exp claim is not a positive number");
+    goto out;
+  }
+  item = cJSON_GetObjectItemCaseSensitive(root, "sub");
+  if (cJSON_IsString(item) && item->valuestring)
+    copy_text(sub, sub_size, item);
+  rc = 0;
+out:
+  cJSON_Delete(root);
+  free(payload);
   return rc;
 }
 

@@ -70,3 +70,28 @@ double dw_rand_unit(uint64_t *state)
 {
   return (double)(dw_rand_next(state) >> 11) * (1.0 / 9007199254740992.0);
 }
+
+int dw_base64url_decode(const char *s, size_t len, uint8_t *out)
+{
+  static const char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  size_t n = 0;
+  uint32_t acc = 0;
+  int bits = 0;
+  if (len % 4 == 1)
+    return DW_EINVAL;
+  for (size_t i = 0; i < len; i++) {
+    const char *p = s[i] ? memchr(alphabet, s[i], sizeof(alphabet) - 1) : NULL;
+    if (!p)
+      return DW_EINVAL;
+    acc = acc << 6 | (uint32_t)(p - alphabet);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[n++] = (uint8_t)(acc >> bits);
+    }
+  }
+  if (acc & ((1u << bits) - 1)) /* leftover bits must be zero: one text per value */
+    return DW_EINVAL;
+  return (int)n;
+}

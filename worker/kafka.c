@@ -18,6 +18,7 @@
 
 #include "dw/common.h"
 #include "dw/log.h"
+#include "dw/oidc.h"
 
 #define SERVE_BUDGET 500
 
@@ -138,8 +139,12 @@ rd_kafka_conf_t *dw_kafka_conf_new(const struct dw_config *cfg, const char *cons
     snprintf(err, errlen, "kafka.brokers: %s", errstr);
     goto fail;
   }
+  /* OIDC that this librdkafka cannot do itself is done by dw/oidc.h: its properties stay out. */
+  int own_oidc = dw_oidc_needed(cfg);
   for (size_t i = 0; i < cfg->kafka.properties_count; i++) {
     const struct dw_config_property *pr = &cfg->kafka.properties[i];
+    if (own_oidc && dw_oidc_is_property(pr->name))
+      continue;
     if (rd_kafka_conf_set(conf, pr->name, pr->value, errstr, sizeof(errstr)) !=
         RD_KAFKA_CONF_OK) {
       /* librdkafka's text may repeat the value: keep secrets out of it. */
@@ -148,6 +153,8 @@ rd_kafka_conf_t *dw_kafka_conf_new(const struct dw_config *cfg, const char *cons
       goto fail;
     }
   }
+  if (own_oidc && dw_oidc_configure(conf, cfg, err, errlen) < 0)
+    goto fail;
   rd_kafka_conf_set_log_cb(conf, on_rdkafka_log);
   return conf;
 fail:
@@ -622,6 +629,7 @@ int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_c
     rd_kafka_conf_destroy(conf);
     goto fail;
   }
+  dw_oidc_started(c->rk);
   rd_kafka_poll_set_consumer(c->rk);
   rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(topics, c->topic, RD_KAFKA_PARTITION_UA);
@@ -1024,6 +1032,7 @@ int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_c
     rd_kafka_conf_destroy(conf);
     goto fail;
   }
+  dw_oidc_started(p->rk);
   if (p->transactional) {
     /* Blocks until the coordinator answers; it also fences an older producer with the same
      * transactional.id and aborts what it left open. */
@@ -1192,6 +1201,7 @@ int dw_ticket_reader_new(struct dw_ticket_reader **out, uv_loop_t *loop,
     rd_kafka_conf_destroy(conf);
     goto fail;
   }
+  dw_oidc_started(r->rk);
   rd_kafka_poll_set_consumer(r->rk);
   rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(topics, cfg->feishu.app_ticket_topic,

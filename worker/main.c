@@ -1,8 +1,10 @@
 /* delivery-worker's command line: parses argv and hands over; nothing else lives here. */
+#include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "dw/config.h"
+#include "dw/kafka.h"
 #include "dw/log.h"
 #include "dw/redrive.h"
 #include "dw/replay.h"
@@ -74,6 +76,15 @@ int main(int argc, char **argv)
   }
   int rc = 0;
   if (strcmp(cmd, "check-config") == 0) {
+    /* kafka.properties as librdkafka itself takes them (names, values, features of this
+     * build), without connecting. */
+    struct rd_kafka_conf_s *kconf = dw_kafka_conf_new(&cfg, NULL, err, sizeof(err));
+    if (!kconf) {
+      fprintf(stderr, "%s\n", err);
+      dw_config_cleanup(&cfg);
+      return 1;
+    }
+    rd_kafka_conf_destroy(kconf);
     dw_config_print(&cfg, stdout);
   } else {
     dw_log_setup(cfg.log.level, cfg.log.format);

@@ -150,36 +150,6 @@ int dw_offsetmap_finish(struct dw_offsetmap_writer *w, char *out, size_t outlen)
   return (int)tl;
 }
 
-static int b64_value(char c)
-{
-  const char *p = c ? memchr(b64, c, sizeof(b64) - 1) : NULL;
-  return p ? (int)(p - b64) : -1;
-}
-
-/* Decodes unpadded base64url; returns the byte count or DW_EINVAL. out holds len * 3 / 4. */
-static int b64_decode(const char *s, size_t len, uint8_t *out)
-{
-  size_t n = 0;
-  uint32_t acc = 0;
-  int bits = 0;
-  if (len % 4 == 1)
-    return DW_EINVAL;
-  for (size_t i = 0; i < len; i++) {
-    int v = b64_value(s[i]);
-    if (v < 0)
-      return DW_EINVAL;
-    acc = acc << 6 | (uint32_t)v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[n++] = (uint8_t)(acc >> bits);
-    }
-  }
-  if (acc & ((1u << bits) - 1)) /* leftover bits must be zero: one text per map */
-    return DW_EINVAL;
-  return (int)n;
-}
-
 void dw_offsetmap_free(struct dw_offsetmap *m)
 {
   free(m->from);
@@ -237,7 +207,7 @@ int dw_offsetmap_decode(struct dw_offsetmap *m, const char *text, size_t len)
   uint8_t *bin = malloc(len / 4 * 3 + 3);
   if (!bin)
     return DW_ENOMEM;
-  int n = b64_decode(text, len, bin), rc = DW_EINVAL;
+  int n = dw_base64url_decode(text, len, bin), rc = DW_EINVAL;
   if (n > CRC_BYTES) {
     size_t body = (size_t)n - CRC_BYTES;
     uint32_t crc = 0;

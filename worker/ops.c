@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dw/common.h"
+#include "dw/oidc.h"
 
 extern char **environ;
 
@@ -271,6 +272,8 @@ struct rd_kafka_s *dw_ops_kafka_new(const struct dw_config *cfg, int consumer,
   if (!rk) {
     snprintf(err, errlen, "cannot create a Kafka client: %s", errstr);
     rd_kafka_conf_destroy(conf);
+  } else {
+    dw_oidc_started(rk);
   }
   return rk; /* rd_kafka_new owns conf on success */
 }

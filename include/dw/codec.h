@@ -77,6 +77,18 @@ int dw_auth_answer_parse(const void *body, size_t len, const char *field, char *
                          size_t token_size, int64_t *expire_s, long *code, char *msg,
                          size_t msg_size);
 
+/* An OAuth 2.0 token endpoint's answer to a client-credentials request: the access token and
+ * expires_in (-1 when absent). DW_EINVAL with the reason in why (for an error answer, its
+ * "error" and "error_description"). */
+int dw_oauth_answer_parse(const void *body, size_t len, char *token, size_t token_size,
+                          int64_t *expires_in, char *why, size_t why_size);
+
+/* The claims of a JWT access token that a Kafka client needs: exp (seconds since the epoch,
+ * -1 when absent) and sub ("" when absent). The signature is not checked (the broker does).
+ * DW_EINVAL with the reason in why, DW_ENOMEM. */
+int dw_jwt_claims_parse(const char *jwt, int64_t *exp, char *sub, size_t sub_size, char *why,
+                        size_t why_size);
+
 /* Encodes {"k1":"v1",...} from npairs (name, value) string pairs: the bodies of the store-app
  * auth endpoints. Caller frees *out. */
 int dw_json_strings_encode(const char *const *pairs, size_t npairs, char **out, size_t *len);

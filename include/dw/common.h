@@ -33,6 +33,11 @@ int64_t dw_wallclock_ms(void);
  * buf needs 25 bytes. Returns buf. */
 char *dw_rfc3339(int64_t wall_ms, char *buf, size_t size);
 
+/* Decodes unpadded base64url (RFC 4648 section 5): the byte count, or DW_EINVAL for a length
+ * of 4k+1, a character outside the alphabet or leftover bits that are not zero. out holds
+ * len * 3 / 4 bytes. */
+int dw_base64url_decode(const char *s, size_t len, uint8_t *out);
+
 /* Copies src into dst (size > 0) and always NUL-terminates; returns DW_ERANGE if truncated. */
 int dw_strlcpy(char *dst, const char *src, size_t size);
 

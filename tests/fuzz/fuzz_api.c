@@ -109,6 +109,29 @@ static void fuzz_auth(const uint8_t *body, size_t len)
   }
   /* No room for a message at all is fine too. */
   dw_auth_answer_parse(body, len, fields[0], token, sizeof(token), &expire, NULL, NULL, 0);
+
+  /* The OIDC token endpoint's answer, then the claims of the token it carries (and of the
+   * body itself taken as a token). */
+  char why[256], sub[64];
+  int64_t expires_in, exp;
+  if (dw_oauth_answer_parse(body, len, token, sizeof(token), &expires_in, why, sizeof(why)) == 0) {
+    if (!token[0] || strlen(token) >= sizeof(token) || expires_in == 0 || expires_in < -1)
+      abort();
+    if (dw_jwt_claims_parse(token, &exp, sub, sizeof(sub), why, sizeof(why)) == DW_EINVAL &&
+        !why[0])
+      abort();
+  } else if (!why[0]) {
+    abort();
+  }
+  dw_fuzz_check_string(why, sizeof(why));
+  if (len < sizeof(token)) {
+    memcpy(token, body, len);
+    token[len] = '\0';
+    if (dw_jwt_claims_parse(token, &exp, sub, sizeof(sub), why, sizeof(why)) == 0 &&
+        (exp == 0 || exp < -1 || strlen(sub) >= sizeof(sub)))
+      abort();
+    dw_fuzz_check_string(sub, sizeof(sub));
+  }
 }
 
 static void fuzz_ticket(const uint8_t *body, size_t len)

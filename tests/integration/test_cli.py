@@ -79,6 +79,20 @@ def main(procs):
     r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_FEISHU_CA_FILE": good})
     assert r.returncode != 0 and "holds no PEM certificate" in r.stderr, r.stderr
 
+    # kafka.properties go through librdkafka as `run` would give them: a misspelt name or a
+    # bad value fails here, not at startup.
+    r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_PROPERTIES": "linger.msec=5"})
+    assert r.returncode == 1 and "kafka.properties: linger.msec: No such configuration property" \
+        in r.stderr, r.stderr
+    r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_PROPERTIES": "acks=maybe"})
+    assert r.returncode == 1 and "kafka.properties: acks" in r.stderr, r.stderr
+    r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_PROPERTIES":
+                                               "sasl.mechanism=OAUTHBEARER,sasl.oauthbearer.method=oidc,"
+                                               "sasl.oauthbearer.client.id=dw,"
+                                               "sasl.oauthbearer.client.secret=0idc-s3cret"})
+    assert r.returncode == 1 and "needs sasl.oauthbearer.token.endpoint.url" in r.stderr, r.stderr
+    assert "0idc-s3cret" not in r.stdout + r.stderr
+
     r = run(["frobnicate"])
     assert r.returncode != 0 and "usage" in r.stderr, r
 

@@ -665,6 +665,81 @@ static int token_parse(const char *body, char *token, size_t tsize, int64_t *exp
   return rc;
 }
 
+static int oauth_parse(const char *body, char *token, size_t size, int64_t *expires_in,
+                       char *why, size_t why_size)
+{
+  return dw_oauth_answer_parse(body, strlen(body), token, size, expires_in, why, why_size);
+}
+
+static void test_oauth_answer(void **state)
+{
+  char token[64], why[128];
+  int64_t expires_in = 0;
+  (void)state;
+  assert_int_equal(oauth_parse("{\"access_token\":\"a.b.c\",\"token_type\":\"Bearer\","
+                               "\"expires_in\":300}",
+                               token, sizeof(token), &expires_in, why, sizeof(why)),
+                   0);
+  assert_string_equal(token, "a.b.c");
+  assert_int_equal(expires_in, 300);
+  assert_int_equal(oauth_parse("{\"access_token\":\"a.b.c\"}", token, sizeof(token),
+                               &expires_in, why, sizeof(why)),
+                   0);
+  assert_int_equal(expires_in, -1);
+  /* RFC 6749 5.2 error answers name their error */
+  assert_int_equal(oauth_parse("{\"error\":\"invalid_client\",\"error_description\":"
+                               "\"bad secret\"}",
+                               token, sizeof(token), &expires_in, why, sizeof(why)),
+                   DW_EINVAL);
+  assert_string_equal(why, "error invalid_client: bad secret");
+  assert_int_equal(oauth_parse("{\"token_type\":\"Bearer\"}", token, sizeof(token),
+                               &expires_in, why, sizeof(why)),
+                   DW_EINVAL);
+  assert_string_equal(why, "no access_token in the answer");
+  assert_int_equal(oauth_parse("{\"access_token\":\"a b\"}", token, sizeof(token), &expires_in,
+                               why, sizeof(why)),
+                   DW_EINVAL);
+  assert_int_equal(oauth_parse("<html>", token, sizeof(token), &expires_in, why, sizeof(why)),
+                   DW_EINVAL);
+  assert_string_equal(why, "the answer is not a JSON object");
+  assert_int_equal(oauth_parse("{\"access_token\":\"0123456789\"}", token, 8, &expires_in,
+                               why, sizeof(why)),
+                   DW_EINVAL);
+  assert_string_equal(why, "access_token longer than 7 bytes");
+}
+
+static void test_jwt_claims(void **state)
+{
+  char sub[32], why[128];
+  int64_t exp = 0;
+  (void)state;
+  /* header {"alg":"RS256"}, payload {"sub":"delivery-worker","exp":1795000000}, a signature */
+  assert_int_equal(dw_jwt_claims_parse("eyJhbGciOiJSUzI1NiJ9."
+                                       "eyJzdWIiOiJkZWxpdmVyeS13b3JrZXIiLCJleHAiOjE3OTUwMDAwMDB9.c2ln",
+                                       &exp, sub, sizeof(sub), why, sizeof(why)),
+                   0);
+  assert_int_equal(exp, 1795000000);
+  assert_string_equal(sub, "delivery-worker");
+  /* payload {"iss":"x"}: neither claim */
+  assert_int_equal(dw_jwt_claims_parse("e30.eyJpc3MiOiJ4In0.", &exp, sub, sizeof(sub), why,
+                                       sizeof(why)),
+                   0);
+  assert_int_equal(exp, -1);
+  assert_string_equal(sub, "");
+  /* payload {"exp":"soon"} */
+  assert_int_equal(dw_jwt_claims_parse("e30.eyJleHAiOiJzb29uIn0.", &exp, sub, sizeof(sub), why,
+                                       sizeof(why)),
+                   DW_EINVAL);
+  assert_string_equal(why, "the JWT's exp claim is not a positive number");
+  assert_int_equal(dw_jwt_claims_parse("opaque-token", &exp, sub, sizeof(sub), why, sizeof(why)),
+                   DW_EINVAL);
+  assert_int_equal(dw_jwt_claims_parse("a.b.c.d", &exp, sub, sizeof(sub), why, sizeof(why)),
+                   DW_EINVAL);
+  assert_int_equal(dw_jwt_claims_parse("e30.!!!.x", &exp, sub, sizeof(sub), why, sizeof(why)),
+                   DW_EINVAL);
+  assert_string_equal(why, "the JWT's payload is not base64url of a JSON object");
+}
+
 static void test_token_answer(void **state)
 {
   char token[4096], msg[128];
@@ -948,6 +1023,8 @@ int main(void)
       cmocka_unit_test(test_answer_long_msg),
       cmocka_unit_test(test_answer_kind_names),
       cmocka_unit_test(test_token_answer),
+      cmocka_unit_test(test_oauth_answer),
+      cmocka_unit_test(test_jwt_claims),
       cmocka_unit_test(test_token_request),
       cmocka_unit_test(test_result_succeeded),
       cmocka_unit_test(test_result_failed),
