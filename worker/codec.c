@@ -697,7 +697,8 @@ int dw_oauth_answer_parse(const void *body, size_t len, char *token, size_t toke
     goto out;
   }
   int64_t e;
-  if (json_int(cJSON_GetObjectItemCaseSensitive(root, "expires_in"), &e) && e > 0)
+  if (json_int(cJSON_GetObjectItemCaseSensitive(root, "expires_in"), &e) && e > 0 &&
+      e < 1000000000) /* under 32 years: larger ones would overflow as microseconds */
     *expires_in = e;
   memcpy(token, item->valuestring, n + 1);
   rc = 0;
@@ -734,7 +735,7 @@ int dw_jwt_claims_parse(const char *jwt, int64_t *exp, char *sub, size_t sub_siz
     goto out;
   }
   const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, "exp");
-  if (cJSON_IsNumber(item) && item->valuedouble > 0 && item->valuedouble < 1e13)
+  if (cJSON_IsNumber(item) && item->valuedouble > 0 && item->valuedouble < 1e11) /* year 5138 */
     *exp = (int64_t)item->valuedouble;
   else if (item) {
     set_text(why, why_size, "the JWT's exp claim is not a positive number");

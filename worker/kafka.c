@@ -246,6 +246,8 @@ struct dw_consumer {
   char *topic;
   int ever_assigned;
   int paused;
+  /* What on_commit saw of the last commit (read by commit() after a synchronous one). */
+  int commit_answered, commit_refused;
   unsigned *holds;      /* per partition id: reasons to keep it paused */
   uint32_t *assign_seq; /* per partition id: bumped on each assign and revoke */
   size_t nparts;
@@ -500,8 +502,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 /* The outcome of a commit, asynchronous (the offset_commit_cb) or synchronous (served inside
- * rd_kafka_commit_queue). When every partition fails, librdkafka also sets err to the last
- * partition's error, so the partitions are looked at either way. A refused metadata string
+ * rd_kafka_commit_queue). librdkafka sets err to the last failing partition's error, so the
+ * partitions are looked at either way. A refused metadata string
  * (OFFSET_METADATA_TOO_LARGE) is the worker's to explain: it shortens its maps. */
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                       rd_kafka_topic_partition_list_t *offsets, void *opaque)
@@ -534,6 +536,8 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   }
   if (err && (other || !refused))
     dw_warn("offset commit failed: %s", rd_kafka_err2str(err));
+  c->commit_answered = 1;
+  c->commit_refused = refused;
   if (refused)
     c->h.on_metadata_refused(c->h.arg, refused_part, refused_len);
   if (failed && c->h.on_commit_failed)
@@ -629,7 +633,11 @@ int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_c
     rd_kafka_conf_destroy(conf);
     goto fail;
   }
-  dw_oidc_started(c->rk);
+  if (dw_oidc_started(c->rk, err, errlen) < 0) {
+    rd_kafka_destroy(c->rk);
+    c->rk = NULL;
+    goto fail;
+  }
   rd_kafka_poll_set_consumer(c->rk);
   rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(topics, c->topic, RD_KAFKA_PARTITION_UA);
@@ -685,14 +693,17 @@ static int commit(struct dw_consumer *c, const int32_t *parts, const int64_t *of
   if (n == 0)
     return 0;
   rd_kafka_topic_partition_list_t *l = offsets_list(c->topic, parts, offsets, metadata, n);
+  c->commit_answered = c->commit_refused = 0;
   rd_kafka_resp_err_t e = async ? rd_kafka_commit(c->rk, l, 1)
                                 : rd_kafka_commit_queue(c->rk, l, NULL, on_commit, c);
   rd_kafka_topic_partition_list_destroy(l);
+  /* e is the error of the last partition that failed: a refused map is told by on_commit,
+   * whichever partition it was (the worker shortens its maps and commits again). */
+  if (!async && c->commit_refused)
+    return DW_ERANGE;
   if (!e || e == RD_KAFKA_RESP_ERR__NO_OFFSET)
     return 0;
-  if (e == RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE && c->h.on_metadata_refused)
-    return DW_ERANGE; /* on_commit told the worker */
-  if (async) /* a synchronous failure was logged by on_commit */
+  if (async || !c->commit_answered) /* else on_commit logged it */
     dw_warn("offset commit failed: %s", rd_kafka_err2str(e));
   return DW_EIO;
 }
@@ -1032,7 +1043,11 @@ int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_c
     rd_kafka_conf_destroy(conf);
     goto fail;
   }
-  dw_oidc_started(p->rk);
+  if (dw_oidc_started(p->rk, err, errlen) < 0) {
+    rd_kafka_destroy(p->rk);
+    p->rk = NULL;
+    goto fail;
+  }
   if (p->transactional) {
     /* Blocks until the coordinator answers; it also fences an older producer with the same
      * transactional.id and aborts what it left open. */
@@ -1201,7 +1216,11 @@ int dw_ticket_reader_new(struct dw_ticket_reader **out, uv_loop_t *loop,
     rd_kafka_conf_destroy(conf);
     goto fail;
   }
-  dw_oidc_started(r->rk);
+  if (dw_oidc_started(r->rk, err, errlen) < 0) {
+    rd_kafka_destroy(r->rk);
+    r->rk = NULL;
+    goto fail;
+  }
   rd_kafka_poll_set_consumer(r->rk);
   rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(topics, cfg->feishu.app_ticket_topic,

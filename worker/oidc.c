@@ -86,14 +86,22 @@ static int split_extensions(struct settings *s, char *err, size_t errlen)
   s->next = 0;
   if (!s->extensions[0])
     return 0;
+  size_t n = strlen(s->extensions);
+  if (s->extensions[0] == ',' || s->extensions[n - 1] == ',' || strstr(s->extensions, ",,")) {
+    snprintf(err, errlen, "kafka.properties: sasl.oauthbearer.extensions: an empty entry");
+    return DW_EINVAL;
+  }
   memcpy(s->ext_buf, s->extensions, sizeof(s->ext_buf));
   for (char *save = NULL, *kv = strtok_r(s->ext_buf, ",", &save); kv;
        kv = strtok_r(NULL, ",", &save)) {
     char *eq = strchr(kv, '=');
-    if (!eq || eq == kv || !eq[1] || s->next == DW_ARRAY_SIZE(s->ext)) {
+    int key_ok = eq && eq > kv && strncmp(kv, "auth=", 5) != 0;
+    for (const char *k = kv; key_ok && k < eq; k++) /* RFC 7628: key = 1*(ALPHA) */
+      key_ok = (*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z');
+    if (!key_ok || !eq[1] || s->next == DW_ARRAY_SIZE(s->ext)) {
       snprintf(err, errlen,
                "kafka.properties: sasl.oauthbearer.extensions: want up to %d key=value pairs "
-               "separated by commas",
+               "separated by commas, keys of letters only and not \"auth\"",
                MAX_EXTENSIONS);
       return DW_EINVAL;
     }
@@ -144,11 +152,28 @@ int dw_oidc_configure(rd_kafka_conf_t *conf, const struct dw_config *cfg, char *
       copy_property(cfg, "sasl.oauthbearer.extensions", s.extensions, sizeof(s.extensions), 0,
                     err, errlen) < 0)
     goto fail;
-  if (strncasecmp(s.url, "https://", 8) != 0 && strncasecmp(s.url, "http://", 7) != 0) {
+  size_t scheme = strncasecmp(s.url, "https://", 8) == 0  ? 8
+                  : strncasecmp(s.url, "http://", 7) == 0 ? 7
+                                                          : 0;
+  if (!scheme) {
     snprintf(err, errlen,
              "kafka.properties: sasl.oauthbearer.token.endpoint.url: want an http:// or "
-             "https:// URL, got \"%s\"",
-             s.url);
+             "https:// URL");
+    goto fail;
+  }
+  /* The URL is in every log line about tokens: credentials in it would be too. */
+  const char *authority_end = s.url + scheme + strcspn(s.url + scheme, "/?#");
+  const char *at = memchr(s.url + scheme, '@', (size_t)(authority_end - (s.url + scheme)));
+  if (at) {
+    snprintf(err, errlen,
+             "kafka.properties: sasl.oauthbearer.token.endpoint.url: no user or password in "
+             "the URL; they go in sasl.oauthbearer.client.id and client.secret");
+    goto fail;
+  }
+  const char *mechanism = property(cfg, "sasl.mechanism");
+  if (!mechanism || strcmp(mechanism, "OAUTHBEARER") != 0) {
+    snprintf(err, errlen,
+             "kafka.properties: sasl.oauthbearer.method=oidc needs sasl.mechanism=OAUTHBEARER");
     goto fail;
   }
   const char *unsecure = property(cfg, "enable.sasl.oauthbearer.unsecure.jwt");
@@ -180,6 +205,13 @@ int dw_oidc_configure(rd_kafka_conf_t *conf, const struct dw_config *cfg, char *
       settings.ext[i] = settings.ext_buf + (s.ext[i] - s.ext_buf);
     explicit_bzero(&s, sizeof(s));
   }
+  /* Here, on the main thread, before any client's background thread could do it first. */
+  static int curl_ready;
+  if (!curl_ready && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    snprintf(err, errlen, "OAUTHBEARER: cannot initialise libcurl");
+    return DW_EIO;
+  }
+  curl_ready = 1;
   rd_kafka_conf_set_oauthbearer_token_refresh_cb(conf, on_refresh);
   rd_kafka_conf_enable_sasl_queue(conf, 1);
   return 0;
@@ -188,16 +220,18 @@ fail:
   return DW_EINVAL;
 }
 
-void dw_oidc_started(rd_kafka_t *rk)
+int dw_oidc_started(rd_kafka_t *rk, char *err, size_t errlen)
 {
   if (!settings.set)
-    return;
+    return 0;
   rd_kafka_error_t *e = rd_kafka_sasl_background_callbacks_enable(rk);
-  if (e) {
-    dw_warn("OAUTHBEARER: cannot serve token refreshes on librdkafka's background thread: %s",
-            rd_kafka_error_string(e));
-    rd_kafka_error_destroy(e);
-  }
+  if (!e)
+    return 0;
+  /* Nobody would ever fetch a token: the client would wait for one forever. */
+  snprintf(err, errlen, "OAUTHBEARER: cannot serve token refreshes on librdkafka's background "
+                        "thread: %s", rd_kafka_error_string(e));
+  rd_kafka_error_destroy(e);
+  return DW_EIO;
 }
 
 /* ---- the token request ---- */
@@ -238,21 +272,21 @@ static void excerpt(const struct answer *a, char *out, size_t size)
 /* POSTs the client-credentials request; 0 with the answer's body in a, or DW_EIO with why. */
 static int request(const struct settings *s, struct answer *a, char *why, size_t whylen)
 {
-  char body[1200] = "grant_type=client_credentials", curl_err[CURL_ERROR_SIZE] = "";
+  static const char grant[] = "grant_type=client_credentials";
+  char curl_err[CURL_ERROR_SIZE] = "", *body = NULL, *scope = NULL;
   long status = 0;
   int rc = DW_EIO;
   CURL *e = curl_easy_init();
   struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/json");
-  if (!e || !headers) {
+  /* The scope form-encoded (RFC 6749 appendix B): spaces between scopes become %20. */
+  if (e && s->scope[0])
+    scope = curl_easy_escape(e, s->scope, 0);
+  size_t size = sizeof(grant) + (scope ? strlen("&scope=") + strlen(scope) : 0);
+  if (!e || !headers || (s->scope[0] && !scope) || !(body = malloc(size))) {
     snprintf(why, whylen, "out of memory");
     goto out;
   }
-  if (s->scope[0]) {
-    char *scope = curl_easy_escape(e, s->scope, 0);
-    if (scope)
-      snprintf(body + strlen(body), sizeof(body) - strlen(body), "&scope=%s", scope);
-    curl_free(scope);
-  }
+  snprintf(body, size, "%s%s%s", grant, scope ? "&scope=" : "", scope ? scope : "");
   curl_easy_setopt(e, CURLOPT_URL, s->url);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -273,7 +307,7 @@ static int request(const struct settings *s, struct answer *a, char *why, size_t
   } else if (cc != CURLE_OK) {
     snprintf(why, whylen, "%s unreachable: %s", s->url,
              curl_err[0] ? curl_err : curl_easy_strerror(cc));
-  } else if (status != 200) {
+  } else if (status < 200 || status > 299) {
     char text[200], reason[256];
     int64_t ignored;
     char token[8];
@@ -291,6 +325,8 @@ static int request(const struct settings *s, struct answer *a, char *why, size_t
   }
 out:
   curl_slist_free_all(headers);
+  curl_free(scope);
+  free(body);
   if (e)
     curl_easy_cleanup(e);
   return rc;
@@ -316,7 +352,7 @@ static void on_refresh(rd_kafka_t *rk, const char *oauthbearer_config, void *opa
     snprintf(why, sizeof(why), "%s: %s", s->url, parse_why);
   } else if (dw_jwt_claims_parse(token, &exp, sub, sizeof(sub), parse_why, sizeof(parse_why)) <
              0) {
-    snprintf(why, sizeof(why), "%s: %s", s->url, parse_why);
+    snprintf(why, sizeof(why), "%s: %s", s->url, parse_why[0] ? parse_why : "out of memory");
   } else {
     /* exp from the token itself, as librdkafka's own OIDC does; expires_in when it has none. */
     int64_t expiry_ms = exp > 0 ? exp * 1000 : expires_in > 0 ? now_ms + expires_in * 1000 : -1;

@@ -272,8 +272,9 @@ struct rd_kafka_s *dw_ops_kafka_new(const struct dw_config *cfg, int consumer,
   if (!rk) {
     snprintf(err, errlen, "cannot create a Kafka client: %s", errstr);
     rd_kafka_conf_destroy(conf);
-  } else {
-    dw_oidc_started(rk);
+  } else if (dw_oidc_started(rk, err, errlen) < 0) {
+    rd_kafka_destroy(rk);
+    rk = NULL;
   }
   return rk; /* rd_kafka_new owns conf on success */
 }

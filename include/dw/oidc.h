@@ -34,7 +34,8 @@ int dw_oidc_configure(struct rd_kafka_conf_s *conf, const struct dw_config *cfg,
                       size_t errlen);
 
 /* After rd_kafka_new with a conf from dw_oidc_configure: refresh callbacks go to librdkafka's
- * background thread. Nothing for any other client. */
-void dw_oidc_started(struct rd_kafka_s *rk);
+ * background thread. 0 (also for any other client), or DW_EIO with the reason in err: the
+ * client would never get a token, destroy it. */
+int dw_oidc_started(struct rd_kafka_s *rk, char *err, size_t errlen);
 
 #endif

@@ -161,6 +161,7 @@ wait_until() { # seconds, description, command...
 
 results_at_least() { local n; n=$(count_keys hire.delivery_tasks.resolved) || return 1; ((n >= $1)); }
 healthy() { [[ $(docker inspect -f '{{.State.Health.Status}}' "$(dc ps -q "$1")" 2>/dev/null) == healthy ]]; }
+running() { [[ $(docker inspect -f '{{.State.Status}}' "$(dc ps -q "$1")" 2>/dev/null) == running ]]; }
 members() { dc exec -T generator dw-kafkatool group -b kafka:9092 delivery-worker |
               python3 -c 'import json,sys; print(json.load(sys.stdin)["members"])'; }
 members_are() { [[ $(members 2>/dev/null) == "$1" ]]; }
@@ -241,9 +242,11 @@ YML
 
   # Prometheus from this machine, at its address on the stack's network (the network is
   # internal: no published ports).
-  local prom
-  prom=http://$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' \
-    "$(dc ps -q prometheus)"):9090
+  wait_until 60 "prometheus running" running prometheus
+  local prom ip
+  ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$(dc ps -q prometheus)")
+  [[ -n $ip ]] || die "the prometheus container has no address on the stack's network"
+  prom=http://$ip:9090
   python3 "$here/prom_check.py" "$prom" "$root/deploy/grafana/delivery-worker.json" \
     "$root/deploy/prometheus/alerts.yml" 2 180 || die "Prometheus of the stack (prom_check.py)"
 

@@ -39,7 +39,7 @@ def wait(what, timeout, fn):
     while True:
         try:
             ok, last = fn()
-        except (OSError, RuntimeError, ValueError) as e:
+        except (OSError, RuntimeError, ValueError, KeyError) as e:
             ok, last = False, e
         if ok:
             print("prometheus: ok: %s" % what, flush=True)

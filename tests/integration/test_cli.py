@@ -92,6 +92,22 @@ def main(procs):
                                                "sasl.oauthbearer.client.secret=0idc-s3cret"})
     assert r.returncode == 1 and "needs sasl.oauthbearer.token.endpoint.url" in r.stderr, r.stderr
     assert "0idc-s3cret" not in r.stdout + r.stderr
+    oidc = ("sasl.mechanism=OAUTHBEARER,sasl.oauthbearer.method=oidc,sasl.oauthbearer.client.id=dw,"
+            "sasl.oauthbearer.client.secret=0idc-s3cret,")
+    for extra, says in (("sasl.oauthbearer.token.endpoint.url=https://dw:pw@idp/token",
+                         "no user or password in the URL"),
+                        ("sasl.oauthbearer.token.endpoint.url=ftp://idp/token", "want an http://"),
+                        ("sasl.oauthbearer.token.endpoint.url=https://idp/token,"
+                         "sasl.oauthbearer.extensions=auth=x", "keys of letters only"),
+                        ("sasl.oauthbearer.token.endpoint.url=https://idp/token,"
+                         "sasl.oauthbearer.extensions=tenant1=x", "keys of letters only")):
+        r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_PROPERTIES": oidc + extra})
+        assert r.returncode == 1 and says in r.stderr, (extra, r.stderr)
+        assert "0idc-s3cret" not in r.stdout + r.stderr and ":pw@" not in r.stderr, r.stderr
+    r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_PROPERTIES": oidc +
+                                               "sasl.oauthbearer.token.endpoint.url=https://idp/token,"
+                                               "sasl.oauthbearer.extensions=tenant=acme"})
+    assert r.returncode == 0 and "0idc-s3cret" not in r.stdout, r.stderr
 
     r = run(["frobnicate"])
     assert r.returncode != 0 and "usage" in r.stderr, r
