@@ -620,12 +620,24 @@ static int set_float(struct load *ld, size_t idx, double v)
 
 /* ---- kafka.properties ---- */
 
-static struct dw_config_property *property_find(struct dw_config *cfg, const char *name)
+static const struct dw_config_property *property_entry(const struct dw_config *cfg,
+                                                      const char *name)
 {
   for (size_t i = 0; i < cfg->kafka.properties_count; i++)
     if (strcmp(cfg->kafka.properties[i].name, name) == 0)
       return &cfg->kafka.properties[i];
   return NULL;
+}
+
+static struct dw_config_property *property_find(struct dw_config *cfg, const char *name)
+{
+  return (struct dw_config_property *)property_entry(cfg, name);
+}
+
+const char *dw_config_property(const struct dw_config *cfg, const char *name)
+{
+  const struct dw_config_property *p = property_entry(cfg, name);
+  return p ? p->value : NULL;
 }
 
 /* NULL when name can be a property, else the tail of an error message. */

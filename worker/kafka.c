@@ -162,13 +162,31 @@ fail:
   return NULL;
 }
 
-/* The value of a property the user set in kafka.properties, or NULL. */
-static const char *user_property(const struct dw_config *cfg, const char *name)
+int dw_kafka_conf_check(const struct dw_config *cfg, char *err, size_t errlen)
 {
-  for (size_t i = 0; i < cfg->kafka.properties_count; i++)
-    if (strcmp(cfg->kafka.properties[i].name, name) == 0)
-      return cfg->kafka.properties[i].value;
-  return NULL;
+  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, NULL, err, errlen);
+  if (!conf)
+    return DW_EINVAL;
+  rd_kafka_conf_destroy(conf);
+  return 0;
+}
+
+rd_kafka_t *dw_kafka_client_new(int consumer, rd_kafka_conf_t *conf, const char *what,
+                                char *err, size_t errlen)
+{
+  char errstr[512];
+  rd_kafka_t *rk = rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, errstr,
+                                sizeof(errstr));
+  if (!rk) { /* conf is still ours on failure */
+    snprintf(err, errlen, "cannot create %s: %s", what, errstr);
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+  }
+  if (dw_oidc_started(rk, err, errlen) < 0) {
+    rd_kafka_destroy(rk);
+    return NULL;
+  }
+  return rk;
 }
 
 /* ---- records ---- */
@@ -627,17 +645,9 @@ int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_c
   rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
   rd_kafka_conf_set_error_cb(conf, on_error);
   rd_kafka_conf_set_opaque(conf, c);
-  c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-  if (!c->rk) { /* conf is still ours on failure */
-    snprintf(err, errlen, "cannot create the Kafka consumer: %s", errstr);
-    rd_kafka_conf_destroy(conf);
+  c->rk = dw_kafka_client_new(1, conf, "the Kafka consumer", err, errlen);
+  if (!c->rk)
     goto fail;
-  }
-  if (dw_oidc_started(c->rk, err, errlen) < 0) {
-    rd_kafka_destroy(c->rk);
-    c->rk = NULL;
-    goto fail;
-  }
   rd_kafka_poll_set_consumer(c->rk);
   rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(topics, c->topic, RD_KAFKA_PARTITION_UA);
@@ -1023,10 +1033,10 @@ int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_c
     }
     /* A record must not outlive the transaction it belongs to (librdkafka refuses the
      * config otherwise): keep the default message timeout within transaction.timeout.ms. */
-    if (!user_property(cfg, "message.timeout.ms") &&
+    if (!dw_config_property(cfg, "message.timeout.ms") &&
         rd_kafka_conf_set(conf, "message.timeout.ms",
-                          user_property(cfg, "transaction.timeout.ms") ?
-                              user_property(cfg, "transaction.timeout.ms") : "60000",
+                          dw_config_property(cfg, "transaction.timeout.ms") ?
+                              dw_config_property(cfg, "transaction.timeout.ms") : "60000",
                           errstr, sizeof(errstr))) {
       snprintf(err, errlen, "message.timeout.ms: %s", errstr);
       rd_kafka_conf_destroy(conf);
@@ -1037,17 +1047,9 @@ int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_c
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
   rd_kafka_conf_set_error_cb(conf, on_error);
   rd_kafka_conf_set_opaque(conf, p);
-  p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-  if (!p->rk) {
-    snprintf(err, errlen, "cannot create the Kafka producer: %s", errstr);
-    rd_kafka_conf_destroy(conf);
+  p->rk = dw_kafka_client_new(0, conf, "the Kafka producer", err, errlen);
+  if (!p->rk)
     goto fail;
-  }
-  if (dw_oidc_started(p->rk, err, errlen) < 0) {
-    rd_kafka_destroy(p->rk);
-    p->rk = NULL;
-    goto fail;
-  }
   if (p->transactional) {
     /* Blocks until the coordinator answers; it also fences an older producer with the same
      * transactional.id and aborts what it left open. */
@@ -1210,17 +1212,9 @@ int dw_ticket_reader_new(struct dw_ticket_reader **out, uv_loop_t *loop,
     goto fail;
   }
   rd_kafka_conf_set_error_cb(conf, on_error);
-  r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-  if (!r->rk) { /* conf is still ours on failure */
-    snprintf(err, errlen, "cannot create the app_ticket reader: %s", errstr);
-    rd_kafka_conf_destroy(conf);
+  r->rk = dw_kafka_client_new(1, conf, "the app_ticket reader", err, errlen);
+  if (!r->rk)
     goto fail;
-  }
-  if (dw_oidc_started(r->rk, err, errlen) < 0) {
-    rd_kafka_destroy(r->rk);
-    r->rk = NULL;
-    goto fail;
-  }
   rd_kafka_poll_set_consumer(r->rk);
   rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(topics, cfg->feishu.app_ticket_topic,

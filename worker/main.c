@@ -1,5 +1,4 @@
 /* delivery-worker's command line: parses argv and hands over; nothing else lives here. */
-#include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -78,13 +77,11 @@ int main(int argc, char **argv)
   if (strcmp(cmd, "check-config") == 0) {
     /* kafka.properties as librdkafka itself takes them (names, values, features of this
      * build), without connecting. */
-    struct rd_kafka_conf_s *kconf = dw_kafka_conf_new(&cfg, NULL, err, sizeof(err));
-    if (!kconf) {
+    if (dw_kafka_conf_check(&cfg, err, sizeof(err)) < 0) {
       fprintf(stderr, "%s\n", err);
       dw_config_cleanup(&cfg);
       return 1;
     }
-    rd_kafka_conf_destroy(kconf);
     dw_config_print(&cfg, stdout);
   } else {
     dw_log_setup(cfg.log.level, cfg.log.format);

@@ -43,14 +43,6 @@ static const char *const properties[] = {
     "sasl.oauthbearer.scope",          "sasl.oauthbearer.extensions",
 };
 
-static const char *property(const struct dw_config *cfg, const char *name)
-{
-  for (size_t i = 0; i < cfg->kafka.properties_count; i++)
-    if (strcmp(cfg->kafka.properties[i].name, name) == 0)
-      return cfg->kafka.properties[i].value;
-  return NULL;
-}
-
 static int librdkafka_has_oidc(void)
 {
   char features[1024];
@@ -68,7 +60,7 @@ static int librdkafka_has_oidc(void)
 
 int dw_oidc_needed(const struct dw_config *cfg)
 {
-  const char *method = property(cfg, "sasl.oauthbearer.method");
+  const char *method = dw_config_property(cfg, "sasl.oauthbearer.method");
   return method && strcasecmp(method, "oidc") == 0 && !librdkafka_has_oidc();
 }
 
@@ -115,7 +107,7 @@ static int split_extensions(struct settings *s, char *err, size_t errlen)
 static int copy_property(const struct dw_config *cfg, const char *name, char *dst, size_t size,
                          int required, char *err, size_t errlen)
 {
-  const char *v = property(cfg, name);
+  const char *v = dw_config_property(cfg, name);
   dst[0] = '\0';
   if (!v || !v[0]) {
     if (!required)
@@ -170,13 +162,13 @@ int dw_oidc_configure(rd_kafka_conf_t *conf, const struct dw_config *cfg, char *
              "the URL; they go in sasl.oauthbearer.client.id and client.secret");
     goto fail;
   }
-  const char *mechanism = property(cfg, "sasl.mechanism");
+  const char *mechanism = dw_config_property(cfg, "sasl.mechanism");
   if (!mechanism || strcmp(mechanism, "OAUTHBEARER") != 0) {
     snprintf(err, errlen,
              "kafka.properties: sasl.oauthbearer.method=oidc needs sasl.mechanism=OAUTHBEARER");
     goto fail;
   }
-  const char *unsecure = property(cfg, "enable.sasl.oauthbearer.unsecure.jwt");
+  const char *unsecure = dw_config_property(cfg, "enable.sasl.oauthbearer.unsecure.jwt");
   if (unsecure && strcasecmp(unsecure, "true") == 0) {
     snprintf(err, errlen,
              "kafka.properties: enable.sasl.oauthbearer.unsecure.jwt and "

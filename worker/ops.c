@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "dw/common.h"
-#include "dw/oidc.h"
 
 extern char **environ;
 
@@ -261,22 +260,12 @@ struct rd_kafka_s *dw_ops_kafka_new(const struct dw_config *cfg, int consumer,
                                     void *arg, char *err, size_t errlen)
 {
   rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, defaults, err, errlen);
-  char errstr[512];
   if (!conf)
     return NULL;
   rd_kafka_conf_set_log_cb(conf, on_rdkafka_log); /* a command talks to a terminal */
   if (setup)
     setup(conf, arg);
-  rd_kafka_t *rk = rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, errstr,
-                                sizeof(errstr));
-  if (!rk) {
-    snprintf(err, errlen, "cannot create a Kafka client: %s", errstr);
-    rd_kafka_conf_destroy(conf);
-  } else if (dw_oidc_started(rk, err, errlen) < 0) {
-    rd_kafka_destroy(rk);
-    rk = NULL;
-  }
-  return rk; /* rd_kafka_new owns conf on success */
+  return dw_kafka_client_new(consumer, conf, "a Kafka client", err, errlen);
 }
 
 /* ---- progress ---- */

@@ -94,6 +94,9 @@ int dw_config_load(struct dw_config *cfg, const char *file, char *const *envp, c
 int dw_config_load_kafka(struct dw_config *cfg, const char *file, char *const *envp, char *err,
                          size_t errlen);
 
+/* The value of kafka.properties' entry `name` (file or environment), or NULL. */
+const char *dw_config_property(const struct dw_config *cfg, const char *name);
+
 /* Non-zero when a librdkafka property holds a secret (its name contains "password" or
  * "secret", or it is sasl.oauthbearer.config or ssl.key.pem): never log or print its value. */
 int dw_config_property_is_secret(const char *name);

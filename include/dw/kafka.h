@@ -42,6 +42,18 @@ struct rd_kafka_conf_s *dw_kafka_conf_new(const struct dw_config *cfg,
                                           const char *const *defaults, char *err,
                                           size_t errlen);
 
+/* Checks cfg's Kafka settings as librdkafka takes them (names, values, features of this
+ * build), without connecting: check-config. 0, or DW_EINVAL with err set. */
+int dw_kafka_conf_check(const struct dw_config *cfg, char *err, size_t errlen);
+
+struct rd_kafka_s;
+
+/* rd_kafka_new of a consumer or a producer from conf (taken over, also on failure), then the
+ * token refreshes of OIDC done here (dw/oidc.h). NULL with err naming `what` ("the Kafka
+ * consumer"). */
+struct rd_kafka_s *dw_kafka_client_new(int consumer, struct rd_kafka_conf_s *conf,
+                                       const char *what, char *err, size_t errlen);
+
 struct dw_consumer;
 
 struct dw_consumer_handler {
