@@ -3,6 +3,8 @@ simulator dw-sim, the Kafka tool dw-kafkatool with its mock cluster) and a real 
 (tests/kafka/kafka.sh), and reads back from outside what a user would see: the topics, the
 group's committed offsets and what the simulator recorded. Every wait is for a condition with a
 deadline."""
+import base64
+import binascii
 import json
 import os
 import re
@@ -139,23 +141,46 @@ class MockKafka:
 
 class RealKafka:
     """A real Apache Kafka 3.9 broker (KRaft, one node on loopback) from tests/kafka/kafka.sh;
-    server_props are extra server.properties lines ("offset.metadata.max.bytes=256")."""
+    server_props are extra server.properties lines ("offset.metadata.max.bytes=256"),
+    start_args more `kafka.sh start` options ("--sasl-ssl"). self.started holds the KAFKA_*=
+    lines kafka.sh printed."""
 
-    def __init__(self, procs, server_props=()):
+    def __init__(self, procs, server_props=(), start_args=()):
         self.dir = os.path.join(procs.tmp, "kafka")
         self.script = os.path.join(SRC, "tests/kafka/kafka.sh")
         env = dict(os.environ)
         if server_props:
             env["DW_KAFKA_EXTRA_PROPS"] = "\n".join(server_props)
-        r = subprocess.run([self.script, "start", "--port", "0", "--dir", self.dir],
-                           capture_output=True, text=True, timeout=300, env=env)
+        args = [self.script, "start", "--port", "0", "--dir", self.dir] + list(start_args)
+        r = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
         if r.returncode != 0:
-            raise AssertionError("kafka.sh start failed:\n" + r.stderr[-4000:])
-        m = re.search(r"KAFKA_BOOTSTRAP=(\S+)", r.stdout)
-        self.bootstrap = m.group(1)
+            raise AssertionError("kafka.sh start %s failed:\n%s" % (" ".join(start_args),
+                                                                      r.stderr[-4000:]))
+        self.started = dict(l.split("=", 1) for l in r.stdout.splitlines() if "=" in l)
+        self.bootstrap = self.started["KAFKA_BOOTSTRAP"]  # PLAINTEXT
 
     def stop(self):
         subprocess.run([self.script, "stop", "--dir", self.dir], capture_output=True, timeout=120)
+
+
+def decode_map(meta):
+    """Decodes the worker's commit metadata ("dw1." + base64url of version, base offset and
+    (gap, length) varint pairs, then a CRC-32): (base, the set of finished offsets it records)."""
+    raw = base64.urlsafe_b64decode(meta[4:] + "=" * (-len(meta[4:]) % 4))
+    body, crc = raw[:-4], int.from_bytes(raw[-4:], "little")
+    assert binascii.crc32(body) == crc and body[0] == 1, "bad map %r" % meta
+    values, v, shift = [], 0, 0
+    for b in body[1:]:
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            values.append(v)
+            v, shift = 0, 0
+    base, cursor, done = values[0], values[0], set()
+    for gap, length in zip(values[1::2], values[2::2]):
+        done.update(range(cursor + gap, cursor + gap + length))
+        cursor += gap + length
+    return base, done
 
 
 def free_port():

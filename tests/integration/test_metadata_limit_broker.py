@@ -15,8 +15,6 @@ cuts the map short. Exactly-once gets the refusal from the transaction's TxnOffs
 the map already committed, and produces the outputs again; a read_committed reader sees each
 task's output exactly once. And at-least-once's final commit at SIGTERM, refused, is sent
 again with shorter maps until the broker takes it."""
-import base64
-import binascii
 import json
 import re
 
@@ -25,26 +23,6 @@ import harness as h
 LIMIT = 256
 K = 150  # tasks that finish at once, each followed by one that waits
 REFUSED = re.compile(r"refused commit metadata of (\d+) bytes.*?using (\d+) bytes from now on")
-
-
-def map_offsets(meta):
-    """Decodes the worker's commit metadata ("dw1." + base64url of version, base offset and
-    (gap, length) varint pairs, then a CRC-32): (base, the finished offsets it records)."""
-    raw = base64.urlsafe_b64decode(meta[4:] + "=" * (-len(meta[4:]) % 4))
-    body, crc = raw[:-4], int.from_bytes(raw[-4:], "little")
-    assert binascii.crc32(body) == crc and body[0] == 1, "bad map %r" % meta
-    values, v, shift = [], 0, 0
-    for b in body[1:]:
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            values.append(v)
-            v, shift = 0, 0
-    base, cursor, done = values[0], values[0], set()
-    for gap, length in zip(values[1::2], values[2::2]):
-        done.update(range(cursor + gap, cursor + gap + length))
-        cursor += gap + length
-    return base, done
 
 
 def log_lines(worker):
@@ -115,7 +93,7 @@ class Phase:
         meta = c.get("metadata") or ""
         if c["offset"] < 0 or (past_blocker and c["offset"] == 0) or not meta.startswith("dw1."):
             return None
-        base, done = map_offsets(meta)
+        base, done = h.decode_map(meta)
         return base == c["offset"] and done and (c["offset"], meta, done)
 
     def results(self, isolation=None):

@@ -98,24 +98,15 @@ class OidcKafka(h.RealKafka):
     the provider's JWKS, issuer and audience; sessions end when their token expires."""
 
     def __init__(self, procs, provider):
-        self.dir = os.path.join(procs.tmp, "kafka")
-        self.script = os.path.join(h.SRC, "tests/kafka/kafka.sh")
-        env = dict(os.environ)
         # KIP-368: the broker caps a session at its token's expiry (clients that cannot
         # re-authenticate, like librdkafka 2.0.2, are disconnected and log in again).
-        env["DW_KAFKA_EXTRA_PROPS"] = "\n".join([
+        super().__init__(procs, server_props=[
             "listener.name.sasl_ssl.oauthbearer.connections.max.reauth.ms=600000",
-            "listener.name.sasl_ssl.sasl.oauthbearer.clock.skew.seconds=2"])
-        r = subprocess.run([self.script, "start", "--port", "0", "--dir", self.dir,
-                            "--oidc-jwks", provider.jwks_url, "--oidc-issuer", provider.url,
-                            "--oidc-audience", AUDIENCE],
-                           capture_output=True, text=True, timeout=300, env=env)
-        if r.returncode != 0:
-            raise AssertionError("kafka.sh start --oidc-jwks failed:\n" + r.stderr[-4000:])
-        kv = dict(l.split("=", 1) for l in r.stdout.splitlines() if "=" in l)
-        self.bootstrap = kv["KAFKA_BOOTSTRAP"]          # PLAINTEXT, for the test's own reads
-        self.secure = kv["KAFKA_SASL_SSL_BOOTSTRAP"]
-        self.ca = kv["KAFKA_CA_FILE"]
+            "listener.name.sasl_ssl.sasl.oauthbearer.clock.skew.seconds=2"],
+            start_args=["--oidc-jwks", provider.jwks_url, "--oidc-issuer", provider.url,
+                        "--oidc-audience", AUDIENCE])
+        self.secure = self.started["KAFKA_SASL_SSL_BOOTSTRAP"]
+        self.ca = self.started["KAFKA_CA_FILE"]
 
     def refusals(self):
         """The broker's reasons for the tokens it refused so far (server.log, in order)."""

@@ -5,30 +5,12 @@ final commit); the next worker reads the map of finished tasks from the commit m
 them (no API call, no second result) and polls only the unfinished one. Then `replay
 --from-offset 0` clears the map (the committed offset is already 0), and a third worker
 processes all of them again."""
-import base64
-import binascii
 import os
 import subprocess
 
 import harness as h
 
 N = 150
-
-
-def finished_in_map(meta):
-    """Decodes the worker's commit metadata ("dw1." + base64url of version, base offset and
-    (gap, length) varint pairs, then a CRC-32): the number of finished offsets it records."""
-    raw = base64.urlsafe_b64decode(meta[4:] + "=" * (-len(meta[4:]) % 4))
-    body, crc = raw[:-4], int.from_bytes(raw[-4:], "little")
-    assert binascii.crc32(body) == crc and body[0] == 1, "bad map %r" % meta
-    values, v, shift = [], 0, 0
-    for b in body[1:]:
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            values.append(v)
-            v, shift = 0, 0
-    return sum(values[2::2])  # base, then (gap, length) pairs
 
 
 def main(procs):
@@ -52,7 +34,7 @@ def main(procs):
         def map_committed():
             c = h.committed(kafka.bootstrap, "it-resume", h.IN)
             return c and c[0]["offset"] == 0 and c[0].get("metadata", "").startswith("dw1.") and \
-                finished_in_map(c[0]["metadata"]) == N and c[0]
+                len(h.decode_map(c[0]["metadata"])[1]) == N and c[0]
         c = h.wait_until(map_committed, 30, "offset 0 committed with a map of %d finished tasks" % N)
         h.log("committed offset 0 with %d bytes of metadata" % len(c["metadata"]))
         assert len(c["metadata"]) < 100, "one run of 150 finished tasks should take a few bytes"
@@ -76,7 +58,7 @@ def main(procs):
         h.log("resume: %d finished tasks skipped after SIGKILL, 0 polled again, 0 duplicate results" % N)
 
         c = h.committed(kafka.bootstrap, "it-resume", h.IN)[0]
-        assert c["offset"] == 0 and finished_in_map(c["metadata"]) == N, c
+        assert c["offset"] == 0 and len(h.decode_map(c["metadata"])[1]) == N, c
         r = subprocess.run([os.path.join(h.BIN, "delivery-worker"), "replay", "-c", w2.conf,
                             "--from-offset", "0"], capture_output=True, text=True, timeout=120)
         h.log("$ delivery-worker replay --from-offset 0 -> %d\n%s%s" % (r.returncode, r.stdout, r.stderr))

@@ -23,18 +23,11 @@ class SecureKafka(h.RealKafka):
     """The real broker with the extra SASL_SSL listener of `kafka.sh start --sasl-ssl`."""
 
     def __init__(self, procs):
-        self.dir = os.path.join(procs.tmp, "kafka")
-        self.script = os.path.join(h.SRC, "tests/kafka/kafka.sh")
-        r = subprocess.run([self.script, "start", "--port", "0", "--dir", self.dir, "--sasl-ssl"],
-                           capture_output=True, text=True, timeout=300)
-        if r.returncode != 0:
-            raise AssertionError("kafka.sh start --sasl-ssl failed:\n" + r.stderr[-4000:])
-        env = dict(l.split("=", 1) for l in r.stdout.splitlines() if "=" in l)
-        self.bootstrap = env["KAFKA_BOOTSTRAP"]          # PLAINTEXT, for the test's own reads
-        self.secure = env["KAFKA_SASL_SSL_BOOTSTRAP"]
-        self.ca = env["KAFKA_CA_FILE"]
+        super().__init__(procs, start_args=["--sasl-ssl"])
+        self.secure = self.started["KAFKA_SASL_SSL_BOOTSTRAP"]
+        self.ca = self.started["KAFKA_CA_FILE"]
         self.users = {}
-        for line in open(env["KAFKA_SASL_USERS"]):
+        for line in open(self.started["KAFKA_SASL_USERS"]):
             mech, user, password = line.split()
             self.users[mech] = (user, password)
         self.tls = os.path.dirname(self.ca)
