@@ -22,7 +22,6 @@ import json
 import os
 import random
 import re
-import subprocess
 import sys
 import time
 
@@ -121,9 +120,8 @@ def mode_supported(mode):
         return None
     procs = h.Processes()
     w = h.Worker(procs, "127.0.0.1:9", "http://127.0.0.1:9", extra=mode_extra(mode), name="check")
-    r = subprocess.run([os.path.join(h.BIN, "delivery-worker"), "check-config", "-c", w.conf],
-                       capture_output=True, text=True, env=dict(os.environ, **w.env), timeout=30)
-    return None if r.returncode == 0 else (r.stdout + r.stderr).strip()
+    rc, out = h.check_config(w.conf, w.env)
+    return None if rc == 0 else out.strip()
 
 
 class Outputs:

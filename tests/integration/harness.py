@@ -163,6 +163,14 @@ class RealKafka:
         subprocess.run([self.script, "stop", "--dir", self.dir], capture_output=True, timeout=120)
 
 
+def check_config(conf, env):
+    """`delivery-worker check-config -c conf` with env added to this environment:
+    (exit status, stdout + stderr)."""
+    r = subprocess.run([os.path.join(BIN, "delivery-worker"), "check-config", "-c", conf],
+                       capture_output=True, text=True, env=dict(os.environ, **env), timeout=30)
+    return r.returncode, r.stdout + r.stderr
+
+
 def decode_map(meta):
     """Decodes the worker's commit metadata ("dw1." + base64url of version, base offset and
     (gap, length) varint pairs, then a CRC-32): (base, the set of finished offsets it records)."""

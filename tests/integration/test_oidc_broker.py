@@ -35,7 +35,6 @@ import secrets
 import socket
 import ssl
 import struct
-import subprocess
 import sys
 import time
 import urllib.error
@@ -226,14 +225,6 @@ def oidc_props(kafka, provider):
                          ("sasl.oauthbearer.scope", "kafka"))
 
 
-def check_config(conf, env):
-    e = dict(os.environ)
-    e.update(env)
-    r = subprocess.run([os.path.join(h.BIN, "delivery-worker"), "check-config", "-c", conf],
-                       capture_output=True, text=True, env=e, timeout=30)
-    return r.returncode, r.stdout + r.stderr
-
-
 def log_msgs(w):
     """The msg of every JSON line of the worker's log."""
     out = []
@@ -344,10 +335,10 @@ def check_oidc_worker(procs, kafka, sim, provider, secret, needles, reauth, own)
 
     # The right secret, same group: everything resolves, tokens are refreshed while it works.
     w = worker(procs, kafka, sim, tag, oidc_props(kafka, provider), env, group=group)
-    rc, out = check_config(w.conf, dict(w.env, DELIVERY_WORKER_KAFKA_PROPERTIES="linger.ms=5"))
+    rc, out = h.check_config(w.conf, dict(w.env, DELIVERY_WORKER_KAFKA_PROPERTIES="linger.ms=5"))
     assert rc == 1 and "sasl.oauthbearer.client.secret" in out, (rc, out)
     h.log("check-config without the client secret exits %d: %s" % (rc, out.strip()[:300]))
-    rc, out = check_config(w.conf, w.env)
+    rc, out = h.check_config(w.conf, w.env)
     assert rc == 0, out
     assert "<redacted>" in out, out
     assert_no_secret("check-config output", out, needles)

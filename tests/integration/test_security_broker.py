@@ -11,7 +11,6 @@ import os
 import re
 import secrets
 import ssl
-import subprocess
 import urllib.error
 import urllib.request
 
@@ -67,14 +66,6 @@ def create_topics(kafka, tag):
         h.kafkatool("create-topic", "-b", kafka.bootstrap, t, "2")
 
 
-def check_config(conf, env):
-    e = dict(os.environ)
-    e.update(env)
-    r = subprocess.run([os.path.join(h.BIN, "delivery-worker"), "check-config", "-c", conf],
-                       capture_output=True, text=True, env=e, timeout=30)
-    return r.returncode, r.stdout + r.stderr
-
-
 def assert_no_secret(where, text, needles):
     for n in needles:
         assert n not in text, "a secret (%s...) shows in %s" % (n[:3], where)
@@ -95,7 +86,7 @@ def run_mechanism(procs, kafka, sim, mech, props, env, needles, via_secure_dump=
             text = f.read()
         with open(w.conf, "w") as f:
             f.write(text.replace("properties = ( ", 'properties = (\n@include "%s"\n  ' % include, 1))
-    rc, out = check_config(w.conf, w.env)
+    rc, out = h.check_config(w.conf, w.env)
     assert rc == 0, out
     assert "<redacted>" in out, out
     assert_no_secret("check-config output", out, needles)
