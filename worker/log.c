@@ -74,38 +74,6 @@ static int buf_puts(struct buf *b, const char *s)
   return buf_put(b, s, strlen(s));
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if it is not valid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-  size_t len;
-  unsigned cp;
-  if (s[0] < 0x80)
-    return 1;
-  if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-    len = 2;
-    cp = s[0] & 0x1f;
-  } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-    len = 3;
-    cp = s[0] & 0x0f;
-  } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-    len = 4;
-    cp = s[0] & 0x07;
-  } else {
-    return 0;
-  }
-  if (len > n)
-    return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80)
-      return 0;
-    cp = (cp << 6) | (s[i] & 0x3f);
-  }
-  if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-      (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-    return 0;
-  return len;
-}
-
 /* Appends s escaped for a JSON string (json) or for one text line, whole characters only,
  * invalid UTF-8 replaced by U+FFFD. Returns -1 when it had to stop at the buffer's end. */
 static int put_escaped(struct buf *b, const char *s, size_t max, int json)
@@ -134,7 +102,7 @@ static int put_escaped(struct buf *b, const char *s, size_t max, int json)
     } else if (c < 0x80) {
       rc = buf_put(b, (const char *)p + i, 1);
     } else {
-      len = utf8_len(p + i, n - i);
+      len = dw_utf8_seq_len(p + i, n - i);
       if (len == 0) {
         len = 1;
         rc = buf_puts(b, json ? "\\ufffd" : "\xef\xbf\xbd");
