@@ -154,7 +154,8 @@ static void copy_text(char *dst, size_t size, const cJSON *item)
 }
 
 /* Copies an ID, trimmed. A cut ID would name another object, so an ID that does not fit is an
- * error (-1), never truncated. dst is "" for a missing or non-string field. */
+ * error (-1), never truncated; one that is not valid UTF-8 is -2. dst is "" for a missing or
+ * non-string field. */
 static int copy_id(char *dst, size_t size, const cJSON *obj, const char *key)
 {
   const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
@@ -167,8 +168,40 @@ static int copy_id(char *dst, size_t size, const cJSON *obj, const char *key)
   trim(item->valuestring, &s, &n);
   if (n >= size)
     return -1;
+  if (!dw_utf8_valid(s, n))
+    return -2;
   memcpy(dst, s, n);
   dst[n] = '\0';
+  return 0;
+}
+
+/* Copies a text of a final answer (status 3), trimmed. One that does not fit is cut at a
+ * character boundary and ends with DW_TEXT_CUT_MARK: a long text never turns a final answer
+ * into an error, and the cut stays visible. Returns -1 when the text is not valid UTF-8. dst
+ * is "" for a missing or non-string field. */
+static int copy_final_text(char *dst, size_t size, const cJSON *obj, const char *key)
+{
+  const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+  const size_t mark = sizeof(DW_TEXT_CUT_MARK) - 1;
+  const char *s;
+  size_t n;
+
+  dst[0] = '\0';
+  if (!cJSON_IsString(item) || !item->valuestring)
+    return 0;
+  trim(item->valuestring, &s, &n);
+  if (!dw_utf8_valid(s, n))
+    return -1;
+  if (n < size) {
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+    return 0;
+  }
+  n = size - 1 - mark;
+  while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+    n--; /* s[n] starts a character: the bytes before it are whole ones */
+  memcpy(dst, s, n);
+  memcpy(dst + n, DW_TEXT_CUT_MARK, mark + 1);
   return 0;
 }
 
@@ -300,6 +333,14 @@ int dw_event_parse(struct dw_event *ev, const void *buf, size_t len, char *why, 
     goto out;
   case SCAN_TOO_DEEP:
     set_text(why, whylen, "value nests deeper than %d levels", DW_JSON_MAX_DEPTH);
+    goto out;
+  }
+  /* JSON text is UTF-8 (RFC 8259), and cJSON copies a string's bytes as they are: checked here,
+   * every key and value is valid UTF-8, so nothing copied out of the event (event_id) can put
+   * invalid UTF-8 into a result. The escapes cJSON decodes (\\uXXXX, surrogate pairs) always
+   * give valid UTF-8; a lone surrogate is not JSON to it. */
+  if (!dw_utf8_valid(text, len)) {
+    set_text(why, whylen, "value is not valid UTF-8");
     goto out;
   }
   root = json_parse(text, len, &trailing);
@@ -436,11 +477,19 @@ static const struct {
     {"user_id", offsetof(struct dw_answer, user_id)},
 };
 
+static void set_malformed(struct dw_answer *ans, const char *what)
+{
+  ans->kind = DW_ANSWER_MALFORMED;
+  set_text(ans->msg, sizeof(ans->msg), "%s", what);
+}
+
 /* code 0: data decides. Pending shapes: data missing, null, not an object, {}, no status,
- * status 0 or 1. */
+ * status 0 or 1. Shapes the API does not send are MALFORMED, named in msg (short fixed texts,
+ * never the answer's own bytes): they are retried, and the dead letter at the deadline says
+ * what was wrong instead of "still pending". */
 static void classify_data(struct dw_answer *ans, const cJSON *data)
 {
-  const cJSON *status, *delivery;
+  const cJSON *status, *delivery, *app;
   int64_t st;
 
   ans->kind = DW_ANSWER_PENDING;
@@ -450,8 +499,7 @@ static void classify_data(struct dw_answer *ans, const cJSON *data)
   if (!status || cJSON_IsNull(status))
     return;
   if (!json_int(status, &st)) {
-    ans->kind = DW_ANSWER_RETRY;
-    set_text(ans->msg, sizeof(ans->msg), "status is not an integer");
+    set_malformed(ans, "status is not an integer");
     return;
   }
   if (st >= INT_MIN && st <= INT_MAX)
@@ -461,35 +509,49 @@ static void classify_data(struct dw_answer *ans, const cJSON *data)
   case 1: return; /* new, processing; a placeholder delivery is ignored */
   case 2:
     delivery = cJSON_GetObjectItemCaseSensitive(data, "delivery");
+    if (delivery && !cJSON_IsNull(delivery) && !cJSON_IsObject(delivery)) {
+      set_malformed(ans, "delivery is not an object");
+      return;
+    }
     /* The deprecated delivery.id is deliberately not read. */
     for (size_t i = 0; i < DW_ARRAY_SIZE(ids); i++) {
-      if (copy_id((char *)ans + ids[i].offset, DW_ID_MAX, delivery, ids[i].key) < 0) {
-        ans->kind = DW_ANSWER_RETRY;
-        set_text(ans->msg, sizeof(ans->msg), "delivery.%s too long", ids[i].key);
+      int rc = copy_id((char *)ans + ids[i].offset, DW_ID_MAX, delivery, ids[i].key);
+      if (rc < 0) {
+        ans->kind = DW_ANSWER_MALFORMED;
+        set_text(ans->msg, sizeof(ans->msg), rc == -1 ? "delivery.%s too long"
+                                                      : "delivery.%s is not valid UTF-8",
+                 ids[i].key);
         return;
       }
     }
+    app = cJSON_GetObjectItemCaseSensitive(delivery, "application_id");
+    if (app && !cJSON_IsNull(app) && !cJSON_IsString(app)) {
+      set_malformed(ans, "delivery.application_id is not a string");
+      return;
+    }
     /* A success without the application ID would publish a useless result; asking again
-     * ends, at worst, in deadline_exceeded, which is visible. */
+     * ends, at worst, in a dead letter that names it. */
     if (ans->application_id[0] == '\0') {
-      ans->kind = DW_ANSWER_RETRY;
-      set_text(ans->msg, sizeof(ans->msg), "status 2 without delivery.application_id");
+      set_malformed(ans, "status 2 without delivery.application_id");
       return;
     }
     ans->kind = DW_ANSWER_SUCCEEDED;
     return;
   case 3:
-    copy_text(ans->status_msg, sizeof(ans->status_msg),
-              cJSON_GetObjectItemCaseSensitive(data, "status_msg"));
-    if (copy_id(ans->extra_info, sizeof(ans->extra_info), data, "extra_info") < 0) {
-      ans->kind = DW_ANSWER_RETRY;
-      set_text(ans->msg, sizeof(ans->msg), "extra_info too long");
+    /* Final: texts too long are cut and marked, never a reason to ask again (the task would
+     * reach its deadline and its outcome would be lost). */
+    if (copy_final_text(ans->status_msg, sizeof(ans->status_msg), data, "status_msg") < 0) {
+      set_malformed(ans, "status_msg is not valid UTF-8");
+      return;
+    }
+    if (copy_final_text(ans->extra_info, sizeof(ans->extra_info), data, "extra_info") < 0) {
+      set_malformed(ans, "extra_info is not valid UTF-8");
       return;
     }
     ans->kind = DW_ANSWER_FAILED;
     return;
   default:
-    ans->kind = DW_ANSWER_RETRY;
+    ans->kind = DW_ANSWER_MALFORMED;
     set_text(ans->msg, sizeof(ans->msg), "unknown status %lld", (long long)st);
     return;
   }
@@ -547,6 +609,12 @@ void dw_answer_classify(struct dw_answer *ans, long http_status, const void *bod
   copy_text(ans->msg, sizeof(ans->msg), cJSON_GetObjectItemCaseSensitive(root, "msg"));
   if (code == 0) {
     classify_data(ans, cJSON_GetObjectItemCaseSensitive(root, "data"));
+    /* The fields read were checked one by one (to name the one that is wrong); invalid UTF-8
+     * anywhere else (msg, a key, a field not read) makes the answer as doubtful. An error
+     * answer (code != 0) is decided by its code alone: its msg only goes to logs and
+     * dlq.error_msg. */
+    if (ans->kind != DW_ANSWER_MALFORMED && !dw_utf8_valid(text, len))
+      set_malformed(ans, "answer is not valid UTF-8");
     if (ans->kind != DW_ANSWER_SUCCEEDED && ans->kind != DW_ANSWER_FAILED)
       clear_ids(ans);
   } else {
@@ -561,6 +629,8 @@ out:
   }
 }
 
+_Static_assert(DW_ANSWER_MALFORMED + 1 == DW_ANSWER_KINDS, "DW_ANSWER_KINDS counts the kinds");
+
 const char *dw_answer_kind_name(enum dw_answer_kind kind)
 {
   switch (kind) {
@@ -573,6 +643,7 @@ const char *dw_answer_kind_name(enum dw_answer_kind kind)
   case DW_ANSWER_RATE_LIMITED: return "rate_limited";
   case DW_ANSWER_TOKEN_INVALID: return "token_invalid";
   case DW_ANSWER_APP_FAILURE: return "app_failure";
+  case DW_ANSWER_MALFORMED: return "malformed";
   }
   return "unknown";
 }
@@ -798,6 +869,16 @@ out:
 /* -------------------------------------------------------------------------------------------
  * Results */
 
+/* Adds a string member. cJSON escapes quotes, backslashes and control characters but copies
+ * every other byte as it is, so valid UTF-8 in is what makes the JSON text valid UTF-8: a
+ * string that is not is refused (DW_EINVAL), never written. */
+static int add_string(cJSON *obj, const char *key, const char *value)
+{
+  if (!dw_utf8_valid(value, strlen(value)))
+    return DW_EINVAL;
+  return cJSON_AddStringToObject(obj, key, value) ? 0 : DW_ENOMEM;
+}
+
 /* Key order follows DESIGN.md "Result". Optional values are left out rather than written
  * empty: event_id and tenant_key only when the event carried them (tenant_key after event_id),
  * existing_application_id only for a failure that names one. The six delivery IDs of a success
@@ -823,27 +904,30 @@ int dw_result_encode(const struct dw_result *res, char **out, size_t *len)
 
   rc = DW_ENOMEM;
   root = cJSON_CreateObject();
-  if (!root || !cJSON_AddStringToObject(root, "website_id", ev->website_id) ||
-      !cJSON_AddStringToObject(root, "delivery_task_id", ev->task_id))
+  if (!root)
     goto out;
-  if (ev->event_id[0] && !cJSON_AddStringToObject(root, "event_id", ev->event_id))
+  if ((rc = add_string(root, "website_id", ev->website_id)) < 0 ||
+      (rc = add_string(root, "delivery_task_id", ev->task_id)) < 0)
     goto out;
-  if (ev->tenant_key[0] && !cJSON_AddStringToObject(root, "tenant_key", ev->tenant_key))
+  if (ev->event_id[0] && (rc = add_string(root, "event_id", ev->event_id)) < 0)
+    goto out;
+  if (ev->tenant_key[0] && (rc = add_string(root, "tenant_key", ev->tenant_key)) < 0)
     goto out;
   if (ans->kind == DW_ANSWER_SUCCEEDED) {
-    if (!cJSON_AddStringToObject(root, "outcome", "succeeded"))
+    if ((rc = add_string(root, "outcome", "succeeded")) < 0)
       goto out;
     for (size_t i = 0; i < DW_ARRAY_SIZE(ids); i++)
-      if (!cJSON_AddStringToObject(root, ids[i].key, (const char *)ans + ids[i].offset))
+      if ((rc = add_string(root, ids[i].key, (const char *)ans + ids[i].offset)) < 0)
         goto out;
   } else {
-    if (!cJSON_AddStringToObject(root, "outcome", "failed") ||
-        !cJSON_AddStringToObject(root, "status_msg", ans->status_msg))
+    if ((rc = add_string(root, "outcome", "failed")) < 0 ||
+        (rc = add_string(root, "status_msg", ans->status_msg)) < 0)
       goto out;
     if (ans->extra_info[0] &&
-        !cJSON_AddStringToObject(root, "existing_application_id", ans->extra_info))
+        (rc = add_string(root, "existing_application_id", ans->extra_info)) < 0)
       goto out;
   }
+  rc = DW_ENOMEM;
   if (!cJSON_AddNumberToObject(root, "polls", (double)res->polls) ||
       !cJSON_AddStringToObject(root, "resolved_at",
                                dw_rfc3339(res->resolved_at_ms, when, sizeof(when))))

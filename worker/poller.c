@@ -441,6 +441,11 @@ static void reschedule(struct dw_task *t, uint64_t delay_ms, const struct dw_ans
     /* Say why in dlq.error_msg: the last answer alone ("success", pending) would not. */
     char why[256];
     unsigned long long secs = (unsigned long long)((now - t->created_at) / 1000);
+    if (ans && ans->kind == DW_ANSWER_MALFORMED) {
+      /* code 0, but not an answer the API gives: name what was wrong, not "pending". */
+      finish(t, DW_OUTCOME_DEAD_LETTER, "malformed_answer", ans);
+      return;
+    }
     if (t->last_code == 0) {
       snprintf(why, sizeof(why), "still pending after %u call(s) in %llu s (poll.deadline_ms)",
                t->attempts, secs);
@@ -668,6 +673,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
     /* A fresh token was refused too: back off like any other error. */
     /* fall through */
   case DW_ANSWER_RETRY:
+  case DW_ANSWER_MALFORMED: /* maybe a passing fault; reschedule dead-letters it at the end */
     t->failures++;
     reschedule(t, dw_schedule_retry_ms(&p->opt.schedule, t->failures, &p->rng), &ans);
     break;

@@ -12,8 +12,11 @@
 #define DW_EVENT_ID_MAX 128
 #define DW_TENANT_KEY_MAX 128
 #define DW_ID_MAX 128         /* application, talent, job ... ids from the API */
-#define DW_TEXT_MAX 512       /* msg, status_msg */
+#define DW_TEXT_MAX 512       /* msg, status_msg, extra_info */
 #define DW_JSON_MAX_DEPTH 16
+/* Ends a text of a final answer that was cut to fit (U+2026, "..."), so that a cut
+ * existing_application_id can never pass for another application's id. */
+#define DW_TEXT_CUT_MARK "\xE2\x80\xA6"
 
 /* A validated task-created event. */
 struct dw_event {
@@ -25,7 +28,8 @@ struct dw_event {
 
 /* Parses and validates an event value. Returns 0, or DW_EINVAL with a one-line reason in why
  * ("not JSON", "website_id must be 1-32 digits", ...). Never reads past len. Unknown fields are
- * allowed; a JSON null counts as an absent field; a known field given twice is invalid. */
+ * allowed; a JSON null counts as an absent field; a known field given twice is invalid; a value
+ * that is not valid UTF-8 anywhere (any key, any field) is invalid. */
 int dw_event_parse(struct dw_event *ev, const void *buf, size_t len, char *why, size_t whylen);
 
 /* What an answer of the delivery-task endpoint means for the task. */
@@ -39,7 +43,10 @@ enum dw_answer_kind {
   DW_ANSWER_RATE_LIMITED,   /* 99991400 */
   DW_ANSWER_TOKEN_INVALID,  /* 99991663/4/5/71: refresh the token, retry once */
   DW_ANSWER_APP_FAILURE,    /* not the task's fault: scope, IP, app disabled, quota ... */
+  DW_ANSWER_MALFORMED,      /* code 0 with data the API does not send (msg says what): retry,
+                               then dead letter malformed_answer */
 };
+#define DW_ANSWER_KINDS 10
 
 struct dw_answer {
   enum dw_answer_kind kind;
@@ -53,13 +60,17 @@ struct dw_answer {
   char job_post_id[DW_ID_MAX];
   char portal_resume_id[DW_ID_MAX];
   char user_id[DW_ID_MAX];
-  char status_msg[DW_TEXT_MAX]; /* trimmed */
-  char extra_info[DW_ID_MAX];   /* trimmed: the existing application id for duplicates */
+  /* status 3, trimmed; a text that does not fit is cut and ends with DW_TEXT_CUT_MARK */
+  char status_msg[DW_TEXT_MAX];
+  char extra_info[DW_TEXT_MAX]; /* the existing application id for duplicates */
 };
 
 /* Classifies one HTTP answer. http_status is 0 when the transfer failed (then body is
- * ignored and the kind is RETRY). The body's code decides whatever the HTTP status; without a
- * usable body, 429 means RATE_LIMITED and anything else RETRY. */
+ * ignored and the kind is RETRY). The body's code decides whatever the HTTP status; without a usable body, 429 means
+ * RATE_LIMITED and anything else RETRY. A code 0 answer whose data has a shape the API does not
+ * send is MALFORMED with a short fixed description in msg ("status is not an integer",
+ * "delivery is not an object", "delivery.application_id too long", "answer is not valid
+ * UTF-8", ...); a final status 3 stays FAILED however long its texts are. */
 void dw_answer_classify(struct dw_answer *ans, long http_status, const void *body, size_t len);
 
 /* The name of a kind, for logs and metrics ("pending", "succeeded", ...). */
@@ -114,8 +125,9 @@ struct dw_result {
  * outcome, the delivery ids (succeeded) or status_msg and existing_application_id (failed),
  * polls, resolved_at. event_id and tenant_key (after event_id) are written only when the event
  * had them, existing_application_id only when extra_info is non-empty; the six delivery ids
- * of a success are always written ("" when absent). Unformatted, one line. DW_EINVAL unless
- * the answer is SUCCEEDED or FAILED. Caller frees *out with free(). */
+ * of a success are always written ("" when absent). Unformatted, one line, valid UTF-8.
+ * DW_EINVAL unless the answer is SUCCEEDED or FAILED, or when a string to write is not valid
+ * UTF-8. Caller frees *out with free(). */
 int dw_result_encode(const struct dw_result *res, char **out, size_t *len);
 
 #endif

@@ -42,7 +42,7 @@ struct dw_outcome {
   const struct dw_event *event;
   const struct dw_answer *answer; /* RESULT: SUCCEEDED or FAILED; DEAD_LETTER: the last one */
   const char *reason;             /* dead letter: task_not_found, invalid_request,
-                                     deadline_exceeded */
+                                     deadline_exceeded, malformed_answer */
   long error_code;                /* the last API code, -1 if none */
   const char *error_msg;          /* the last API msg or transport error */
   const char *log_id;             /* X-Tt-Logid of the last answer, "" if none */
@@ -60,7 +60,7 @@ typedef void (*dw_health_cb)(void *arg, int healthy, const char *reason);
 
 struct dw_poller_stats {
   uint64_t calls;          /* API calls answered (any answer, transport errors included) */
-  uint64_t by_kind[9];     /* indexed by enum dw_answer_kind */
+  uint64_t by_kind[DW_ANSWER_KINDS]; /* indexed by enum dw_answer_kind */
   uint64_t rate_limited;   /* 429s */
   uint64_t token_retries;
   size_t tasks;            /* in the poller now */

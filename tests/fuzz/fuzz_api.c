@@ -8,7 +8,9 @@
  * known kind; a transport error is always a retry; a body without a usable code is a retry (or
  * rate limited under 429); a final answer carries code 0 and a success its application id;
  * classification does not depend on the status when the body has a code; a token accepted is
- * non-empty printable ASCII with a positive expiry and code 0; a ticket accepted is non-empty
+ * non-empty printable ASCII with a positive expiry and code 0; a malformed answer is a code 0
+ * answer that says what
+ * is wrong; every string a final answer hands on is valid UTF-8; a ticket accepted is non-empty
  * printable ASCII that fits, and re-encoded as a bare event it parses to the same values; a
  * rejection always says why. Build and run with tests/fuzz/run.sh; corpus tests/fuzz/corpus/api. */
 #define DW_FUZZ_NAME "fuzz_api"
@@ -72,6 +74,16 @@ static void fuzz_classify(long status, const uint8_t *body, size_t len)
     abort(); /* ids of an answer that is not final are never carried on */
   if (ans.msg[0] == '\0' && ans.code == -1)
     abort(); /* an unusable body says why */
+  if (ans.kind == DW_ANSWER_MALFORMED && (ans.code != 0 || ans.msg[0] == '\0'))
+    abort();
+  if (ans.kind == DW_ANSWER_SUCCEEDED || ans.kind == DW_ANSWER_FAILED) {
+    const char *const strings[] = {ans.application_id, ans.talent_id,  ans.job_id,
+                                   ans.job_post_id,    ans.portal_resume_id, ans.user_id,
+                                   ans.status_msg,     ans.extra_info};
+    for (size_t i = 0; i < DW_ARRAY_SIZE(strings); i++)
+      if (!dw_utf8_valid(strings[i], strlen(strings[i])))
+        abort();
+  }
 
   /* The body's code decides whatever the HTTP status. */
   if (status != 0 && ans.code != -1) {
@@ -151,7 +163,7 @@ static void fuzz_ticket(const uint8_t *body, size_t len)
   check_graphic(app_id);
   check_graphic(ticket);
   const char *pairs[] = {"type", "app_ticket", "app_id", app_id, "app_ticket", ticket};
-  if (dw_json_strings_encode(pairs, 3, &enc, &enc_len) != 0)
+  if (dw_json_strings_encode(pairs, 3, &enc, &enc_len) != 0 || !dw_utf8_valid(enc, enc_len))
     abort();
   if (dw_app_ticket_parse(enc, enc_len, app_id2, sizeof(app_id2), ticket2, sizeof(ticket2),
                           why, sizeof(why)) != 0 ||

@@ -181,6 +181,7 @@ enum sim_fault_kind {
   SIM_FAULT_DEEP_JSON,   /* 200, data nested `bytes` (10000) arrays deep */
   SIM_FAULT_WRONG_TYPE,  /* the normal answer labelled text/html; charset=gbk */
   SIM_FAULT_EMPTY_200,   /* 200 with an empty body */
+  SIM_FAULT_RAW,         /* http (200) with msg as the whole body, as it is */
 };
 
 struct sim_fault {

@@ -153,6 +153,11 @@ static void answer_hostile(struct sim_answer *a, const struct sim_fault *f)
     break;
   case SIM_FAULT_EMPTY_200:
     break;
+  case SIM_FAULT_RAW:
+    /* A shape the API does not send (a string status, a redirect with a success body...). */
+    if (f->msg)
+      sim_buf_adds(&a->body, f->msg);
+    break;
   default:
     break;
   }
@@ -201,6 +206,7 @@ static int apply_fault(struct sim *s, const struct sim_fault *f, struct sim_answ
   case SIM_FAULT_BAD_UTF8:
   case SIM_FAULT_DEEP_JSON:
   case SIM_FAULT_EMPTY_200:
+  case SIM_FAULT_RAW:
     answer_hostile(a, f);
     return 1;
   }

@@ -79,6 +79,7 @@ static const struct {
   {"truncated", SIM_FAULT_TRUNCATED}, {"huge", SIM_FAULT_HUGE}, {"slowloris", SIM_FAULT_SLOWLORIS},
   {"bad_utf8", SIM_FAULT_BAD_UTF8}, {"deep_json", SIM_FAULT_DEEP_JSON},
   {"wrong_type", SIM_FAULT_WRONG_TYPE}, {"empty_200", SIM_FAULT_EMPTY_200},
+  {"raw", SIM_FAULT_RAW},
 };
 
 int sim_control_parse_fault(const void *json, struct sim_fault *f, char *err, size_t errsize)
@@ -148,6 +149,10 @@ int sim_control_parse_fault(const void *json, struct sim_fault *f, char *err, si
   }
   if (f->kind == SIM_FAULT_CODE && !have_code) {
     snprintf(err, errsize, "fault kind \"code\" needs \"code\"");
+    return SIM_EINVAL;
+  }
+  if (f->kind == SIM_FAULT_RAW && !msg) {
+    snprintf(err, errsize, "fault kind \"raw\" needs \"msg\" (the body)");
     return SIM_EINVAL;
   }
   if (f->kind == SIM_FAULT_TIMEOUT && !have_delay)

@@ -75,7 +75,7 @@
  *     a (website_id, task id) replaces the task and its poll count.
  *   POST /_sim/faults    one fault or an array, queued FIFO for the next delivery-task calls
  *     that pass auth and the rate limit: {"kind":"http_500|code|timeout|reset|garbage|rate_limit|
- *     truncated|huge|slowloris|bad_utf8|deep_json|wrong_type|empty_200",
+ *     truncated|huge|slowloris|bad_utf8|deep_json|wrong_type|empty_200|raw",
  *     "count":1,"code":..,"http":..,"delay_ms":30000,"bytes":..,"msg":..} -> {"queued":N,"pending":calls}
  *     http_500: 500 {"code":1002001,"msg":"system error"}; code: the code (http default 500 for
  *     1002001, 429 for 99991400, else 400); timeout: the normal answer held delay_ms; reset: the
@@ -86,8 +86,9 @@
  *     at once, then one body byte every delay_ms (1000) of a padded pending answer; bad_utf8:
  *     code (1002001) with invalid UTF-8 in msg; deep_json: 200, data nested "bytes" (10000)
  *     arrays deep; wrong_type: the normal answer as text/html; charset=gbk; empty_200: 200 with
- *     no body. A task's "errors" use the same objects ("kind" defaults
- *     to "code" when "code" is given) and apply to that task's first polls, in order.
+ *     no body; raw: "http" (200) with "msg" as the whole body, as it is. A task's "errors" use
+ *     the same objects ("kind" defaults to "code" when "code" is given) and apply to that
+ *     task's first polls, in order.
  *   GET /_sim/faults, DELETE /_sim/faults   list / drop queued faults
  *   POST /_sim/revoke    every issued token is invalid from now on -> {"revoked":N}
  *   GET|POST /_sim/config  {"rate_per_second","rate_per_minute","latency_ms":N|"MIN-MAX",

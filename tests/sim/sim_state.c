@@ -125,6 +125,7 @@ const char *sim_fault_kind_name(enum sim_fault_kind k)
   case SIM_FAULT_DEEP_JSON: return "deep_json";
   case SIM_FAULT_WRONG_TYPE: return "wrong_type";
   case SIM_FAULT_EMPTY_200: return "empty_200";
+  case SIM_FAULT_RAW: return "raw";
   }
   return "?";
 }

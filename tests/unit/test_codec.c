@@ -386,13 +386,17 @@ static void test_answer_succeeded(void **state)
 
   classify(&a, 200,
            "{\"code\":0,\"data\":{\"status\":2,\"delivery\":{\"id\":\"111\",\"talent_id\":\"6\"}}}");
-  assert_int_equal(a.kind, DW_ANSWER_RETRY);
+  assert_int_equal(a.kind, DW_ANSWER_MALFORMED);
   assert_string_equal(a.msg, "status 2 without delivery.application_id");
   assert_string_equal(a.talent_id, "");
   classify(&a, 200, "{\"code\":0,\"data\":{\"status\":2}}");
-  assert_int_equal(a.kind, DW_ANSWER_RETRY);
+  assert_int_equal(a.kind, DW_ANSWER_MALFORMED);
+  assert_string_equal(a.msg, "status 2 without delivery.application_id");
+  classify(&a, 200, "{\"code\":0,\"data\":{\"status\":2,\"delivery\":null}}");
+  assert_int_equal(a.kind, DW_ANSWER_MALFORMED);
   classify(&a, 200, "{\"code\":0,\"data\":{\"status\":2,\"delivery\":{\"application_id\":\"  \"}}}");
-  assert_int_equal(a.kind, DW_ANSWER_RETRY);
+  assert_int_equal(a.kind, DW_ANSWER_MALFORMED);
+  assert_int_equal(a.code, 0);
 }
 
 static void test_answer_id_too_long(void **state)
@@ -417,19 +421,20 @@ static void test_answer_id_too_long(void **state)
            "\"talent_id\":\"%s\"}}}",
            id);
   classify(&a, 200, body);
-  assert_int_equal(a.kind, DW_ANSWER_RETRY);
+  assert_int_equal(a.kind, DW_ANSWER_MALFORMED);
   assert_string_equal(a.msg, "delivery.talent_id too long");
   assert_string_equal(a.application_id, "");
   assert_string_equal(a.talent_id, "");
 
+  /* extra_info is a text of a final answer: carried, not a reason to ask again. */
   snprintf(body, sizeof(body),
            "{\"code\":0,\"data\":{\"status\":3,\"status_msg\":\"same application exist\","
            "\"extra_info\":\"%s\"}}",
            id);
   classify(&a, 200, body);
-  assert_int_equal(a.kind, DW_ANSWER_RETRY);
-  assert_string_equal(a.msg, "extra_info too long");
-  assert_string_equal(a.status_msg, "");
+  assert_int_equal(a.kind, DW_ANSWER_FAILED);
+  assert_string_equal(a.extra_info, id);
+  assert_string_equal(a.status_msg, "same application exist");
 }
 
 static void test_answer_failed(void **state)
@@ -465,23 +470,23 @@ static void test_answer_unknown_status(void **state)
   struct dw_answer a;
   (void)state;
   classify(&a, 200, "{\"code\":0,\"data\":{\"status\":4}}");
-  assert_int_equal(a.kind, DW_ANSWER_RETRY);
+  assert_int_equal(a.kind, DW_ANSWER_MALFORMED);
   assert_int_equal(a.status, 4);
   assert_string_equal(a.msg, "unknown status 4");
   classify(&a, 200, "{\"code\":0,\"data\":{\"status\":-7}}");
-  assert_int_equal(a.kind, DW_ANSWER_RETRY);
+  assert_int_equal(a.kind, DW_ANSWER_MALFORMED);
   assert_string_equal(a.msg, "unknown status -7");
   classify(&a, 200, "{\"code\":0,\"data\":{\"status\":4294967298}}");
-  assert_int_equal(a.kind, DW_ANSWER_RETRY);
+  assert_int_equal(a.kind, DW_ANSWER_MALFORMED);
   assert_int_equal(a.status, -1);
   assert_string_equal(a.msg, "unknown status 4294967298");
   classify(&a, 200, "{\"code\":0,\"data\":{\"status\":\"2\"}}");
-  assert_int_equal(a.kind, DW_ANSWER_RETRY);
+  assert_int_equal(a.kind, DW_ANSWER_MALFORMED);
   assert_string_equal(a.msg, "status is not an integer");
   classify(&a, 200, "{\"code\":0,\"data\":{\"status\":2.5}}");
-  assert_int_equal(a.kind, DW_ANSWER_RETRY);
+  assert_int_equal(a.kind, DW_ANSWER_MALFORMED);
   classify(&a, 200, "{\"code\":0,\"data\":{\"status\":1e30}}");
-  assert_int_equal(a.kind, DW_ANSWER_RETRY);
+  assert_int_equal(a.kind, DW_ANSWER_MALFORMED);
   assert_string_equal(a.msg, "status is not an integer");
 }
 
@@ -650,6 +655,233 @@ static void test_answer_kind_names(void **state)
   assert_string_equal(dw_answer_kind_name(DW_ANSWER_RATE_LIMITED), "rate_limited");
   assert_string_equal(dw_answer_kind_name(DW_ANSWER_TOKEN_INVALID), "token_invalid");
   assert_string_equal(dw_answer_kind_name(DW_ANSWER_APP_FAILURE), "app_failure");
+  assert_string_equal(dw_answer_kind_name(DW_ANSWER_MALFORMED), "malformed");
+}
+
+/* The one UTF-8 validator (events, answers, results, the fuzz targets' checks). */
+static void test_utf8_valid(void **state)
+{
+  static const struct {
+    const char *s;
+    int valid;
+  } cases[] = {
+      {"", 1},
+      {"plain ascii", 1},
+      {"\xC3\xA9t\xC3\xA9", 1},             /* é */
+      {"\xE2\x80\xA6", 1},                  /* U+2026 */
+      {"\xEF\xBF\xBF", 1},                  /* U+FFFF */
+      {"\xF0\x9F\x98\x80", 1},              /* U+1F600 */
+      {"\xF4\x8F\xBF\xBF", 1},              /* U+10FFFF */
+      {"\xED\x9F\xBF", 1},                  /* U+D7FF, just below the surrogates */
+      {"\x80", 0},                          /* a lone continuation byte */
+      {"\xC3", 0},                          /* cut short */
+      {"\xE6\x97", 0},                      /* cut short */
+      {"\xC0\xAF", 0},                      /* overlong "/" */
+      {"\xC1\xBF", 0},                      /* overlong */
+      {"\xE0\x80\xAF", 0},                  /* overlong, three bytes */
+      {"\xF0\x80\x80\xAF", 0},              /* overlong, four bytes */
+      {"\xED\xA0\x80", 0},                  /* U+D800, a UTF-16 surrogate */
+      {"\xED\xBF\xBF", 0},                  /* U+DFFF */
+      {"\xF4\x90\x80\x80", 0},              /* U+110000 */
+      {"\xF5\x80\x80\x80", 0},
+      {"\xFE", 0},
+      {"\xFF", 0},
+      {"ok\xC3\x28", 0},                    /* a lead byte, then no continuation */
+  };
+  (void)state;
+  for (size_t i = 0; i < DW_ARRAY_SIZE(cases); i++) {
+    size_t n = strlen(cases[i].s);
+    char *c = exact(cases[i].s, n);
+    if (dw_utf8_valid(c, n) != cases[i].valid)
+      fail_msg("case %zu: want %d", i, cases[i].valid);
+    free(c);
+  }
+  /* A NUL is a character; the length is the caller's. */
+  assert_int_equal(dw_utf8_valid("a\0b", 3), 1);
+  assert_int_equal(dw_utf8_valid("\xC3\xA9", 1), 0);
+}
+
+/* Invalid UTF-8 anywhere in an event makes it invalid: event_id is copied into the result. */
+static void test_event_invalid_utf8(void **state)
+{
+  static const char *events[] = {
+      "{\"website_id\":\"1\",\"delivery_task_id\":\"t\",\"event_id\":\"e-\xC3\x28\"}",
+      "{\"website_id\":\"1\",\"delivery_task_id\":\"t\",\"event_id\":\"\xED\xA0\x80\"}",
+      "{\"website_id\":\"1\",\"delivery_task_id\":\"t\",\"event_id\":\"\xC0\xAF\"}",
+      "{\"website_id\":\"1\",\"delivery_task_id\":\"t\",\"tenant_key\":\"\xFF\"}",
+      "{\"website_id\":\"1\",\"delivery_task_id\":\"t\",\"note\":\"\x80\"}",   /* unknown field */
+      "{\"website_id\":\"1\",\"delivery_task_id\":\"t\",\"\xFE\":\"x\"}",       /* a key */
+      "{\"website_id\":\"1\",\"delivery_task_id\":\"t\"}\n\xFF",                /* trailing */
+  };
+  struct dw_event ev;
+  char why[128];
+  (void)state;
+  for (size_t i = 0; i < DW_ARRAY_SIZE(events); i++)
+    expect_invalid(events[i], "value is not valid UTF-8");
+  /* Valid UTF-8, raw or escaped, is an event_id like any other. */
+  assert_int_equal(parse_event(&ev,
+                               "{\"website_id\":\"1\",\"delivery_task_id\":\"t\",\"event_id\":"
+                               "\"\xC3\xA9-\\u00e9-\\ud83d\\ude00\"}",
+                               why, sizeof(why)),
+                   0);
+  assert_string_equal(ev.event_id, "\xC3\xA9-\xC3\xA9-\xF0\x9F\x98\x80");
+  /* A lone escaped surrogate is not JSON to cJSON: rejected too. */
+  expect_invalid("{\"website_id\":\"1\",\"delivery_task_id\":\"t\",\"event_id\":\"\\ud800\"}",
+                 "value is not valid JSON");
+}
+
+/* Code 0 with data the API does not send: named, never "pending", never final. */
+static void test_answer_malformed_shapes(void **state)
+{
+  static const struct {
+    const char *body;
+    const char *msg;
+  } cases[] = {
+      {"{\"code\":0,\"data\":{\"status\":\"2\",\"delivery\":{\"application_id\":\"1\"}}}",
+       "status is not an integer"},
+      {"{\"code\":0,\"data\":{\"status\":true}}", "status is not an integer"},
+      {"{\"code\":0,\"data\":{\"status\":{}}}", "status is not an integer"},
+      {"{\"code\":0,\"data\":{\"status\":2,\"delivery\":[{\"application_id\":\"1\"}]}}",
+       "delivery is not an object"},
+      {"{\"code\":0,\"data\":{\"status\":2,\"delivery\":\"1\"}}", "delivery is not an object"},
+      {"{\"code\":0,\"data\":{\"status\":2,\"delivery\":{\"application_id\":7}}}",
+       "delivery.application_id is not a string"},
+      {"{\"code\":0,\"data\":{\"status\":2,\"delivery\":{\"application_id\":[\"1\"]}}}",
+       "delivery.application_id is not a string"},
+      {"{\"code\":0,\"data\":{\"status\":2,\"delivery\":{\"talent_id\":\"2\"}}}",
+       "status 2 without delivery.application_id"},
+      {"{\"code\":0,\"data\":{\"status\":9}}", "unknown status 9"},
+  };
+  struct dw_answer a;
+  (void)state;
+  for (size_t i = 0; i < DW_ARRAY_SIZE(cases); i++) {
+    classify(&a, 200, cases[i].body);
+    if (a.kind != DW_ANSWER_MALFORMED || strcmp(a.msg, cases[i].msg) != 0)
+      fail_msg("body %s: kind %s msg \"%s\", want malformed \"%s\"", cases[i].body,
+               dw_answer_kind_name(a.kind), a.msg, cases[i].msg);
+    assert_int_equal(a.code, 0);
+    assert_string_equal(a.application_id, "");
+    /* The same whatever status carries it. */
+    classify(&a, 400, cases[i].body);
+    assert_int_equal(a.kind, DW_ANSWER_MALFORMED);
+  }
+
+  /* An application id of 5,000 characters names no application: malformed, not cut. */
+  char body[6000], *id = malloc(5001);
+  assert_non_null(id);
+  memset(id, '7', 5000);
+  id[5000] = '\0';
+  snprintf(body, sizeof(body),
+           "{\"code\":0,\"data\":{\"status\":2,\"delivery\":{\"application_id\":\"%s\"}}}", id);
+  classify(&a, 200, body);
+  assert_int_equal(a.kind, DW_ANSWER_MALFORMED);
+  assert_string_equal(a.msg, "delivery.application_id too long");
+  assert_string_equal(a.application_id, "");
+  free(id);
+}
+
+/* Status 3 is final however long its texts: carried when they fit, else cut and marked. */
+static void test_answer_failed_long_text(void **state)
+{
+  struct dw_answer a;
+  char body[4096], text[1024];
+  const size_t mark = strlen(DW_TEXT_CUT_MARK);
+  size_t k;
+  (void)state;
+
+  /* 200 characters of extra_info: carried whole. */
+  memset(text, 'x', 200);
+  text[200] = '\0';
+  snprintf(body, sizeof(body),
+           "{\"code\":0,\"data\":{\"status\":3,\"status_msg\":\"same application exist\","
+           "\"extra_info\":\"%s\"}}",
+           text);
+  classify(&a, 200, body);
+  assert_int_equal(a.kind, DW_ANSWER_FAILED);
+  assert_int_equal(a.status, 3);
+  assert_string_equal(a.extra_info, text);
+
+  /* 900 bytes of extra_info and status_msg: cut at DW_TEXT_MAX, ending with the mark. */
+  memset(text, '9', 900);
+  text[900] = '\0';
+  snprintf(body, sizeof(body),
+           "{\"code\":0,\"data\":{\"status\":3,\"status_msg\":\"%s\",\"extra_info\":\"%s\"}}",
+           text, text);
+  classify(&a, 200, body);
+  assert_int_equal(a.kind, DW_ANSWER_FAILED);
+  assert_int_equal(strlen(a.extra_info), DW_TEXT_MAX - 1);
+  assert_string_equal(a.extra_info + DW_TEXT_MAX - 1 - mark, DW_TEXT_CUT_MARK);
+  assert_int_equal(strncmp(a.extra_info, text, DW_TEXT_MAX - 1 - mark), 0);
+  assert_int_equal(strlen(a.status_msg), DW_TEXT_MAX - 1);
+  assert_string_equal(a.status_msg + DW_TEXT_MAX - 1 - mark, DW_TEXT_CUT_MARK);
+
+  /* Two-byte characters: the cut lands between characters, and the text stays UTF-8. */
+  k = 0;
+  for (int i = 0; i < 400; i++) {
+    text[k++] = (char)0xC3;
+    text[k++] = (char)0xA9;
+  }
+  text[k] = '\0';
+  snprintf(body, sizeof(body), "{\"code\":0,\"data\":{\"status\":3,\"status_msg\":\"x%s\"}}",
+           text);
+  classify(&a, 200, body);
+  assert_int_equal(a.kind, DW_ANSWER_FAILED);
+  assert_true(dw_utf8_valid(a.status_msg, strlen(a.status_msg)));
+  assert_string_equal(a.status_msg + strlen(a.status_msg) - mark, DW_TEXT_CUT_MARK);
+  assert_true(strlen(a.status_msg) < DW_TEXT_MAX);
+
+  /* Exactly DW_TEXT_MAX - 1 bytes fit: no mark. */
+  memset(text, 'y', DW_TEXT_MAX - 1);
+  text[DW_TEXT_MAX - 1] = '\0';
+  snprintf(body, sizeof(body), "{\"code\":0,\"data\":{\"status\":3,\"extra_info\":\"%s\"}}",
+           text);
+  classify(&a, 200, body);
+  assert_int_equal(a.kind, DW_ANSWER_FAILED);
+  assert_string_equal(a.extra_info, text);
+}
+
+/* Invalid UTF-8 in a code 0 answer: malformed, with the field named where it is one we read. */
+static void test_answer_invalid_utf8(void **state)
+{
+  static const struct {
+    const char *body;
+    const char *msg;
+  } cases[] = {
+      {"{\"code\":0,\"data\":{\"status\":2,\"delivery\":{\"application_id\":\"1\xC0\xAF\"}}}",
+       "delivery.application_id is not valid UTF-8"},
+      {"{\"code\":0,\"data\":{\"status\":2,\"delivery\":{\"application_id\":\"1\","
+       "\"user_id\":\"\xED\xA0\x80\"}}}",
+       "delivery.user_id is not valid UTF-8"},
+      {"{\"code\":0,\"data\":{\"status\":3,\"status_msg\":\"bad \xFF\"}}",
+       "status_msg is not valid UTF-8"},
+      {"{\"code\":0,\"data\":{\"status\":3,\"status_msg\":\"dup\",\"extra_info\":\"\x80\"}}",
+       "extra_info is not valid UTF-8"},
+      /* Elsewhere: msg, a key, a field not read, a pending answer. */
+      {"{\"code\":0,\"msg\":\"succ\xE6\x97\",\"data\":{\"status\":2,\"delivery\":"
+       "{\"application_id\":\"1\"}}}",
+       "answer is not valid UTF-8"},
+      {"{\"code\":0,\"data\":{\"status\":2,\"delivery\":{\"application_id\":\"1\","
+       "\"id\":\"\xFE\"}}}",
+       "answer is not valid UTF-8"},
+      {"{\"code\":0,\"data\":{\"status\":1,\"\xC1\xBF\":1}}", "answer is not valid UTF-8"},
+  };
+  struct dw_answer a;
+  (void)state;
+  for (size_t i = 0; i < DW_ARRAY_SIZE(cases); i++) {
+    classify(&a, 200, cases[i].body);
+    if (a.kind != DW_ANSWER_MALFORMED || strcmp(a.msg, cases[i].msg) != 0)
+      fail_msg("case %zu: kind %s msg \"%s\", want malformed \"%s\"", i,
+               dw_answer_kind_name(a.kind), a.msg, cases[i].msg);
+    assert_string_equal(a.application_id, "");
+    assert_string_equal(a.status_msg, "");
+    assert_string_equal(a.extra_info, "");
+  }
+  /* An error answer is decided by its code; only its msg (for logs) has the bytes. */
+  classify(&a, 500, "{\"code\":1002001,\"msg\":\"system \xC0\xAF error\"}");
+  assert_int_equal(a.kind, DW_ANSWER_RETRY);
+  assert_int_equal(a.code, 1002001);
+  classify(&a, 400, "{\"code\":1002008,\"msg\":\"\xFF\"}");
+  assert_int_equal(a.kind, DW_ANSWER_NOT_FOUND);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1003,6 +1235,66 @@ static void test_result_failed(void **state)
   assert_int_equal(dw_result_encode(NULL, &out, &len), DW_EINVAL);
 }
 
+/* Valid UTF-8 in, valid JSON out: every string is escaped by cJSON; a string that is not valid
+ * UTF-8 (only a caller filling the structs by hand can have one) is refused. */
+static void test_result_utf8(void **state)
+{
+  struct dw_event ev = {.website_id = "1", .task_id = "t"};
+  struct dw_answer a;
+  struct dw_result r = {.event = &ev, .answer = &a, .polls = 1, .resolved_at_ms = 0};
+  char *out = NULL;
+  size_t len = 0;
+  cJSON *root;
+  (void)state;
+
+  dw_strlcpy(ev.event_id, "e\"\\\n\x01\x7f\xC3\xA9\xF0\x9F\x98\x80</script>", sizeof(ev.event_id));
+  classify(&a, 200,
+           "{\"code\":0,\"data\":{\"status\":3,\"status_msg\":\"\\\"q\\\" \\\\ \\n \\u0001 "
+           "\xE5\xB7\xB2\xE5\xAD\x98\xE5\x9C\xA8\",\"extra_info\":\"71\"}}");
+  assert_int_equal(a.kind, DW_ANSWER_FAILED);
+  assert_int_equal(dw_result_encode(&r, &out, &len), 0);
+  assert_true(dw_utf8_valid(out, len));
+  assert_null(memchr(out, '\n', len));
+  root = cJSON_ParseWithLength(out, len);
+  assert_non_null(root);
+  assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "event_id")->valuestring,
+                      ev.event_id);
+  assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "status_msg")->valuestring,
+                      a.status_msg);
+  cJSON_Delete(root);
+  free(out);
+
+  static const char *bad[] = {"\xFF", "a\xC0\xAF", "\xED\xA0\x80", "\xE6\x97"};
+  for (size_t i = 0; i < DW_ARRAY_SIZE(bad); i++) {
+    dw_strlcpy(ev.event_id, bad[i], sizeof(ev.event_id));
+    assert_int_equal(dw_result_encode(&r, &out, &len), DW_EINVAL);
+    assert_null(out);
+    ev.event_id[0] = '\0';
+    dw_strlcpy(a.extra_info, bad[i], sizeof(a.extra_info));
+    assert_int_equal(dw_result_encode(&r, &out, &len), DW_EINVAL);
+    assert_null(out);
+    a.extra_info[0] = '\0';
+    dw_strlcpy(ev.tenant_key, bad[i], sizeof(ev.tenant_key));
+    assert_int_equal(dw_result_encode(&r, &out, &len), DW_EINVAL);
+    ev.tenant_key[0] = '\0';
+  }
+  classify(&a, 200, "{\"code\":0,\"data\":{\"status\":2,\"delivery\":{\"application_id\":\"1\"}}}");
+  dw_strlcpy(a.job_id, "\xF5\x80\x80\x80", sizeof(a.job_id));
+  assert_int_equal(dw_result_encode(&r, &out, &len), DW_EINVAL);
+  assert_null(out);
+
+  /* A failure whose texts were cut and marked encodes, marked. */
+  char body[2048], text[1000];
+  memset(text, '8', 999);
+  text[999] = '\0';
+  snprintf(body, sizeof(body), "{\"code\":0,\"data\":{\"status\":3,\"extra_info\":\"%s\"}}", text);
+  classify(&a, 200, body);
+  assert_int_equal(dw_result_encode(&r, &out, &len), 0);
+  assert_non_null(strstr(out, DW_TEXT_CUT_MARK "\""));
+  assert_true(dw_utf8_valid(out, len));
+  free(out);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1022,12 +1314,18 @@ int main(void)
       cmocka_unit_test(test_answer_unusable_bodies),
       cmocka_unit_test(test_answer_long_msg),
       cmocka_unit_test(test_answer_kind_names),
+      cmocka_unit_test(test_utf8_valid),
+      cmocka_unit_test(test_event_invalid_utf8),
+      cmocka_unit_test(test_answer_malformed_shapes),
+      cmocka_unit_test(test_answer_failed_long_text),
+      cmocka_unit_test(test_answer_invalid_utf8),
       cmocka_unit_test(test_token_answer),
       cmocka_unit_test(test_oauth_answer),
       cmocka_unit_test(test_jwt_claims),
       cmocka_unit_test(test_token_request),
       cmocka_unit_test(test_result_succeeded),
       cmocka_unit_test(test_result_failed),
+      cmocka_unit_test(test_result_utf8),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
