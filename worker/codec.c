@@ -582,6 +582,14 @@ void dw_answer_classify(struct dw_answer *ans, long http_status, const void *bod
     set_text(ans->msg, sizeof(ans->msg), "transport error");
     return;
   }
+  /* Feishu answers with 200, 4xx (400 for errors, 429 for the rate limit) and 5xx. Anything
+   * else (a redirect, which is not followed, a 201, a 204) comes from something in between,
+   * and a body that looks like a success must not become a result. */
+  if (http_status != 200 && (http_status < 400 || http_status > 599)) {
+    ans->kind = DW_ANSWER_RETRY;
+    set_text(ans->msg, sizeof(ans->msg), "HTTP %ld is not an answer of the API", http_status);
+    return;
+  }
 
   if (!text || len == 0) {
     why = "empty body";

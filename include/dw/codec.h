@@ -39,7 +39,8 @@ enum dw_answer_kind {
   DW_ANSWER_FAILED,         /* status 3: a final answer, published as outcome "failed" */
   DW_ANSWER_NOT_FOUND,      /* 1002008: dead letter task_not_found */
   DW_ANSWER_INVALID,        /* 1002002: dead letter invalid_request */
-  DW_ANSWER_RETRY,          /* 1002001, 5xx, transport errors, garbage, unknown codes */
+  DW_ANSWER_RETRY,          /* 1002001, 5xx, transport errors, garbage, unknown codes, and
+                               HTTP statuses that carry no answer (3xx, 2xx other than 200) */
   DW_ANSWER_RATE_LIMITED,   /* 99991400 */
   DW_ANSWER_TOKEN_INVALID,  /* 99991663/4/5/71: refresh the token, retry once */
   DW_ANSWER_APP_FAILURE,    /* not the task's fault: scope, IP, app disabled, quota ... */
@@ -66,7 +67,9 @@ struct dw_answer {
 };
 
 /* Classifies one HTTP answer. http_status is 0 when the transfer failed (then body is
- * ignored and the kind is RETRY). The body's code decides whatever the HTTP status; without a usable body, 429 means
+ * ignored and the kind is RETRY). Only 200, 4xx and 5xx carry an answer: any other status is
+ * RETRY whatever its body says (a redirect is not followed, and its body is not the API's).
+ * The body's code decides whatever the HTTP status; without a usable body, 429 means
  * RATE_LIMITED and anything else RETRY. A code 0 answer whose data has a shape the API does not
  * send is MALFORMED with a short fixed description in msg ("status is not an integer",
  * "delivery is not an object", "delivery.application_id too long", "answer is not valid

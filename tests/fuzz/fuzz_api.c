@@ -8,8 +8,8 @@
  * known kind; a transport error is always a retry; a body without a usable code is a retry (or
  * rate limited under 429); a final answer carries code 0 and a success its application id;
  * classification does not depend on the status when the body has a code; a token accepted is
- * non-empty printable ASCII with a positive expiry and code 0; a malformed answer is a code 0
- * answer that says what
+ * non-empty printable ASCII with a positive expiry and code 0; only 200, 4xx and 5xx carry an
+ * answer (201, 302: a retry with no code); a malformed answer is a code 0 answer that says what
  * is wrong; every string a final answer hands on is valid UTF-8; a ticket accepted is non-empty
  * printable ASCII that fits, and re-encoded as a bare event it parses to the same values; a
  * rejection always says why. Build and run with tests/fuzz/run.sh; corpus tests/fuzz/corpus/api. */
@@ -74,6 +74,8 @@ static void fuzz_classify(long status, const uint8_t *body, size_t len)
     abort(); /* ids of an answer that is not final are never carried on */
   if (ans.msg[0] == '\0' && ans.code == -1)
     abort(); /* an unusable body says why */
+  if ((status == 201 || status == 302) && (ans.kind != DW_ANSWER_RETRY || ans.code != -1))
+    abort(); /* not a status the API answers with */
   if (ans.kind == DW_ANSWER_MALFORMED && (ans.code != 0 || ans.msg[0] == '\0'))
     abort();
   if (ans.kind == DW_ANSWER_SUCCEEDED || ans.kind == DW_ANSWER_FAILED) {

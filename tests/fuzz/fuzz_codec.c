@@ -39,7 +39,7 @@ static void check_result(const struct dw_result *res)
 int LLVMFuzzerTestOneInput(const uint8_t *input, size_t size)
 {
   const uint8_t *data = dw_fuzz_guarded_copy(input, size);
-  static const long statuses[] = {200, 400, 429, 500};
+  static const long statuses[] = {200, 400, 429, 500, 302};
   struct dw_event ev;
   struct dw_answer ans;
   char why[128];
@@ -77,6 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *input, size_t size)
       abort();
     if (ans.kind == DW_ANSWER_MALFORMED && (ans.code != 0 || ans.msg[0] == '\0'))
       abort(); /* malformed is a code 0 answer, and says what is wrong */
+    if (statuses[i] == 302 && (ans.kind != DW_ANSWER_RETRY || ans.code != -1))
+      abort(); /* a redirect is never an answer */
     if (ans.kind == DW_ANSWER_SUCCEEDED || ans.kind == DW_ANSWER_FAILED) {
       /* A final answer encodes with the parsed event (or a fixed one), as valid UTF-8, and the
        * result reads back as an event with the same IDs. */

@@ -1,7 +1,8 @@
 """Answers the API does not send, on the mock cluster. A code 0 answer whose data is malformed
 (a string status, delivery as an array, a 4,000-character application id) is retried and then
 dead-lettered as malformed_answer with dlq.error_msg saying what was wrong, never as "still
-pending"; one that goes away is just retried. A genuine
+pending"; one that goes away is just retried. A 302 whose body looks like a success is never a
+result: retried, then dead-lettered as deadline_exceeded naming the HTTP status. A genuine
 status 3 with a 200-character extra_info is a result (outcome failed, the text carried whole),
 and one with 900 characters is a result with the text cut and marked. An event with invalid
 UTF-8 in event_id is invalid_event. Everything on the results topic is valid UTF-8 JSON."""
@@ -38,6 +39,8 @@ def main(procs):
     specs = [{"website_id": W, "delivery_task_id": t, "ready_after_ms": 0, "errors": e}
              for t, (e, _) in malformed.items()]
     specs += [
+        {"website_id": W, "delivery_task_id": "mf-redirect", "ready_after_ms": 0,
+         "errors": [raw(SUCCESS, http=302)]},
         {"website_id": W, "delivery_task_id": "mf-passing", "ready_after_ms": 0,
          "errors": [raw(status_string, count=2)]},
         {"website_id": W, "delivery_task_id": "mf-failed-200", "ready_after_ms": 0,
@@ -76,6 +79,12 @@ def main(procs):
         assert hd["dlq.error_msg"] == why, (task, hd)
         assert int(hd["dlq.attempts"]) >= 2, (task, hd)  # retried before it was given up
         assert task not in results
+
+    hd = dlq["mf-redirect"]["headers"]
+    assert hd["dlq.reason"] == "deadline_exceeded", hd
+    assert "HTTP 302 is not an answer of the API" in hd["dlq.error_msg"], hd
+    assert "still pending" not in hd["dlq.error_msg"], hd
+    assert "mf-redirect" not in results
 
     assert results["mf-passing"]["outcome"] == "succeeded", results["mf-passing"]
 

@@ -884,6 +884,43 @@ static void test_answer_invalid_utf8(void **state)
   assert_int_equal(a.kind, DW_ANSWER_NOT_FOUND);
 }
 
+/* Only 200, 4xx and 5xx carry an answer of the API; a redirect's body is never a result. */
+static void test_answer_http_status_without_answer(void **state)
+{
+  static const long statuses[] = {301, 302, 303, 304, 307, 308, 300, 201, 202, 204, 206,
+                                  100, 199, 600, 999, -1};
+  static const char *bodies[] = {
+      "{\"code\":0,\"msg\":\"success\",\"data\":{\"status\":2,\"delivery\":{\"application_id\":"
+      "\"6987654321012345678\"}}}",
+      "{\"code\":0,\"data\":{\"status\":3,\"status_msg\":\"x\"}}",
+      "{\"code\":1002008,\"msg\":\"task not found\"}",
+      "{\"code\":99991672,\"msg\":\"scope\"}",
+      "",
+  };
+  struct dw_answer a;
+  char want[64];
+  (void)state;
+  for (size_t i = 0; i < DW_ARRAY_SIZE(statuses); i++) {
+    for (size_t b = 0; b < DW_ARRAY_SIZE(bodies); b++) {
+      classify(&a, statuses[i], bodies[b]);
+      if (a.kind != DW_ANSWER_RETRY)
+        fail_msg("HTTP %ld body %s: kind %s", statuses[i], bodies[b],
+                 dw_answer_kind_name(a.kind));
+      assert_int_equal(a.code, -1);
+      assert_int_equal(a.status, -1);
+      assert_string_equal(a.application_id, "");
+      snprintf(want, sizeof(want), "HTTP %ld is not an answer of the API", statuses[i]);
+      assert_string_equal(a.msg, want);
+    }
+  }
+  /* The statuses Feishu uses still carry one. */
+  static const long used[] = {200, 400, 401, 403, 404, 429, 499, 500, 502, 503, 504, 599};
+  for (size_t i = 0; i < DW_ARRAY_SIZE(used); i++) {
+    classify(&a, used[i], bodies[0]);
+    assert_int_equal(a.kind, DW_ANSWER_SUCCEEDED);
+  }
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Token endpoint */
 
@@ -1319,6 +1356,7 @@ int main(void)
       cmocka_unit_test(test_answer_malformed_shapes),
       cmocka_unit_test(test_answer_failed_long_text),
       cmocka_unit_test(test_answer_invalid_utf8),
+      cmocka_unit_test(test_answer_http_status_without_answer),
       cmocka_unit_test(test_token_answer),
       cmocka_unit_test(test_oauth_answer),
       cmocka_unit_test(test_jwt_claims),
