@@ -102,7 +102,8 @@ struct dw_worker {
   struct dw_admin *admin;
   struct dw_metrics *metrics;
   struct dw_metric *m_consumed, *m_resolved, *m_dead, *m_token_refreshes, *m_produce_retries;
-  struct dw_metric *m_token_failures, *m_skipped, *m_txns;
+  struct dw_metric *m_token_failures, *m_skipped, *m_txns, *m_log_dropped;
+  uint64_t log_dropped; /* dw_log_dropped() as last added to m_log_dropped */
   int eos;          /* processing.guarantee = exactly_once */
   int txn_doomed;   /* something in the open transaction failed: abort it, produce again */
   int txn_stuck;    /* exactly-once: the broker cannot take the maps; commit nothing more */
@@ -531,7 +532,12 @@ static int on_ready(void *arg, char *why, size_t whylen)
 
 static int on_render(void *arg, char **body, size_t *len)
 {
-  return dw_metrics_render(((struct dw_worker *)arg)->metrics, body, len);
+  struct dw_worker *w = arg;
+  /* The log counts its dropped lines itself (any thread drops them); catch up here. */
+  uint64_t dropped = dw_log_dropped();
+  dw_metric_inc(w->m_log_dropped, NULL, (double)(dropped - w->log_dropped));
+  w->log_dropped = dropped;
+  return dw_metrics_render(w->metrics, body, len);
 }
 
 static double gauge_in_flight(void *arg)
@@ -594,6 +600,9 @@ static void register_metrics(struct dw_worker *w)
   w->m_txns = dw_metrics_counter(r, "dw_transactions_total",
                                  "Exactly-once transactions, by result (committed, aborted).",
                                  "result");
+  w->m_log_dropped = dw_metrics_counter(r, "dw_log_lines_dropped_total",
+                                       "Log lines dropped because stderr could not take them "
+                                       "(a full pipe, a reader that went away).", NULL);
   dw_metrics_gauge_fn(r, "dw_ready",
                       "1 when /readyz answers 200 (running, assigned, app healthy), else 0.",
                       gauge_ready, w);
@@ -1166,8 +1175,7 @@ static void on_close_watchdog(int signum)
       "delivery-worker: leaving the consumer group did not finish; exiting without it (the "
       "offsets are committed; the group notices at its session timeout)\n";
   (void)signum;
-  ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-  (void)n;
+  dw_log_raw(msg, sizeof(msg) - 1);
   _exit(close_exit_code);
 }
 
@@ -1282,8 +1290,7 @@ static void on_second_signal(int signum)
   static const char msg[] =
       "delivery-worker: second signal: exiting now; unfinished tasks are taken again after a "
       "restart\n";
-  ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-  (void)n;
+  dw_log_raw(msg, sizeof(msg) - 1);
   _exit(128 + signum);
 }
 
@@ -1309,6 +1316,9 @@ int dw_worker_run(const struct dw_config *cfg)
   int rc = 1;
   if (!w)
     return 1;
+  /* A log reader that went away must not end the process: writes to it fail with EPIPE and
+   * the line is counted as dropped (sockets of the libraries use MSG_NOSIGNAL already). */
+  signal(SIGPIPE, SIG_IGN);
   w->cfg = cfg;
   w->healthy = 1;
   w->eos = strcmp(cfg->processing.guarantee, "exactly_once") == 0;
