@@ -9,6 +9,20 @@
  * requests in one segment, MHD answers the first, reports a timeout of 0, and answers the
  * second only when run again; the socket, edge-triggered, announces nothing more.
  *
+ * MHD re-checks whether its listen socket belongs in that epoll set only at the start of a run:
+ * it takes the socket out while it holds its connection limit, and when the connections then
+ * close, nothing is left in the set to wake the loop and MHD_get_timeout reports no work, so
+ * the endpoint would never accept again. Hence a run that closed a connection is followed by
+ * another one at once, which puts the listen socket back.
+ *
+ * Clients cannot take every slot: the endpoint tracks its connections (MHD_OPTION_NOTIFY_*),
+ * and a connection beyond DW_ADMIN_MAX_CONNECTIONS sheds the oldest one that is not being
+ * answered, preferring one that never completed a request (idle or half-sent) over a kept-alive
+ * one. Shedding is shutdown(2) on the socket MHD owns: MHD sees the end of the stream on its
+ * next run and closes the connection itself. MHD's own limit sits above ours, so it is reached
+ * only if sheds cannot keep up, and idle connections still time out after
+ * DW_ADMIN_IDLE_TIMEOUT_S.
+ *
  * Responses are queued on the second call of the access handler, never the first: MHD 0.9.75
  * answers "Connection: close" to a response queued on the first call, which ends keep-alive
  * (reference/librdkafka-probe.md, section 3). The exception is a request announcing a body:
@@ -31,6 +45,16 @@
 #define CONTENT_TYPE_TEXT "text/plain; charset=utf-8"
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
+/* One accepted connection, from MHD's "started" to its "closed" notification. */
+struct conn {
+  struct conn *prev, *next; /* oldest first */
+  struct dw_admin *a;
+  int fd;
+  unsigned requests; /* completed on this connection */
+  int answering;     /* a request's headers arrived and it is not completed yet */
+  int shed;          /* shut down by us, waiting for MHD to close it */
+};
+
 struct dw_admin {
   uv_loop_t *loop;
   struct MHD_Daemon *daemon;
@@ -43,6 +67,9 @@ struct dw_admin {
   struct MHD_Response *healthy, *ready, *not_found, *not_allowed;
   char start_error[256]; /* MHD's last message while starting */
   int starting;
+  struct conn *oldest, *newest;
+  size_t open_conns;  /* tracked connections not shed */
+  int closed_in_run;  /* a connection closed during this MHD_run */
 };
 
 /* *con_cls of a request: NULL before the first access-handler call, then &request_seen, and
@@ -126,6 +153,103 @@ static enum MHD_Result answer_readyz(struct dw_admin *a, struct MHD_Connection *
   return queue_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, why);
 }
 
+/* The oldest connection not being answered: first among those that never completed a request
+ * (idle since connecting, or still sending one), else among kept-alive ones. NULL if every
+ * connection is busy answering. */
+static struct conn *shed_candidate(struct dw_admin *a)
+{
+  struct conn *kept_alive = NULL;
+  for (struct conn *k = a->oldest; k; k = k->next) {
+    if (k->shed || k->answering)
+      continue;
+    if (k->requests == 0)
+      return k;
+    if (!kept_alive)
+      kept_alive = k;
+  }
+  return kept_alive;
+}
+
+static void shed(struct dw_admin *a)
+{
+  struct conn *k = shed_candidate(a);
+  if (!k)
+    return;
+  k->shed = 1;
+  a->open_conns--;
+  /* The socket stays MHD's: shutdown only ends the stream, MHD closes it on its next run. */
+  if (shutdown(k->fd, SHUT_RDWR) != 0)
+    dw_debug("admin: shutdown: %s", strerror(errno));
+  dw_warn("admin: more than %d connections; closing the oldest idle ones",
+          DW_ADMIN_MAX_CONNECTIONS);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+  struct dw_admin *a = cls;
+  struct conn *k = *socket_context;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    k = calloc(1, sizeof(*k));
+    if (!k || !info) {
+      /* Untracked: never shed, but MHD's limit and timeout still hold it. */
+      free(k);
+      return;
+    }
+    k->a = a;
+    k->fd = info->connect_fd;
+    k->prev = a->newest;
+    if (a->newest)
+      a->newest->next = k;
+    else
+      a->oldest = k;
+    a->newest = k;
+    *socket_context = k;
+    if (++a->open_conns > DW_ADMIN_MAX_CONNECTIONS)
+      shed(a);
+    return;
+  }
+  /* MHD_CONNECTION_NOTIFY_CLOSED */
+  a->closed_in_run = 1;
+  if (!k)
+    return;
+  if (!k->shed)
+    a->open_conns--;
+  if (k->prev)
+    k->prev->next = k->next;
+  else
+    a->oldest = k->next;
+  if (k->next)
+    k->next->prev = k->prev;
+  else
+    a->newest = k->prev;
+  free(k);
+  *socket_context = NULL;
+}
+
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+  const union MHD_ConnectionInfo *info =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return info ? info->socket_context : NULL;
+}
+
+/* MHD_OPTION_NOTIFY_COMPLETED: the request is over (answered, or its connection failed). */
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+  (void)cls;
+  (void)con_cls;
+  struct conn *k = conn_of(c);
+  if (!k)
+    return;
+  k->answering = 0;
+  if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+    k->requests++;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -138,6 +262,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     dw_debug("admin: %zu body bytes after the answer", *upload_data_size);
     *upload_data_size = 0;
     return MHD_YES;
+  }
+  if (!*con_cls) {
+    struct conn *k = conn_of(c);
+    if (k)
+      k->answering = 1;
   }
   if (!*con_cls && !announces_body(c)) {
     /* First call, headers only: answering now would cost keep-alive (see the top). */
@@ -162,12 +291,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_timer(uv_timer_t *timer);
 
 /* After every MHD_run: MHD must run again within MHD_get_timeout ms even if no socket is
- * ready; MHD_NO means it has nothing timed (no connections) and only the epoll fd matters. */
+ * ready; MHD_NO means it has nothing timed (no connections) and only the epoll fd matters.
+ * A run that closed a connection is followed by another at once: only a run's start puts
+ * the listen socket back into MHD's epoll set after the connection limit (see the top). */
 static void run_mhd(struct dw_admin *a)
 {
   MHD_UNSIGNED_LONG_LONG ms;
+  a->closed_in_run = 0;
   MHD_run(a->daemon);
-  if (MHD_get_timeout(a->daemon, &ms) == MHD_YES)
+  if (a->closed_in_run)
+    uv_timer_start(&a->timer, on_timer, 0, 0);
+  else if (MHD_get_timeout(a->daemon, &ms) == MHD_YES)
     uv_timer_start(&a->timer, on_timer, (uint64_t)ms, 0);
   else
     uv_timer_stop(&a->timer);
@@ -319,8 +453,10 @@ int dw_admin_start(struct dw_admin **out, uv_loop_t *loop, const char *listen,
   a->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, a,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-      (unsigned int)DW_ADMIN_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-      (unsigned int)DW_ADMIN_IDLE_TIMEOUT_S, MHD_OPTION_END);
+      (unsigned int)(DW_ADMIN_MAX_CONNECTIONS + DW_ADMIN_SHED_HEADROOM),
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)DW_ADMIN_IDLE_TIMEOUT_S,
+      MHD_OPTION_NOTIFY_CONNECTION, on_connection, a, MHD_OPTION_NOTIFY_COMPLETED,
+      on_completed, a, MHD_OPTION_END);
   int saved_errno = errno;
   a->starting = 0;
   if (!a->daemon) {

@@ -3,16 +3,27 @@
  * hands it to a single write(2) on stderr, so lines never interleave. A message identical to
  * the previous one (same level, text and context) within a second of the last time it was
  * printed is suppressed and counted; the count is reported on the next line printed for it,
- * or before the next different message. */
+ * or before the next different message.
+ *
+ * Logging never blocks the caller (the loop among them): when stderr is a pipe or a terminal,
+ * lines go through a descriptor of its own opened non-blocking (/proc/self/fd/2: a new open
+ * file description, so whoever shares stderr keeps blocking writes); a socket gets
+ * MSG_DONTWAIT. A line that does not fit at all is dropped and counted (dw_log_dropped); the
+ * rest of a line cut short is kept and written before anything else, so lines stay whole.
+ * A reader that went away is a dropped line too (EPIPE: SIGPIPE is the process's to ignore). */
 #include "dw/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dw/common.h"
@@ -154,17 +165,114 @@ static void format_fields(struct buf *b, const struct dw_log_ctx *ctx, int json)
   }
 }
 
+/* How lines reach stderr; chosen again whenever stderr is another file (tests redirect it). */
+enum sink_kind {
+  SINK_BLOCKING, /* a regular file: write(2) on stderr */
+  SINK_OWN,      /* a pipe or terminal: write(2) on sink.fd, a non-blocking description */
+  SINK_SOCKET,   /* send(2) on stderr with MSG_DONTWAIT */
+  SINK_POLL,     /* a pipe or terminal that could not be reopened: write only when poll says so */
+};
+
+/* Under lock, except sink.raw_fd and sink.raw_kind, read by dw_log_raw from signal handlers. */
+static struct {
+  enum sink_kind kind;
+  int fd; /* SINK_OWN: ours, else -1 */
+  int known;
+  dev_t dev;
+  ino_t ino;
+  atomic_int raw_fd;
+  atomic_int raw_kind;
+} sink = {.fd = -1, .raw_fd = STDERR_FILENO, .raw_kind = SINK_BLOCKING};
+
+/* The rest of a line a full pipe took only part of; written before any other line. */
+static char pending[LINE_MAX_BYTES];
+static size_t pending_len;
+
+static atomic_uint_least64_t dropped;
+
+static void sink_update(void)
+{
+  struct stat st;
+  if (fstat(STDERR_FILENO, &st) != 0) {
+    memset(&st, 0, sizeof(st));
+    st.st_mode = S_IFREG;
+  }
+  if (sink.known && st.st_dev == sink.dev && st.st_ino == sink.ino)
+    return;
+  if (sink.fd >= 0)
+    close(sink.fd);
+  sink.fd = -1;
+  pending_len = 0;
+  sink.known = 1;
+  sink.dev = st.st_dev;
+  sink.ino = st.st_ino;
+  if (S_ISSOCK(st.st_mode)) {
+    sink.kind = SINK_SOCKET;
+  } else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
+    /* O_NONBLOCK on stderr itself would change it for every process sharing it. */
+    sink.fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    sink.kind = sink.fd >= 0 ? SINK_OWN : SINK_POLL;
+  } else {
+    sink.kind = SINK_BLOCKING;
+  }
+  atomic_store(&sink.raw_fd, sink.fd >= 0 ? sink.fd : STDERR_FILENO);
+  atomic_store(&sink.raw_kind, (int)sink.kind);
+}
+
+/* One attempt to write n bytes: how many went, or -1 (full, no reader, error). */
+static ssize_t sink_write(int kind, int fd, const char *p, size_t n)
+{
+  ssize_t w;
+  do {
+    if (kind == SINK_SOCKET) {
+      w = send(STDERR_FILENO, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } else if (kind == SINK_POLL) {
+      struct pollfd pfd = {.fd = STDERR_FILENO, .events = POLLOUT};
+      if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & (POLLOUT | POLLERR | POLLHUP)))
+        return -1;
+      w = write(STDERR_FILENO, p, n);
+    } else {
+      w = write(fd, p, n);
+    }
+  } while (w < 0 && errno == EINTR);
+  return w;
+}
+
+/* Writes what it can of p, at most n bytes; returns how much. */
+static size_t sink_write_some(const char *p, size_t n)
+{
+  size_t done = 0;
+  while (done < n) {
+    ssize_t w = sink_write((int)sink.kind, sink.fd >= 0 ? sink.fd : STDERR_FILENO, p + done,
+                           n - done);
+    if (w <= 0)
+      break;
+    done += (size_t)w;
+  }
+  return done;
+}
+
+/* Writes one whole line, or none of it (counted as dropped). Called under lock. */
 static void write_all(const char *p, size_t n)
 {
-  while (n > 0) {
-    ssize_t w = write(STDERR_FILENO, p, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0)
+  sink_update();
+  if (pending_len > 0) {
+    size_t w = sink_write_some(pending, pending_len);
+    memmove(pending, pending + w, pending_len - w);
+    pending_len -= w;
+    if (pending_len > 0) {
+      atomic_fetch_add(&dropped, 1);
       return;
-    p += w;
-    n -= (size_t)w;
+    }
   }
+  size_t w = sink_write_some(p, n);
+  if (w == 0) {
+    atomic_fetch_add(&dropped, 1);
+    return;
+  }
+  /* A pipe took part of the line: the rest goes first next time, or the line is torn. */
+  memcpy(pending, p + w, n - w);
+  pending_len = n - w;
 }
 
 /* Formats and writes one line. fields is already formatted; suffix goes after the message. */
@@ -293,4 +401,15 @@ void dw_log_write(enum dw_log_level level, const struct dw_log_ctx *ctx, const c
   memcpy(last.fields, fields, sizeof(fields));
 out:
   pthread_mutex_unlock(&lock);
+}
+
+uint64_t dw_log_dropped(void)
+{
+  return atomic_load(&dropped);
+}
+
+void dw_log_raw(const char *text, size_t len)
+{
+  ssize_t w = sink_write(atomic_load(&sink.raw_kind), atomic_load(&sink.raw_fd), text, len);
+  (void)w;
 }

@@ -7,10 +7,14 @@
  * worker.max_in_flight, while the app is failing, and while draining. */
 #include "dw/worker.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -29,6 +33,10 @@
 #define PRODUCE_RETRY_MS 1000
 #define FLUSH_TIMEOUT_MS 30000
 #define CLOSE_WATCHDOG_S 60 /* leaving the group takes a second or two; 2.0.2 can hang there */
+/* Start-up (creating the clients) takes well under a second; exactly-once adds the wait for
+ * the transaction coordinator (rd_kafka_init_transactions, 60 s in kafka.c). */
+#define STARTUP_TIMEOUT_S 30
+#define STARTUP_TXN_INIT_S 60
 
 enum state { S_RUNNING, S_DRAINING, S_FLUSHING, S_STOPPED };
 
@@ -102,7 +110,8 @@ struct dw_worker {
   struct dw_admin *admin;
   struct dw_metrics *metrics;
   struct dw_metric *m_consumed, *m_resolved, *m_dead, *m_token_refreshes, *m_produce_retries;
-  struct dw_metric *m_token_failures, *m_skipped, *m_txns;
+  struct dw_metric *m_token_failures, *m_skipped, *m_txns, *m_log_dropped;
+  uint64_t log_dropped; /* dw_log_dropped() as last added to m_log_dropped */
   int eos;          /* processing.guarantee = exactly_once */
   int txn_doomed;   /* something in the open transaction failed: abort it, produce again */
   int txn_stuck;    /* exactly-once: the broker cannot take the maps; commit nothing more */
@@ -531,7 +540,12 @@ static int on_ready(void *arg, char *why, size_t whylen)
 
 static int on_render(void *arg, char **body, size_t *len)
 {
-  return dw_metrics_render(((struct dw_worker *)arg)->metrics, body, len);
+  struct dw_worker *w = arg;
+  /* The log counts its dropped lines itself (any thread drops them); catch up here. */
+  uint64_t dropped = dw_log_dropped();
+  dw_metric_inc(w->m_log_dropped, NULL, (double)(dropped - w->log_dropped));
+  w->log_dropped = dropped;
+  return dw_metrics_render(w->metrics, body, len);
 }
 
 static double gauge_in_flight(void *arg)
@@ -594,6 +608,9 @@ static void register_metrics(struct dw_worker *w)
   w->m_txns = dw_metrics_counter(r, "dw_transactions_total",
                                  "Exactly-once transactions, by result (committed, aborted).",
                                  "result");
+  w->m_log_dropped = dw_metrics_counter(r, "dw_log_lines_dropped_total",
+                                       "Log lines dropped because stderr could not take them "
+                                       "(a full pipe, a reader that went away).", NULL);
   dw_metrics_gauge_fn(r, "dw_ready",
                       "1 when /readyz answers 200 (running, assigned, app healthy), else 0.",
                       gauge_ready, w);
@@ -1166,8 +1183,7 @@ static void on_close_watchdog(int signum)
       "delivery-worker: leaving the consumer group did not finish; exiting without it (the "
       "offsets are committed; the group notices at its session timeout)\n";
   (void)signum;
-  ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-  (void)n;
+  dw_log_raw(msg, sizeof(msg) - 1);
   _exit(close_exit_code);
 }
 
@@ -1275,6 +1291,136 @@ static void begin_drain(struct dw_worker *w, int exit_code)
   maybe_stop(w);
 }
 
+/* ---- start-up guard ----
+ * Until the loop runs, no uv_signal can answer a signal, and librdkafka blocks every signal in
+ * the calling thread while rd_kafka_new creates its threads; when that goes wrong (no memory
+ * for thread stacks under an address-space limit) rd_kafka_new may never return or abort.
+ * So from the first moment SIGTERM and SIGINT end the process at once (nothing is consumed
+ * yet), a guard thread that never blocks them is there to take them, and it ends a start-up
+ * that outlives its bound with the step it was stuck in. An abort while starting becomes the
+ * same "cannot start" exit. Only async-signal-safe calls in the handlers. */
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pthread_t thread;
+  int running;
+  int done;
+  unsigned timeout_s;
+} guard = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static _Atomic(const char *) startup_step = "starting";
+
+/* Appends s to buf (len bytes used, size bytes in all), cutting if needed. */
+static void append(char *buf, size_t *len, size_t size, const char *s)
+{
+  while (*s && *len + 1 < size)
+    buf[(*len)++] = *s++;
+}
+
+static void startup_message(const char *what, const char *detail)
+{
+  char msg[256];
+  size_t len = 0;
+  append(msg, &len, sizeof(msg), "delivery-worker: ");
+  append(msg, &len, sizeof(msg), what);
+  append(msg, &len, sizeof(msg), " (");
+  append(msg, &len, sizeof(msg), atomic_load(&startup_step));
+  append(msg, &len, sizeof(msg), ")");
+  append(msg, &len, sizeof(msg), detail);
+  append(msg, &len, sizeof(msg), "\n");
+  dw_log_raw(msg, len);
+}
+
+static void on_startup_signal(int signum)
+{
+  startup_message(signum == SIGTERM ? "SIGTERM during start-up" : "SIGINT during start-up",
+                  ": exiting");
+  _exit(128 + signum);
+}
+
+static void on_startup_abort(int signum)
+{
+  (void)signum;
+  startup_message("cannot start: aborted while starting", "");
+  _exit(2);
+}
+
+static void *guard_main(void *arg)
+{
+  struct timespec deadline;
+  int timed_out = 0;
+  sigset_t set;
+  (void)arg;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_sec += guard.timeout_s;
+  pthread_mutex_lock(&guard.mu);
+  while (!guard.done && !timed_out)
+    timed_out = pthread_cond_timedwait(&guard.cv, &guard.mu, &deadline) == ETIMEDOUT;
+  timed_out = !guard.done;
+  pthread_mutex_unlock(&guard.mu);
+  if (timed_out) {
+    char detail[64];
+    snprintf(detail, sizeof(detail), " did not finish within %u s", guard.timeout_s);
+    dw_error("cannot start: %s%s", atomic_load(&startup_step), detail);
+    startup_message("cannot start: start-up", detail);
+    _exit(2);
+  }
+  return NULL;
+}
+
+/* Installs the start-up handlers and starts the guard (a start-up without the guard still
+ * has the handlers). */
+static void startup_guard_start(unsigned timeout_s)
+{
+  struct sigaction sa;
+  pthread_condattr_t ca;
+  pthread_attr_t ta;
+  memset(&sa, 0, sizeof(sa));
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = on_startup_signal;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sa.sa_handler = on_startup_abort;
+  sigaction(SIGABRT, &sa, NULL);
+  guard.timeout_s = timeout_s;
+  guard.done = 0;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&guard.cv, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_attr_init(&ta);
+  pthread_attr_setstacksize(&ta, 256 << 10); /* little address space may be left */
+  int rc = pthread_create(&guard.thread, &ta, guard_main, NULL);
+  pthread_attr_destroy(&ta);
+  guard.running = rc == 0;
+  if (rc != 0)
+    dw_warn("start-up guard: cannot create a thread: %s; start-up is not bounded",
+            strerror(rc));
+}
+
+/* Start-up is over (the loop is about to run, or the failed start-up was cleaned up). */
+static void startup_guard_stop(void)
+{
+  struct sigaction sa;
+  if (guard.running) {
+    pthread_mutex_lock(&guard.mu);
+    guard.done = 1;
+    pthread_cond_signal(&guard.cv);
+    pthread_mutex_unlock(&guard.mu);
+    pthread_join(guard.thread, NULL);
+    guard.running = 0;
+  }
+  pthread_cond_destroy(&guard.cv);
+  memset(&sa, 0, sizeof(sa));
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = SIG_DFL;
+  sigaction(SIGABRT, &sa, NULL);
+}
+
 /* After the first signal the loop may block in librdkafka's close; a second signal must end
  * the process even then, so it gets a plain handler (only async-signal-safe calls). */
 static void on_second_signal(int signum)
@@ -1282,8 +1428,7 @@ static void on_second_signal(int signum)
   static const char msg[] =
       "delivery-worker: second signal: exiting now; unfinished tasks are taken again after a "
       "restart\n";
-  ssize_t n = write(STDERR_FILENO, msg, sizeof(msg) - 1);
-  (void)n;
+  dw_log_raw(msg, sizeof(msg) - 1);
   _exit(128 + signum);
 }
 
@@ -1304,14 +1449,21 @@ static void on_signal(uv_signal_t *s, int signum)
 
 int dw_worker_run(const struct dw_config *cfg)
 {
+  /* A log reader that went away must not end the process: writes to it fail with EPIPE and
+   * the line is counted as dropped (sockets of the libraries use MSG_NOSIGNAL already). */
+  signal(SIGPIPE, SIG_IGN);
+  int eos = strcmp(cfg->processing.guarantee, "exactly_once") == 0;
+  startup_guard_start(STARTUP_TIMEOUT_S + (eos ? STARTUP_TXN_INIT_S : 0));
   struct dw_worker *w = calloc(1, sizeof(*w));
   char err[1024] = "";
   int rc = 1;
-  if (!w)
+  if (!w) {
+    startup_guard_stop();
     return 1;
+  }
   w->cfg = cfg;
   w->healthy = 1;
-  w->eos = strcmp(cfg->processing.guarantee, "exactly_once") == 0;
+  w->eos = eos;
   w->mapcap = w->mapmax = (size_t)cfg->kafka.commit_metadata_max_bytes;
   w->mapbuf = malloc(w->mapcap + 16);
   w->maptext = malloc(w->mapcap + 1);
@@ -1319,6 +1471,7 @@ int dw_worker_run(const struct dw_config *cfg)
     free(w->mapbuf);
     free(w->maptext);
     free(w);
+    startup_guard_stop();
     return 1;
   }
   w->metrics = dw_metrics_new();
@@ -1326,6 +1479,7 @@ int dw_worker_run(const struct dw_config *cfg)
     free(w->mapbuf);
     free(w->maptext);
     free(w);
+    startup_guard_stop();
     return 1;
   }
   register_metrics(w);
@@ -1393,10 +1547,12 @@ int dw_worker_run(const struct dw_config *cfg)
       .arg = w,
   };
   if (strcmp(cfg->feishu.app_type, "store") == 0) {
+    atomic_store(&startup_step, "setting up the app_ticket source");
     if (dw_ticket_new(&w->ticket, &w->loop, cfg, err, sizeof(err)) < 0)
       goto fail;
     topt.ticket = w->ticket;
   }
+  atomic_store(&startup_step, "setting up the HTTP client");
   if (dw_http_new(&w->http, &w->loop, &hopt) < 0 ||
       dw_token_new(&w->token, &w->loop, w->http, &topt, on_token, w) < 0 ||
       dw_poller_new(&w->poller, &w->loop, w->http, w->token, &popt, on_outcome, on_health, w) <
@@ -1404,11 +1560,19 @@ int dw_worker_run(const struct dw_config *cfg)
     snprintf(err, sizeof(err), "cannot set up the HTTP client");
     goto fail;
   }
-  if (dw_admin_start(&w->admin, &w->loop, cfg->admin.listen, &ah, err, sizeof(err)) < 0 ||
-      dw_producer_new(&w->producer, &w->loop, cfg, err, sizeof(err)) < 0 ||
-      dw_consumer_new(&w->consumer, &w->loop, cfg, &ch, err, sizeof(err)) < 0)
+  atomic_store(&startup_step, "opening the admin endpoint");
+  if (dw_admin_start(&w->admin, &w->loop, cfg->admin.listen, &ah, err, sizeof(err)) < 0)
+    goto fail;
+  atomic_store(&startup_step, w->eos ? "creating the Kafka producer and starting transactions"
+                                     : "creating the Kafka producer");
+  if (dw_producer_new(&w->producer, &w->loop, cfg, err, sizeof(err)) < 0)
+    goto fail;
+  atomic_store(&startup_step, "creating the Kafka consumer");
+  if (dw_consumer_new(&w->consumer, &w->loop, cfg, &ch, err, sizeof(err)) < 0)
     goto fail;
   dw_info("admin endpoint on port %d: /metrics /healthz /readyz", dw_admin_port(w->admin));
+  /* From here the loop answers signals (uv_signal_start replaces the start-up handlers). */
+  startup_guard_stop();
   uv_signal_start(&w->sigterm, on_signal, SIGTERM);
   uv_signal_start(&w->sigint, on_signal, SIGINT);
   uint64_t every = (uint64_t)(w->eos ? cfg->processing.transaction_interval_ms
@@ -1427,8 +1591,10 @@ fail:
   fprintf(stderr, "delivery-worker: cannot start: %s\n", err);
   w->state = S_DRAINING;
   w->exit_code = 2;
+  atomic_store(&startup_step, "cleaning up after a failed start-up");
   shutdown_all(w);
   uv_run(&w->loop, UV_RUN_DEFAULT);
+  startup_guard_stop();
   rc = 2;
 out:
   while (w->jobs) /* only left when Kafka never acknowledged them */

@@ -6,8 +6,11 @@
  *   /readyz   200 "ready\n", or 503 with handler->ready's reason and "\n"
  *   other     404; methods other than GET and HEAD get 405 with "Allow: GET, HEAD".
  *
- * Connections are kept alive, at most DW_ADMIN_MAX_CONNECTIONS at once, and closed after
- * DW_ADMIN_IDLE_TIMEOUT_S idle seconds. */
+ * Connections are kept alive and closed after DW_ADMIN_IDLE_TIMEOUT_S idle seconds. Beyond
+ * DW_ADMIN_MAX_CONNECTIONS open at once, each new connection closes the oldest one that is not
+ * being answered (one that never completed a request first, then a kept-alive one), so idle
+ * or half-sent connections cannot keep probes out; libmicrohttpd itself refuses connections
+ * only beyond DW_ADMIN_MAX_CONNECTIONS + DW_ADMIN_SHED_HEADROOM. */
 #ifndef DW_ADMIN_H
 #define DW_ADMIN_H
 
@@ -15,6 +18,9 @@
 #include <uv.h>
 
 #define DW_ADMIN_MAX_CONNECTIONS 64
+/* Connections over DW_ADMIN_MAX_CONNECTIONS being shed (closed on libmicrohttpd's next run,
+ * which accepts at most 10 at once) fit in this. */
+#define DW_ADMIN_SHED_HEADROOM 32
 #define DW_ADMIN_IDLE_TIMEOUT_S 30
 /* Longest reason /readyz reports (bytes, including the NUL). */
 #define DW_ADMIN_MAX_REASON 512

@@ -1,9 +1,11 @@
 /* Logging: one JSON object per line on stderr (or plain text for humans). Safe to call from
  * any thread (librdkafka and libcurl log from their own). Identical repeated messages from one
- * call site within a second are suppressed and counted. */
+ * call site within a second are suppressed and counted. Never blocks: a line stderr cannot
+ * take (a full pipe, a reader that went away) is dropped and counted; lines are never torn. */
 #ifndef DW_LOG_H
 #define DW_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum dw_log_level { DW_LOG_DEBUG = 0, DW_LOG_INFO, DW_LOG_WARN, DW_LOG_ERROR };
@@ -25,6 +27,13 @@ int dw_log_enabled(enum dw_log_level level);
 
 void dw_log_write(enum dw_log_level level, const struct dw_log_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Lines dropped since the start because stderr could not take them. */
+uint64_t dw_log_dropped(void);
+
+/* Writes text (a whole line, newline included) to stderr in one non-blocking attempt, without
+ * formatting, locking or suppression: async-signal-safe, for signal handlers and watchdogs. */
+void dw_log_raw(const char *text, size_t len);
 
 #define dw_debug(...) dw_log_write(DW_LOG_DEBUG, DW_LOG_CTX_NONE, __VA_ARGS__)
 #define dw_info(...) dw_log_write(DW_LOG_INFO, DW_LOG_CTX_NONE, __VA_ARGS__)

@@ -1,6 +1,8 @@
 /* Unit tests of the admin endpoint on a private loop: every route, keep-alive (requests reuse
  * one connection), HEAD, 405 with a body, render failures, readiness reasons, IPv6, bad
- * addresses, a port in use, and closing with connections still open. The client is libcurl's
+ * addresses, a port in use, closing with connections still open, and floods of real sockets
+ * (idle, half-sent, connect/close cycles) that must neither lock the endpoint out for good nor
+ * keep probes from being answered while they last. The client is libcurl's
  * multi interface driven from the same loop (as in curl's docs/examples/multi-uv.c), so
  * nothing blocks the loop; each wait runs the loop until the answer arrived or a deadline
  * passed. Every test ends with uv_loop_close() == 0. */
@@ -12,16 +14,23 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "dw/admin.h"
 #include "dw/common.h"
 
 #define DEADLINE_MS 5000
+
+/* curl's timeout for the next fetch_start (the admin flood tests want answers within 1 s). */
+static long fetch_timeout_ms = DEADLINE_MS;
 
 /* One HTTP exchange, as the client saw it. */
 struct fetch {
@@ -246,7 +255,7 @@ static void fetch_start(struct client *c, struct fetch *f, const char *method, c
   curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)DEADLINE_MS);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, fetch_timeout_ms);
   curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
   if (strcmp(method, "HEAD") == 0)
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -678,6 +687,169 @@ static void test_close_unused(void **state)
   close_loop(&loop);
 }
 
+
+/* ---- floods of real sockets ---- */
+
+#define FLOOD_IDLE 300
+#define FLOOD_SLOW 200
+#define FLOOD_CYCLES 600
+#define PROBE_MS 1000 /* a probe must be answered within this */
+
+/* A non-blocking connect to 127.0.0.1:port; the fd, or -1. */
+static int flood_connect(int port)
+{
+  struct sockaddr_in sin;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -1;
+  memset(&sin, 0, sizeof(sin));
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons((uint16_t)port);
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 && errno != EINPROGRESS) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* Runs the loop without waiting, a few times: the endpoint takes what arrived. */
+static void pump(uv_loop_t *loop)
+{
+  for (int i = 0; i < 4; i++)
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
+/* Opens n connections, each sending prefix (NULL: nothing), the loop running in between. */
+static void flood_open(uv_loop_t *loop, int port, int *fds, size_t n, const char *prefix)
+{
+  for (size_t i = 0; i < n; i++) {
+    fds[i] = flood_connect(port);
+    assert_true(fds[i] >= 0);
+    if (i % 16 == 15)
+      pump(loop);
+  }
+  pump(loop);
+  if (!prefix)
+    return;
+  for (size_t i = 0; i < n; i++) {
+    /* Loopback connects at once; a socket still connecting just sends nothing. */
+    ssize_t w = send(fds[i], prefix, strlen(prefix), MSG_NOSIGNAL);
+    (void)w;
+  }
+  pump(loop);
+}
+
+static void flood_close(int *fds, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (fds[i] >= 0) {
+      close(fds[i]);
+      fds[i] = -1;
+    }
+}
+
+/* GET url on a new connection, answered 200 "ok\n" within PROBE_MS. */
+static void probe(struct client *c, const char *url, const char *when)
+{
+  struct fetch f;
+  fetch_timeout_ms = PROBE_MS;
+  fetch_start(c, &f, "GET", url, NULL);
+  curl_easy_setopt(f.easy, CURLOPT_FRESH_CONNECT, 1L);
+  curl_easy_setopt(f.easy, CURLOPT_FORBID_REUSE, 1L);
+  assert_true(run_until(c, &f.done));
+  fetch_timeout_ms = DEADLINE_MS;
+  if (f.result != CURLE_OK)
+    fail_msg("%s: GET %s: %s", when, url,
+             f.errbuf[0] ? f.errbuf : curl_easy_strerror(f.result));
+  assert_int_equal(f.status, 200);
+  assert_string_equal(f.body, "ok\n");
+  fetch_cleanup(&f);
+}
+
+/* Hundreds of idle connections, then hundreds of half-sent requests (slowloris): probes are
+ * answered while they are open, and at once after they are gone. */
+static void test_flood_idle_and_slow(void **state)
+{
+  (void)state;
+  uv_loop_t loop;
+  struct client c;
+  struct dw_admin *a = NULL;
+  char err[256], url[128];
+  static int idle[FLOOD_IDLE], slow[FLOOD_SLOW];
+
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(dw_admin_start(&a, &loop, "127.0.0.1:0", NULL, err, sizeof(err)), 0);
+  client_init(&c, &loop);
+  int port = dw_admin_port(a);
+  url_of(url, sizeof(url), "127.0.0.1", port, "/healthz");
+  probe(&c, url, "before the flood");
+
+  flood_open(&loop, port, idle, FLOOD_IDLE, NULL);
+  probe(&c, url, "with hundreds of idle connections open");
+  flood_close(idle, FLOOD_IDLE);
+  probe(&c, url, "after the idle connections closed");
+
+  flood_open(&loop, port, slow, FLOOD_SLOW, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+  probe(&c, url, "with hundreds of half-sent requests open");
+  probe(&c, url, "again with hundreds of half-sent requests open");
+  flood_close(slow, FLOOD_SLOW);
+  probe(&c, url, "after the half-sent requests closed");
+
+  client_cleanup(&c);
+  dw_admin_close(a);
+  close_loop(&loop);
+}
+
+/* Connections that reach the limit and all go away at once, then fast connect/close cycles
+ * (some reset): the endpoint answers within PROBE_MS afterwards, every time. */
+static void test_flood_cycles(void **state)
+{
+  (void)state;
+  uv_loop_t loop;
+  struct client c;
+  struct dw_admin *a = NULL;
+  char err[256], url[128];
+  static int fds[DW_ADMIN_MAX_CONNECTIONS * 2];
+
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(dw_admin_start(&a, &loop, "127.0.0.1:0", NULL, err, sizeof(err)), 0);
+  client_init(&c, &loop);
+  int port = dw_admin_port(a);
+  url_of(url, sizeof(url), "127.0.0.1", port, "/healthz");
+
+  for (int round = 0; round < 3; round++) {
+    flood_open(&loop, port, fds, DW_ARRAY_SIZE(fds), NULL);
+    /* Let the endpoint take them all before they go. */
+    for (int i = 0; i < 50; i++)
+      pump(&loop);
+    flood_close(fds, DW_ARRAY_SIZE(fds));
+    pump(&loop);
+    probe(&c, url, "after a burst over the connection limit closed");
+  }
+
+  for (int i = 0; i < FLOOD_CYCLES; i++) {
+    int fd = flood_connect(port);
+    assert_true(fd >= 0);
+    if (i % 3 == 0) { /* a reset instead of a FIN */
+      struct linger lg = {.l_onoff = 1, .l_linger = 0};
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    } else if (i % 3 == 1) {
+      ssize_t w = send(fd, "GET /healthz HTTP/1.1\r\n", 23, MSG_NOSIGNAL);
+      (void)w;
+    }
+    if (i % 8 == 0)
+      pump(&loop);
+    close(fd);
+  }
+  pump(&loop);
+  probe(&c, url, "after fast connect/close cycles");
+
+  client_cleanup(&c);
+  dw_admin_close(a);
+  close_loop(&loop);
+}
+
 int main(void)
 {
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -686,6 +858,7 @@ int main(void)
       cmocka_unit_test(test_no_callbacks),
       cmocka_unit_test(test_ipv6),          cmocka_unit_test(test_bad_addresses),
       cmocka_unit_test(test_port_in_use),   cmocka_unit_test(test_close_unused),
+      cmocka_unit_test(test_flood_idle_and_slow), cmocka_unit_test(test_flood_cycles),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();

@@ -1,16 +1,21 @@
 /* Unit tests of logging: the JSON and text line shapes, escaping, context fields, the level
  * filter, truncation of long messages, and suppression of repeated messages. stderr is
- * redirected to a temporary file for each test and read back. */
+ * redirected to a temporary file for each test and read back; the last tests make it a pipe
+ * whose reader stalls or went away, where logging must neither block nor tear lines. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dw/common.h"
@@ -225,6 +230,128 @@ static void test_threads(void **state)
   free(text);
 }
 
+
+/* ---- stderr a pipe whose reader stalls or went away ---- */
+
+#define STALL_LINES 300
+#define STALL_DEADLINE_S 5
+
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;
+} stall = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+/* Lines of 100 to 7000 bytes (past PIPE_BUF, so a pipe may take part of one), all different. */
+static void *write_lines(void *arg)
+{
+  static char msg[7100];
+  (void)arg;
+  for (int i = 0; i < STALL_LINES; i++) {
+    size_t n = 100 + (size_t)(i * 997) % 6900;
+    memset(msg, 'a' + i % 26, n);
+    msg[n] = '\0';
+    dw_log_write(DW_LOG_INFO, DW_LOG_CTX_NONE, "%d %s", i, msg);
+  }
+  pthread_mutex_lock(&stall.mu);
+  stall.done = 1;
+  pthread_cond_signal(&stall.cv);
+  pthread_mutex_unlock(&stall.mu);
+  return NULL;
+}
+
+/* Reads what the pipe holds now into buf (at len), without waiting; returns the new length. */
+static size_t drain(int fd, char *buf, size_t len, size_t cap)
+{
+  for (;;) {
+    ssize_t n = read(fd, buf + len, cap - 1 - len);
+    if (n <= 0)
+      break;
+    len += (size_t)n;
+  }
+  buf[len] = '\0';
+  return len;
+}
+
+/* Every line of text is a whole JSON line; returns how many. */
+static size_t whole_lines(char *text)
+{
+  size_t lines = 0;
+  char *line, *nl;
+  for (line = text; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+    *nl = '\0';
+    if (strncmp(line, "{\"ts\":\"", 7) != 0 || strcmp(line + strlen(line) - 2, "\"}") != 0)
+      fail_msg("a torn line: %.80s...", line);
+    lines++;
+  }
+  assert_string_equal(line, "");
+  return lines;
+}
+
+static void test_pipe_reader_stalls(void **state)
+{
+  int p[2];
+  pthread_t t;
+  struct timespec deadline;
+  size_t cap = (size_t)STALL_LINES * 7200, len = 0;
+  char *text = malloc(cap);
+  (void)state;
+  assert_non_null(text);
+  assert_int_equal(dw_log_setup("info", "json"), 0);
+  assert_int_equal(pipe(p), 0);
+  assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+  dup2(p[1], STDERR_FILENO);
+  close(p[1]);
+  uint64_t dropped = dw_log_dropped();
+
+  /* Nobody reads: the pipe fills after a few dozen lines, and logging must go on. */
+  stall.done = 0;
+  assert_int_equal(pthread_create(&t, NULL, write_lines, NULL), 0);
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += STALL_DEADLINE_S;
+  pthread_mutex_lock(&stall.mu);
+  while (!stall.done && pthread_cond_timedwait(&stall.cv, &stall.mu, &deadline) == 0) {
+  }
+  int blocked = !stall.done;
+  pthread_mutex_unlock(&stall.mu);
+  if (blocked) {
+    while (!stall.done) /* unblock the writer, to fail cleanly */
+      len = drain(p[0], text, 0, cap);
+  }
+  pthread_join(t, NULL);
+  if (blocked)
+    fail_msg("logging blocked on a full pipe for %d s", STALL_DEADLINE_S);
+  assert_true(dw_log_dropped() > dropped);
+
+  /* The reader comes back: what it gets, and the next lines, are whole lines. */
+  len = drain(p[0], text, 0, cap);
+  dw_log_write(DW_LOG_INFO, DW_LOG_CTX_NONE, "after the stall");
+  len = drain(p[0], text, len, cap);
+  assert_non_null(strstr(text, "after the stall"));
+  size_t lines = whole_lines(text);
+  assert_true(lines > 1);
+  assert_true(lines + (dw_log_dropped() - dropped) == STALL_LINES + 1);
+  close(p[0]);
+  free(text);
+}
+
+static void test_pipe_reader_gone(void **state)
+{
+  int p[2];
+  (void)state;
+  assert_int_equal(dw_log_setup("info", "json"), 0);
+  signal(SIGPIPE, SIG_IGN); /* as the worker does */
+  assert_int_equal(pipe(p), 0);
+  dup2(p[1], STDERR_FILENO);
+  close(p[1]);
+  close(p[0]);
+  uint64_t dropped = dw_log_dropped();
+  dw_log_write(DW_LOG_WARN, DW_LOG_CTX_NONE, "nobody reads this");
+  dw_log_write(DW_LOG_WARN, DW_LOG_CTX_NONE, "nor this");
+  assert_true(dw_log_dropped() == dropped + 2);
+  signal(SIGPIPE, SIG_DFL);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -235,6 +362,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_truncation, setup, teardown),
     cmocka_unit_test_setup_teardown(test_suppression, setup, teardown),
     cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_pipe_reader_stalls, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_pipe_reader_gone, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

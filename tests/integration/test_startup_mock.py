@@ -1,0 +1,156 @@
+"""Start-up fails fast and stays killable. Under a small address-space limit librdkafka cannot
+create its threads and rd_kafka_new never returns: the worker must say why and exit non-zero
+within its start-up bound, and SIGTERM must end it at once meanwhile. A broker that accepts
+connections and never answers keeps an exactly-once start-up in init_transactions: SIGTERM
+must end that promptly too."""
+import os
+import resource
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import harness as h
+
+LIMITS_MB = (40, 60, 80)  # address space: too little for librdkafka's thread stacks
+HANG_MB = 80  # rd_kafka_new never returned here under this limit
+STARTUP_BOUND_S = 30  # the worker's start-up bound (worker.c: STARTUP_TIMEOUT_S)
+
+
+def start_limited(procs, worker, name, mb):
+    """Starts the worker with RLIMIT_AS = mb MiB, stdout and stderr into its log file."""
+    out = open(os.path.join(procs.tmp, name + ".log"), "ab")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (mb << 20, mb << 20))
+
+    p = subprocess.Popen([os.path.join(h.BIN, "delivery-worker"), "run", "-c", worker.conf],
+                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         env=dict(os.environ, **worker.env), preexec_fn=limit)
+    p.logfile = out.name
+    p.stopping = True  # expected to exit
+    procs.procs.append(p)
+    return p
+
+
+def threads(pid):
+    """Names of the process's threads ([] once it is gone)."""
+    try:
+        names = []
+        for t in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                names.append(f.read().strip())
+        return names
+    except OSError:
+        return []
+
+
+def exited_within(p, seconds):
+    try:
+        return p.wait(timeout=seconds * h.SLOW)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def silent_broker():
+    """A TCP listener that accepts connections and never answers; (port, accepted event)."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    accepted = threading.Event()
+    held = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            held.append(c)
+            accepted.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, accepted
+
+
+def main(procs):
+    kafka = h.MockKafka(procs)
+    sim = h.Sim(procs, "--latency-ms", "1-5")
+
+    with open(os.path.join(h.BIN, "delivery-worker"), "rb") as f:
+        sanitized = h.SANITIZED or b"__asan_init" in f.read()
+    if sanitized:
+        h.log("skipping the address-space cases: sanitizers reserve terabytes of shadow memory")
+    else:
+        # 1. Cannot start: a message and a non-zero exit within the bound. Which step fails
+        #    depends on the limit (thread creation refused, an abort in librdkafka, or
+        #    rd_kafka_new never returning), so several limits are tried.
+        failed = 0
+        for mb in LIMITS_MB:
+            w = h.Worker(procs, kafka.bootstrap, sim.url, group="it-startup", name="as%d" % mb)
+            t0 = time.monotonic()
+            p = start_limited(procs, w, "as%d" % mb, mb)
+            rc = exited_within(p, STARTUP_BOUND_S + 20)
+            took = time.monotonic() - t0
+            text = open(p.logfile, errors="replace").read()
+            if rc is None and "running:" in text:
+                h.log("under %d MB: started (enough here)" % mb)
+                p.kill()
+                p.wait()
+                continue
+            if rc is None:
+                p.kill()
+                p.wait()
+                raise AssertionError("still starting %.0f s later under a %d MB address-space "
+                                     "limit:\n%s" % (took, mb, text[-3000:]))
+            assert rc > 0, ("exit status %d (a signal) under %d MB" % (rc, mb), text[-3000:])
+            assert "cannot start" in text, text[-3000:]
+            h.log("under %d MB: exit %d after %.1f s: %s" % (
+                mb, rc, took, [l for l in text.splitlines() if "cannot start" in l][-1][:300]))
+            failed += 1
+        assert failed > 0, "the worker started under every limit tried"
+
+        # 2. SIGTERM while stuck starting ends it at once.
+        w2 = h.Worker(procs, kafka.bootstrap, sim.url, group="it-startup", name="limited-term")
+        p2 = start_limited(procs, w2, "limited-term", HANG_MB)
+        h.wait_until(lambda: any(n.startswith("rdk:") for n in threads(p2.pid)) or p2.poll() is not None,
+                     20, "librdkafka's threads")
+        t0 = time.monotonic()
+        p2.send_signal(signal.SIGTERM)
+        rc = exited_within(p2, 5)
+        if rc is None:
+            p2.kill()
+            p2.wait()
+            raise AssertionError("SIGTERM during start-up ignored:\n%s"
+                                 % open(p2.logfile, errors="replace").read()[-3000:])
+        assert rc == 128 + signal.SIGTERM, rc
+        assert "SIGTERM during start-up" in open(p2.logfile, errors="replace").read()
+        h.log("SIGTERM while starting under %d MB: exit %s after %.2f s"
+              % (HANG_MB, rc, time.monotonic() - t0))
+
+    # 3. Exactly-once against a broker that never answers: init_transactions waits; SIGTERM
+    #    ends the start-up promptly with a message and a non-zero status.
+    srv, accepted = silent_broker()
+    w3 = h.Worker(procs, "127.0.0.1:%d" % srv.getsockname()[1], sim.url, group="it-startup",
+                  name="silent", extra='processing = { guarantee = "exactly_once"; };')
+    w3.start()
+    h.wait_until(accepted.is_set, 30, "the worker to connect to the silent broker")
+    assert w3.proc.poll() is None, w3.log_text()[-3000:]
+    t0 = time.monotonic()
+    w3.proc.stopping = True
+    w3.proc.send_signal(signal.SIGTERM)
+    rc = exited_within(w3.proc, 5)
+    if rc is None:
+        w3.proc.kill()
+        w3.proc.wait()
+        raise AssertionError("SIGTERM during init_transactions ignored:\n%s" % w3.log_text()[-3000:])
+    assert rc == 128 + signal.SIGTERM, rc
+    assert "SIGTERM during start-up" in w3.log_text(), w3.log_text()[-3000:]
+    h.log("SIGTERM during init_transactions: exit %s after %.2f s" % (rc, time.monotonic() - t0))
+    srv.close()
+
+
+if __name__ == "__main__":
+    h.run(main)
