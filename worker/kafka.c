@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "dw/common.h"
+#include "dw/dlq.h"
 #include "dw/log.h"
 #include "dw/oidc.h"
 
@@ -825,6 +826,7 @@ struct dw_producer {
   rd_kafka_t *rk;
   struct waker waker;
   size_t outstanding;
+  size_t max_bytes;         /* its message.max.bytes */
   int transactional;
   int in_txn;               /* a transaction is open */
   enum txn_pending pending; /* a commit or abort timed out and continues in the background */
@@ -1005,6 +1007,144 @@ static int producer_serve(void *owner)
   return 1;
 }
 
+#define LIMITS_TIMEOUT_MS 5000 /* each of the two requests that read the broker's limits */
+#define LIBRDKAFKA_MAX_BYTES 1000000 /* librdkafka's default message.max.bytes */
+
+/* Reads one limit from a DescribeConfigs answer: the entry `name`, -1 if absent or unreadable. */
+static int64_t config_limit(const rd_kafka_ConfigResource_t *r, const char *name)
+{
+  size_t n;
+  const rd_kafka_ConfigEntry_t **e = rd_kafka_ConfigResource_configs(r, &n);
+  for (size_t i = 0; i < n; i++) {
+    const char *v = rd_kafka_ConfigEntry_value(e[i]);
+    if (strcmp(rd_kafka_ConfigEntry_name(e[i]), name) != 0 || !v)
+      continue;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    return errno || end == v || *end || x < 0 ? -1 : (int64_t)x;
+  }
+  return -1;
+}
+
+/* The largest record the cluster takes on the output topics: limits[0] the broker's
+ * message.max.bytes, limits[1] and limits[2] the max.message.bytes of the results and the
+ * dead-letter topic (-1 when unknown; why says what failed). Asked with DescribeConfigs through
+ * a short-lived client before the loop runs, each request bounded by LIMITS_TIMEOUT_MS (the
+ * librdkafka mock cluster does not answer DescribeConfigs). */
+static void read_limits(const struct dw_config *cfg, int64_t limits[3], char *why, size_t whylen)
+{
+  static const char *const defaults[] = {"client.id", "delivery-worker", NULL};
+  const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_ConfigResource_t *res[3] = {NULL, NULL, NULL};
+  rd_kafka_AdminOptions_t *opt = NULL;
+  rd_kafka_queue_t *q = NULL;
+  rd_kafka_event_t *ev = NULL;
+  char errstr[512], id[16];
+  size_t n = 0;
+  limits[0] = limits[1] = limits[2] = -1;
+  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, defaults, why, whylen);
+  rd_kafka_t *rk = conf ? dw_kafka_client_new(0, conf, "a Kafka client", why, whylen) : NULL;
+  if (!rk)
+    return;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, NULL, &md, LIMITS_TIMEOUT_MS);
+  if (err) {
+    snprintf(why, whylen, "metadata: %s", rd_kafka_err2str(err));
+    goto out;
+  }
+  /* At most one broker per request: the one that answered. */
+  snprintf(id, sizeof(id), "%d", (int)md->orig_broker_id);
+  res[n++] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_BROKER, id);
+  res[n++] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, cfg->kafka.results_topic);
+  res[n++] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, cfg->kafka.dlq_topic);
+  opt = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+  rd_kafka_AdminOptions_set_request_timeout(opt, LIMITS_TIMEOUT_MS, errstr, sizeof(errstr));
+  q = rd_kafka_queue_new(rk);
+  rd_kafka_DescribeConfigs(rk, res, n, opt, q);
+  ev = rd_kafka_queue_poll(q, LIMITS_TIMEOUT_MS + 1000);
+  if (!ev || rd_kafka_event_error(ev)) {
+    snprintf(why, whylen, "DescribeConfigs: %s",
+             ev ? rd_kafka_event_error_string(ev) : "no answer in time");
+    goto out;
+  }
+  size_t cnt;
+  const rd_kafka_ConfigResource_t **r =
+      rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &cnt);
+  for (size_t i = 0; i < cnt; i++) {
+    const char *name = rd_kafka_ConfigResource_name(r[i]);
+    if (rd_kafka_ConfigResource_error(r[i])) {
+      snprintf(why, whylen, "DescribeConfigs %s: %s", name,
+               rd_kafka_ConfigResource_error_string(r[i]));
+    } else if (rd_kafka_ConfigResource_type(r[i]) == RD_KAFKA_RESOURCE_BROKER) {
+      limits[0] = config_limit(r[i], "message.max.bytes");
+    } else {
+      int64_t v = config_limit(r[i], "max.message.bytes");
+      if (strcmp(name, cfg->kafka.results_topic) == 0)
+        limits[1] = v;
+      if (strcmp(name, cfg->kafka.dlq_topic) == 0)
+        limits[2] = v;
+    }
+  }
+out:
+  if (ev)
+    rd_kafka_event_destroy(ev);
+  if (q)
+    rd_kafka_queue_destroy(q);
+  if (opt)
+    rd_kafka_AdminOptions_destroy(opt);
+  for (size_t i = 0; i < n; i++)
+    rd_kafka_ConfigResource_destroy(res[i]);
+  if (md)
+    rd_kafka_metadata_destroy(md);
+  rd_kafka_destroy(rk);
+}
+
+/* Sizes the producer's message.max.bytes from the cluster's limits (the smallest), unless
+ * kafka.properties sets it, and says what was chosen. A record librdkafka lets through but the
+ * broker refuses is only known when its delivery report comes back; sizing dead letters needs
+ * the real limit up front. Returns the limit, or -1 with err set. */
+static int64_t size_producer(rd_kafka_conf_t *conf, const struct dw_config *cfg, char *err,
+                             size_t errlen)
+{
+  const char *own = dw_config_property(cfg, "message.max.bytes");
+  char errstr[512], why[512] = "no answer", num[32];
+  int64_t limits[3];
+  if (own) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(own, &end, 10);
+    if (errno || end == own || *end || v < 1) {
+      snprintf(err, errlen, "kafka.properties: message.max.bytes: not a number");
+      return -1;
+    }
+    dw_info("producer message.max.bytes %lld (from kafka.properties)", v);
+    return v;
+  }
+  read_limits(cfg, limits, why, sizeof(why));
+  int64_t chosen = dw_dlq_producer_limit(limits, 3, LIBRDKAFKA_MAX_BYTES);
+  if (limits[0] < 0 && limits[1] < 0 && limits[2] < 0) {
+    dw_warn("the broker did not tell its message.max.bytes nor the topics' max.message.bytes "
+            "(%s): the producer keeps librdkafka's default message.max.bytes of %d; set it in "
+            "kafka.properties if the broker or a topic takes less", why, LIBRDKAFKA_MAX_BYTES);
+    return chosen;
+  }
+  snprintf(num, sizeof(num), "%lld", (long long)chosen);
+  if (rd_kafka_conf_set(conf, "message.max.bytes", num, errstr, sizeof(errstr))) {
+    snprintf(err, errlen, "message.max.bytes: %s", errstr);
+    return -1;
+  }
+  dw_info("producer message.max.bytes %lld: the smallest of the broker's message.max.bytes "
+          "(%lld) and max.message.bytes of %s (%lld) and %s (%lld); -1 is unknown",
+          (long long)chosen, (long long)limits[0], cfg->kafka.results_topic,
+          (long long)limits[1], cfg->kafka.dlq_topic, (long long)limits[2]);
+  return chosen;
+}
+
+size_t dw_producer_max_bytes(const struct dw_producer *p)
+{
+  return p->max_bytes;
+}
+
 int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_config *cfg,
                     char *err, size_t errlen)
 {
@@ -1022,6 +1162,12 @@ int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_c
   rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, defaults, err, errlen);
   if (!conf)
     goto fail;
+  int64_t max_bytes = size_producer(conf, cfg, err, errlen);
+  if (max_bytes < 0) {
+    rd_kafka_conf_destroy(conf);
+    goto fail;
+  }
+  p->max_bytes = (size_t)max_bytes;
   p->transactional = strcmp(cfg->processing.guarantee, "exactly_once") == 0;
   if (p->transactional) {
     char id[512];

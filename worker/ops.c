@@ -176,7 +176,16 @@ void dw_ops_letter_read(const struct dw_header *h, size_t n, int64_t record_ts_m
   char buf[64];
   memset(out, 0, sizeof(*out));
   out->failed_at_ms = record_ts_ms >= 0 ? record_ts_ms : -1;
+  /* The worker writes its dlq.* headers last, dlq.reason first: dlq.* headers before the last
+   * dlq.reason are copies of the event's own (letters written before incoming dlq.* headers
+   * were renamed orig.dlq.*) and may be forged, so they are not read. */
+  size_t own = 0;
+  for (size_t i = 0; i < n; i++)
+    if (header_is(&h[i], "dlq.reason"))
+      own = i;
   for (size_t i = 0; i < n; i++) {
+    if (i < own && strncmp(h[i].name, "dlq.", 4) == 0)
+      continue;
     if (header_is(&h[i], "dlq.reason")) {
       header_str(&h[i], out->reason, sizeof(out->reason));
     } else if (header_is(&h[i], "dlq.error_code")) {
@@ -186,7 +195,8 @@ void dw_ops_letter_read(const struct dw_header *h, size_t n, int64_t record_ts_m
       header_str(&h[i], buf, sizeof(buf));
       if (dw_ops_parse_time(buf, &ms) == 0)
         out->failed_at_ms = ms;
-    } else if (header_is(&h[i], "dlq.value_omitted") || header_is(&h[i], "dlq.headers_omitted")) {
+    } else if (header_is(&h[i], "dlq.value_omitted") || header_is(&h[i], "dlq.headers_omitted") ||
+               header_is(&h[i], "dlq.key_omitted")) {
       out->incomplete = 1;
     } else if (header_is(&h[i], "redrive.count")) {
       int64_t c;
@@ -218,7 +228,8 @@ enum dw_redrive_verdict dw_ops_letter_verdict(const struct dw_redrive_filter *f,
 
 int dw_ops_header_kept(const char *name)
 {
-  return strncmp(name, "dlq.", 4) != 0 && strncmp(name, "redrive.", 8) != 0;
+  return strncmp(name, "dlq.", 4) != 0 && strncmp(name, "orig.dlq.", 9) != 0 &&
+         strncmp(name, "redrive.", 8) != 0;
 }
 
 /* ---- config and clients ---- */

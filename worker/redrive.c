@@ -10,7 +10,10 @@
  * --max-redrives times are left alone ("exhausted"). Nothing is removed from the dead-letter
  * topic. The position is committed to the group `<kafka.group_id>.redrive` only after every
  * produced record is acknowledged, so a second run sees only newer letters; --from-beginning
- * rescans. The producer is idempotent; the command exits 1 if any record was not delivered. */
+ * rescans. The producer is idempotent; the command exits 1 if any record was not delivered.
+ * Filters read only the worker's own dlq.* headers (dw_ops_letter_read): an event's own dlq.*
+ * headers, copied into letters written before the worker renamed them orig.dlq.*, may be
+ * forged. */
 #include "dw/redrive.h"
 
 #include <getopt.h>
@@ -68,8 +71,9 @@ void dw_redrive_usage(FILE *out)
       "           [--since T] [--until T] [--max-redrives N] [--to-topic T]\n"
       "           [--from-beginning] [--dry-run]\n"
       "  Produces dead letters of kafka.dlq_topic back to the input topic with their original\n"
-      "  key, value and headers (without the dlq.* headers) plus redrive.count, redrive.from\n"
-      "  (topic/partition/offset) and redrive.at. Nothing is removed from the dead-letter topic.\n"
+      "  key, value and headers (without the dlq.* and orig.dlq.* headers) plus redrive.count,\n"
+      "  redrive.from (topic/partition/offset) and redrive.at. Nothing is removed from the\n"
+      "  dead-letter topic.\n"
       "  --reason R         only letters with these dlq.reason values (task_not_found, ...)\n"
       "  --error-code C     only letters with these dlq.error_code values (1002008, ...)\n"
       "  --since/--until T  only letters that failed in [since, until) (dlq.failed_at, else the\n"
@@ -438,8 +442,9 @@ static void print_summary(const struct redrive *r, const char *group)
   printf("exhausted: %lld (redriven --max-redrives=%lld times already; left alone)\n",
          (long long)r->exhausted, (long long)r->o->filter.max_redrives);
   if (r->incomplete)
-    printf("incomplete: %lld (the dead letter lost its value or original headers: see "
-           "dlq.value_omitted, dlq.headers_omitted; left alone)\n", (long long)r->incomplete);
+    printf("incomplete: %lld (the dead letter lost its key, value or original headers: see "
+           "dlq.key_omitted, dlq.value_omitted, dlq.headers_omitted; left alone)\n",
+           (long long)r->incomplete);
   printf("by reason:\n");
   size_t n = r->reason_count + (r->reasons[MAX_REASONS].scanned > 0);
   for (size_t i = 0; i < n; i++) {

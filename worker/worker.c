@@ -21,6 +21,7 @@
 #include "dw/admin.h"
 #include "dw/codec.h"
 #include "dw/common.h"
+#include "dw/dlq.h"
 #include "dw/http.h"
 #include "dw/kafka.h"
 #include "dw/log.h"
@@ -61,12 +62,16 @@ struct part {
 #define MAP_BYTES_PER_TASK 27
 
 /* The headers a dead letter adds, with room for their values (the topic name points at the
- * config instead). */
-#define DLQ_HEADERS 11
+ * config instead): the first `base` explain the failure, markers of left-out parts follow.
+ * `orig` are the record's own headers with dlq.* names renamed (dw/dlq.h), in the same
+ * allocation. */
+#define DLQ_HEADERS 12
 struct dlq_headers {
   struct dw_header h[DLQ_HEADERS];
   size_t count;
+  size_t base;
   char buf[DLQ_HEADERS][DW_TEXT_MAX];
+  struct dw_header *orig;
 };
 
 struct job {
@@ -80,8 +85,7 @@ struct job {
   size_t payload_len;
   char key[DW_TASK_ID_MAX + 1];
   struct dlq_headers *dlq; /* only for a dead letter: most jobs never need it */
-  int value_omitted;      /* the dead letter went without its value (too large for Kafka) */
-  int headers_omitted;    /* ... and then without the original headers too */
+  unsigned shed;          /* DW_DLQ_* parts the dead letter goes without (too large for Kafka) */
   unsigned sends;         /* produced, delivery report not yet received */
   int orphan;             /* dropped while a report was due: freed when it arrives */
   int staged;             /* exactly-once: produced in the open transaction */
@@ -216,38 +220,93 @@ static void add_header(struct job *j, const char *name, const char *value);
 static void dead_letter(struct dw_worker *w, struct job *j, const char *reason, long code,
                         const char *msg, const char *log_id, unsigned attempts);
 
-/* Kafka can never take this record as it is. A result becomes a dead letter; a dead letter is
- * written without its value (key, headers and the reason are kept) so the partition moves on. */
-static void unwritable(struct dw_worker *w, struct job *j, const char *why)
+static struct dw_log_ctx job_ctx(const struct dw_worker *w, const struct job *j)
 {
   struct dw_log_ctx ctx = {.task = j->key[0] ? j->key : NULL,
                            .topic = w->cfg->kafka.input_topic,
                            .partition = j->partition,
                            .offset = j->rec->offset};
+  return ctx;
+}
+
+/* A dead letter Kafka cannot take even without its key, value and original headers. Its
+ * offset must not be committed without an output, so the worker stops: the record is taken
+ * again after a restart (once Kafka's limits let the worker's headers through). */
+static void never_writable(struct dw_worker *w, struct job *j, const char *why)
+{
+  struct dw_log_ctx ctx = job_ctx(w, j);
+  dw_log_write(DW_LOG_ERROR, &ctx, "dead letter cannot be written even without its key, value "
+               "and original headers (%s; the producer's message.max.bytes is %zu); stopping "
+               "without committing its offset", why, dw_producer_max_bytes(w->producer));
+  if (w->eos)
+    w->txn_doomed = 1; /* its offset may be staged: the open transaction must not commit */
+  job_free(w, j);
+  begin_drain(w, 1);
+}
+
+static struct dw_dlq_parts dlq_parts(const struct job *j)
+{
+  struct dw_dlq_parts p = {.key = j->rec->key ? j->rec->key_len : 0,
+                           .value = j->rec->value ? j->rec->value_len : 0,
+                           .headers = dw_dlq_headers_size(j->dlq->orig, j->rec->header_count),
+                           .own = dw_dlq_headers_size(j->dlq->h, j->dlq->base)};
+  return p;
+}
+
+/* Leaves out of the dead letter what does not fit the producer's message.max.bytes
+ * (dw_dlq_fit), and the parts in `more` whatever their size (Kafka refused the letter with
+ * them, saying `why`); each part newly left out gets its marker header. Returns 0, or
+ * DW_ERANGE when not even the worker's own headers fit. */
+static int shed_to_fit(struct dw_worker *w, struct job *j, unsigned more, const char *why)
+{
+  static const struct {
+    unsigned bit;
+    const char *header, *what;
+  } marks[] = {{DW_DLQ_VALUE, "dlq.value_omitted", "value"},
+               {DW_DLQ_HEADERS, "dlq.headers_omitted", "original headers"},
+               {DW_DLQ_KEY, "dlq.key_omitted", "key"}};
+  struct dw_dlq_parts parts = dlq_parts(j);
+  size_t limit = dw_producer_max_bytes(w->producer);
+  unsigned shed;
+  char over[96], note[DW_DLQ_MARKER_TEXT + 1];
+  if (dw_dlq_fit(&parts, limit, j->shed | more, &shed) < 0)
+    return DW_ERANGE;
+  if (!why) {
+    snprintf(over, sizeof(over), "larger than the producer's message.max.bytes (%zu)", limit);
+    why = over;
+  }
+  for (size_t i = 0; i < DW_ARRAY_SIZE(marks); i++) {
+    if (!(shed & marks[i].bit) || (j->shed & marks[i].bit))
+      continue;
+    size_t len = marks[i].bit == DW_DLQ_KEY     ? parts.key
+                 : marks[i].bit == DW_DLQ_VALUE ? parts.value
+                                                : parts.headers;
+    snprintf(note, sizeof(note), "%s of %zu bytes omitted: %s", marks[i].what, len, why);
+    struct dw_log_ctx ctx = job_ctx(w, j);
+    dw_log_write(DW_LOG_ERROR, &ctx, "dead letter too large for Kafka: %s", note);
+    add_header(j, marks[i].header, note);
+  }
+  j->shed = shed;
+  return 0;
+}
+
+/* Kafka refused this record as it is. A result becomes a dead letter; a dead letter gives up
+ * one more part (value, original headers, key; the worker's headers are kept) so the
+ * partition moves on with an output for every record. */
+static void unwritable(struct dw_worker *w, struct job *j, const char *why)
+{
   if (j->is_result) {
     free(j->payload);
     j->payload = NULL;
     dead_letter(w, j, "internal_error", -1, why, NULL, 0);
     return;
   }
-  if (j->headers_omitted) { /* not even the key with our headers: nothing more to try */
-    dw_log_write(DW_LOG_ERROR, &ctx, "dead letter cannot be written (%s); skipping it", why);
-    job_done(w, j);
+  struct dw_dlq_parts parts = dlq_parts(j);
+  unsigned more = dw_dlq_shed_more(&parts, j->shed);
+  if (more == j->shed || shed_to_fit(w, j, more, why) < 0) {
+    never_writable(w, j, why);
     return;
   }
-  if (j->value_omitted) { /* the original headers may be what is too large */
-    dw_log_write(DW_LOG_ERROR, &ctx, "dead letter still too large for Kafka (%s); writing it "
-                 "without the original headers", why);
-    j->headers_omitted = 1;
-    add_header(j, "dlq.headers_omitted", "the original headers were too large for Kafka");
-    produce(w, j);
-    return;
-  }
-  char note[DW_TEXT_MAX];
-  snprintf(note, sizeof(note), "value of %zu bytes omitted: %s", j->rec->value_len, why);
-  dw_log_write(DW_LOG_ERROR, &ctx, "dead letter too large for Kafka: %s", note);
-  j->value_omitted = 1;
-  add_header(j, "dlq.value_omitted", note);
   produce(w, j);
 }
 
@@ -391,12 +450,14 @@ static void produce(struct dw_worker *w, struct job *j)
     rc = dw_producer_send(w->producer, c->kafka.results_topic, j->key, strlen(j->key),
                           j->payload, j->payload_len, NULL, 0, NULL, 0, on_delivered, j);
   else
-    rc = dw_producer_send(w->producer, c->kafka.dlq_topic, j->rec->key, j->rec->key_len,
-                          j->value_omitted ? NULL : j->rec->value,
-                          j->value_omitted ? 0 : j->rec->value_len,
-                          j->headers_omitted ? NULL : j->rec->headers,
-                          j->headers_omitted ? 0 : j->rec->header_count, j->dlq ? j->dlq->h : NULL,
-                          j->dlq ? j->dlq->count : 0, on_delivered, j);
+    rc = dw_producer_send(w->producer, c->kafka.dlq_topic,
+                          (j->shed & DW_DLQ_KEY) ? NULL : j->rec->key,
+                          (j->shed & DW_DLQ_KEY) ? 0 : j->rec->key_len,
+                          (j->shed & DW_DLQ_VALUE) ? NULL : j->rec->value,
+                          (j->shed & DW_DLQ_VALUE) ? 0 : j->rec->value_len,
+                          (j->shed & DW_DLQ_HEADERS) ? NULL : j->dlq->orig,
+                          (j->shed & DW_DLQ_HEADERS) ? 0 : j->rec->header_count, j->dlq->h,
+                          j->dlq->count, on_delivered, j);
   if (rc == 0)
     j->sends++;
   if (rc == DW_ERANGE) {
@@ -441,16 +502,21 @@ static void dead_letter(struct dw_worker *w, struct job *j, const char *reason, 
                         const char *msg, const char *log_id, unsigned attempts)
 {
   char num[32], ts[32];
+  size_t nh = j->rec->header_count, names = dw_dlq_rename_bytes(j->rec->headers, nh);
   j->is_result = 0;
   j->reason = reason;
+  j->shed = 0;
   free(j->dlq);
-  j->dlq = calloc(1, sizeof(*j->dlq));
+  j->dlq = calloc(1, sizeof(*j->dlq) + nh * sizeof(struct dw_header) + names);
   if (!j->dlq) { /* without its headers a dead letter would be unexplained: stop instead */
     dw_error("out of memory writing a dead letter; stopping");
     job_free(w, j);
     begin_drain(w, 1);
     return;
   }
+  /* The record's headers as they are, but for dlq.* names: those are the worker's. */
+  j->dlq->orig = (struct dw_header *)(j->dlq + 1);
+  dw_dlq_rename(j->rec->headers, nh, j->dlq->orig, (char *)(j->dlq->orig + nh));
   add_header(j, "dlq.reason", reason);
   if (code >= 0) {
     snprintf(num, sizeof(num), "%ld", code);
@@ -467,12 +533,17 @@ static void dead_letter(struct dw_worker *w, struct job *j, const char *reason, 
   snprintf(num, sizeof(num), "%u", attempts);
   add_header(j, "dlq.attempts", num);
   add_header(j, "dlq.failed_at", dw_rfc3339(dw_wallclock_ms(), ts, sizeof(ts)));
+  j->dlq->base = j->dlq->count;
   struct dw_log_ctx ctx = {.task = j->key[0] ? j->key : NULL,
                            .topic = w->cfg->kafka.input_topic,
                            .partition = j->partition,
                            .offset = j->rec->offset,
                            .log_id = log_id};
   dw_log_write(DW_LOG_WARN, &ctx, "dead letter %s: %s", reason, msg ? msg : "");
+  if (shed_to_fit(w, j, 0, NULL) < 0) {
+    never_writable(w, j, "the worker's own headers exceed it");
+    return;
+  }
   produce(w, j);
 }
 

@@ -129,6 +129,12 @@ int dw_producer_send(struct dw_producer *p, const char *topic, const void *key, 
 /* Records not yet acknowledged. */
 size_t dw_producer_outstanding(const struct dw_producer *p);
 
+/* The largest record the producer sends (its message.max.bytes, as librdkafka counts a
+ * record's size): kafka.properties' value, else the smallest of the broker's
+ * message.max.bytes and the output topics' max.message.bytes read at start, else librdkafka's
+ * default when the broker did not tell. */
+size_t dw_producer_max_bytes(const struct dw_producer *p);
+
 /* Exactly-once mode (processing.guarantee = "exactly_once"): the producer is transactional
  * and a transaction is open whenever something is produced. Commits it together with these
  * input offsets and their metadata (committed for the consumer's group, fenced by its

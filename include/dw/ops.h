@@ -46,10 +46,13 @@ struct dw_letter {
   char error_code[32];
   int64_t failed_at_ms;   /* dlq.failed_at, else the record's timestamp; -1 if neither */
   int64_t redrive_count;  /* redrive.count of the original event; 0 if never redriven */
-  int incomplete;         /* dlq.value_omitted or dlq.headers_omitted: not the original event */
+  int incomplete;         /* dlq.key_omitted, dlq.value_omitted or dlq.headers_omitted: not the
+                             original event */
 };
 
-/* Reads a dead letter's headers (the last value of a repeated name wins). */
+/* Reads a dead letter's headers (the last value of a repeated name wins). Only the worker's
+ * own dlq.* headers are read: those from the last dlq.reason on (the worker writes them after
+ * the event's headers, dlq.reason first); dlq.* headers before it came with the event. */
 void dw_ops_letter_read(const struct dw_header *h, size_t n, int64_t record_ts_ms,
                         struct dw_letter *out);
 
@@ -66,7 +69,7 @@ enum dw_redrive_verdict {
   DW_REDRIVE_MATCH,     /* redrive it */
   DW_REDRIVE_FILTERED,  /* not selected by reason, error code or time */
   DW_REDRIVE_EXHAUSTED, /* selected, but redriven max_redrives times already */
-  DW_REDRIVE_INCOMPLETE, /* selected, but the letter lost its value or original headers (too
+  DW_REDRIVE_INCOMPLETE, /* selected, but the letter lost its key, value or original headers (too
                             large for Kafka): redriven it would fail again, and without its
                             redrive.count it could be redriven forever */
 };
@@ -75,8 +78,8 @@ enum dw_redrive_verdict dw_ops_letter_verdict(const struct dw_redrive_filter *f,
                                               const struct dw_letter *l);
 
 /* Non-zero when a dead letter's header is carried to the redriven event: everything but the
- * dlq.* headers (the next dead letter must not be ambiguous) and the old redrive.* headers
- * (redrive writes fresh ones). */
+ * dlq.* headers (the next dead letter must not be ambiguous), the orig.dlq.* copies of an
+ * event's own dlq.* headers, and the old redrive.* headers (redrive writes fresh ones). */
 int dw_ops_header_kept(const char *name);
 
 /* Prints "delivery-worker CMD: <message>" and the command's usage to stderr; returns

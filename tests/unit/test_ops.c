@@ -99,6 +99,39 @@ static void test_letter_read(void **state)
   assert_int_equal(l.redrive_count, 0);
 }
 
+/* Only the worker's own dlq.* headers count: they come last, from its dlq.reason on. Copies
+ * of an event's dlq.* headers (forged, or left from an earlier dead letter) come before them
+ * in letters written before incoming dlq.* headers were renamed orig.dlq.*. */
+static void test_letter_forged(void **state)
+{
+  (void)state;
+  struct dw_letter l;
+  struct dw_header old[] = {H("dlq.error_code", "1002008"), H("dlq.reason", "task_not_found"),
+                            H("dlq.value_omitted", "forged"), H("redrive.count", "1"),
+                            H("dlq.reason", "invalid_event"), H("dlq.error_msg", "not JSON"),
+                            H("dlq.failed_at", "2026-11-24T03:28:04.123Z")};
+  dw_ops_letter_read(old, DW_ARRAY_SIZE(old), 5, &l);
+  assert_string_equal(l.reason, "invalid_event");
+  assert_string_equal(l.error_code, "");
+  assert_false(l.incomplete);
+  assert_int_equal(l.redrive_count, 1);
+  struct dw_redrive_filter f = {NULL, "1002008", -1, -1, 3};
+  assert_int_equal(dw_ops_letter_verdict(&f, &l), DW_REDRIVE_FILTERED);
+  /* a forged failure time is not the letter's either */
+  struct dw_header ts[] = {H("dlq.failed_at", "2000-01-01T00:00:00Z"),
+                           H("dlq.reason", "invalid_event")};
+  dw_ops_letter_read(ts, DW_ARRAY_SIZE(ts), 5, &l);
+  assert_int_equal(l.failed_at_ms, 5);
+  /* renamed copies are not read at all */
+  struct dw_header renamed[] = {H("orig.dlq.error_code", "1002008"),
+                                H("orig.dlq.reason", "task_not_found"),
+                                H("dlq.reason", "invalid_event"), H("dlq.key_omitted", "1 MB")};
+  dw_ops_letter_read(renamed, DW_ARRAY_SIZE(renamed), 5, &l);
+  assert_string_equal(l.reason, "invalid_event");
+  assert_string_equal(l.error_code, "");
+  assert_true(l.incomplete); /* a letter without its key is not the original event either */
+}
+
 static void test_verdict(void **state)
 {
   (void)state;
@@ -141,6 +174,8 @@ static void test_headers_kept(void **state)
   assert_false(dw_ops_header_kept("dlq.reason"));
   assert_false(dw_ops_header_kept("dlq.value_omitted"));
   assert_false(dw_ops_header_kept("redrive.count"));
+  assert_false(dw_ops_header_kept("orig.dlq.error_code"));
+  assert_true(dw_ops_header_kept("orig.trace"));
 }
 
 int main(void)
@@ -148,7 +183,8 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_times),      cmocka_unit_test(test_bad_times),
       cmocka_unit_test(test_partitions), cmocka_unit_test(test_lists),
-      cmocka_unit_test(test_letter_read), cmocka_unit_test(test_verdict),
+      cmocka_unit_test(test_letter_read), cmocka_unit_test(test_letter_forged),
+      cmocka_unit_test(test_verdict),
       cmocka_unit_test(test_headers_kept),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
