@@ -190,6 +190,7 @@ struct sim_fault {
   int http;           /* 0 = the kind's default */
   long long delay_ms; /* timeout; slowloris: between two body bytes */
   long long bytes;    /* huge: body size; deep_json: depth; 0 = the kind's default */
+  long long reset_s;  /* rate_limit (or code 99991400): x-ogw-ratelimit-reset; -1 = 1 s */
   char *msg;          /* NULL = the code's usual message */
 };
 

@@ -174,7 +174,7 @@ static int apply_fault(struct sim *s, const struct sim_fault *f, struct sim_answ
     answer_error(a, f->http ? f->http : code_http(code), code, f->msg);
     if (code == 99991400) {
       a->rl_limit = s->cfg.rate_per_second > 0 ? s->cfg.rate_per_second : 50;
-      a->rl_reset = 1;
+      a->rl_reset = f->reset_s >= 0 ? f->reset_s : 1;
     }
     return 1;
   case SIM_FAULT_TIMEOUT:
@@ -187,7 +187,8 @@ static int apply_fault(struct sim *s, const struct sim_fault *f, struct sim_answ
     answer_garbage(a, f->http ? f->http : 502);
     return 1;
   case SIM_FAULT_RATE_LIMIT:
-    answer_rate_limited(a, s->cfg.rate_per_second > 0 ? s->cfg.rate_per_second : 50, 1);
+    answer_rate_limited(a, s->cfg.rate_per_second > 0 ? s->cfg.rate_per_second : 50,
+                        f->reset_s >= 0 ? f->reset_s : 1);
     if (f->http)
       a->http = f->http;
     return 1;

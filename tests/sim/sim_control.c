@@ -91,6 +91,7 @@ int sim_control_parse_fault(const void *json, struct sim_fault *f, char *err, si
 
   memset(f, 0, sizeof(*f));
   f->count = 1;
+  f->reset_s = -1;
   if (!cJSON_IsObject(o)) {
     snprintf(err, errsize, "a fault must be an object");
     return SIM_EINVAL;
@@ -121,6 +122,9 @@ int sim_control_parse_fault(const void *json, struct sim_fault *f, char *err, si
         goto bad;
     } else if (strcmp(k, "msg") == 0) {
       if (json_text(v, SIM_TEXT_MAX, &msg))
+        goto bad;
+    } else if (strcmp(k, "reset_s") == 0) {
+      if (json_int(v, 0, 1000000000LL, &f->reset_s))
         goto bad;
     } else {
       snprintf(err, errsize, "unknown fault field \"%.64s\"", k);
