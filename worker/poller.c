@@ -586,6 +586,13 @@ static void app_failure(struct dw_poller *p, const char *reason, int escalate)
   uv_timer_start(&p->dispatch, on_dispatch, p->app_backoff_ms, 0);
 }
 
+static void scrub_text(struct dw_poller *p, const struct lane *l, char *buf, size_t size)
+{
+  char raw[DW_TEXT_MAX];
+  dw_strlcpy(raw, buf, sizeof(raw));
+  dw_token_scrub(p->token, l->key, buf, size, raw);
+}
+
 static void on_answer(void *arg, const struct dw_http_response *resp)
 {
   struct dw_task *t = arg;
@@ -610,6 +617,11 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
   } else {
     dw_answer_classify(&ans, resp->status, resp->body, resp->body_len);
   }
+  /* The answer's text is scrubbed where it enters: what is kept of it below (the task's last
+   * message, its log id, the app's health reason) reaches logs, dead-letter headers, /readyz
+   * and results, none of which may carry a secret or a forged line. */
+  scrub_text(p, t->lane, ans.msg, sizeof(ans.msg));
+  scrub_text(p, t->lane, ans.status_msg, sizeof(ans.status_msg));
   p->stats.calls++;
   p->stats.by_kind[ans.kind]++;
   if (p->m_calls) {
@@ -624,7 +636,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
   }
   t->last_code = ans.code;
   dw_strlcpy(t->last_msg, ans.msg, sizeof(t->last_msg));
-  dw_strlcpy(t->log_id, resp->log_id ? resp->log_id : "", sizeof(t->log_id));
+  dw_token_scrub(p->token, t->lane->key, t->log_id, sizeof(t->log_id), resp->log_id);
   if (dw_log_enabled(DW_LOG_DEBUG)) {
     struct dw_log_ctx ctx = {.task = t->ev.task_id, .partition = -1, .offset = -1,
                              .log_id = t->log_id};

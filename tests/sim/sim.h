@@ -122,6 +122,8 @@ struct sim_config {
   double auto_failed;
   uint64_t seed;
   const char *tenants; /* store apps: "a,b,c", the tenants that installed them; NULL = any */
+  int token_echo;      /* a refused token request's msg echoes the request body (a careless
+                          gateway), after a CR LF */
 };
 
 void sim_config_defaults(struct sim_config *c);

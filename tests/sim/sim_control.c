@@ -461,8 +461,8 @@ static void write_config(const struct sim_config *c, struct sim_buf *b)
     sim_buf_addf(b, "\"latency_ms\":\"%lld-%lld\",", c->latency_min_ms, c->latency_max_ms);
   sim_buf_addf(b, "\"token_ttl\":%lld,\"unknown_tasks\":\"%s\",\"auto_ready\":\"%s\",", c->token_ttl_s,
                c->unknown_tasks == SIM_UNKNOWN_AUTO ? "auto" : "not_found", ready);
-  sim_buf_addf(b, "\"auto_never\":%.17g,\"auto_failed\":%.17g,\"seed\":%llu}", c->auto_never, c->auto_failed,
-               (unsigned long long)c->seed);
+  sim_buf_addf(b, "\"auto_never\":%.17g,\"auto_failed\":%.17g,\"seed\":%llu,\"token_echo\":%s}", c->auto_never,
+               c->auto_failed, (unsigned long long)c->seed, c->token_echo ? "true" : "false");
 }
 
 /* Applies the fields of o to *c; on error *c may be partly changed (the caller works on a copy). */
@@ -502,6 +502,10 @@ static int apply_config(const cJSON *o, struct sim_config *c, char *err, size_t 
       ok = json_double(v, 0, 1, &c->auto_never) == 0;
     } else if (strcmp(k, "auto_failed") == 0) {
       ok = json_double(v, 0, 1, &c->auto_failed) == 0;
+    } else if (strcmp(k, "token_echo") == 0) {
+      ok = cJSON_IsBool(v);
+      if (ok)
+        c->token_echo = cJSON_IsTrue(v);
     } else if (strcmp(k, "seed") == 0) {
       ok = json_int(v, 0, 9007199254740991LL, &n) == 0;
       if (ok)
