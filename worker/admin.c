@@ -142,15 +142,16 @@ static enum MHD_Result answer_readyz(struct dw_admin *a, struct MHD_Connection *
 {
   char why[DW_ADMIN_MAX_REASON];
   why[0] = '\0';
-  if (!a->h.ready || a->h.ready(a->h.arg, why, sizeof(why) - 1))
-    return MHD_queue_response(c, MHD_HTTP_OK, a->ready);
+  int ready = !a->h.ready || a->h.ready(a->h.arg, why, sizeof(why) - 1);
   why[sizeof(why) - 2] = '\0'; /* the callback's string is bounded even if it forgot the NUL */
+  if (ready && why[0] == '\0')
+    return MHD_queue_response(c, MHD_HTTP_OK, a->ready);
   size_t n = strlen(why);
   if (n == 0)
     n = (size_t)snprintf(why, sizeof(why), "not ready");
   why[n] = '\n';
   why[n + 1] = '\0';
-  return queue_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, why);
+  return queue_text(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, why);
 }
 
 /* The oldest connection not being answered: first among those that never completed a request

@@ -128,7 +128,7 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
     char *endp;
     errno = 0;
     long long v = strtoll(value, &endp, 10);
-    if (errno == 0 && endp != value && *endp == '\0' && v >= 0 && v < 86400)
+    if (errno == 0 && endp != value && *endp == '\0' && v >= 0) /* the limiter bounds it */
       t->ratelimit_reset_s = v;
   }
   return len;

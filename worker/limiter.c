@@ -113,16 +113,34 @@ uint64_t dw_limiter_acquire(struct dw_limiter *l, uint64_t now_ms)
   return 0;
 }
 
+uint64_t dw_limiter_reset_ms(int64_t reset_s)
+{
+  if (reset_s <= 0)
+    return SECOND_MS;
+  if ((uint64_t)reset_s >= DW_LIMITER_RESET_MAX_MS / SECOND_MS)
+    return DW_LIMITER_RESET_MAX_MS;
+  return (uint64_t)reset_s * SECOND_MS;
+}
+
 void dw_limiter_block(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms)
 {
   uint64_t until;
 
   if (!l)
     return;
+  /* Clamped here too, so that no caller can stop the worker with one answer. */
+  reset_ms = DW_MIN(reset_ms, (uint64_t)DW_LIMITER_RESET_MAX_MS);
   until = reset_ms > UINT64_MAX - now_ms ? UINT64_MAX : now_ms + reset_ms;
   if (until > l->blocked_until_ms)
     l->blocked_until_ms = until;
+  if (until > l->api_blocked_until_ms)
+    l->api_blocked_until_ms = until;
   l->blocks_total++;
+}
+
+uint64_t dw_limiter_held_ms(const struct dw_limiter *l, uint64_t now_ms)
+{
+  return l && now_ms < l->api_blocked_until_ms ? l->api_blocked_until_ms - now_ms : 0;
 }
 
 #define DECREASE_FACTOR 0.7

@@ -16,7 +16,6 @@
 
 #define APP_BACKOFF_MIN_MS 1000
 #define APP_BACKOFF_MAX_MS 60000
-#define RATE_LIMIT_DEFAULT_RESET_MS 1000
 /* A call is counted when it leaves the ready queue; it reaches the server a little later, and
  * much later on a loaded machine, when it can land in a later window of the server's than the
  * one we counted it in. 100 ms of slack costs 9% of the per-second burst allowance but almost
@@ -136,6 +135,11 @@ static double gauge_rate_minute(void *arg)
   return lowest_rate(arg, 1);
 }
 
+static double gauge_held_back(void *arg)
+{
+  return (double)dw_poller_held_back_ms(arg, NULL) / 1000.0;
+}
+
 static double gauge_healthy(void *arg)
 {
   return ((struct dw_poller *)arg)->healthy;
@@ -175,6 +179,11 @@ static void register_metrics(struct dw_poller *p, struct dw_metrics *r)
                       gauge_rate_second, p);
   dw_metrics_gauge_fn(r, "dw_limiter_rate_per_minute",
                       "Calls per minute the limiter allows now.", gauge_rate_minute, p);
+  dw_metrics_gauge_fn(r, "dw_api_held_back_seconds",
+                      "Seconds until the API's rate limit lets calls through again (a 429's "
+                      "x-ogw-ratelimit-reset, at most 65 s; the longest of the tenants'), 0 "
+                      "when not held back.",
+                      gauge_held_back, p);
   dw_metrics_gauge_fn(r, "dw_app_healthy",
                       "1 unless an app-level failure (credentials, scope, IP, quota) stops calls.",
                       gauge_healthy, p);
@@ -464,22 +473,35 @@ static void reschedule(struct dw_task *t, uint64_t delay_ms, const struct dw_ans
   uv_timer_start(&t->timer, on_due, delay_ms, 0);
 }
 
-/* A ready task whose tenant has no token (the token manager keeps failing for it: a tenant
- * that uninstalled the app, an unknown tenant_key) ends at its deadline like a task that keeps
- * failing, so that one tenant cannot hold its partition's offset. Not while the app itself is
- * failing (deadlines are moved then) nor while every tenant waits for the app_ticket or the
- * app_access_token (app-wide: the lane has no reason of its own then). */
-static int token_overdue(struct dw_poller *p, const struct dw_task *t, uint64_t now)
+/* A ready task that cannot be called for a pause of unknown length ends at its deadline like a
+ * task that keeps failing, so that no such pause holds its partition's offset: its tenant has
+ * no token (the token manager keeps failing for it: a tenant that uninstalled the app, an
+ * unknown tenant_key, a token endpoint that does not answer), or a 429 holds its lane's calls
+ * back from a task the API has already answered (a rate limit is no outage: the API answers,
+ * just not now). Not while the app itself is failing (deadlines are moved then), nor while
+ * every tenant waits for the app_ticket or the app_access_token (app-wide: the lane has no
+ * reason of its own then), nor for a task still waiting for its first call behind the rate
+ * limit, ours or a 429's (a backlog: its deadline runs from that call, see send_call, and a
+ * block lasts DW_LIMITER_RESET_MAX_MS at most). */
+static int ready_overdue(struct dw_poller *p, const struct dw_task *t, uint64_t now)
 {
-  return t->state == T_READY && t->lane->why[0] && p->healthy && now >= t->deadline_at;
+  return t->state == T_READY && p->healthy && now >= t->deadline_at &&
+         (t->lane->why[0] || (t->attempts > 0 && dw_limiter_held_ms(&t->lane->limiter, now)));
 }
 
-static void expire_without_token(struct dw_task *t)
+static void expire_waiting(struct dw_task *t)
 {
   struct dw_poller *p = t->p;
-  unsigned long long secs = (unsigned long long)((uv_now(p->loop) - t->created_at) / 1000);
+  uint64_t now = uv_now(p->loop);
+  unsigned long long secs = (unsigned long long)((now - t->created_at) / 1000);
+  unsigned long long held = (dw_limiter_held_ms(&t->lane->limiter, now) + 999) / 1000;
   char why[sizeof(t->last_msg)];
-  if (t->lane->key[0])
+  if (!t->lane->why[0])
+    snprintf(why, sizeof(why),
+             "held back by the API rate limit (429) at the deadline, %llu s more to wait; no "
+             "final answer after %u call(s) in %llu s",
+             held, t->attempts, secs);
+  else if (t->lane->key[0])
     snprintf(why, sizeof(why), "no tenant_access_token for tenant %s after %llu s: %.180s",
              t->lane->key, secs, t->lane->why);
   else
@@ -487,7 +509,8 @@ static void expire_without_token(struct dw_task *t)
   dw_strlcpy(t->last_msg, why, sizeof(t->last_msg));
   if (t->last_code == 0)
     t->last_code = -1; /* a pending answer is no error code */
-  t->log_id[0] = '\0';
+  if (t->lane->why[0])
+    t->log_id[0] = '\0'; /* no answer of the API is the reason */
   finish(t, DW_OUTCOME_DEAD_LETTER, "deadline_exceeded", NULL);
 }
 
@@ -498,21 +521,22 @@ static void on_ready_deadline(uv_timer_t *timer)
   uint64_t now = uv_now(p->loop);
   if (t->state != T_READY)
     return;
-  if (token_overdue(p, t, now))
-    expire_without_token(t);
+  if (ready_overdue(p, t, now))
+    expire_waiting(t);
   else if (now < t->deadline_at) /* moved by an app-level outage */
     uv_timer_start(&t->timer, on_ready_deadline, t->deadline_at - now, 0);
   /* Else it waits for a call (the budget, the app, the app_ticket); if its tenant is refused
-   * later, dw_poller_on_token ends it. */
+   * or a 429 blocks its lane later, dw_poller_on_token or on_answer ends it. */
 }
 
-/* Ends the lane's overdue ready tasks (after its token was refused again). */
+/* Ends the lane's overdue ready tasks (after its token was refused again, or a 429 blocked
+ * it). */
 static void expire_lane(struct dw_poller *p, struct lane *l)
 {
   uint64_t now = uv_now(p->loop);
   size_t n = 0;
   for (size_t i = 0; i < l->nready; i++)
-    n += token_overdue(p, l->heap[i], now);
+    n += ready_overdue(p, l->heap[i], now);
   if (!n)
     return;
   /* Collected first: finishing reorders the heap. A task memory is freed only in its close
@@ -522,11 +546,11 @@ static void expire_lane(struct dw_poller *p, struct lane *l)
     return; /* the next refusal tries again */
   size_t k = 0;
   for (size_t i = 0; i < l->nready && k < n; i++)
-    if (token_overdue(p, l->heap[i], now))
+    if (ready_overdue(p, l->heap[i], now))
       v[k++] = l->heap[i];
   for (size_t i = 0; i < k; i++)
-    if (v[i]->lane == l && token_overdue(p, v[i], now))
-      expire_without_token(v[i]);
+    if (v[i]->lane == l && ready_overdue(p, v[i], now))
+      expire_waiting(v[i]);
   free(v);
 }
 
@@ -567,6 +591,13 @@ static void app_failure(struct dw_poller *p, const char *reason, int escalate)
   uv_timer_start(&p->dispatch, on_dispatch, p->app_backoff_ms, 0);
 }
 
+static void scrub_text(struct dw_poller *p, const struct lane *l, char *buf, size_t size)
+{
+  char raw[DW_TEXT_MAX];
+  dw_strlcpy(raw, buf, sizeof(raw));
+  dw_token_scrub(p->token, l->key, buf, size, raw);
+}
+
 static void on_answer(void *arg, const struct dw_http_response *resp)
 {
   struct dw_task *t = arg;
@@ -591,6 +622,11 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
   } else {
     dw_answer_classify(&ans, resp->status, resp->body, resp->body_len);
   }
+  /* The answer's text is scrubbed where it enters: what is kept of it below (the task's last
+   * message, its log id, the app's health reason) reaches logs, dead-letter headers, /readyz
+   * and results, none of which may carry a secret or a forged line. */
+  scrub_text(p, t->lane, ans.msg, sizeof(ans.msg));
+  scrub_text(p, t->lane, ans.status_msg, sizeof(ans.status_msg));
   p->stats.calls++;
   p->stats.by_kind[ans.kind]++;
   if (p->m_calls) {
@@ -605,7 +641,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
   }
   t->last_code = ans.code;
   dw_strlcpy(t->last_msg, ans.msg, sizeof(t->last_msg));
-  dw_strlcpy(t->log_id, resp->log_id ? resp->log_id : "", sizeof(t->log_id));
+  dw_token_scrub(p->token, t->lane->key, t->log_id, sizeof(t->log_id), resp->log_id);
   if (dw_log_enabled(DW_LOG_DEBUG)) {
     struct dw_log_ctx ctx = {.task = t->ev.task_id, .partition = -1, .offset = -1,
                              .log_id = t->log_id};
@@ -646,19 +682,25 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
     finish(t, DW_OUTCOME_DEAD_LETTER, "invalid_request", &ans);
     break;
   case DW_ANSWER_RATE_LIMITED: {
-    uint64_t reset = resp->ratelimit_reset_s > 0 ? (uint64_t)resp->ratelimit_reset_s * 1000
-                                                 : RATE_LIMIT_DEFAULT_RESET_MS;
+    /* Honoured up to a minute and a little: no answer can stop every call for a day. */
+    uint64_t reset = dw_limiter_reset_ms(resp->ratelimit_reset_s);
+    struct lane *l = t->lane;
+    char asked[96] = "";
+    if (resp->ratelimit_reset_s > 0 && (uint64_t)resp->ratelimit_reset_s * 1000 > reset)
+      snprintf(asked, sizeof(asked), " (x-ogw-ratelimit-reset said %lld s; Feishu's windows "
+               "are at most a minute)", (long long)resp->ratelimit_reset_s);
     p->stats.rate_limited++;
     dw_metric_inc(p->m_rate_limited, NULL, 1);
-    dw_limiter_block(&t->lane->limiter, uv_now(p->loop), reset);
-    dw_limiter_on_rejected(&t->lane->limiter, uv_now(p->loop), reset);
-    if (t->lane->key[0])
-      dw_warn("rate limited by the API (code %ld) for tenant %s; no call for it for %llu ms",
-              ans.code, t->lane->key, (unsigned long long)reset);
+    dw_limiter_block(&l->limiter, uv_now(p->loop), reset);
+    dw_limiter_on_rejected(&l->limiter, uv_now(p->loop), reset);
+    if (l->key[0])
+      dw_warn("rate limited by the API (code %ld) for tenant %s; no call for it for %llu ms%s",
+              ans.code, l->key, (unsigned long long)reset, asked);
     else
-      dw_warn("rate limited by the API (code %ld); no call for %llu ms", ans.code,
-              (unsigned long long)reset);
+      dw_warn("rate limited by the API (code %ld); no call for %llu ms%s", ans.code,
+              (unsigned long long)reset, asked);
     ready_push(p, t, 1);
+    expire_lane(p, l); /* tasks already past their deadline do not wait out the block */
     break;
   }
   case DW_ANSWER_TOKEN_INVALID:
@@ -817,7 +859,7 @@ void dw_poller_on_token(struct dw_poller *p, const char *tenant_key, int err,
       lane_park(p, l, 0);
       if (err == 0)
         l->why[0] = '\0';
-      else if (tenant_key[0]) /* a store tenant's own failure, not the app's */
+      else if (tenant_key[0] || err != DW_EINVAL) /* not a refusal of the app's credentials */
         dw_strlcpy(l->why, reason ? reason : dw_strerror(err), sizeof(l->why));
       if (l->why[0])
         expire_lane(p, l);
@@ -1044,6 +1086,22 @@ void dw_poller_stats(const struct dw_poller *p, struct dw_poller_stats *st)
 struct dw_adaptive *dw_poller_adaptive(struct dw_poller *p)
 {
   return &p->adaptive;
+}
+
+uint64_t dw_poller_held_back_ms(const struct dw_poller *p, size_t *lanes)
+{
+  uint64_t now = uv_now(p->loop), longest = 0;
+  size_t n = 0;
+  for (const struct lane *l = p->lanes; l; l = l->next) {
+    uint64_t held = dw_limiter_held_ms(&l->limiter, now);
+    if (held) {
+      n++;
+      longest = DW_MAX(longest, held);
+    }
+  }
+  if (lanes)
+    *lanes = n;
+  return longest;
 }
 
 int dw_poller_healthy(const struct dw_poller *p)

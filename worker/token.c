@@ -15,6 +15,7 @@
 #include "dw/codec.h"
 #include "dw/common.h"
 #include "dw/log.h"
+#include "dw/text.h"
 
 #define TOKEN_MAX 4096            /* JWT tokens of the newer endpoint need >= 4 KB */
 #define TOKEN_SAFETY_MS 30000     /* stop using a token this close to its expiry (at most) */
@@ -325,6 +326,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
 {
   struct entry *e = arg;
   struct dw_token *t = e->t;
+  char raw[DW_TEXT_MAX] = ""; /* the endpoint's msg as it came (a secret it quotes whole) */
   char msg[256] = "";
   char fresh[TOKEN_MAX];
   long code = -1;
@@ -338,15 +340,19 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
     release(t);
     return;
   }
-  if (resp->error) {
-    snprintf(reason, sizeof(reason), "%s endpoint unreachable: %s", what, resp->error_text);
-  } else if (dw_auth_answer_parse(resp->body, resp->body_len,
-                                  e->kind == K_APP ? "app_access_token" : "tenant_access_token",
-                                  fresh, sizeof(fresh), &expire_s, &code, msg,
-                                  sizeof(msg)) == 0) {
+  if (!resp->error &&
+      dw_auth_answer_parse(resp->body, resp->body_len,
+                           e->kind == K_APP ? "app_access_token" : "tenant_access_token", fresh,
+                           sizeof(fresh), &expire_s, &code, raw, sizeof(raw)) == 0) {
     took_token(e, fresh, expire_s);
     release(t);
     return;
+  }
+  /* The endpoint's text is scrubbed before any use: one that quotes the request it refused
+   * would put the app secret into every log line, /readyz and the poller's reasons. */
+  dw_token_scrub(t, e->key, msg, sizeof(msg), resp->error ? resp->error_text : raw);
+  if (resp->error) {
+    snprintf(reason, sizeof(reason), "%s endpoint unreachable: %s", what, msg);
   } else if (refused_for_a_reason(e, code, msg)) {
     release(t);
     return;
@@ -633,6 +639,19 @@ void dw_token_invalidate(struct dw_token *t, const char *tenant_key, uint64_t ge
   } else if (!e->expires_at) {
     refresh(e);
   }
+}
+
+void dw_token_scrub(struct dw_token *t, const char *tenant_key, char *dst, size_t size,
+                    const char *src)
+{
+  const char *secrets[5] = {t->app_secret, t->self ? t->self->value : NULL,
+                            t->app ? t->app->value : NULL,
+                            t->ticket ? dw_ticket_value(t->ticket) : NULL, NULL};
+  if (t->ticket && tenant_key && t->nbuckets) /* found, never created: lookup() would */
+    for (struct entry *e = t->buckets[hash(tenant_key) % t->nbuckets]; e; e = e->next)
+      if (strcmp(e->key, tenant_key) == 0)
+        secrets[4] = e->value;
+  dw_text_scrub(dst, size, src, secrets, DW_ARRAY_SIZE(secrets));
 }
 
 uint64_t dw_token_refreshes(const struct dw_token *t)

@@ -593,7 +593,9 @@ static void on_token(void *arg, const char *tenant_key, int err, const char *rea
   dw_poller_on_token(w->poller, tenant_key, err, reason);
 }
 
-/* /readyz: ready only while running with partitions, and the app healthy. */
+/* /readyz: ready only while running with partitions, and the app healthy. A worker the API's
+ * rate limit holds back stays ready (nothing a restart or another replica would do better: they
+ * share the budget) but says so. */
 static int on_ready(void *arg, char *why, size_t whylen)
 {
   struct dw_worker *w = arg;
@@ -604,8 +606,17 @@ static int on_ready(void *arg, char *why, size_t whylen)
              w->cfg->kafka.input_topic);
   else if (!w->healthy)
     snprintf(why, whylen, "app-level failure: %s", w->unhealthy_reason);
-  else
+  else {
+    size_t lanes = 0;
+    uint64_t held = w->poller ? dw_poller_held_back_ms(w->poller, &lanes) : 0;
+    if (held && lanes > 1)
+      snprintf(why, whylen, "ready (held back by the API rate limit for %llu s, %zu tenants)",
+               (unsigned long long)(held + 999) / 1000, lanes);
+    else if (held)
+      snprintf(why, whylen, "ready (held back by the API rate limit for %llu s)",
+               (unsigned long long)(held + 999) / 1000);
     return 1;
+  }
   return 0;
 }
 

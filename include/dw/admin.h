@@ -3,7 +3,8 @@
  *
  *   /metrics  200 text/plain; version=0.0.4, the body from handler->render
  *   /healthz  200 "ok\n" (the loop answered, so the process is alive)
- *   /readyz   200 "ready\n", or 503 with handler->ready's reason and "\n"
+ *   /readyz   200 "ready\n" (or the ready handler's note, e.g. held back, and "\n"), or 503
+ *             with handler->ready's reason and "\n"
  *   other     404; methods other than GET and HEAD get 405 with "Allow: GET, HEAD".
  *
  * Connections are kept alive and closed after DW_ADMIN_IDLE_TIMEOUT_S idle seconds. Beyond
@@ -33,8 +34,9 @@ struct dw_admin_handler {
    * passes to the admin endpoint (it frees it with free()); any other return answers 500.
    * NULL answers 404. dw_metrics_render has this shape apart from its first argument. */
   int (*render)(void *arg, char **body, size_t *len);
-  /* /readyz: non-zero when ready; otherwise writes a NUL-terminated reason into why
-   * (whylen bytes, why starts as ""). NULL = always ready. */
+  /* /readyz: non-zero when ready (a NUL-terminated note it writes into why, if any, is the
+   * 200's text instead of "ready"); otherwise writes a NUL-terminated reason into why (whylen
+   * bytes, why starts as ""). NULL = always ready. */
   int (*ready)(void *arg, char *why, size_t whylen);
   void *arg;
 };

@@ -24,6 +24,7 @@ struct dw_limiter {
   uint64_t slack_ms;     /* widens both windows: covers the time between our clock reading and
                             the call reaching the server, which sees other window edges */
   uint64_t blocked_until_ms;
+  uint64_t api_blocked_until_ms; /* the part of the block a 429 asked for */
   uint64_t calls_total;
   uint64_t blocks_total;
 };
@@ -35,8 +36,21 @@ void dw_limiter_cleanup(struct dw_limiter *l);
  * before asking again (> 0). */
 uint64_t dw_limiter_acquire(struct dw_limiter *l, uint64_t now_ms);
 
-/* A 429 said: no call for reset_ms from now. */
+/* The longest block a 429 can impose. Feishu's longest rate window is a minute, so no honest
+ * x-ogw-ratelimit-reset exceeds 60 s; 5 s of margin covers the clocks and the answer's travel.
+ * A longer reset (a broken gateway said 86399) would stop every call for as long. */
+#define DW_LIMITER_RESET_MAX_MS 65000u
+
+/* The block to honour for an x-ogw-ratelimit-reset of reset_s seconds (negative: none sent):
+ * a second when missing or 0, at most DW_LIMITER_RESET_MAX_MS. */
+uint64_t dw_limiter_reset_ms(int64_t reset_s);
+
+/* A 429 said: no call for reset_ms from now (at most DW_LIMITER_RESET_MAX_MS is honoured). */
 void dw_limiter_block(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms);
+
+/* How much longer a 429's block holds calls back at now_ms, 0 if none does (a block set
+ * directly in blocked_until_ms, like the one after startup, is not the API's). */
+uint64_t dw_limiter_held_ms(const struct dw_limiter *l, uint64_t now_ms);
 
 /* Adapting to a budget smaller than configured (other replicas or programs use the same app):
  * the limits start at a quarter of the configured ones and double every second of accepted

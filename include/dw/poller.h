@@ -87,13 +87,19 @@ void dw_poller_cancel(struct dw_poller *p, struct dw_task *task);
 /* A token changed (wired by the owner from the token manager's callback; tenant_key as it
  * gave it: NULL for every tenant, "" for a self-built app). A clear refusal (DW_EINVAL) of the
  * app's credentials is an app-level failure (no deadline runs); when one store tenant's token
- * cannot be had, only that tenant's tasks wait, and those that reach their deadline meanwhile
- * are dead-lettered as deadline_exceeded with the token manager's reason. */
+ * (or a self-built app's, its endpoint not answering) cannot be had, only that tenant's tasks
+ * wait, and those that reach their deadline meanwhile are dead-lettered as deadline_exceeded
+ * with the token manager's reason. */
 void dw_poller_on_token(struct dw_poller *p, const char *tenant_key, int err,
                         const char *reason);
 
 void dw_poller_stats(const struct dw_poller *p, struct dw_poller_stats *st);
 int dw_poller_healthy(const struct dw_poller *p);
+
+/* How long the API's rate limit still holds calls back (a 429's block, at most
+ * DW_LIMITER_RESET_MAX_MS; the longest of the tenants'), 0 when it does not; *lanes (optional)
+ * the number of tenants held back. Tasks waiting meanwhile still end at their deadline. */
+uint64_t dw_poller_held_back_ms(const struct dw_poller *p, size_t *lanes);
 
 /* Cancels every task and frees p once its handles are closed. */
 void dw_poller_close(struct dw_poller *p);

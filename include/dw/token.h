@@ -61,6 +61,13 @@ uint64_t dw_token_generation(struct dw_token *t, const char *tenant_key);
  * it). Other tenants' tokens are untouched. */
 void dw_token_invalidate(struct dw_token *t, const char *tenant_key, uint64_t generation);
 
+/* Copies src (text from outside: an answer's msg, a header, a transport error) into dst (size
+ * bytes; they must not overlap) scrubbed by dw_text_scrub of every secret held that a text
+ * about this tenant could quote: the app secret, the app_ticket, the app_access_token and the
+ * tenant's (or the self-built app's) token. */
+void dw_token_scrub(struct dw_token *t, const char *tenant_key, char *dst, size_t size,
+                    const char *src);
+
 /* Tenant access tokens obtained, all tenants. */
 uint64_t dw_token_refreshes(const struct dw_token *t);
 

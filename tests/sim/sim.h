@@ -122,6 +122,8 @@ struct sim_config {
   double auto_failed;
   uint64_t seed;
   const char *tenants; /* store apps: "a,b,c", the tenants that installed them; NULL = any */
+  int token_echo;      /* a refused token request's msg echoes the request body (a careless
+                          gateway), after a CR LF */
 };
 
 void sim_config_defaults(struct sim_config *c);
@@ -191,6 +193,7 @@ struct sim_fault {
   int http;           /* 0 = the kind's default */
   long long delay_ms; /* timeout; slowloris: between two body bytes */
   long long bytes;    /* huge: body size; deep_json: depth; 0 = the kind's default */
+  long long reset_s;  /* rate_limit (or code 99991400): x-ogw-ratelimit-reset; -1 = 1 s */
   char *msg;          /* NULL = the code's usual message */
 };
 

@@ -81,6 +81,24 @@ static void answer_error(struct sim_answer *a, int http, long long code, const c
   sim_buf_addf(&a->body, ",\"error\":{\"log_id\":\"%s\"}}", a->log_id);
 }
 
+/* A refusal whose msg quotes the request body after a CR LF (the token echo mode). */
+static void answer_echo(struct sim_answer *a, long long code, const struct sim_req *rq)
+{
+  a->http = 400;
+  a->has_code = 1;
+  a->code = code;
+  sim_buf_addf(&a->body, "{\"code\":%lld,\"msg\":", code);
+  struct sim_buf m;
+  sim_buf_init(&m, SIM_TEXT_MAX);
+  sim_buf_adds(&m, code_msg(code));
+  sim_buf_adds(&m, "\r\nrequest: ");
+  if (rq->body && !rq->body_too_large)
+    sim_buf_add(&m, rq->body, rq->body_len);
+  sim_buf_add_jstr(&a->body, m.data ? m.data : "");
+  sim_buf_free(&m);
+  sim_buf_addf(&a->body, ",\"error\":{\"log_id\":\"%s\"}}", a->log_id);
+}
+
 static void answer_rate_limited(struct sim_answer *a, long long limit, long long reset_s)
 {
   answer_error(a, 429, 99991400, NULL);
@@ -179,7 +197,7 @@ static int apply_fault(struct sim *s, const struct sim_fault *f, struct sim_answ
     answer_error(a, f->http ? f->http : code_http(code), code, f->msg);
     if (code == 99991400) {
       a->rl_limit = s->cfg.rate_per_second > 0 ? s->cfg.rate_per_second : 50;
-      a->rl_reset = 1;
+      a->rl_reset = f->reset_s >= 0 ? f->reset_s : 1;
     }
     return 1;
   case SIM_FAULT_TIMEOUT:
@@ -192,7 +210,8 @@ static int apply_fault(struct sim *s, const struct sim_fault *f, struct sim_answ
     answer_garbage(a, f->http ? f->http : 502);
     return 1;
   case SIM_FAULT_RATE_LIMIT:
-    answer_rate_limited(a, s->cfg.rate_per_second > 0 ? s->cfg.rate_per_second : 50, 1);
+    answer_rate_limited(a, s->cfg.rate_per_second > 0 ? s->cfg.rate_per_second : 50,
+                        f->reset_s >= 0 ? f->reset_s : 1);
     if (f->http)
       a->http = f->http;
     return 1;
@@ -552,7 +571,10 @@ static void token_internal(struct sim *s, const struct sim_req *rq, struct sim_a
     if (strcmp(s->apps[i].id, id->valuestring) == 0)
       break;
   if (i == s->napps || strcmp(s->apps[i].secret, secret->valuestring) != 0) {
-    answer_error(a, 400, 10014, NULL);
+    if (s->cfg.token_echo) /* a gateway that quotes the request it refused, secret and all */
+      answer_echo(a, 10014, rq);
+    else
+      answer_error(a, 400, 10014, NULL);
     goto out;
   }
   t = s->apps[i].current;

@@ -92,6 +92,7 @@ int sim_control_parse_fault(const void *json, struct sim_fault *f, char *err, si
 
   memset(f, 0, sizeof(*f));
   f->count = 1;
+  f->reset_s = -1;
   if (!cJSON_IsObject(o)) {
     snprintf(err, errsize, "a fault must be an object");
     return SIM_EINVAL;
@@ -122,6 +123,9 @@ int sim_control_parse_fault(const void *json, struct sim_fault *f, char *err, si
         goto bad;
     } else if (strcmp(k, "msg") == 0) {
       if (json_text(v, SIM_TEXT_MAX, &msg))
+        goto bad;
+    } else if (strcmp(k, "reset_s") == 0) {
+      if (json_int(v, 0, 1000000000LL, &f->reset_s))
         goto bad;
     } else {
       snprintf(err, errsize, "unknown fault field \"%.64s\"", k);
@@ -462,8 +466,8 @@ static void write_config(const struct sim_config *c, struct sim_buf *b)
     sim_buf_addf(b, "\"latency_ms\":\"%lld-%lld\",", c->latency_min_ms, c->latency_max_ms);
   sim_buf_addf(b, "\"token_ttl\":%lld,\"unknown_tasks\":\"%s\",\"auto_ready\":\"%s\",", c->token_ttl_s,
                c->unknown_tasks == SIM_UNKNOWN_AUTO ? "auto" : "not_found", ready);
-  sim_buf_addf(b, "\"auto_never\":%.17g,\"auto_failed\":%.17g,\"seed\":%llu}", c->auto_never, c->auto_failed,
-               (unsigned long long)c->seed);
+  sim_buf_addf(b, "\"auto_never\":%.17g,\"auto_failed\":%.17g,\"seed\":%llu,\"token_echo\":%s}", c->auto_never,
+               c->auto_failed, (unsigned long long)c->seed, c->token_echo ? "true" : "false");
 }
 
 /* Applies the fields of o to *c; on error *c may be partly changed (the caller works on a copy). */
@@ -503,6 +507,10 @@ static int apply_config(const cJSON *o, struct sim_config *c, char *err, size_t 
       ok = json_double(v, 0, 1, &c->auto_never) == 0;
     } else if (strcmp(k, "auto_failed") == 0) {
       ok = json_double(v, 0, 1, &c->auto_failed) == 0;
+    } else if (strcmp(k, "token_echo") == 0) {
+      ok = cJSON_IsBool(v);
+      if (ok)
+        c->token_echo = cJSON_IsTrue(v);
     } else if (strcmp(k, "seed") == 0) {
       ok = json_int(v, 0, 9007199254740991LL, &n) == 0;
       if (ok)

@@ -173,10 +173,41 @@ static void test_block(void **state)
   assert_int_equal(dw_limiter_acquire(&l, 9999), 1);
   assert_int_equal(dw_limiter_acquire(&l, 10000), 0);
   assert_int_equal(l.calls_total, 2);
-  /* Saturates instead of wrapping. */
-  dw_limiter_block(&l, 10, UINT64_MAX);
+  /* Saturates instead of wrapping (a block is at most DW_LIMITER_RESET_MAX_MS: see
+   * test_block_clamped). */
+  dw_limiter_block(&l, UINT64_MAX - 10, UINT64_MAX);
   assert_int_equal(l.blocked_until_ms, UINT64_MAX);
   assert_int_equal(dw_limiter_acquire(&l, 20000), UINT64_MAX - 20000);
+  dw_limiter_cleanup(&l);
+}
+
+/* One 429 cannot stop the worker: a reset longer than Feishu's longest window (a minute) is
+ * honoured for DW_LIMITER_RESET_MAX_MS at most, however it came. */
+static void test_block_clamped(void **state)
+{
+  struct dw_limiter l;
+  (void)state;
+  assert_int_equal(dw_limiter_init(&l, 50, 1000), 0);
+  dw_limiter_block(&l, 1000, 86399ull * 1000); /* x-ogw-ratelimit-reset: 86399 */
+  assert_int_equal(dw_limiter_acquire(&l, 1000), 65000);
+  assert_int_equal(dw_limiter_held_ms(&l, 1000), 65000);
+  assert_int_equal(dw_limiter_held_ms(&l, 60000), 6000);
+  assert_int_equal(dw_limiter_acquire(&l, 66000), 0);
+  assert_int_equal(dw_limiter_held_ms(&l, 66000), 0);
+  /* A minute exactly, and what a header says, are honoured as they are. */
+  dw_limiter_block(&l, 100000, 60000);
+  assert_int_equal(dw_limiter_acquire(&l, 100000), 60000);
+  /* The header in seconds: missing or 0 means a second; beyond the bound, the bound. */
+  assert_int_equal(dw_limiter_reset_ms(-1), 1000);
+  assert_int_equal(dw_limiter_reset_ms(0), 1000);
+  assert_int_equal(dw_limiter_reset_ms(1), 1000);
+  assert_int_equal(dw_limiter_reset_ms(42), 42000);
+  assert_int_equal(dw_limiter_reset_ms(65), DW_LIMITER_RESET_MAX_MS);
+  assert_int_equal(dw_limiter_reset_ms(86399), DW_LIMITER_RESET_MAX_MS);
+  assert_int_equal(dw_limiter_reset_ms(INT64_MAX), DW_LIMITER_RESET_MAX_MS);
+  /* A block of our own (startup) is no block by the API. */
+  l.blocked_until_ms = 500000;
+  assert_int_equal(dw_limiter_held_ms(&l, 200000), 0);
   dw_limiter_cleanup(&l);
 }
 
@@ -361,6 +392,7 @@ int main(void)
       cmocka_unit_test(test_burst_then_wait), cmocka_unit_test(test_same_ms),
       cmocka_unit_test(test_greedy_five_minutes), cmocka_unit_test(test_random_traffic),
       cmocka_unit_test(test_block),           cmocka_unit_test(test_unlimited),
+      cmocka_unit_test(test_block_clamped),
       cmocka_unit_test(test_clock_back),
       cmocka_unit_test(test_replicas_share_budget),
       cmocka_unit_test(test_no_rejections_no_change),

@@ -1,0 +1,29 @@
+/* Text from outside (the API's and the token endpoint's msg, response headers, transport
+ * errors) made safe to keep: the one scrubber every such text passes through where it enters
+ * the worker, so that what later reaches a log line, a dead-letter header, /readyz or a metric
+ * carries no secret, no control character and no more than its buffer. Pure. */
+#ifndef DW_TEXT_H
+#define DW_TEXT_H
+
+#include <stddef.h>
+
+/* What replaces a secret or a token. */
+#define DW_TEXT_REDACTED "[redacted]"
+/* What ends a text cut to fit (U+2026). */
+#define DW_TEXT_CUT "\xE2\x80\xA6"
+
+/* Copies the NUL-terminated src into dst (size bytes, always NUL-terminated when size > 0;
+ * dst and src must not overlap) with:
+ *  - every occurrence of each of the nsecrets strings (the app secret, the tokens the worker
+ *    holds; NULL or "" entries are skipped) replaced by DW_TEXT_REDACTED, and a text that ends
+ *    with the first 4 or more bytes of one (cut by an earlier bound) too;
+ *  - anything that looks like a credential replaced as well: "Bearer <x>", Feishu tokens
+ *    (t-, a-, u- followed by 16 or more token characters), JWTs ("eyJ..."), and the value of a
+ *    quoted JSON key or a key= whose name holds "secret", "token", "ticket" or "password";
+ *  - control characters (C0, DEL, C1) turned into spaces, so a text stays on one line;
+ *  - a text longer than dst cut at a UTF-8 character boundary and ended with DW_TEXT_CUT.
+ * Returns the length written. */
+size_t dw_text_scrub(char *dst, size_t size, const char *src, const char *const *secrets,
+                     size_t nsecrets);
+
+#endif

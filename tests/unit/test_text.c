@@ -1,0 +1,149 @@
+/* Unit tests of the scrubber of upstream text: the app secret and held tokens (whole, and cut
+ * at the end by an earlier bound), credential-looking text (Bearer, t-/a-/u- tokens, JWTs,
+ * secret-named keys), control characters, the bound with its mark at a UTF-8 boundary, and
+ * ordinary Feishu messages left alone. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "dw/common.h"
+#include "dw/text.h"
+
+#define SECRET "Zq9vL2mXw8R4tYp1"
+#define TOKEN "t-g1044ghJUVAIJNLQBK5Q2S6BLCS2TOKENVALUE"
+
+static const char *const secrets[] = {SECRET, TOKEN, NULL, ""};
+
+static const char *scrub(char *buf, size_t size, const char *src)
+{
+  size_t n = dw_text_scrub(buf, size, src, secrets, DW_ARRAY_SIZE(secrets));
+  assert_int_equal(n, strlen(buf));
+  assert_true(n < size);
+  return buf;
+}
+
+static void test_secret_echoed(void **state)
+{
+  char buf[512];
+  (void)state;
+  /* The token endpoint quoting the request it refused. */
+  scrub(buf, sizeof(buf),
+        "app secret invalid\r\nrequest: {\"app_id\":\"cli_a1\",\"app_secret\":\"" SECRET "\"}");
+  assert_null(strstr(buf, SECRET));
+  assert_null(strchr(buf, '\r'));
+  assert_null(strchr(buf, '\n'));
+  assert_non_null(strstr(buf, "app secret invalid"));
+  assert_non_null(strstr(buf, "\"app_id\":\"cli_a1\""));
+  assert_non_null(strstr(buf, DW_TEXT_REDACTED));
+  /* Anywhere, any number of times, and inside other words. */
+  scrub(buf, sizeof(buf), SECRET " and x" SECRET "y and " SECRET);
+  assert_string_equal(buf, "[redacted] and x[redacted]y and [redacted]");
+  /* A held token too, wherever it appears. */
+  scrub(buf, sizeof(buf), "token=" TOKEN);
+  assert_null(strstr(buf, "g1044ghJ"));
+}
+
+static void test_secret_cut_by_a_bound(void **state)
+{
+  char buf[128];
+  (void)state;
+  /* An earlier bound cut the text inside the secret: its start is still a secret. */
+  scrub(buf, sizeof(buf), "echo: Zq9vL2");
+  assert_string_equal(buf, "echo: [redacted]");
+  /* Fewer than 4 bytes say too little to be a secret. */
+  scrub(buf, sizeof(buf), "echo: Zq9");
+  assert_string_equal(buf, "echo: Zq9");
+}
+
+static void test_credential_patterns(void **state)
+{
+  char buf[256];
+  (void)state;
+  scrub(buf, sizeof(buf), "header Authorization: Bearer t-otherTenantToken123456789 rejected");
+  assert_string_equal(buf, "header Authorization: Bearer [redacted] rejected");
+  scrub(buf, sizeof(buf), "bad a-appAccessToken0123456789abc and u-userTokenABCDEFGHIJKLMNOP");
+  assert_string_equal(buf, "bad a-[redacted] and u-[redacted]");
+  scrub(buf, sizeof(buf), "jwt eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl end");
+  assert_string_equal(buf, "jwt [redacted] end");
+  scrub(buf, sizeof(buf), "{\"tenant_access_token\": \"whatever\", \"expire\": 7200}");
+  assert_string_equal(buf, "{\"tenant_access_token\": \"[redacted]\", \"expire\": 7200}");
+  scrub(buf, sizeof(buf), "{\\\"app_ticket\\\":\\\"tk-123\\\"}");
+  assert_string_equal(buf, "{\\\"app_ticket\\\":\\\"[redacted]\\\"}");
+  scrub(buf, sizeof(buf), "url?app_secret=abc&x=1");
+  assert_string_equal(buf, "url?app_secret=[redacted]&x=1");
+}
+
+static void test_ordinary_text_kept(void **state)
+{
+  char buf[256];
+  static const char *const kept[] = {
+      "Invalid token: must start with t-/u-",
+      "Invalid access token for authorization. Please make a request with token attached.",
+      "request trigger frequency limit",
+      "same application exist",
+      "app secret invalid",
+      "a t-shirt, a-b and u-turn",
+      "简历解析失败",
+      "",
+  };
+  (void)state;
+  for (size_t i = 0; i < DW_ARRAY_SIZE(kept); i++)
+    assert_string_equal(scrub(buf, sizeof(buf), kept[i]), kept[i]);
+  /* NULL secrets and no secrets at all. */
+  assert_int_equal(dw_text_scrub(buf, sizeof(buf), "plain", NULL, 0), 5);
+  assert_string_equal(buf, "plain");
+  assert_int_equal(dw_text_scrub(buf, sizeof(buf), NULL, NULL, 0), 0);
+  assert_string_equal(buf, "");
+  assert_int_equal(dw_text_scrub(buf, 0, "x", NULL, 0), 0);
+}
+
+static void test_control_characters(void **state)
+{
+  char buf[128];
+  (void)state;
+  scrub(buf, sizeof(buf), "line\none\r\ttwo\x1b[31mred\x7f");
+  assert_string_equal(buf, "line one  two [31mred ");
+  /* C1 controls (U+0080..U+009F), e.g. the one-byte CSI U+009B; other characters stay. */
+  scrub(buf, sizeof(buf), "a\xC2\x9B" "1mb \xC2\xA9");
+  assert_string_equal(buf, "a 1mb \xC2\xA9");
+}
+
+static void test_bound(void **state)
+{
+  char buf[16];
+  char big[4096];
+  (void)state;
+  memset(big, 'x', sizeof(big) - 1);
+  big[sizeof(big) - 1] = '\0';
+  assert_int_equal(dw_text_scrub(buf, sizeof(buf), big, NULL, 0), 15);
+  assert_string_equal(buf, "xxxxxxxxxxxx" DW_TEXT_CUT);
+  /* Exactly the buffer: no mark. */
+  scrub(buf, sizeof(buf), "123456789012345");
+  assert_string_equal(buf, "123456789012345");
+  /* The cut never splits a character: 3-byte characters, cut before the mark. */
+  scrub(buf, sizeof(buf), "ab简历解析失败");
+  assert_string_equal(buf, "ab简历解" DW_TEXT_CUT);
+  assert_int_equal(strlen(buf), 14);
+  /* A buffer too small for the mark still ends on a whole character. */
+  char tiny[3];
+  assert_int_equal(dw_text_scrub(tiny, sizeof(tiny), "简历", NULL, 0), 0);
+  assert_string_equal(tiny, "");
+  /* A secret after the bound is never reached, one before it is still replaced. */
+  scrub(buf, sizeof(buf), SECRET SECRET SECRET);
+  assert_null(strstr(buf, "Zq9v"));
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_secret_echoed),     cmocka_unit_test(test_secret_cut_by_a_bound),
+      cmocka_unit_test(test_credential_patterns), cmocka_unit_test(test_ordinary_text_kept),
+      cmocka_unit_test(test_control_characters), cmocka_unit_test(test_bound),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
