@@ -26,6 +26,9 @@
 #define CA_FILE_MAX (16 << 20)   /* largest feishu.ca_file */
 #define PROPERTY_NAME_MAX 255
 #define SHOWN_MAX 80             /* how much of a bad value an error message repeats */
+#define CONFIG_FILE_MAX (16 << 20) /* largest configuration file (each @include too) */
+#define INCLUDE_DEPTH_MAX 10     /* libconfig's own limit of nested @include */
+#define WIDE_MAX 16              /* integers too wide for libconfig kept per load */
 
 enum kind { KIND_STRING, KIND_INT, KIND_FLOAT, KIND_PROPERTIES };
 
@@ -232,6 +235,19 @@ static const struct option options[] = {
 
 #define NOPT DW_ARRAY_SIZE(options)
 
+/* An integer literal of the file that libconfig 1.5 cannot hold: without an L suffix it keeps
+ * only 32 bits (4294967297 reads as 1), with one it saturates past 64 bits. scan_text finds
+ * them in the file's text, and the key they belong to takes the literal's own value. */
+struct wide {
+  char path[PATH_MAX_LEN]; /* key it is the value of ("" in a list) */
+  char *file;              /* as libconfig names it: NULL for the main file */
+  int line;                /* of the key's name, as config_setting_source_line */
+  int64_t value;
+  int overflow;            /* does not fit in 64 bits either */
+  int used;
+  char text[32];           /* the literal as written (cut) */
+};
+
 /* Where a key's value came from, for error messages. */
 enum origin_kind { FROM_DEFAULT, FROM_FILE, FROM_ENV };
 
@@ -249,6 +265,8 @@ struct load {
   size_t errlen;
   int kafka_only; /* for commands that never call the API: the app secret is not needed */
   struct origin origin[NOPT];
+  struct wide wide[WIDE_MAX]; /* integer literals libconfig would wrap, found by scan_text */
+  size_t nwide;
 };
 
 /* ---- small helpers ---- */
@@ -812,12 +830,325 @@ out:
   return rc;
 }
 
+/* ---- integers wider than libconfig keeps ---- */
+
+/* Reads a configuration file whole (NUL-terminated; the caller frees it). */
+static int read_config_text(FILE *fp, char **out, size_t *outlen)
+{
+  size_t len = 0, cap = 0;
+  char *data = NULL;
+  for (;;) {
+    if (len == cap) {
+      char *p;
+      if (cap == (size_t)CONFIG_FILE_MAX + 1) { /* one byte more than allowed */
+        free(data);
+        return DW_ERANGE;
+      }
+      cap = cap ? DW_MIN(cap * 2, (size_t)CONFIG_FILE_MAX + 1) : 4096;
+      p = realloc(data, cap + 1);
+      if (!p) {
+        free(data);
+        return DW_ENOMEM;
+      }
+      data = p;
+    }
+    size_t r = fread(data + len, 1, cap - len, fp);
+    len += r;
+    if (r == 0) {
+      if (ferror(fp)) {
+        free(data);
+        return DW_EIO;
+      }
+      break;
+    }
+  }
+  data[len] = '\0';
+  *out = data;
+  *outlen = len;
+  return 0;
+}
+
+/* The value of an integer literal [start, end) as libconfig 1.5's scanner sees it: 1 when it
+ * is one that libconfig cannot hold (*value, *overflow set), 0 when it is fine or not an
+ * integer at all (a float, a name). */
+static int wide_literal(const char *start, const char *end, int64_t *value, int *overflow)
+{
+  char text[64];
+  size_t n = (size_t)(end - start);
+  int suffix = 0, hex;
+  char *stop;
+  if (n >= sizeof(text))
+    n = sizeof(text) - 1;
+  memcpy(text, start, n);
+  text[n] = '\0';
+  while (n > 0 && text[n - 1] == 'L') {
+    text[--n] = '\0';
+    suffix++;
+  }
+  if (suffix > 2 || n == 0)
+    return 0;
+  hex = n > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X');
+  size_t digits = hex ? 2 : (text[0] == '-' || text[0] == '+') ? 1 : 0;
+  if (digits >= n)
+    return 0;
+  for (size_t i = digits; i < n; i++)
+    if (!(hex ? isxdigit((unsigned char)text[i]) : isdigit((unsigned char)text[i])))
+      return 0;
+  errno = 0;
+  *overflow = 0;
+  if (hex) {
+    unsigned long long u = strtoull(text + 2, &stop, 16);
+    if (errno == ERANGE || u > INT64_MAX) {
+      *overflow = 1;
+      return 1;
+    }
+    *value = (int64_t)u;
+    return suffix ? 0 : u > INT32_MAX; /* libconfig: 32 bits, 0xFFFFFFFF reads as -1 */
+  }
+  long long v = strtoll(text, &stop, 10);
+  if (errno == ERANGE) {
+    *overflow = 1;
+    return 1;
+  }
+  *value = v;
+  return suffix ? 0 : v < INT32_MIN || v > INT32_MAX;
+}
+
+struct scan {
+  char path[PATH_MAX_LEN]; /* group path where the scan is ("kafka") */
+  char name[PATH_MAX_LEN]; /* last name followed by = or : */
+  int name_line;
+  char kinds[64];          /* open brackets: 'g' group, 'l' list or array */
+  size_t lens[64];         /* path length before each opening */
+  size_t depth;
+};
+
+static int scan_text(struct load *ld, struct scan *sc, const char *file, const char *text,
+                     int level);
+
+static int scan_include(struct load *ld, struct scan *sc, const char *file, int line,
+                        const char *name, int level)
+{
+  char path[4096 + 256];
+  FILE *fp;
+  char *text = NULL;
+  size_t len;
+  int rc;
+  if (level >= INCLUDE_DEPTH_MAX)
+    return 0; /* libconfig has refused it already */
+  if (name[0] == '/' || !ld->include_dir[0])
+    rc = snprintf(path, sizeof(path), "%s", name);
+  else
+    rc = snprintf(path, sizeof(path), "%s/%s", ld->include_dir, name);
+  if (rc < 0 || (size_t)rc >= sizeof(path))
+    return fail_at(ld, file, line, "@include path too long");
+  fp = fopen(path, "r");
+  if (!fp)
+    return fail_at(ld, file, line, "cannot open %s: %s", path, strerror(errno));
+  rc = read_config_text(fp, &text, &len);
+  fclose(fp);
+  if (rc == DW_ENOMEM)
+    return fail_nomem(ld);
+  if (rc)
+    return fail_at(ld, file, line, "cannot read %s", path);
+  rc = scan_text(ld, sc, name, text, level + 1);
+  free(text);
+  return rc;
+}
+
+static int add_wide(struct load *ld, struct scan *sc, const char *file, int line,
+                    const char *start, const char *end, int64_t value, int overflow)
+{
+  size_t n = (size_t)(end - start);
+  struct wide *w;
+  char text[32];
+  snprintf(text, sizeof(text), "%.*s", (int)DW_MIN(n, sizeof(text) - 1), start);
+  int in_list = memchr(sc->kinds, 'l', sc->depth) != NULL;
+  if (in_list || !sc->name[0] || ld->nwide == WIDE_MAX) {
+    if (overflow)
+      return fail_at(ld, file, line, "integer %s does not fit in 64 bits", text);
+    return fail_at(ld, file, line,
+                   "integer %s does not fit in 32 bits, which libconfig would silently "
+                   "wrap: write %sL", text, text);
+  }
+  w = &ld->wide[ld->nwide];
+  memset(w, 0, sizeof(*w));
+  if (file && !(w->file = strdup(file)))
+    return fail_nomem(ld);
+  ld->nwide++;
+  if (snprintf(w->path, sizeof(w->path), "%s%s%s", sc->path, sc->path[0] ? "." : "",
+               sc->name) >= (int)sizeof(w->path))
+    w->path[0] = '\0'; /* longer than any key: the walk reports it as unknown */
+  w->line = sc->name_line;
+  w->value = value;
+  w->overflow = overflow;
+  memcpy(w->text, text, sizeof(text));
+  return 0;
+}
+
+/* Finds the integer literals libconfig would wrap or saturate, tracking which key each is
+ * the value of, through @include files as libconfig reads them. Syntax errors are left to
+ * libconfig, which has read the same text already. */
+static int scan_text(struct load *ld, struct scan *sc, const char *file, const char *text,
+                     int level)
+{
+  const char *p = text;
+  int line = 1, bol = 1;
+  char last[PATH_MAX_LEN] = "";
+  int last_line = 0;
+  while (*p) {
+    char c = *p;
+    if (c == '\n') {
+      line++;
+      bol = 1;
+      p++;
+      continue;
+    }
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\f') {
+      p++;
+      continue;
+    }
+    if (c == '#' || (c == '/' && p[1] == '/')) {
+      while (*p && *p != '\n')
+        p++;
+      continue;
+    }
+    if (c == '/' && p[1] == '*') {
+      for (p += 2; *p && !(p[0] == '*' && p[1] == '/'); p++)
+        line += *p == '\n';
+      if (*p)
+        p += 2;
+      bol = 0;
+      continue;
+    }
+    if (c == '@' && bol && strncmp(p, "@include", 8) == 0) {
+      char name[4096];
+      size_t n = 0;
+      int rc;
+      for (p += 8; *p == ' ' || *p == '\t'; p++)
+        ;
+      if (*p != '"')
+        return 0;
+      for (p++; *p && *p != '"' && *p != '\n'; p++) {
+        if (*p == '\\' && p[1])
+          p++;
+        if (n + 1 >= sizeof(name))
+          return fail_at(ld, file, line, "@include path too long");
+        name[n++] = *p;
+      }
+      name[n] = '\0';
+      rc = scan_include(ld, sc, file, line, name, level);
+      if (rc)
+        return rc;
+      while (*p && *p != '\n')
+        p++;
+      continue;
+    }
+    bol = 0;
+    if (c == '"') {
+      for (p++; *p && *p != '"'; p++) {
+        if (*p == '\\' && p[1])
+          p++;
+        line += *p == '\n';
+      }
+      if (*p)
+        p++;
+      continue;
+    }
+    if (isalpha((unsigned char)c) || c == '*') {
+      size_t n = 0;
+      while (isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '*') {
+        if (n + 1 < sizeof(last))
+          last[n++] = *p;
+        p++;
+      }
+      last[n] = '\0';
+      last_line = line;
+      continue;
+    }
+    if (c == '=' || c == ':') {
+      dw_strlcpy(sc->name, last, sizeof(sc->name));
+      sc->name_line = last_line;
+      p++;
+      continue;
+    }
+    if (c == '{' || c == '(' || c == '[') {
+      if (sc->depth == sizeof(sc->kinds))
+        return 0; /* deeper than any key: nothing of ours below */
+      sc->kinds[sc->depth] = c == '{' ? 'g' : 'l';
+      sc->lens[sc->depth] = strlen(sc->path);
+      sc->depth++;
+      if (c == '{' && sc->name[0]) {
+        size_t n = strlen(sc->path);
+        snprintf(sc->path + n, sizeof(sc->path) - n, "%s%s", n ? "." : "", sc->name);
+      }
+      sc->name[0] = '\0';
+      p++;
+      continue;
+    }
+    if (c == '}' || c == ')' || c == ']') {
+      if (sc->depth > 0) {
+        sc->depth--;
+        sc->path[sc->lens[sc->depth]] = '\0';
+      }
+      sc->name[0] = '\0';
+      p++;
+      continue;
+    }
+    if (isdigit((unsigned char)c) || c == '-' || c == '+' || c == '.') {
+      const char *start = p;
+      int64_t value;
+      int overflow;
+      for (p++; isalnum((unsigned char)*p) || *p == '.' ||
+                ((*p == '-' || *p == '+') && (p[-1] == 'e' || p[-1] == 'E'));
+           p++)
+        ;
+      if (wide_literal(start, p, &value, &overflow)) {
+        int rc = add_wide(ld, sc, file, line, start, p, value, overflow);
+        if (rc)
+          return rc;
+      }
+      continue;
+    }
+    if (c == ';' || c == ',')
+      sc->name[0] = c == ';' ? '\0' : sc->name[0];
+    p++;
+  }
+  return 0;
+}
+
+/* The wide literal that is the value of key path set at (file, line), or NULL. */
+static struct wide *find_wide(struct load *ld, const char *path, const char *file, int line)
+{
+  for (size_t i = 0; i < ld->nwide; i++) {
+    struct wide *w = &ld->wide[i];
+    if (!w->used && w->line == line && strcmp(w->path, path) == 0 &&
+        (w->file == file || (w->file && file && strcmp(w->file, file) == 0))) {
+      w->used = 1;
+      return w;
+    }
+  }
+  return NULL;
+}
+
 /* ---- the file ---- */
 
 static int apply_setting(struct load *ld, size_t idx, const config_setting_t *s)
 {
   const struct option *o = &options[idx];
   int type = config_setting_type(s);
+  int64_t v = 0;
+  if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
+    /* The literal as written when libconfig could not hold it (see struct wide). */
+    struct wide *w = find_wide(ld, o->path, config_setting_source_file(s),
+                               config_setting_source_line(s));
+    v = (int64_t)config_setting_get_int64(s);
+    if (w && w->overflow)
+      return fail(ld, idx, "must be between %" PRId64 " and %" PRId64 ", got %s", o->min_int,
+                  o->max_int, w->text);
+    if (w)
+      v = w->value;
+  }
   switch (o->kind) {
   case KIND_STRING:
     if (type != CONFIG_TYPE_STRING)
@@ -826,10 +1157,10 @@ static int apply_setting(struct load *ld, size_t idx, const config_setting_t *s)
   case KIND_INT:
     if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
       return fail(ld, idx, "must be an integer");
-    return set_int(ld, idx, (int64_t)config_setting_get_int64(s));
+    return set_int(ld, idx, v);
   case KIND_FLOAT:
     if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64)
-      return set_float(ld, idx, (double)config_setting_get_int64(s));
+      return set_float(ld, idx, (double)v);
     if (type != CONFIG_TYPE_FLOAT)
       return fail(ld, idx, "must be a number");
     return set_float(ld, idx, config_setting_get_float(s));
@@ -885,7 +1216,10 @@ static int load_file(struct load *ld, config_t *lc)
   size_t dirsize = sizeof(ld->include_dir);
   const char *slash = strrchr(ld->file, '/');
   struct stat st;
+  struct scan sc;
   FILE *fp = fopen(ld->file, "r");
+  char *text = NULL;
+  size_t len;
   int rc;
   if (!fp)
     return fail_at(ld, NULL, 0, "cannot open: %s", strerror(errno));
@@ -893,6 +1227,15 @@ static int load_file(struct load *ld, config_t *lc)
     fclose(fp);
     return fail_at(ld, NULL, 0, "cannot open: %s", strerror(EISDIR));
   }
+  /* Read once, for libconfig and for scan_text (a pipe cannot be read twice). */
+  rc = read_config_text(fp, &text, &len);
+  fclose(fp);
+  if (rc == DW_ENOMEM)
+    return fail_nomem(ld);
+  if (rc == DW_ERANGE)
+    return fail_at(ld, NULL, 0, "larger than %d bytes", CONFIG_FILE_MAX);
+  if (rc)
+    return fail_at(ld, NULL, 0, "cannot read: %s", strerror(EIO));
   /* @include paths are relative to the file's directory. */
   if (slash && (size_t)(slash - ld->file) + 1 < dirsize) {
     memcpy(dir, ld->file, (size_t)(slash - ld->file));
@@ -901,12 +1244,26 @@ static int load_file(struct load *ld, config_t *lc)
       dw_strlcpy(dir, "/", dirsize);
     config_set_include_dir(lc, dir);
   }
-  rc = config_read(lc, fp);
-  fclose(fp);
-  if (rc != CONFIG_TRUE)
+  rc = config_read_string(lc, text);
+  if (rc != CONFIG_TRUE) {
+    free(text);
     return fail_at(ld, config_error_file(lc), config_error_line(lc), "%s",
                    config_error_text(lc) ? config_error_text(lc) : "cannot parse");
-  return walk(ld, config_root_setting(lc), NULL);
+  }
+  memset(&sc, 0, sizeof(sc));
+  rc = scan_text(ld, &sc, NULL, text, 0);
+  free(text);
+  if (rc)
+    return rc;
+  rc = walk(ld, config_root_setting(lc), NULL);
+  if (rc)
+    return rc;
+  for (size_t i = 0; i < ld->nwide; i++) /* not the value of a key that takes a number */
+    if (!ld->wide[i].used)
+      return fail_at(ld, ld->wide[i].file, ld->wide[i].line,
+                     "%s: integer %s does not fit in 32 bits, which libconfig would silently "
+                     "wrap: write %sL", ld->wide[i].path, ld->wide[i].text, ld->wide[i].text);
+  return 0;
 }
 
 /* ---- the environment ---- */
@@ -1305,6 +1662,8 @@ static int load(struct dw_config *cfg, const char *file, char *const *envp, char
     goto out;
   rc = validate(&ld);
 out:
+  for (size_t i = 0; i < ld.nwide; i++)
+    free(ld.wide[i].file);
   config_destroy(&lc);
   return rc;
 }

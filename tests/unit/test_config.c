@@ -626,6 +626,108 @@ static void test_properties(void **state)
   assert_false(dw_config_property_is_secret("sasl.username"));
 }
 
+/* Cleans up a load and removes its file at once (for loops of many loads). */
+static void drop(struct loaded *l)
+{
+  dw_config_cleanup(&l->cfg);
+  if (l->path) {
+    unlink(l->path);
+    tmp_count--;
+  }
+}
+
+/* Integers libconfig 1.5 cannot hold (it keeps 32 bits of 4294967297, and saturates past 64
+ * bits) are read as written and range-checked, from the file and from the environment. */
+static void test_wide_integers(void **state)
+{
+  struct loaded l;
+  (void)state;
+  expect_error("kafka = { commit_metadata_max_bytes = 4294967296; };\n", minimal_env, 1,
+               "kafka.commit_metadata_max_bytes must be between 0 and 1048576, got "
+               "4294967296");
+  expect_error("worker = {\n  max_in_flight = 4294967297;\n};\n", minimal_env, 2,
+               "worker.max_in_flight must be between 1 and 1000000, got 4294967297");
+  expect_error("worker = {\n  max_in_flight =\n    4294967297;\n};\n", minimal_env, 2,
+               "worker.max_in_flight must be between 1 and 1000000, got 4294967297");
+  expect_error("worker = { drain_timeout_ms = 0; max_in_flight = 4294967297; };\n",
+               minimal_env, 1,
+               "worker.max_in_flight must be between 1 and 1000000, got 4294967297");
+  expect_error("poll = { first_delay_ms = -4294967296; };\n", minimal_env, 1,
+               "poll.first_delay_ms must be between 0 and 3600000, got -4294967296");
+  expect_error("worker = { max_in_flight = 0x100000001; };\n", minimal_env, 1,
+               "worker.max_in_flight must be between 1 and 1000000, got 4294967297");
+  expect_error("worker = { max_in_flight = 99999999999999999999L; };\n", minimal_env, 1,
+               "worker.max_in_flight must be between 1 and 1000000, got "
+               "99999999999999999999L");
+  expect_error("poll = { multiplier = 4294967297; };\n", minimal_env, 1,
+               "poll.multiplier must be between 1 and 10, got 4.29497e+09");
+  expect_error("kafka = {\n  properties = ( (\"queue.buffering.max.kbytes\", 4294967296) );\n"
+               "};\n",
+               minimal_env, 2,
+               "integer 4294967296 does not fit in 32 bits, which libconfig would silently "
+               "wrap: write 4294967296L");
+  /* Comments and strings are not values; L literals and values in range are fine. */
+  load(&l,
+       "# max_in_flight = 4294967297;\n"
+       "worker = { max_in_flight = 100000L; /* 4294967297 */ resume_in_flight = 0x10; };\n"
+       "kafka = { group_id = \"g 4294967297\"; properties = ( (\"big\", 4294967296L) ); };\n",
+       minimal_env);
+  assert_string_equal(l.err, "");
+  assert_int_equal(l.cfg.worker.max_in_flight, 100000);
+  assert_int_equal(l.cfg.worker.resume_in_flight, 16);
+  assert_string_equal(property(&l.cfg, "big"), "4294967296");
+  drop(&l);
+  {
+    char *const env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=a",
+                         "DELIVERY_WORKER_FEISHU_APP_SECRET=b",
+                         "DELIVERY_WORKER_WORKER_MAX_IN_FLIGHT=4294967297", NULL};
+    expect_error(NULL, env, -1,
+                 "environment: DELIVERY_WORKER_WORKER_MAX_IN_FLIGHT: must be an integer "
+                 "between 1 and 1000000, got \"4294967297\"");
+  }
+  {
+    char *const env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=a",
+                         "DELIVERY_WORKER_FEISHU_APP_SECRET=b",
+                         "DELIVERY_WORKER_KAFKA_COMMIT_METADATA_MAX_BYTES=18446744073709551616",
+                         NULL};
+    expect_error(NULL, env, -1,
+                 "environment: DELIVERY_WORKER_KAFKA_COMMIT_METADATA_MAX_BYTES: must be an "
+                 "integer between 0 and 1048576, got \"18446744073709551616\"");
+  }
+}
+
+/* The same through an @include, inside the including file's group. */
+static void test_wide_integers_include(void **state)
+{
+  char dir[] = "/tmp/dw_test_configdirXXXXXX";
+  char main_path[128], inc_path[128], want[512];
+  struct dw_config cfg;
+  char err[ERRLEN];
+  FILE *fp;
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  snprintf(main_path, sizeof(main_path), "%s/main.conf", dir);
+  snprintf(inc_path, sizeof(inc_path), "%s/inc.conf", dir);
+  fp = fopen(inc_path, "w");
+  assert_non_null(fp);
+  fputs("\n  max_in_flight = 4294967297;\n", fp);
+  fclose(fp);
+  fp = fopen(main_path, "w");
+  assert_non_null(fp);
+  fputs("worker = {\n  @include \"inc.conf\"\n};\n", fp);
+  fclose(fp);
+  dw_config_init(&cfg);
+  assert_int_equal(dw_config_load(&cfg, main_path, minimal_env, err, sizeof(err)), DW_EINVAL);
+  snprintf(want, sizeof(want),
+           "%s:2: worker.max_in_flight must be between 1 and 1000000, got 4294967297",
+           inc_path);
+  assert_string_equal(err, want);
+  dw_config_cleanup(&cfg);
+  unlink(inc_path);
+  unlink(main_path);
+  rmdir(dir);
+}
+
 /* Prints cfg into a string (caller frees). */
 static char *print_to_string(const struct dw_config *cfg, int reference)
 {
@@ -805,6 +907,8 @@ int main(void)
     cmocka_unit_test_teardown(test_print_secret_file, teardown),
     cmocka_unit_test_teardown(test_print_reference, teardown),
     cmocka_unit_test_teardown(test_include_relative, teardown),
+    cmocka_unit_test_teardown(test_wide_integers, teardown),
+    cmocka_unit_test_teardown(test_wide_integers_include, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
