@@ -137,12 +137,14 @@ static const struct option options[] = {
          "exactly one of the two keys may be set."),
   STRING("feishu.app_secret_file", feishu.app_secret_file, "", 0, NULL,
          "File whose content (trailing whitespace removed) is the app secret, "
-         "e.g. a mounted Kubernetes secret."),
+         "e.g. a mounted Kubernetes secret. Must be a regular file (a FIFO or a device is "
+         "refused rather than waited on) of at most 65536 bytes, read to its end."),
   STRING("feishu.ca_file", feishu.ca_file, "", 0, NULL,
          "PEM file of the certificate authorities trusted for an https:// base_url, instead "
          "of the system's bundle (e.g. the CA of a TLS-inspecting corporate proxy). Empty: "
          "the system's bundle. Certificates and host names are always verified; only an "
-         "explicit http:// base_url (a simulator) goes without TLS."),
+         "explicit http:// base_url (a simulator) goes without TLS. A regular file of at most "
+         "16 MiB."),
   ENUM("feishu.app_type", feishu.app_type, "self_built", app_types,
        "`self_built` (a custom app of one tenant: tenant_access_token/internal; an event's "
        "tenant_key is ignored for tokens and rate limits) or `store` (an app from the app "
@@ -152,7 +154,8 @@ static const struct option options[] = {
   STRING("feishu.app_ticket_file", feishu.app_ticket_file, "", 0, NULL,
          "Store apps: a file holding the current app_ticket, as the bare ticket or as the "
          "pushed event's JSON; read when a ticket is needed and again whenever it changes "
-         "(whatever receives Feishu's events writes it)."),
+         "(whatever receives Feishu's events writes it). Must be a regular file when it "
+         "exists."),
   STRING("feishu.app_ticket_topic", feishu.app_ticket_topic, "", 0, NULL,
          "Store apps: a Kafka topic the pushed app_ticket events are forwarded to (the event "
          "JSON as the record value; other events and other apps' tickets are skipped). Every "
@@ -1349,18 +1352,35 @@ static int load_env(struct load *ld, char *const *envp)
 
 /* ---- validation across keys ---- */
 
+/* What a file that is not a regular file is, for messages. */
+static const char *file_type(mode_t mode)
+{
+  if (S_ISDIR(mode))
+    return "a directory";
+  if (S_ISFIFO(mode))
+    return "a FIFO (named pipe)";
+  if (S_ISCHR(mode))
+    return "a character device";
+  if (S_ISBLK(mode))
+    return "a block device";
+  if (S_ISSOCK(mode))
+    return "a socket";
+  return "not a regular file";
+}
+
 /* Reads a small file whole into a NUL-terminated buffer (*out, *outlen bytes before the NUL;
- * the caller frees it, wiping those bytes first if they are a secret). Files over max bytes
- * are refused; with regular_only, so is anything but a regular file, and directories always
- * are. */
+ * the caller frees it, wiping those bytes first if they are a secret). Only regular files are
+ * read: a FIFO or a device could block check-config and startup for ever (the open itself is
+ * non-blocking). The size fstat reports is not trusted (files in /proc report 0): the file is
+ * read to its end, and refused when that passes max bytes. */
 static int read_small_file(struct load *ld, size_t idx, const char *path, size_t max,
-                           int regular_only, char **out, size_t *outlen)
+                           char **out, size_t *outlen)
 {
   char buf[SHOWN_MAX + 16];
   char *data = NULL;
-  size_t len = 0;
+  size_t len = 0, cap = 0;
   struct stat st;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   int rc = 0;
   *out = NULL;
   if (fd < 0)
@@ -1369,23 +1389,34 @@ static int read_small_file(struct load *ld, size_t idx, const char *path, size_t
     rc = fail(ld, idx, "cannot read %s: %s", shown(path, buf, sizeof(buf)), strerror(errno));
     goto out;
   }
-  if (regular_only && !S_ISREG(st.st_mode)) {
-    rc = fail(ld, idx, "%s is not a regular file", shown(path, buf, sizeof(buf)));
-    goto out;
-  }
-  if (S_ISDIR(st.st_mode)) {
-    rc = fail(ld, idx, "cannot read %s: %s", shown(path, buf, sizeof(buf)), strerror(EISDIR));
-    goto out;
-  }
-  /* A regular file's size is known; anything else may hold up to max. */
-  size_t cap = S_ISREG(st.st_mode) && (uint64_t)st.st_size < max ? (size_t)st.st_size : max;
-  data = malloc(cap + 1);
-  if (!data) {
-    rc = fail_nomem(ld);
+  if (!S_ISREG(st.st_mode)) {
+    rc = fail(ld, idx, "%s is %s, not a regular file", shown(path, buf, sizeof(buf)),
+              file_type(st.st_mode));
     goto out;
   }
   for (;;) {
-    ssize_t r = read(fd, data + len, cap + 1 - len);
+    if (len == cap) {
+      /* Grow by doubling up to max + 1: one byte more than allowed tells "too large". */
+      size_t ncap = cap ? DW_MIN(cap * 2, max + 1) : DW_MIN((size_t)4096, max + 1);
+      char *p;
+      if (ncap == cap) {
+        rc = fail(ld, idx, "%s is larger than %zu bytes", shown(path, buf, sizeof(buf)), max);
+        goto out;
+      }
+      p = malloc(ncap + 1);
+      if (!p) {
+        rc = fail_nomem(ld);
+        goto out;
+      }
+      if (data) {
+        memcpy(p, data, len);
+        explicit_bzero(data, len);
+        free(data);
+      }
+      data = p;
+      cap = ncap;
+    }
+    ssize_t r = read(fd, data + len, cap - len);
     if (r < 0 && errno == EINTR)
       continue;
     if (r < 0) {
@@ -1395,11 +1426,10 @@ static int read_small_file(struct load *ld, size_t idx, const char *path, size_t
     if (r == 0)
       break;
     len += (size_t)r;
-    if (len > cap) { /* over max, or grown since fstat */
-      rc = fail(ld, idx, "%s is larger than %zu bytes", shown(path, buf, sizeof(buf)),
-                len > max ? max : cap);
-      goto out;
-    }
+  }
+  if (len > max) {
+    rc = fail(ld, idx, "%s is larger than %zu bytes", shown(path, buf, sizeof(buf)), max);
+    goto out;
   }
   data[len] = '\0';
   *out = data;
@@ -1419,7 +1449,7 @@ static int read_secret_file(struct load *ld, size_t idx, const char *path, char 
   char buf[SHOWN_MAX + 16];
   char *data;
   size_t len;
-  int rc = read_small_file(ld, idx, path, SECRET_FILE_MAX, 0, &data, &len);
+  int rc = read_small_file(ld, idx, path, SECRET_FILE_MAX, &data, &len);
   *out = NULL;
   if (rc)
     return rc;
@@ -1488,6 +1518,15 @@ static int check_ticket_source(struct load *ld)
     return fail(ld, (size_t)option_index(has_file ? "feishu.app_ticket_file"
                                                   : "feishu.app_ticket_topic"),
                 "is only used by store apps: set feishu.app_type = \"store\" or remove it");
+  /* It may not exist yet (whatever receives the events writes it), but if it does it must be
+   * a regular file: the worker reads it on its loop, where a FIFO would block. */
+  struct stat st;
+  if (has_file && stat(cfg->feishu.app_ticket_file, &st) == 0 && !S_ISREG(st.st_mode)) {
+    char buf[SHOWN_MAX + 16];
+    return fail(ld, (size_t)option_index("feishu.app_ticket_file"),
+                "%s is %s, not a regular file",
+                shown(cfg->feishu.app_ticket_file, buf, sizeof(buf)), file_type(st.st_mode));
+  }
   if (has_topic && strcmp(cfg->feishu.app_ticket_topic, cfg->kafka.input_topic) == 0)
     return fail(ld, (size_t)option_index("feishu.app_ticket_topic"),
                 "must differ from kafka.input_topic (both \"%s\")", cfg->kafka.input_topic);
@@ -1505,7 +1544,7 @@ static int check_ca_file(struct load *ld)
   size_t len;
   if (ld->kafka_only || !path[0])
     return 0;
-  int rc = read_small_file(ld, idx, path, CA_FILE_MAX, 1, &data, &len);
+  int rc = read_small_file(ld, idx, path, CA_FILE_MAX, &data, &len);
   if (rc)
     return rc;
   if (len != strlen(data) || !strstr(data, "-----BEGIN CERTIFICATE-----"))

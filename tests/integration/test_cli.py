@@ -109,6 +109,18 @@ def main(procs):
                                                "sasl.oauthbearer.extensions=tenant=acme"})
     assert r.returncode == 0 and "0idc-s3cret" not in r.stdout, r.stderr
 
+    # Files the config reads must be regular files: a FIFO is refused at once, not waited on;
+    # a /proc file (which reports size 0) is read to its end.
+    fifo = os.path.join(procs.tmp, "secret.fifo")
+    os.mkfifo(fifo)
+    nosecret_env = {"DELIVERY_WORKER_FEISHU_APP_SECRET_FILE": fifo}
+    for cmd in ("check-config", "run"):
+        r = run([cmd, "-c", nosecret], env=nosecret_env)
+        assert r.returncode == 1 and "is a FIFO (named pipe), not a regular file" in r.stderr, r.stderr
+    r = run(["check-config", "-c", nosecret],
+            env={"DELIVERY_WORKER_FEISHU_APP_SECRET_FILE": "/proc/self/comm"})
+    assert r.returncode == 0, r.stderr
+
     r = run(["frobnicate"])
     assert r.returncode != 0 and "usage" in r.stderr, r
 

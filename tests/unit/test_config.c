@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dw/common.h"
@@ -536,7 +537,7 @@ static void test_ca_file(void **state)
   expect_error("feishu = {\n  ca_file = \"/nonexistent/ca.pem\";\n};\n", minimal_env, 2,
                "feishu.ca_file cannot open \"/nonexistent/ca.pem\": No such file or directory");
   expect_error("feishu = {\n  ca_file = \"/tmp\";\n};\n", minimal_env, 2,
-               "feishu.ca_file \"/tmp\" is not a regular file");
+               "feishu.ca_file \"/tmp\" is a directory, not a regular file");
   junk = write_tmp("not a certificate\n");
   snprintf(conf, sizeof(conf), "feishu = {\n  ca_file = \"%s\";\n};\n", junk);
   snprintf(msg, sizeof(msg),
@@ -728,6 +729,45 @@ static void test_wide_integers_include(void **state)
   rmdir(dir);
 }
 
+/* Files the config reads: only regular files, so a FIFO cannot hang check-config or the
+ * start; files that report size 0 (/proc) are read to their end. */
+static void test_file_kinds(void **state)
+{
+  char dir[] = "/tmp/dw_test_configdirXXXXXX";
+  char fifo[128], conf[512], want[512];
+  char *const env_id[] = {"DELIVERY_WORKER_FEISHU_APP_ID=cli_test", NULL};
+  struct loaded l;
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  snprintf(conf, sizeof(conf), "feishu = {\n  app_secret_file = \"%s\";\n};\n", fifo);
+  snprintf(want, sizeof(want),
+           "feishu.app_secret_file \"%s\" is a FIFO (named pipe), not a regular file", fifo);
+  expect_error(conf, env_id, 2, want);
+  snprintf(conf, sizeof(conf), "feishu = {\n  ca_file = \"%s\";\n};\n", fifo);
+  snprintf(want, sizeof(want), "feishu.ca_file \"%s\" is a FIFO (named pipe), not a regular file",
+           fifo);
+  expect_error(conf, minimal_env, 2, want);
+  snprintf(conf, sizeof(conf),
+           "feishu = {\n  app_type = \"store\";\n  app_ticket_file = \"%s\";\n};\n", fifo);
+  snprintf(want, sizeof(want),
+           "feishu.app_ticket_file \"%s\" is a FIFO (named pipe), not a regular file", fifo);
+  expect_error(conf, minimal_env, 3, want);
+  expect_error("feishu = {\n  app_secret_file = \"/dev/null\";\n};\n", env_id, 2,
+               "feishu.app_secret_file \"/dev/null\" is a character device, not a regular "
+               "file");
+  /* st_size 0, content read to the end. */
+  load(&l, "feishu = { app_secret_file = \"/proc/self/comm\"; };\n", env_id);
+  assert_string_equal(l.err, "");
+  assert_true(strlen(l.cfg.feishu.app_secret) > 0);
+  drop(&l);
+  expect_error("feishu = { app_secret_file = \"/proc/self/environ\"; };\n", env_id, 1,
+               "feishu.app_secret_file \"/proc/self/environ\" holds a NUL byte");
+  unlink(fifo);
+  rmdir(dir);
+}
+
 /* Prints cfg into a string (caller frees). */
 static char *print_to_string(const struct dw_config *cfg, int reference)
 {
@@ -909,6 +949,7 @@ int main(void)
     cmocka_unit_test_teardown(test_include_relative, teardown),
     cmocka_unit_test_teardown(test_wide_integers, teardown),
     cmocka_unit_test_teardown(test_wide_integers_include, teardown),
+    cmocka_unit_test_teardown(test_file_kinds, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
