@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,7 +31,7 @@
 #define INCLUDE_DEPTH_MAX 10     /* libconfig's own limit of nested @include */
 #define WIDE_MAX 16              /* integers too wide for libconfig kept per load */
 
-enum kind { KIND_STRING, KIND_INT, KIND_FLOAT, KIND_PROPERTIES };
+enum kind { KIND_STRING, KIND_INT, KIND_FLOAT, KIND_BOOL, KIND_PROPERTIES };
 
 enum {
   F_SECRET = 1,   /* never printed */
@@ -78,6 +79,8 @@ static const char *const app_types[] = {"self_built", "store", NULL};
 #define FLOAT(p, field, def, lo, hi, d)                                                       \
   {.path = p, .kind = KIND_FLOAT, .offset = OFF(field), .def_float = def, .min_float = lo,   \
    .max_float = hi, .desc = d}
+#define BOOL(p, field, def, d)                                                                \
+  {.path = p, .kind = KIND_BOOL, .offset = OFF(field), .def_int = def, .desc = d}
 #define PROPERTIES(p, d) {.path = p, .kind = KIND_PROPERTIES, .offset = 0, .desc = d}
 
 /* Rows are grouped by their first path component; dw_config_print relies on that order. */
@@ -105,7 +108,26 @@ static const struct option options[] = {
              "The environment variable holds `name=value,name=value` (write `\\,` for a comma "
              "inside a value) and adds to or overrides the file's list. Names containing "
              "`password` or `secret`, `sasl.oauthbearer.config` and `ssl.key.pem` are never "
-             "printed. `bootstrap.servers` and `group.id` are set by the keys above."),
+             "printed. `bootstrap.servers` and `group.id` are set by the keys above. "
+             "Properties that would lose or duplicate tasks are refused, naming the key that "
+             "does their job: "
+             "`enable.auto.commit` (or `auto.commit.enable`) and `enable.auto.offset.store` "
+             "other than false, and `offset.store.method` other than `broker` (the worker "
+             "commits an offset once its result is acknowledged; kafka.commit_interval_ms sets "
+             "how often); `acks` (or `request.required.acks`) other than `all`/-1 and "
+             "`enable.idempotence` other than true (the worker's producer needs both); "
+             "`transactional.id` (kafka.transactional_id); `group.instance.id` "
+             "(kafka.group_instance_id); `partition.assignment.strategy` (the worker needs "
+             "`cooperative-sticky`); `isolation.level` = `read_uncommitted` with "
+             "processing.guarantee = `exactly_once`. `enable.ssl.certificate.verification` = "
+             "false and `ssl.endpoint.identification.algorithm` = `none` are refused unless "
+             "kafka.allow_insecure_tls is true."),
+  BOOL("kafka.allow_insecure_tls", kafka.allow_insecure_tls, 0,
+       "Allows kafka.properties to turn off the verification of the brokers' TLS certificates "
+       "(`enable.ssl.certificate.verification` = false) or of their host names "
+       "(`ssl.endpoint.identification.algorithm` = `none`), which are refused otherwise. "
+       "Anyone on the network path can then read and change the traffic: for test brokers "
+       "only. Logged as a warning at start when such a property is in use."),
   INT("kafka.commit_interval_ms", kafka.commit_interval_ms, 1000, 10, 60000,
       "How often finished offsets are committed, in milliseconds."),
   INT("kafka.commit_metadata_max_bytes", kafka.commit_metadata_max_bytes, 4096, 0, 1048576,
@@ -268,6 +290,7 @@ struct load {
   size_t errlen;
   int kafka_only; /* for commands that never call the API: the app secret is not needed */
   struct origin origin[NOPT];
+  struct origin property_origin[DW_CONFIG_MAX_PROPERTIES]; /* where each property was set */
   struct wide wide[WIDE_MAX]; /* integer literals libconfig would wrap, found by scan_text */
   size_t nwide;
 };
@@ -293,6 +316,11 @@ static int64_t *int_field(struct dw_config *cfg, const struct option *o)
 static double *float_field(struct dw_config *cfg, const struct option *o)
 {
   return (double *)((char *)cfg + o->offset);
+}
+
+static int *bool_field(struct dw_config *cfg, const struct option *o)
+{
+  return (int *)((char *)cfg + o->offset);
 }
 
 static int find_option(const char *path)
@@ -720,6 +748,9 @@ static int property_add(struct load *ld, size_t idx, const char *name, const cha
     return fail(ld, idx, "value of %s must be at most %d bytes", shown(name, buf, sizeof(buf)),
                 VALUE_MAX);
   rc = property_set(ld->cfg, name, value, replace);
+  if (rc == 0)
+    ld->property_origin[property_find(ld->cfg, name) - ld->cfg->kafka.properties] =
+        ld->origin[idx];
   if (rc == DW_EINVAL)
     return fail(ld, idx, "sets %s twice", shown(name, buf, sizeof(buf)));
   if (rc == DW_ERANGE)
@@ -1167,6 +1198,11 @@ static int apply_setting(struct load *ld, size_t idx, const config_setting_t *s)
     if (type != CONFIG_TYPE_FLOAT)
       return fail(ld, idx, "must be a number");
     return set_float(ld, idx, config_setting_get_float(s));
+  case KIND_BOOL:
+    if (type != CONFIG_TYPE_BOOL)
+      return fail(ld, idx, "must be true or false");
+    *bool_field(ld->cfg, o) = config_setting_get_bool(s) ? 1 : 0;
+    return 0;
   case KIND_PROPERTIES:
     return properties_from_file(ld, idx, s);
   }
@@ -1300,6 +1336,14 @@ static int apply_env(struct load *ld, size_t idx, const char *value)
                   shown(value, buf, sizeof(buf)));
     return set_float(ld, idx, v);
   }
+  case KIND_BOOL:
+    if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+      *bool_field(ld->cfg, o) = 1;
+    else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+      *bool_field(ld->cfg, o) = 0;
+    else
+      return fail(ld, idx, "must be true or false, got %s", shown(value, buf, sizeof(buf)));
+    return 0;
   case KIND_PROPERTIES:
     return properties_from_env(ld, idx, value);
   }
@@ -1348,6 +1392,117 @@ static int load_env(struct load *ld, char *const *envp)
       return rc;
   }
   return 0;
+}
+
+/* ---- kafka.properties that break the worker's promises ---- */
+
+/* librdkafka's reading of a boolean: 1 true, 0 false, -1 neither (librdkafka refuses it). */
+static int rdkafka_bool(const char *v)
+{
+  if (strcasecmp(v, "true") == 0 || strcasecmp(v, "t") == 0 || strcmp(v, "1") == 0)
+    return 1;
+  if (strcasecmp(v, "false") == 0 || strcasecmp(v, "f") == 0 || strcmp(v, "0") == 0)
+    return 0;
+  return -1;
+}
+
+#define COMMIT_HINT                                                                            \
+  "the worker stores and commits an input offset only once its result or dead letter is "      \
+  "acknowledged (kafka.commit_interval_ms sets how often)"
+
+/* Why name = value is refused, or NULL when it is not. Values librdkafka itself refuses are
+ * left to it. *insecure is set when kafka.allow_insecure_tls lifts the refusal. Spellings
+ * are librdkafka 2.0.2's, aliases included (auto.commit.enable, request.required.acks). */
+static const char *property_refusal(const struct dw_config *cfg, const char *name,
+                                    const char *value, int *insecure)
+{
+  *insecure = 0;
+  if (strcmp(name, "enable.auto.commit") == 0 || strcmp(name, "auto.commit.enable") == 0) {
+    if (rdkafka_bool(value) == 1)
+      return "commits offsets of tasks not yet resolved, so a crash loses them: " COMMIT_HINT;
+  } else if (strcmp(name, "enable.auto.offset.store") == 0) {
+    if (rdkafka_bool(value) == 1)
+      return "stores offsets of tasks not yet resolved, so a crash loses them: " COMMIT_HINT;
+  } else if (strcmp(name, "offset.store.method") == 0) {
+    if (strcasecmp(value, "broker") != 0)
+      return "keeps offsets out of the consumer group, so a restart repeats or skips tasks: "
+             COMMIT_HINT;
+  } else if (strcmp(name, "acks") == 0 || strcmp(name, "request.required.acks") == 0) {
+    char *end;
+    long long v;
+    errno = 0;
+    v = strtoll(value, &end, 10);
+    if (end != value && *end == '\0' && (errno != 0 || v != -1))
+      return "lets a broker failure lose acknowledged results: the worker's producer needs "
+             "acks = all (its default), remove it";
+  } else if (strcmp(name, "enable.idempotence") == 0) {
+    if (rdkafka_bool(value) == 0)
+      return "lets a retried send write a result twice or out of order: the worker's producer "
+             "is always idempotent, remove it (processing.guarantee = \"exactly_once\" for "
+             "one result per task)";
+  } else if (strcmp(name, "transactional.id") == 0) {
+    return "is set by the worker: use kafka.transactional_id (with processing.guarantee = "
+           "\"exactly_once\")";
+  } else if (strcmp(name, "group.instance.id") == 0) {
+    return "is set by the worker: use kafka.group_instance_id";
+  } else if (strcmp(name, "partition.assignment.strategy") == 0) {
+    return "is set by the worker: its rebalance handling needs cooperative-sticky (for no "
+           "rebalance on a restart, use kafka.group_instance_id)";
+  } else if (strcmp(name, "isolation.level") == 0) {
+    if (strcasecmp(value, "read_uncommitted") == 0 &&
+        strcmp(cfg->processing.guarantee, "exactly_once") == 0)
+      return "would process input of aborted transactions: exactly-once reads only committed "
+             "input (processing.guarantee = \"at_least_once\" if that is what you want)";
+  } else if (strcmp(name, "enable.ssl.certificate.verification") == 0) {
+    *insecure = rdkafka_bool(value) == 0;
+    if (*insecure && !cfg->kafka.allow_insecure_tls)
+      return "turns off the verification of the brokers' certificates: set "
+             "kafka.allow_insecure_tls = true to allow it (test brokers only)";
+  } else if (strcmp(name, "ssl.endpoint.identification.algorithm") == 0) {
+    *insecure = strcasecmp(value, "none") == 0;
+    if (*insecure && !cfg->kafka.allow_insecure_tls)
+      return "turns off the check of the brokers' host names: set kafka.allow_insecure_tls "
+             "= true to allow it (test brokers only)";
+  }
+  return NULL;
+}
+
+static int check_properties(struct load *ld)
+{
+  const struct dw_config *cfg = ld->cfg;
+  size_t idx = (size_t)option_index("kafka.properties");
+  char buf[SHOWN_MAX + 16];
+  int insecure;
+  for (size_t i = 0; i < cfg->kafka.properties_count; i++) {
+    const struct dw_config_property *p = &cfg->kafka.properties[i];
+    const char *why = property_refusal(cfg, p->name, p->value, &insecure);
+    if (!why)
+      continue;
+    ld->origin[idx] = ld->property_origin[i];
+    return fail(ld, idx, "sets %s = %s, which %s", p->name, shown(p->value, buf, sizeof(buf)),
+                why);
+  }
+  return 0;
+}
+
+size_t dw_config_insecure_tls(const struct dw_config *cfg, char *buf, size_t size)
+{
+  size_t count = 0, n = 0;
+  int insecure;
+  if (size)
+    buf[0] = '\0';
+  for (size_t i = 0; i < cfg->kafka.properties_count; i++) {
+    const struct dw_config_property *p = &cfg->kafka.properties[i];
+    property_refusal(cfg, p->name, p->value, &insecure);
+    if (!insecure)
+      continue;
+    count++;
+    if (n < size) {
+      int w = snprintf(buf + n, size - n, "%s%s=%s", n ? ", " : "", p->name, p->value);
+      n += w < 0 ? size : (size_t)w;
+    }
+  }
+  return count;
 }
 
 /* ---- validation across keys ---- */
@@ -1595,6 +1750,9 @@ static int validate(struct load *ld)
   rc = check_ca_file(ld);
   if (rc)
     return rc;
+  rc = check_properties(ld);
+  if (rc)
+    return rc;
   /* Exactly-once commits outputs out of order; only the map says which records beyond the
    * committed offset are done, so without one a restart would write them again. */
   if (strcmp(ld->cfg->processing.guarantee, "exactly_once") == 0 &&
@@ -1644,6 +1802,9 @@ void dw_config_init(struct dw_config *cfg)
       break;
     case KIND_FLOAT:
       *float_field(cfg, o) = o->def_float;
+      break;
+    case KIND_BOOL:
+      *bool_field(cfg, o) = (int)o->def_int;
       break;
     case KIND_PROPERTIES:
       break;
@@ -1803,6 +1964,9 @@ void dw_config_print(const struct dw_config *cfg, FILE *out)
       format_float(*(const double *)((const char *)cfg + o->offset), num, sizeof(num));
       fputs(num, out);
       break;
+    case KIND_BOOL:
+      fputs(*(const int *)((const char *)cfg + o->offset) ? "true" : "false", out);
+      break;
     case KIND_PROPERTIES:
       if (cfg->kafka.properties_count == 0) {
         fputs("( )", out);
@@ -1863,6 +2027,9 @@ void dw_config_print_reference(FILE *out)
     case KIND_FLOAT:
       format_float(o->def_float, num, sizeof(num));
       fprintf(out, "number | `%s` | ", num);
+      break;
+    case KIND_BOOL:
+      fprintf(out, "boolean | `%s` | ", o->def_int ? "true" : "false");
       break;
     case KIND_PROPERTIES:
       fputs("list of pairs | `( )` | ", out);

@@ -1309,6 +1309,10 @@ int dw_worker_run(const struct dw_config *cfg)
   int rc = 1;
   if (!w)
     return 1;
+  char insecure[512];
+  if (dw_config_insecure_tls(cfg, insecure, sizeof(insecure)) > 0)
+    dw_warn("kafka.allow_insecure_tls: the brokers' TLS is not fully verified (%s): anyone on "
+            "the network path can read and change the traffic", insecure);
   w->cfg = cfg;
   w->healthy = 1;
   w->eos = strcmp(cfg->processing.guarantee, "exactly_once") == 0;

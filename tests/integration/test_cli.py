@@ -109,6 +109,34 @@ def main(procs):
                                                "sasl.oauthbearer.extensions=tenant=acme"})
     assert r.returncode == 0 and "0idc-s3cret" not in r.stdout, r.stderr
 
+    # Properties that would lose or duplicate tasks are refused by check-config and by run,
+    # naming the property and the key that does its job.
+    for env, says in (({"DELIVERY_WORKER_KAFKA_PROPERTIES":
+                        "enable.auto.commit=true,enable.auto.offset.store=true"},
+                       "enable.auto.commit = \"true\""),
+                      ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "acks=0"}, "acks = all"),
+                      ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "transactional.id=x"},
+                       "kafka.transactional_id"),
+                      ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "isolation.level=read_uncommitted",
+                        "DELIVERY_WORKER_PROCESSING_GUARANTEE": "exactly_once"},
+                       "processing.guarantee"),
+                      ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "enable.ssl.certificate.verification=false"},
+                       "kafka.allow_insecure_tls")):
+        for cmd in ("check-config", "run"):
+            r = run([cmd, "-c", good], env=env)
+            assert r.returncode == 1 and "DELIVERY_WORKER_KAFKA_PROPERTIES: sets" in r.stderr \
+                and says in r.stderr, (cmd, env, r.stderr)
+    # A TLS weakening allowed by kafka.allow_insecure_tls is printed, and logged at start.
+    insecure = {"DELIVERY_WORKER_KAFKA_ALLOW_INSECURE_TLS": "true",
+                "DELIVERY_WORKER_KAFKA_PROPERTIES": "ssl.endpoint.identification.algorithm=none"}
+    r = run(["check-config", "-c", good], env=insecure)
+    assert r.returncode == 0 and "allow_insecure_tls = true;" in r.stdout, r.stderr
+    worker = h.Worker(procs, "127.0.0.1:1", "http://127.0.0.1:1", env=insecure).start()
+    h.wait_until(lambda: "kafka.allow_insecure_tls: the brokers' TLS is not fully verified "
+                 "(ssl.endpoint.identification.algorithm=none)" in worker.log_text(), 30,
+                 "the warning at start")
+    worker.stop()
+
     # Files the config reads must be regular files: a FIFO is refused at once, not waited on;
     # a /proc file (which reports size 0) is read to its end.
     fifo = os.path.join(procs.tmp, "secret.fifo")

@@ -24,7 +24,8 @@ static char *const minimal_env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=cli_test",
 /* Every key; also the README's list. */
 static const char *const all_keys[] = {
   "kafka.brokers", "kafka.group_id", "kafka.group_instance_id", "kafka.input_topic", "kafka.results_topic",
-  "kafka.dlq_topic", "kafka.properties", "kafka.commit_interval_ms",
+  "kafka.dlq_topic", "kafka.properties", "kafka.allow_insecure_tls",
+  "kafka.commit_interval_ms",
   "kafka.commit_metadata_max_bytes", "kafka.transactional_id", "feishu.base_url",
   "feishu.app_id", "feishu.app_secret", "feishu.app_secret_file", "feishu.ca_file", "feishu.app_type",
   "feishu.app_ticket_file", "feishu.app_ticket_topic", "feishu.request_timeout_ms",
@@ -729,6 +730,122 @@ static void test_wide_integers_include(void **state)
   rmdir(dir);
 }
 
+/* kafka.properties that would lose or duplicate tasks are refused, whatever the spelling,
+ * naming the property and the key that does its job; TLS weakenings need
+ * kafka.allow_insecure_tls. */
+static void test_properties_refused(void **state)
+{
+  static const struct {
+    const char *name, *value, *needle;
+  } bad[] = {
+    {"enable.auto.commit", "true", "kafka.commit_interval_ms"},
+    {"enable.auto.commit", "TRUE", "kafka.commit_interval_ms"},
+    {"enable.auto.commit", "1", "kafka.commit_interval_ms"},
+    {"auto.commit.enable", "t", "kafka.commit_interval_ms"},
+    {"enable.auto.offset.store", "true", "kafka.commit_interval_ms"},
+    {"offset.store.method", "file", "kafka.commit_interval_ms"},
+    {"acks", "0", "acks = all"},
+    {"acks", "1", "acks = all"},
+    {"request.required.acks", "0", "acks = all"},
+    {"enable.idempotence", "false", "always idempotent"},
+    {"transactional.id", "x", "kafka.transactional_id"},
+    {"group.instance.id", "x", "kafka.group_instance_id"},
+    {"partition.assignment.strategy", "range", "cooperative-sticky"},
+    {"enable.ssl.certificate.verification", "false", "kafka.allow_insecure_tls = true"},
+    {"ssl.endpoint.identification.algorithm", "none", "kafka.allow_insecure_tls = true"},
+  };
+  static const char *const good[] = {
+    "enable.auto.commit", "false", "enable.auto.offset.store", "f", "acks", "all",
+    "request.required.acks", "-1", "enable.idempotence", "true", "offset.store.method",
+    "broker", "isolation.level", "read_uncommitted", "enable.ssl.certificate.verification",
+    "true", "ssl.endpoint.identification.algorithm", "https",
+  };
+  struct loaded l;
+  char conf[512], envvar[256], want[512];
+  (void)state;
+  for (size_t i = 0; i < DW_ARRAY_SIZE(bad); i++) {
+    snprintf(conf, sizeof(conf),
+             "kafka = {\n  properties = (\n    (\"linger.ms\", 5),\n    (\"%s\", \"%s\")\n  );\n"
+             "};\n",
+             bad[i].name, bad[i].value);
+    load(&l, conf, minimal_env);
+    snprintf(want, sizeof(want), "%s:4: kafka.properties sets %s = \"%s\", which ", l.path,
+             bad[i].name, bad[i].value);
+    if (l.rc == 0 || strncmp(l.err, want, strlen(want)) != 0 || !strstr(l.err, bad[i].needle))
+      fail_msg("%s = %s: %s", bad[i].name, bad[i].value, l.err);
+    drop(&l);
+    /* The environment too. */
+    snprintf(envvar, sizeof(envvar), "DELIVERY_WORKER_KAFKA_PROPERTIES=%s=%s", bad[i].name,
+             bad[i].value);
+    {
+      char *const env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=a",
+                           "DELIVERY_WORKER_FEISHU_APP_SECRET=b", envvar, NULL};
+      load(&l, NULL, env);
+      snprintf(want, sizeof(want),
+               "environment: DELIVERY_WORKER_KAFKA_PROPERTIES: sets %s = \"%s\", which ",
+               bad[i].name, bad[i].value);
+      if (l.rc == 0 || strncmp(l.err, want, strlen(want)) != 0)
+        fail_msg("env %s = %s: %s", bad[i].name, bad[i].value, l.err);
+      drop(&l);
+    }
+  }
+  for (size_t i = 0; i < DW_ARRAY_SIZE(good); i += 2) {
+    snprintf(conf, sizeof(conf), "kafka = { properties = ( (\"%s\", \"%s\") ); };\n", good[i],
+             good[i + 1]);
+    load(&l, conf, minimal_env);
+    if (l.rc != 0)
+      fail_msg("%s = %s: %s", good[i], good[i + 1], l.err);
+    drop(&l);
+  }
+  /* An environment override of a file's refused value settles it. */
+  {
+    char *const env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=a", "DELIVERY_WORKER_FEISHU_APP_SECRET=b",
+                         "DELIVERY_WORKER_KAFKA_PROPERTIES=enable.auto.commit=false", NULL};
+    load(&l, "kafka = { properties = ( (\"enable.auto.commit\", true) ); };\n", env);
+    assert_string_equal(l.err, "");
+    drop(&l);
+  }
+  /* read_uncommitted only breaks exactly-once. */
+  expect_error("processing = { guarantee = \"exactly_once\"; };\n"
+               "kafka = { properties = ( (\"isolation.level\", \"read_uncommitted\") ); };\n",
+               minimal_env, 2,
+               "kafka.properties sets isolation.level = \"read_uncommitted\", which would "
+               "process input of aborted transactions: exactly-once reads only committed input "
+               "(processing.guarantee = \"at_least_once\" if that is what you want)");
+  /* TLS weakenings: allowed by the one key, then listed for the warning at start. */
+  {
+    char list[256];
+    load(&l,
+         "kafka = {\n  allow_insecure_tls = true;\n  properties = (\n"
+         "    (\"enable.ssl.certificate.verification\", false),\n"
+         "    (\"ssl.endpoint.identification.algorithm\", \"none\") );\n};\n",
+         minimal_env);
+    assert_string_equal(l.err, "");
+    assert_int_equal(l.cfg.kafka.allow_insecure_tls, 1);
+    assert_int_equal(dw_config_insecure_tls(&l.cfg, list, sizeof(list)), 2);
+    assert_string_equal(list, "enable.ssl.certificate.verification=false, "
+                              "ssl.endpoint.identification.algorithm=none");
+    drop(&l);
+  }
+  {
+    char list[256];
+    char *const env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=a", "DELIVERY_WORKER_FEISHU_APP_SECRET=b",
+                         "DELIVERY_WORKER_KAFKA_ALLOW_INSECURE_TLS=true",
+                         "DELIVERY_WORKER_KAFKA_PROPERTIES=enable.ssl.certificate.verification=0",
+                         NULL};
+    load(&l, NULL, env);
+    assert_string_equal(l.err, "");
+    assert_int_equal(dw_config_insecure_tls(&l.cfg, list, sizeof(list)), 1);
+    drop(&l);
+    load(&l, NULL, minimal_env);
+    assert_int_equal(dw_config_insecure_tls(&l.cfg, list, sizeof(list)), 0);
+    assert_string_equal(list, "");
+    drop(&l);
+  }
+  expect_error("kafka = { allow_insecure_tls = 1; };\n", minimal_env, 1,
+               "kafka.allow_insecure_tls must be true or false");
+}
+
 /* Files the config reads: only regular files, so a FIFO cannot hang check-config or the
  * start; files that report size 0 (/proc) are read to their end. */
 static void test_file_kinds(void **state)
@@ -949,6 +1066,7 @@ int main(void)
     cmocka_unit_test_teardown(test_include_relative, teardown),
     cmocka_unit_test_teardown(test_wide_integers, teardown),
     cmocka_unit_test_teardown(test_wide_integers_include, teardown),
+    cmocka_unit_test_teardown(test_properties_refused, teardown),
     cmocka_unit_test_teardown(test_file_kinds, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
