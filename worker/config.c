@@ -26,6 +26,8 @@
 #define SECRET_FILE_MAX 65536    /* longest app_secret_file */
 #define CA_FILE_MAX (16 << 20)   /* largest feishu.ca_file */
 #define PROPERTY_NAME_MAX 255
+#define BASE_URL_MAX 1024        /* longest feishu.base_url */
+#define KAFKA_ID_MAX 200         /* longest group id, group instance id, transactional id */
 #define SHOWN_MAX 80             /* how much of a bad value an error message repeats */
 #define CONFIG_FILE_MAX (16 << 20) /* largest configuration file (each @include too) */
 #define INCLUDE_DEPTH_MAX 10     /* libconfig's own limit of nested @include */
@@ -59,6 +61,7 @@ static const char *check_base_url(char *value);
 static const char *check_listen(char *value);
 static const char *check_topic(char *value);
 static const char *check_brokers(char *value);
+static const char *check_kafka_id(char *value);
 
 static const char *const schedules[] = {"adaptive", "exponential", "fixed", NULL};
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
@@ -87,13 +90,13 @@ static const char *const app_types[] = {"self_built", "store", NULL};
 static const struct option options[] = {
   STRING("kafka.brokers", kafka.brokers, "127.0.0.1:9092", F_REQUIRED, check_brokers,
          "Bootstrap servers, comma-separated host:port."),
-  STRING("kafka.group_id", kafka.group_id, "delivery-worker", F_REQUIRED, NULL,
-         "Consumer group of every replica."),
-  STRING("kafka.group_instance_id", kafka.group_instance_id, "", 0, NULL,
+  STRING("kafka.group_id", kafka.group_id, "delivery-worker", F_REQUIRED, check_kafka_id,
+         "Consumer group of every replica. At most 200 bytes."),
+  STRING("kafka.group_instance_id", kafka.group_instance_id, "", 0, check_kafka_id,
          "Static group membership (`group.instance.id`): a stable name per replica, such as "
          "the pod name of a StatefulSet (`DELIVERY_WORKER_KAFKA_GROUP_INSTANCE_ID`), so that a "
          "restart within the session timeout causes no rebalance. Empty: dynamic membership. "
-         "Two running replicas must never share one."),
+         "Two running replicas must never share one. At most 200 bytes."),
   STRING("kafka.input_topic", kafka.input_topic, "hire.delivery_tasks.created", F_REQUIRED,
          check_topic, "Topic of task-created events."),
   STRING("kafka.results_topic", kafka.results_topic, "hire.delivery_tasks.resolved",
@@ -141,18 +144,18 @@ static const struct option options[] = {
       "quarters of this (or of the lowered room) takes no new records until it shrinks. 0: "
       "no map (finished tasks beyond the committed offset are polled again after a "
       "restart)."),
-  STRING("kafka.transactional_id", kafka.transactional_id, "", 0, NULL,
+  STRING("kafka.transactional_id", kafka.transactional_id, "", 0, check_kafka_id,
          "Exactly-once mode: the producer's `transactional.id`. Empty: "
          "`<group_id>.<group_instance_id>` when kafka.group_instance_id is set (stable across "
          "restarts, so a restarted replica aborts what its predecessor left open at once), "
          "else `<group_id>.<hostname>.<pid>` (an open transaction of a killed replica then "
          "blocks `read_committed` readers until `transaction.timeout.ms`). Two running "
-         "replicas must never share one."),
+         "replicas must never share one. At most 200 bytes."),
 
   STRING("feishu.base_url", feishu.base_url, "https://open.feishu.cn", F_REQUIRED,
          check_base_url,
          "API base URL: https://open.feishu.cn, https://open.larksuite.com or a simulator. "
-         "Must start with http:// or https://; a trailing slash is removed."),
+         "Must start with http:// or https://; at most 1024 bytes; a trailing slash is removed."),
   STRING("feishu.app_id", feishu.app_id, "", F_REQUIRED, NULL, "App ID (`cli_...`). Required."),
   STRING("feishu.app_secret", feishu.app_secret, "", F_SECRET, NULL,
          "App secret. Better given by the environment or feishu.app_secret_file; "
@@ -547,6 +550,17 @@ static const char *check_base_url(char *value)
     value[--n] = '\0';
   if (n == scheme || value[scheme] == '/')
     return "must name a host after the scheme";
+  if (n > BASE_URL_MAX)
+    return "must be at most 1024 bytes";
+  return NULL;
+}
+
+/* The worker builds other ids from these (transactional.id = group_id.group_instance_id, the
+ * app_ticket reader's group): bounded, they always fit. */
+static const char *check_kafka_id(char *value)
+{
+  if (strlen(value) > KAFKA_ID_MAX)
+    return "must be at most 200 bytes";
   return NULL;
 }
 
@@ -1222,10 +1236,10 @@ static int walk(struct load *ld, const config_setting_t *group, const char *pref
     int idx, rc;
     if (!name)
       continue;
-    if (prefix)
-      snprintf(path, sizeof(path), "%s.%s", prefix, name);
-    else
-      snprintf(path, sizeof(path), "%s", name);
+    rc = snprintf(path, sizeof(path), "%s%s%s", prefix ? prefix : "", prefix ? "." : "", name);
+    if (rc < 0 || (size_t)rc >= sizeof(path)) /* longer than any key: never matched cut */
+      return fail_at(ld, file, line, "unknown key \"%s%s%.40s...\"", prefix ? prefix : "",
+                     prefix ? "." : "", name);
     idx = find_option(path);
     if (idx >= 0) {
       ld->origin[idx].kind = FROM_FILE;

@@ -730,6 +730,51 @@ static void test_wide_integers_include(void **state)
   rmdir(dir);
 }
 
+/* Values the worker builds request URLs and other ids from are bounded, so those are never
+ * cut: feishu.base_url (a long one is kept whole, as a gateway's path prefix) and the Kafka
+ * ids a transactional id or a group id is made of. */
+static void test_bounds(void **state)
+{
+  struct loaded l;
+  char conf[2048];
+  (void)state;
+  {
+    char url[1100];
+    size_t n = (size_t)snprintf(url, sizeof(url), "http://[::1]:8080/");
+    while (n < 1024)
+      url[n++] = 'p';
+    url[n] = '\0';
+    snprintf(conf, sizeof(conf), "feishu = { base_url = \"%s/\"; };\n", url);
+    load(&l, conf, minimal_env);
+    assert_string_equal(l.err, "");
+    assert_string_equal(l.cfg.feishu.base_url, url);
+    drop(&l);
+    url[n++] = 'p';
+    url[n] = '\0';
+    snprintf(conf, sizeof(conf), "feishu = { base_url = \"%s\"; };\n", url);
+    load(&l, conf, minimal_env);
+    assert_int_equal(l.rc, DW_EINVAL);
+    assert_non_null(strstr(l.err, "feishu.base_url must be at most 1024 bytes"));
+    drop(&l);
+  }
+  for (size_t i = 0; i < 3; i++) {
+    static const char *const keys[] = {"group_id", "group_instance_id", "transactional_id"};
+    char id[256], want[64];
+    memset(id, 'g', 200);
+    id[200] = '\0';
+    snprintf(conf, sizeof(conf), "kafka = { %s = \"%s\"; };\n", keys[i], id);
+    load(&l, conf, minimal_env);
+    assert_string_equal(l.err, "");
+    drop(&l);
+    snprintf(conf, sizeof(conf), "kafka = { %s = \"%sg\"; };\n", keys[i], id);
+    load(&l, conf, minimal_env);
+    snprintf(want, sizeof(want), "kafka.%s must be at most 200 bytes", keys[i]);
+    assert_int_equal(l.rc, DW_EINVAL);
+    assert_non_null(strstr(l.err, want));
+    drop(&l);
+  }
+}
+
 /* kafka.properties that would lose or duplicate tasks are refused, whatever the spelling,
  * naming the property and the key that does its job; TLS weakenings need
  * kafka.allow_insecure_tls. */
@@ -1066,6 +1111,7 @@ int main(void)
     cmocka_unit_test_teardown(test_include_relative, teardown),
     cmocka_unit_test_teardown(test_wide_integers, teardown),
     cmocka_unit_test_teardown(test_wide_integers_include, teardown),
+    cmocka_unit_test_teardown(test_bounds, teardown),
     cmocka_unit_test_teardown(test_properties_refused, teardown),
     cmocka_unit_test_teardown(test_file_kinds, teardown),
   };
