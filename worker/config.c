@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "dw/common.h"
+#include "dw/http.h"
 
 #define ENV_PREFIX "DELIVERY_WORKER_"
 #define PATH_MAX_LEN 128         /* longest key path or environment name we handle */
@@ -38,6 +39,7 @@ enum kind { KIND_STRING, KIND_INT, KIND_FLOAT, KIND_BOOL, KIND_PROPERTIES };
 enum {
   F_SECRET = 1,   /* never printed */
   F_REQUIRED = 2, /* must not be empty once file and environment are applied */
+  F_URL = 4,      /* a refused value is repeated without its user:password */
 };
 
 /* A check hook validates (and may normalize in place) a non-empty string value; it returns
@@ -152,10 +154,13 @@ static const struct option options[] = {
          "blocks `read_committed` readers until `transaction.timeout.ms`). Two running "
          "replicas must never share one. At most 200 bytes."),
 
-  STRING("feishu.base_url", feishu.base_url, "https://open.feishu.cn", F_REQUIRED,
+  STRING("feishu.base_url", feishu.base_url, "https://open.feishu.cn", F_REQUIRED | F_URL,
          check_base_url,
          "API base URL: https://open.feishu.cn, https://open.larksuite.com or a simulator. "
-         "Must start with http:// or https://; at most 1024 bytes; a trailing slash is removed."),
+         "An http:// or https:// URL as libcurl parses it, with a host and optionally a path "
+         "prefix; no user:password (refused and never repeated), no query (?) or fragment "
+         "(#), IPv6 addresses in closed brackets; at most 1024 bytes. A trailing slash is "
+         "removed."),
   STRING("feishu.app_id", feishu.app_id, "", F_REQUIRED, NULL, "App ID (`cli_...`). Required."),
   STRING("feishu.app_secret", feishu.app_secret, "", F_SECRET, NULL,
          "App secret. Better given by the environment or feishu.app_secret_file; "
@@ -389,6 +394,25 @@ static const char *shown(const char *value, char *buf, size_t size)
   return buf;
 }
 
+/* shown() of a URL whose user:password (before the last '@' of the authority) is replaced by
+ * "<redacted>": a refused URL is repeated, its credentials never. */
+static const char *shown_url(const char *value, char *buf, size_t size)
+{
+  char tmp[SHOWN_MAX + 16];
+  const char *sep = strstr(value, "://");
+  const char *auth = sep ? sep + 3 : value;
+  size_t authlen = strcspn(auth, "/?#");
+  const char *at = NULL;
+  for (size_t i = 0; i < authlen; i++)
+    if (auth[i] == '@')
+      at = auth + i;
+  if (!at)
+    return shown(value, buf, size);
+  snprintf(tmp, sizeof(tmp), "%.*s<redacted>%.*s", (int)DW_MIN((size_t)(auth - value), 16),
+           value, (int)DW_MIN(strlen(at), SHOWN_MAX), at);
+  return shown(tmp, buf, size);
+}
+
 static size_t edit_distance(const char *a, const char *b)
 {
   size_t la = strlen(a), lb = strlen(b);
@@ -552,7 +576,7 @@ static const char *check_base_url(char *value)
     return "must name a host after the scheme";
   if (n > BASE_URL_MAX)
     return "must be at most 1024 bytes";
-  return NULL;
+  return dw_http_url_check(value);
 }
 
 /* The worker builds other ids from these (transactional.id = group_id.group_instance_id, the
@@ -651,6 +675,8 @@ static int set_string(struct load *ld, size_t idx, const char *value)
     if (why) {
       if (o->flags & F_SECRET)
         fail(ld, idx, "%s", why);
+      else if (o->flags & F_URL)
+        fail(ld, idx, "%s, got %s", why, shown_url(value, buf, sizeof(buf)));
       else
         fail(ld, idx, "%s, got %s", why, shown(value, buf, sizeof(buf)));
       free(copy);

@@ -137,6 +137,15 @@ def main(procs):
                  "the warning at start")
     worker.stop()
 
+    # feishu.base_url is a URL as libcurl reads it; its credentials are never repeated.
+    for url, says in (("https://dw:pa55word@open.feishu.cn", "must not hold a user name or password"),
+                      ("http://[::1:8080", "closed brackets"),
+                      ("https://open.feishu.cn/?x=1", "must not have a query")):
+        for cmd in ("check-config", "run"):
+            r = run([cmd, "-c", good], env={"DELIVERY_WORKER_FEISHU_BASE_URL": url})
+            assert r.returncode == 1 and says in r.stderr, (cmd, url, r.stderr)
+            assert "pa55word" not in r.stdout + r.stderr, r.stderr
+
     # Files the config reads must be regular files: a FIFO is refused at once, not waited on;
     # a /proc file (which reports size 0) is read to its end.
     fifo = os.path.join(procs.tmp, "secret.fifo")

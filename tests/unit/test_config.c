@@ -730,6 +730,46 @@ static void test_wide_integers_include(void **state)
   rmdir(dir);
 }
 
+/* feishu.base_url is a URL as libcurl parses it; user:password is refused and never
+ * repeated. */
+static void test_base_url(void **state)
+{
+  static const struct {
+    const char *url, *why;
+  } bad[] = {
+    {"http://user:hunter2@open.feishu.cn", "must not hold a user name or password"},
+    {"https://hunter2@open.feishu.cn/", "must not hold a user name or password"},
+    {"http://:hunter2@host", "must not hold a user name or password"},
+    {"ftp://user:hunter2@host", "must start with http:// or https://"},
+    {"http://host?x=1", "must not have a query"},
+    {"http://host/x?", "must not have a query"},
+    {"http://host#frag", "must not have a fragment"},
+    {"http://[::1", "an IPv6 address goes in closed brackets"},
+    {"http://[::1/x", "an IPv6 address goes in closed brackets"},
+    {"http://host:99999", "the port must be a number 1-65535"},
+    {"http://:8080", "a host name or address after the scheme"},
+  };
+  struct loaded l;
+  char conf[2048];
+  (void)state;
+  for (size_t i = 0; i < DW_ARRAY_SIZE(bad); i++) {
+    snprintf(conf, sizeof(conf), "feishu = { base_url = \"%s\"; };\n", bad[i].url);
+    load(&l, conf, minimal_env);
+    if (l.rc == 0 || !strstr(l.err, bad[i].why) || strstr(l.err, "hunter2"))
+      fail_msg("%s: %s", bad[i].url, l.err);
+    drop(&l);
+  }
+  {
+    char *const env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=a",
+                         "DELIVERY_WORKER_FEISHU_APP_SECRET=b",
+                         "DELIVERY_WORKER_FEISHU_BASE_URL=https://me:hunter2@open.feishu.cn", NULL};
+    expect_error(NULL, env, -1,
+                 "environment: DELIVERY_WORKER_FEISHU_BASE_URL: must not hold a user name or "
+                 "password (credentials in a URL end up in logs and check-config output), got "
+                 "\"https://<redacted>@open.feishu.cn\"");
+  }
+}
+
 /* Values the worker builds request URLs and other ids from are bounded, so those are never
  * cut: feishu.base_url (a long one is kept whole, as a gateway's path prefix) and the Kafka
  * ids a transactional id or a group id is made of. */
@@ -1111,6 +1151,7 @@ int main(void)
     cmocka_unit_test_teardown(test_include_relative, teardown),
     cmocka_unit_test_teardown(test_wide_integers, teardown),
     cmocka_unit_test_teardown(test_wide_integers_include, teardown),
+    cmocka_unit_test_teardown(test_base_url, teardown),
     cmocka_unit_test_teardown(test_bounds, teardown),
     cmocka_unit_test_teardown(test_properties_refused, teardown),
     cmocka_unit_test_teardown(test_file_kinds, teardown),
