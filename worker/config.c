@@ -14,10 +14,12 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "dw/common.h"
+#include "dw/http.h"
 
 #define ENV_PREFIX "DELIVERY_WORKER_"
 #define PATH_MAX_LEN 128         /* longest key path or environment name we handle */
@@ -25,13 +27,19 @@
 #define SECRET_FILE_MAX 65536    /* longest app_secret_file */
 #define CA_FILE_MAX (16 << 20)   /* largest feishu.ca_file */
 #define PROPERTY_NAME_MAX 255
+#define BASE_URL_MAX 1024        /* longest feishu.base_url */
+#define KAFKA_ID_MAX 200         /* longest group id, group instance id, transactional id */
 #define SHOWN_MAX 80             /* how much of a bad value an error message repeats */
+#define CONFIG_FILE_MAX (16 << 20) /* largest configuration file (each @include too) */
+#define INCLUDE_DEPTH_MAX 10     /* libconfig's own limit of nested @include */
+#define WIDE_MAX 16              /* integers too wide for libconfig kept per load */
 
-enum kind { KIND_STRING, KIND_INT, KIND_FLOAT, KIND_PROPERTIES };
+enum kind { KIND_STRING, KIND_INT, KIND_FLOAT, KIND_BOOL, KIND_PROPERTIES };
 
 enum {
   F_SECRET = 1,   /* never printed */
   F_REQUIRED = 2, /* must not be empty once file and environment are applied */
+  F_URL = 4,      /* a refused value is repeated without its user:password */
 };
 
 /* A check hook validates (and may normalize in place) a non-empty string value; it returns
@@ -55,6 +63,7 @@ static const char *check_base_url(char *value);
 static const char *check_listen(char *value);
 static const char *check_topic(char *value);
 static const char *check_brokers(char *value);
+static const char *check_kafka_id(char *value);
 
 static const char *const schedules[] = {"adaptive", "exponential", "fixed", NULL};
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
@@ -75,19 +84,21 @@ static const char *const app_types[] = {"self_built", "store", NULL};
 #define FLOAT(p, field, def, lo, hi, d)                                                       \
   {.path = p, .kind = KIND_FLOAT, .offset = OFF(field), .def_float = def, .min_float = lo,   \
    .max_float = hi, .desc = d}
+#define BOOL(p, field, def, d)                                                                \
+  {.path = p, .kind = KIND_BOOL, .offset = OFF(field), .def_int = def, .desc = d}
 #define PROPERTIES(p, d) {.path = p, .kind = KIND_PROPERTIES, .offset = 0, .desc = d}
 
 /* Rows are grouped by their first path component; dw_config_print relies on that order. */
 static const struct option options[] = {
   STRING("kafka.brokers", kafka.brokers, "127.0.0.1:9092", F_REQUIRED, check_brokers,
          "Bootstrap servers, comma-separated host:port."),
-  STRING("kafka.group_id", kafka.group_id, "delivery-worker", F_REQUIRED, NULL,
-         "Consumer group of every replica."),
-  STRING("kafka.group_instance_id", kafka.group_instance_id, "", 0, NULL,
+  STRING("kafka.group_id", kafka.group_id, "delivery-worker", F_REQUIRED, check_kafka_id,
+         "Consumer group of every replica. At most 200 bytes."),
+  STRING("kafka.group_instance_id", kafka.group_instance_id, "", 0, check_kafka_id,
          "Static group membership (`group.instance.id`): a stable name per replica, such as "
          "the pod name of a StatefulSet (`DELIVERY_WORKER_KAFKA_GROUP_INSTANCE_ID`), so that a "
          "restart within the session timeout causes no rebalance. Empty: dynamic membership. "
-         "Two running replicas must never share one."),
+         "Two running replicas must never share one. At most 200 bytes."),
   STRING("kafka.input_topic", kafka.input_topic, "hire.delivery_tasks.created", F_REQUIRED,
          check_topic, "Topic of task-created events."),
   STRING("kafka.results_topic", kafka.results_topic, "hire.delivery_tasks.resolved",
@@ -102,7 +113,26 @@ static const struct option options[] = {
              "The environment variable holds `name=value,name=value` (write `\\,` for a comma "
              "inside a value) and adds to or overrides the file's list. Names containing "
              "`password` or `secret`, `sasl.oauthbearer.config` and `ssl.key.pem` are never "
-             "printed. `bootstrap.servers` and `group.id` are set by the keys above."),
+             "printed. `bootstrap.servers` and `group.id` are set by the keys above. "
+             "Properties that would lose or duplicate tasks are refused, naming the key that "
+             "does their job: "
+             "`enable.auto.commit` (or `auto.commit.enable`) and `enable.auto.offset.store` "
+             "other than false, and `offset.store.method` other than `broker` (the worker "
+             "commits an offset once its result is acknowledged; kafka.commit_interval_ms sets "
+             "how often); `acks` (or `request.required.acks`) other than `all`/-1 and "
+             "`enable.idempotence` other than true (the worker's producer needs both); "
+             "`transactional.id` (kafka.transactional_id); `group.instance.id` "
+             "(kafka.group_instance_id); `partition.assignment.strategy` (the worker needs "
+             "`cooperative-sticky`); `isolation.level` = `read_uncommitted` with "
+             "processing.guarantee = `exactly_once`. `enable.ssl.certificate.verification` = "
+             "false and `ssl.endpoint.identification.algorithm` = `none` are refused unless "
+             "kafka.allow_insecure_tls is true."),
+  BOOL("kafka.allow_insecure_tls", kafka.allow_insecure_tls, 0,
+       "Allows kafka.properties to turn off the verification of the brokers' TLS certificates "
+       "(`enable.ssl.certificate.verification` = false) or of their host names "
+       "(`ssl.endpoint.identification.algorithm` = `none`), which are refused otherwise. "
+       "Anyone on the network path can then read and change the traffic: for test brokers "
+       "only. Logged as a warning at start when such a property is in use."),
   INT("kafka.commit_interval_ms", kafka.commit_interval_ms, 1000, 10, 60000,
       "How often finished offsets are committed, in milliseconds."),
   INT("kafka.commit_metadata_max_bytes", kafka.commit_metadata_max_bytes, 4096, 0, 1048576,
@@ -116,30 +146,35 @@ static const struct option options[] = {
       "quarters of this (or of the lowered room) takes no new records until it shrinks. 0: "
       "no map (finished tasks beyond the committed offset are polled again after a "
       "restart)."),
-  STRING("kafka.transactional_id", kafka.transactional_id, "", 0, NULL,
+  STRING("kafka.transactional_id", kafka.transactional_id, "", 0, check_kafka_id,
          "Exactly-once mode: the producer's `transactional.id`. Empty: "
          "`<group_id>.<group_instance_id>` when kafka.group_instance_id is set (stable across "
          "restarts, so a restarted replica aborts what its predecessor left open at once), "
          "else `<group_id>.<hostname>.<pid>` (an open transaction of a killed replica then "
          "blocks `read_committed` readers until `transaction.timeout.ms`). Two running "
-         "replicas must never share one."),
+         "replicas must never share one. At most 200 bytes."),
 
-  STRING("feishu.base_url", feishu.base_url, "https://open.feishu.cn", F_REQUIRED,
+  STRING("feishu.base_url", feishu.base_url, "https://open.feishu.cn", F_REQUIRED | F_URL,
          check_base_url,
          "API base URL: https://open.feishu.cn, https://open.larksuite.com or a simulator. "
-         "Must start with http:// or https://; a trailing slash is removed."),
+         "An http:// or https:// URL as libcurl parses it, with a host and optionally a path "
+         "prefix; no user:password (refused and never repeated), no query (?) or fragment "
+         "(#), IPv6 addresses in closed brackets; at most 1024 bytes. A trailing slash is "
+         "removed."),
   STRING("feishu.app_id", feishu.app_id, "", F_REQUIRED, NULL, "App ID (`cli_...`). Required."),
   STRING("feishu.app_secret", feishu.app_secret, "", F_SECRET, NULL,
          "App secret. Better given by the environment or feishu.app_secret_file; "
          "exactly one of the two keys may be set."),
   STRING("feishu.app_secret_file", feishu.app_secret_file, "", 0, NULL,
          "File whose content (trailing whitespace removed) is the app secret, "
-         "e.g. a mounted Kubernetes secret."),
+         "e.g. a mounted Kubernetes secret. Must be a regular file (a FIFO or a device is "
+         "refused rather than waited on) of at most 65536 bytes, read to its end."),
   STRING("feishu.ca_file", feishu.ca_file, "", 0, NULL,
          "PEM file of the certificate authorities trusted for an https:// base_url, instead "
          "of the system's bundle (e.g. the CA of a TLS-inspecting corporate proxy). Empty: "
          "the system's bundle. Certificates and host names are always verified; only an "
-         "explicit http:// base_url (a simulator) goes without TLS."),
+         "explicit http:// base_url (a simulator) goes without TLS. A regular file of at most "
+         "16 MiB."),
   ENUM("feishu.app_type", feishu.app_type, "self_built", app_types,
        "`self_built` (a custom app of one tenant: tenant_access_token/internal; an event's "
        "tenant_key is ignored for tokens and rate limits) or `store` (an app from the app "
@@ -149,7 +184,8 @@ static const struct option options[] = {
   STRING("feishu.app_ticket_file", feishu.app_ticket_file, "", 0, NULL,
          "Store apps: a file holding the current app_ticket, as the bare ticket or as the "
          "pushed event's JSON; read when a ticket is needed and again whenever it changes "
-         "(whatever receives Feishu's events writes it)."),
+         "(whatever receives Feishu's events writes it). Must be a regular file when it "
+         "exists."),
   STRING("feishu.app_ticket_topic", feishu.app_ticket_topic, "", 0, NULL,
          "Store apps: a Kafka topic the pushed app_ticket events are forwarded to (the event "
          "JSON as the record value; other events and other apps' tickets are skipped). Every "
@@ -232,6 +268,19 @@ static const struct option options[] = {
 
 #define NOPT DW_ARRAY_SIZE(options)
 
+/* An integer literal of the file that libconfig 1.5 cannot hold: without an L suffix it keeps
+ * only 32 bits (4294967297 reads as 1), with one it saturates past 64 bits. scan_text finds
+ * them in the file's text, and the key they belong to takes the literal's own value. */
+struct wide {
+  char path[PATH_MAX_LEN]; /* key it is the value of ("" in a list) */
+  char *file;              /* as libconfig names it: NULL for the main file */
+  int line;                /* of the key's name, as config_setting_source_line */
+  int64_t value;
+  int overflow;            /* does not fit in 64 bits either */
+  int used;
+  char text[32];           /* the literal as written (cut) */
+};
+
 /* Where a key's value came from, for error messages. */
 enum origin_kind { FROM_DEFAULT, FROM_FILE, FROM_ENV };
 
@@ -249,6 +298,9 @@ struct load {
   size_t errlen;
   int kafka_only; /* for commands that never call the API: the app secret is not needed */
   struct origin origin[NOPT];
+  struct origin property_origin[DW_CONFIG_MAX_PROPERTIES]; /* where each property was set */
+  struct wide wide[WIDE_MAX]; /* integer literals libconfig would wrap, found by scan_text */
+  size_t nwide;
 };
 
 /* ---- small helpers ---- */
@@ -272,6 +324,11 @@ static int64_t *int_field(struct dw_config *cfg, const struct option *o)
 static double *float_field(struct dw_config *cfg, const struct option *o)
 {
   return (double *)((char *)cfg + o->offset);
+}
+
+static int *bool_field(struct dw_config *cfg, const struct option *o)
+{
+  return (int *)((char *)cfg + o->offset);
 }
 
 static int find_option(const char *path)
@@ -335,6 +392,25 @@ static const char *shown(const char *value, char *buf, size_t size)
   buf[n++] = '"';
   buf[n] = '\0';
   return buf;
+}
+
+/* shown() of a URL whose user:password (before the last '@' of the authority) is replaced by
+ * "<redacted>": a refused URL is repeated, its credentials never. */
+static const char *shown_url(const char *value, char *buf, size_t size)
+{
+  char tmp[SHOWN_MAX + 16];
+  const char *sep = strstr(value, "://");
+  const char *auth = sep ? sep + 3 : value;
+  size_t authlen = strcspn(auth, "/?#");
+  const char *at = NULL;
+  for (size_t i = 0; i < authlen; i++)
+    if (auth[i] == '@')
+      at = auth + i;
+  if (!at)
+    return shown(value, buf, size);
+  snprintf(tmp, sizeof(tmp), "%.*s<redacted>%.*s", (int)DW_MIN((size_t)(auth - value), 16),
+           value, (int)DW_MIN(strlen(at), SHOWN_MAX), at);
+  return shown(tmp, buf, size);
 }
 
 static size_t edit_distance(const char *a, const char *b)
@@ -498,6 +574,17 @@ static const char *check_base_url(char *value)
     value[--n] = '\0';
   if (n == scheme || value[scheme] == '/')
     return "must name a host after the scheme";
+  if (n > BASE_URL_MAX)
+    return "must be at most 1024 bytes";
+  return dw_http_url_check(value);
+}
+
+/* The worker builds other ids from these (transactional.id = group_id.group_instance_id, the
+ * app_ticket reader's group): bounded, they always fit. */
+static const char *check_kafka_id(char *value)
+{
+  if (strlen(value) > KAFKA_ID_MAX)
+    return "must be at most 200 bytes";
   return NULL;
 }
 
@@ -588,6 +675,8 @@ static int set_string(struct load *ld, size_t idx, const char *value)
     if (why) {
       if (o->flags & F_SECRET)
         fail(ld, idx, "%s", why);
+      else if (o->flags & F_URL)
+        fail(ld, idx, "%s, got %s", why, shown_url(value, buf, sizeof(buf)));
       else
         fail(ld, idx, "%s, got %s", why, shown(value, buf, sizeof(buf)));
       free(copy);
@@ -699,6 +788,9 @@ static int property_add(struct load *ld, size_t idx, const char *name, const cha
     return fail(ld, idx, "value of %s must be at most %d bytes", shown(name, buf, sizeof(buf)),
                 VALUE_MAX);
   rc = property_set(ld->cfg, name, value, replace);
+  if (rc == 0)
+    ld->property_origin[property_find(ld->cfg, name) - ld->cfg->kafka.properties] =
+        ld->origin[idx];
   if (rc == DW_EINVAL)
     return fail(ld, idx, "sets %s twice", shown(name, buf, sizeof(buf)));
   if (rc == DW_ERANGE)
@@ -812,12 +904,325 @@ out:
   return rc;
 }
 
+/* ---- integers wider than libconfig keeps ---- */
+
+/* Reads a configuration file whole (NUL-terminated; the caller frees it). */
+static int read_config_text(FILE *fp, char **out, size_t *outlen)
+{
+  size_t len = 0, cap = 0;
+  char *data = NULL;
+  for (;;) {
+    if (len == cap) {
+      char *p;
+      if (cap == (size_t)CONFIG_FILE_MAX + 1) { /* one byte more than allowed */
+        free(data);
+        return DW_ERANGE;
+      }
+      cap = cap ? DW_MIN(cap * 2, (size_t)CONFIG_FILE_MAX + 1) : 4096;
+      p = realloc(data, cap + 1);
+      if (!p) {
+        free(data);
+        return DW_ENOMEM;
+      }
+      data = p;
+    }
+    size_t r = fread(data + len, 1, cap - len, fp);
+    len += r;
+    if (r == 0) {
+      if (ferror(fp)) {
+        free(data);
+        return DW_EIO;
+      }
+      break;
+    }
+  }
+  data[len] = '\0';
+  *out = data;
+  *outlen = len;
+  return 0;
+}
+
+/* The value of an integer literal [start, end) as libconfig 1.5's scanner sees it: 1 when it
+ * is one that libconfig cannot hold (*value, *overflow set), 0 when it is fine or not an
+ * integer at all (a float, a name). */
+static int wide_literal(const char *start, const char *end, int64_t *value, int *overflow)
+{
+  char text[64];
+  size_t n = (size_t)(end - start);
+  int suffix = 0, hex;
+  char *stop;
+  if (n >= sizeof(text))
+    n = sizeof(text) - 1;
+  memcpy(text, start, n);
+  text[n] = '\0';
+  while (n > 0 && text[n - 1] == 'L') {
+    text[--n] = '\0';
+    suffix++;
+  }
+  if (suffix > 2 || n == 0)
+    return 0;
+  hex = n > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X');
+  size_t digits = hex ? 2 : (text[0] == '-' || text[0] == '+') ? 1 : 0;
+  if (digits >= n)
+    return 0;
+  for (size_t i = digits; i < n; i++)
+    if (!(hex ? isxdigit((unsigned char)text[i]) : isdigit((unsigned char)text[i])))
+      return 0;
+  errno = 0;
+  *overflow = 0;
+  if (hex) {
+    unsigned long long u = strtoull(text + 2, &stop, 16);
+    if (errno == ERANGE || u > INT64_MAX) {
+      *overflow = 1;
+      return 1;
+    }
+    *value = (int64_t)u;
+    return suffix ? 0 : u > INT32_MAX; /* libconfig: 32 bits, 0xFFFFFFFF reads as -1 */
+  }
+  long long v = strtoll(text, &stop, 10);
+  if (errno == ERANGE) {
+    *overflow = 1;
+    return 1;
+  }
+  *value = v;
+  return suffix ? 0 : v < INT32_MIN || v > INT32_MAX;
+}
+
+struct scan {
+  char path[PATH_MAX_LEN]; /* group path where the scan is ("kafka") */
+  char name[PATH_MAX_LEN]; /* last name followed by = or : */
+  int name_line;
+  char kinds[64];          /* open brackets: 'g' group, 'l' list or array */
+  size_t lens[64];         /* path length before each opening */
+  size_t depth;
+};
+
+static int scan_text(struct load *ld, struct scan *sc, const char *file, const char *text,
+                     int level);
+
+static int scan_include(struct load *ld, struct scan *sc, const char *file, int line,
+                        const char *name, int level)
+{
+  char path[4096 + 256];
+  FILE *fp;
+  char *text = NULL;
+  size_t len;
+  int rc;
+  if (level >= INCLUDE_DEPTH_MAX)
+    return 0; /* libconfig has refused it already */
+  if (name[0] == '/' || !ld->include_dir[0])
+    rc = snprintf(path, sizeof(path), "%s", name);
+  else
+    rc = snprintf(path, sizeof(path), "%s/%s", ld->include_dir, name);
+  if (rc < 0 || (size_t)rc >= sizeof(path))
+    return fail_at(ld, file, line, "@include path too long");
+  fp = fopen(path, "r");
+  if (!fp)
+    return fail_at(ld, file, line, "cannot open %s: %s", path, strerror(errno));
+  rc = read_config_text(fp, &text, &len);
+  fclose(fp);
+  if (rc == DW_ENOMEM)
+    return fail_nomem(ld);
+  if (rc)
+    return fail_at(ld, file, line, "cannot read %s", path);
+  rc = scan_text(ld, sc, name, text, level + 1);
+  free(text);
+  return rc;
+}
+
+static int add_wide(struct load *ld, struct scan *sc, const char *file, int line,
+                    const char *start, const char *end, int64_t value, int overflow)
+{
+  size_t n = (size_t)(end - start);
+  struct wide *w;
+  char text[32];
+  snprintf(text, sizeof(text), "%.*s", (int)DW_MIN(n, sizeof(text) - 1), start);
+  int in_list = memchr(sc->kinds, 'l', sc->depth) != NULL;
+  if (in_list || !sc->name[0] || ld->nwide == WIDE_MAX) {
+    if (overflow)
+      return fail_at(ld, file, line, "integer %s does not fit in 64 bits", text);
+    return fail_at(ld, file, line,
+                   "integer %s does not fit in 32 bits, which libconfig would silently "
+                   "wrap: write %sL", text, text);
+  }
+  w = &ld->wide[ld->nwide];
+  memset(w, 0, sizeof(*w));
+  if (file && !(w->file = strdup(file)))
+    return fail_nomem(ld);
+  ld->nwide++;
+  if (snprintf(w->path, sizeof(w->path), "%s%s%s", sc->path, sc->path[0] ? "." : "",
+               sc->name) >= (int)sizeof(w->path))
+    w->path[0] = '\0'; /* longer than any key: the walk reports it as unknown */
+  w->line = sc->name_line;
+  w->value = value;
+  w->overflow = overflow;
+  memcpy(w->text, text, sizeof(text));
+  return 0;
+}
+
+/* Finds the integer literals libconfig would wrap or saturate, tracking which key each is
+ * the value of, through @include files as libconfig reads them. Syntax errors are left to
+ * libconfig, which has read the same text already. */
+static int scan_text(struct load *ld, struct scan *sc, const char *file, const char *text,
+                     int level)
+{
+  const char *p = text;
+  int line = 1, bol = 1;
+  char last[PATH_MAX_LEN] = "";
+  int last_line = 0;
+  while (*p) {
+    char c = *p;
+    if (c == '\n') {
+      line++;
+      bol = 1;
+      p++;
+      continue;
+    }
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\f') {
+      p++;
+      continue;
+    }
+    if (c == '#' || (c == '/' && p[1] == '/')) {
+      while (*p && *p != '\n')
+        p++;
+      continue;
+    }
+    if (c == '/' && p[1] == '*') {
+      for (p += 2; *p && !(p[0] == '*' && p[1] == '/'); p++)
+        line += *p == '\n';
+      if (*p)
+        p += 2;
+      bol = 0;
+      continue;
+    }
+    if (c == '@' && bol && strncmp(p, "@include", 8) == 0) {
+      char name[4096];
+      size_t n = 0;
+      int rc;
+      for (p += 8; *p == ' ' || *p == '\t'; p++)
+        ;
+      if (*p != '"')
+        return 0;
+      for (p++; *p && *p != '"' && *p != '\n'; p++) {
+        if (*p == '\\' && p[1])
+          p++;
+        if (n + 1 >= sizeof(name))
+          return fail_at(ld, file, line, "@include path too long");
+        name[n++] = *p;
+      }
+      name[n] = '\0';
+      rc = scan_include(ld, sc, file, line, name, level);
+      if (rc)
+        return rc;
+      while (*p && *p != '\n')
+        p++;
+      continue;
+    }
+    bol = 0;
+    if (c == '"') {
+      for (p++; *p && *p != '"'; p++) {
+        if (*p == '\\' && p[1])
+          p++;
+        line += *p == '\n';
+      }
+      if (*p)
+        p++;
+      continue;
+    }
+    if (isalpha((unsigned char)c) || c == '*') {
+      size_t n = 0;
+      while (isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '*') {
+        if (n + 1 < sizeof(last))
+          last[n++] = *p;
+        p++;
+      }
+      last[n] = '\0';
+      last_line = line;
+      continue;
+    }
+    if (c == '=' || c == ':') {
+      dw_strlcpy(sc->name, last, sizeof(sc->name));
+      sc->name_line = last_line;
+      p++;
+      continue;
+    }
+    if (c == '{' || c == '(' || c == '[') {
+      if (sc->depth == sizeof(sc->kinds))
+        return 0; /* deeper than any key: nothing of ours below */
+      sc->kinds[sc->depth] = c == '{' ? 'g' : 'l';
+      sc->lens[sc->depth] = strlen(sc->path);
+      sc->depth++;
+      if (c == '{' && sc->name[0]) {
+        size_t n = strlen(sc->path);
+        snprintf(sc->path + n, sizeof(sc->path) - n, "%s%s", n ? "." : "", sc->name);
+      }
+      sc->name[0] = '\0';
+      p++;
+      continue;
+    }
+    if (c == '}' || c == ')' || c == ']') {
+      if (sc->depth > 0) {
+        sc->depth--;
+        sc->path[sc->lens[sc->depth]] = '\0';
+      }
+      sc->name[0] = '\0';
+      p++;
+      continue;
+    }
+    if (isdigit((unsigned char)c) || c == '-' || c == '+' || c == '.') {
+      const char *start = p;
+      int64_t value;
+      int overflow;
+      for (p++; isalnum((unsigned char)*p) || *p == '.' ||
+                ((*p == '-' || *p == '+') && (p[-1] == 'e' || p[-1] == 'E'));
+           p++)
+        ;
+      if (wide_literal(start, p, &value, &overflow)) {
+        int rc = add_wide(ld, sc, file, line, start, p, value, overflow);
+        if (rc)
+          return rc;
+      }
+      continue;
+    }
+    if (c == ';' || c == ',')
+      sc->name[0] = c == ';' ? '\0' : sc->name[0];
+    p++;
+  }
+  return 0;
+}
+
+/* The wide literal that is the value of key path set at (file, line), or NULL. */
+static struct wide *find_wide(struct load *ld, const char *path, const char *file, int line)
+{
+  for (size_t i = 0; i < ld->nwide; i++) {
+    struct wide *w = &ld->wide[i];
+    if (!w->used && w->line == line && strcmp(w->path, path) == 0 &&
+        (w->file == file || (w->file && file && strcmp(w->file, file) == 0))) {
+      w->used = 1;
+      return w;
+    }
+  }
+  return NULL;
+}
+
 /* ---- the file ---- */
 
 static int apply_setting(struct load *ld, size_t idx, const config_setting_t *s)
 {
   const struct option *o = &options[idx];
   int type = config_setting_type(s);
+  int64_t v = 0;
+  if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64) {
+    /* The literal as written when libconfig could not hold it (see struct wide). */
+    struct wide *w = find_wide(ld, o->path, config_setting_source_file(s),
+                               config_setting_source_line(s));
+    v = (int64_t)config_setting_get_int64(s);
+    if (w && w->overflow)
+      return fail(ld, idx, "must be between %" PRId64 " and %" PRId64 ", got %s", o->min_int,
+                  o->max_int, w->text);
+    if (w)
+      v = w->value;
+  }
   switch (o->kind) {
   case KIND_STRING:
     if (type != CONFIG_TYPE_STRING)
@@ -826,13 +1231,18 @@ static int apply_setting(struct load *ld, size_t idx, const config_setting_t *s)
   case KIND_INT:
     if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
       return fail(ld, idx, "must be an integer");
-    return set_int(ld, idx, (int64_t)config_setting_get_int64(s));
+    return set_int(ld, idx, v);
   case KIND_FLOAT:
     if (type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64)
-      return set_float(ld, idx, (double)config_setting_get_int64(s));
+      return set_float(ld, idx, (double)v);
     if (type != CONFIG_TYPE_FLOAT)
       return fail(ld, idx, "must be a number");
     return set_float(ld, idx, config_setting_get_float(s));
+  case KIND_BOOL:
+    if (type != CONFIG_TYPE_BOOL)
+      return fail(ld, idx, "must be true or false");
+    *bool_field(ld->cfg, o) = config_setting_get_bool(s) ? 1 : 0;
+    return 0;
   case KIND_PROPERTIES:
     return properties_from_file(ld, idx, s);
   }
@@ -852,10 +1262,10 @@ static int walk(struct load *ld, const config_setting_t *group, const char *pref
     int idx, rc;
     if (!name)
       continue;
-    if (prefix)
-      snprintf(path, sizeof(path), "%s.%s", prefix, name);
-    else
-      snprintf(path, sizeof(path), "%s", name);
+    rc = snprintf(path, sizeof(path), "%s%s%s", prefix ? prefix : "", prefix ? "." : "", name);
+    if (rc < 0 || (size_t)rc >= sizeof(path)) /* longer than any key: never matched cut */
+      return fail_at(ld, file, line, "unknown key \"%s%s%.40s...\"", prefix ? prefix : "",
+                     prefix ? "." : "", name);
     idx = find_option(path);
     if (idx >= 0) {
       ld->origin[idx].kind = FROM_FILE;
@@ -885,7 +1295,10 @@ static int load_file(struct load *ld, config_t *lc)
   size_t dirsize = sizeof(ld->include_dir);
   const char *slash = strrchr(ld->file, '/');
   struct stat st;
+  struct scan sc;
   FILE *fp = fopen(ld->file, "r");
+  char *text = NULL;
+  size_t len;
   int rc;
   if (!fp)
     return fail_at(ld, NULL, 0, "cannot open: %s", strerror(errno));
@@ -893,6 +1306,15 @@ static int load_file(struct load *ld, config_t *lc)
     fclose(fp);
     return fail_at(ld, NULL, 0, "cannot open: %s", strerror(EISDIR));
   }
+  /* Read once, for libconfig and for scan_text (a pipe cannot be read twice). */
+  rc = read_config_text(fp, &text, &len);
+  fclose(fp);
+  if (rc == DW_ENOMEM)
+    return fail_nomem(ld);
+  if (rc == DW_ERANGE)
+    return fail_at(ld, NULL, 0, "larger than %d bytes", CONFIG_FILE_MAX);
+  if (rc)
+    return fail_at(ld, NULL, 0, "cannot read: %s", strerror(EIO));
   /* @include paths are relative to the file's directory. */
   if (slash && (size_t)(slash - ld->file) + 1 < dirsize) {
     memcpy(dir, ld->file, (size_t)(slash - ld->file));
@@ -901,12 +1323,26 @@ static int load_file(struct load *ld, config_t *lc)
       dw_strlcpy(dir, "/", dirsize);
     config_set_include_dir(lc, dir);
   }
-  rc = config_read(lc, fp);
-  fclose(fp);
-  if (rc != CONFIG_TRUE)
+  rc = config_read_string(lc, text);
+  if (rc != CONFIG_TRUE) {
+    free(text);
     return fail_at(ld, config_error_file(lc), config_error_line(lc), "%s",
                    config_error_text(lc) ? config_error_text(lc) : "cannot parse");
-  return walk(ld, config_root_setting(lc), NULL);
+  }
+  memset(&sc, 0, sizeof(sc));
+  rc = scan_text(ld, &sc, NULL, text, 0);
+  free(text);
+  if (rc)
+    return rc;
+  rc = walk(ld, config_root_setting(lc), NULL);
+  if (rc)
+    return rc;
+  for (size_t i = 0; i < ld->nwide; i++) /* not the value of a key that takes a number */
+    if (!ld->wide[i].used)
+      return fail_at(ld, ld->wide[i].file, ld->wide[i].line,
+                     "%s: integer %s does not fit in 32 bits, which libconfig would silently "
+                     "wrap: write %sL", ld->wide[i].path, ld->wide[i].text, ld->wide[i].text);
+  return 0;
 }
 
 /* ---- the environment ---- */
@@ -940,6 +1376,14 @@ static int apply_env(struct load *ld, size_t idx, const char *value)
                   shown(value, buf, sizeof(buf)));
     return set_float(ld, idx, v);
   }
+  case KIND_BOOL:
+    if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
+      *bool_field(ld->cfg, o) = 1;
+    else if (strcmp(value, "false") == 0 || strcmp(value, "0") == 0)
+      *bool_field(ld->cfg, o) = 0;
+    else
+      return fail(ld, idx, "must be true or false, got %s", shown(value, buf, sizeof(buf)));
+    return 0;
   case KIND_PROPERTIES:
     return properties_from_env(ld, idx, value);
   }
@@ -990,20 +1434,148 @@ static int load_env(struct load *ld, char *const *envp)
   return 0;
 }
 
+/* ---- kafka.properties that break the worker's promises ---- */
+
+/* librdkafka's reading of a boolean: 1 true, 0 false, -1 neither (librdkafka refuses it). */
+static int rdkafka_bool(const char *v)
+{
+  if (strcasecmp(v, "true") == 0 || strcasecmp(v, "t") == 0 || strcmp(v, "1") == 0)
+    return 1;
+  if (strcasecmp(v, "false") == 0 || strcasecmp(v, "f") == 0 || strcmp(v, "0") == 0)
+    return 0;
+  return -1;
+}
+
+#define COMMIT_HINT                                                                            \
+  "the worker stores and commits an input offset only once its result or dead letter is "      \
+  "acknowledged (kafka.commit_interval_ms sets how often)"
+
+/* Why name = value is refused, or NULL when it is not. Values librdkafka itself refuses are
+ * left to it. *insecure is set when kafka.allow_insecure_tls lifts the refusal. Spellings
+ * are librdkafka 2.0.2's, aliases included (auto.commit.enable, request.required.acks). */
+static const char *property_refusal(const struct dw_config *cfg, const char *name,
+                                    const char *value, int *insecure)
+{
+  *insecure = 0;
+  if (strcmp(name, "enable.auto.commit") == 0 || strcmp(name, "auto.commit.enable") == 0) {
+    if (rdkafka_bool(value) == 1)
+      return "commits offsets of tasks not yet resolved, so a crash loses them: " COMMIT_HINT;
+  } else if (strcmp(name, "enable.auto.offset.store") == 0) {
+    if (rdkafka_bool(value) == 1)
+      return "stores offsets of tasks not yet resolved, so a crash loses them: " COMMIT_HINT;
+  } else if (strcmp(name, "offset.store.method") == 0) {
+    if (strcasecmp(value, "broker") != 0)
+      return "keeps offsets out of the consumer group, so a restart repeats or skips tasks: "
+             COMMIT_HINT;
+  } else if (strcmp(name, "acks") == 0 || strcmp(name, "request.required.acks") == 0) {
+    char *end;
+    long long v;
+    errno = 0;
+    v = strtoll(value, &end, 10);
+    if (end != value && *end == '\0' && (errno != 0 || v != -1))
+      return "lets a broker failure lose acknowledged results: the worker's producer needs "
+             "acks = all (its default), remove it";
+  } else if (strcmp(name, "enable.idempotence") == 0) {
+    if (rdkafka_bool(value) == 0)
+      return "lets a retried send write a result twice or out of order: the worker's producer "
+             "is always idempotent, remove it (processing.guarantee = \"exactly_once\" for "
+             "one result per task)";
+  } else if (strcmp(name, "transactional.id") == 0) {
+    return "is set by the worker: use kafka.transactional_id (with processing.guarantee = "
+           "\"exactly_once\")";
+  } else if (strcmp(name, "group.instance.id") == 0) {
+    return "is set by the worker: use kafka.group_instance_id";
+  } else if (strcmp(name, "partition.assignment.strategy") == 0) {
+    return "is set by the worker: its rebalance handling needs cooperative-sticky (for no "
+           "rebalance on a restart, use kafka.group_instance_id)";
+  } else if (strcmp(name, "isolation.level") == 0) {
+    if (strcasecmp(value, "read_uncommitted") == 0 &&
+        strcmp(cfg->processing.guarantee, "exactly_once") == 0)
+      return "would process input of aborted transactions: exactly-once reads only committed "
+             "input (processing.guarantee = \"at_least_once\" if that is what you want)";
+  } else if (strcmp(name, "enable.ssl.certificate.verification") == 0) {
+    *insecure = rdkafka_bool(value) == 0;
+    if (*insecure && !cfg->kafka.allow_insecure_tls)
+      return "turns off the verification of the brokers' certificates: set "
+             "kafka.allow_insecure_tls = true to allow it (test brokers only)";
+  } else if (strcmp(name, "ssl.endpoint.identification.algorithm") == 0) {
+    *insecure = strcasecmp(value, "none") == 0;
+    if (*insecure && !cfg->kafka.allow_insecure_tls)
+      return "turns off the check of the brokers' host names: set kafka.allow_insecure_tls "
+             "= true to allow it (test brokers only)";
+  }
+  return NULL;
+}
+
+static int check_properties(struct load *ld)
+{
+  const struct dw_config *cfg = ld->cfg;
+  size_t idx = (size_t)option_index("kafka.properties");
+  char buf[SHOWN_MAX + 16];
+  int insecure;
+  for (size_t i = 0; i < cfg->kafka.properties_count; i++) {
+    const struct dw_config_property *p = &cfg->kafka.properties[i];
+    const char *why = property_refusal(cfg, p->name, p->value, &insecure);
+    if (!why)
+      continue;
+    ld->origin[idx] = ld->property_origin[i];
+    return fail(ld, idx, "sets %s = %s, which %s", p->name, shown(p->value, buf, sizeof(buf)),
+                why);
+  }
+  return 0;
+}
+
+size_t dw_config_insecure_tls(const struct dw_config *cfg, char *buf, size_t size)
+{
+  size_t count = 0, n = 0;
+  int insecure;
+  if (size)
+    buf[0] = '\0';
+  for (size_t i = 0; i < cfg->kafka.properties_count; i++) {
+    const struct dw_config_property *p = &cfg->kafka.properties[i];
+    property_refusal(cfg, p->name, p->value, &insecure);
+    if (!insecure)
+      continue;
+    count++;
+    if (n < size) {
+      int w = snprintf(buf + n, size - n, "%s%s=%s", n ? ", " : "", p->name, p->value);
+      n += w < 0 ? size : (size_t)w;
+    }
+  }
+  return count;
+}
+
 /* ---- validation across keys ---- */
 
+/* What a file that is not a regular file is, for messages. */
+static const char *file_type(mode_t mode)
+{
+  if (S_ISDIR(mode))
+    return "a directory";
+  if (S_ISFIFO(mode))
+    return "a FIFO (named pipe)";
+  if (S_ISCHR(mode))
+    return "a character device";
+  if (S_ISBLK(mode))
+    return "a block device";
+  if (S_ISSOCK(mode))
+    return "a socket";
+  return "not a regular file";
+}
+
 /* Reads a small file whole into a NUL-terminated buffer (*out, *outlen bytes before the NUL;
- * the caller frees it, wiping those bytes first if they are a secret). Files over max bytes
- * are refused; with regular_only, so is anything but a regular file, and directories always
- * are. */
+ * the caller frees it, wiping those bytes first if they are a secret). Only regular files are
+ * read: a FIFO or a device could block check-config and startup for ever (the open itself is
+ * non-blocking). The size fstat reports is not trusted (files in /proc report 0): the file is
+ * read to its end, and refused when that passes max bytes. */
 static int read_small_file(struct load *ld, size_t idx, const char *path, size_t max,
-                           int regular_only, char **out, size_t *outlen)
+                           char **out, size_t *outlen)
 {
   char buf[SHOWN_MAX + 16];
   char *data = NULL;
-  size_t len = 0;
+  size_t len = 0, cap = 0;
   struct stat st;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   int rc = 0;
   *out = NULL;
   if (fd < 0)
@@ -1012,23 +1584,34 @@ static int read_small_file(struct load *ld, size_t idx, const char *path, size_t
     rc = fail(ld, idx, "cannot read %s: %s", shown(path, buf, sizeof(buf)), strerror(errno));
     goto out;
   }
-  if (regular_only && !S_ISREG(st.st_mode)) {
-    rc = fail(ld, idx, "%s is not a regular file", shown(path, buf, sizeof(buf)));
-    goto out;
-  }
-  if (S_ISDIR(st.st_mode)) {
-    rc = fail(ld, idx, "cannot read %s: %s", shown(path, buf, sizeof(buf)), strerror(EISDIR));
-    goto out;
-  }
-  /* A regular file's size is known; anything else may hold up to max. */
-  size_t cap = S_ISREG(st.st_mode) && (uint64_t)st.st_size < max ? (size_t)st.st_size : max;
-  data = malloc(cap + 1);
-  if (!data) {
-    rc = fail_nomem(ld);
+  if (!S_ISREG(st.st_mode)) {
+    rc = fail(ld, idx, "%s is %s, not a regular file", shown(path, buf, sizeof(buf)),
+              file_type(st.st_mode));
     goto out;
   }
   for (;;) {
-    ssize_t r = read(fd, data + len, cap + 1 - len);
+    if (len == cap) {
+      /* Grow by doubling up to max + 1: one byte more than allowed tells "too large". */
+      size_t ncap = cap ? DW_MIN(cap * 2, max + 1) : DW_MIN((size_t)4096, max + 1);
+      char *p;
+      if (ncap == cap) {
+        rc = fail(ld, idx, "%s is larger than %zu bytes", shown(path, buf, sizeof(buf)), max);
+        goto out;
+      }
+      p = malloc(ncap + 1);
+      if (!p) {
+        rc = fail_nomem(ld);
+        goto out;
+      }
+      if (data) {
+        memcpy(p, data, len);
+        explicit_bzero(data, len);
+        free(data);
+      }
+      data = p;
+      cap = ncap;
+    }
+    ssize_t r = read(fd, data + len, cap - len);
     if (r < 0 && errno == EINTR)
       continue;
     if (r < 0) {
@@ -1038,11 +1621,10 @@ static int read_small_file(struct load *ld, size_t idx, const char *path, size_t
     if (r == 0)
       break;
     len += (size_t)r;
-    if (len > cap) { /* over max, or grown since fstat */
-      rc = fail(ld, idx, "%s is larger than %zu bytes", shown(path, buf, sizeof(buf)),
-                len > max ? max : cap);
-      goto out;
-    }
+  }
+  if (len > max) {
+    rc = fail(ld, idx, "%s is larger than %zu bytes", shown(path, buf, sizeof(buf)), max);
+    goto out;
   }
   data[len] = '\0';
   *out = data;
@@ -1062,7 +1644,7 @@ static int read_secret_file(struct load *ld, size_t idx, const char *path, char 
   char buf[SHOWN_MAX + 16];
   char *data;
   size_t len;
-  int rc = read_small_file(ld, idx, path, SECRET_FILE_MAX, 0, &data, &len);
+  int rc = read_small_file(ld, idx, path, SECRET_FILE_MAX, &data, &len);
   *out = NULL;
   if (rc)
     return rc;
@@ -1131,6 +1713,15 @@ static int check_ticket_source(struct load *ld)
     return fail(ld, (size_t)option_index(has_file ? "feishu.app_ticket_file"
                                                   : "feishu.app_ticket_topic"),
                 "is only used by store apps: set feishu.app_type = \"store\" or remove it");
+  /* It may not exist yet (whatever receives the events writes it), but if it does it must be
+   * a regular file: the worker reads it on its loop, where a FIFO would block. */
+  struct stat st;
+  if (has_file && stat(cfg->feishu.app_ticket_file, &st) == 0 && !S_ISREG(st.st_mode)) {
+    char buf[SHOWN_MAX + 16];
+    return fail(ld, (size_t)option_index("feishu.app_ticket_file"),
+                "%s is %s, not a regular file",
+                shown(cfg->feishu.app_ticket_file, buf, sizeof(buf)), file_type(st.st_mode));
+  }
   if (has_topic && strcmp(cfg->feishu.app_ticket_topic, cfg->kafka.input_topic) == 0)
     return fail(ld, (size_t)option_index("feishu.app_ticket_topic"),
                 "must differ from kafka.input_topic (both \"%s\")", cfg->kafka.input_topic);
@@ -1148,7 +1739,7 @@ static int check_ca_file(struct load *ld)
   size_t len;
   if (ld->kafka_only || !path[0])
     return 0;
-  int rc = read_small_file(ld, idx, path, CA_FILE_MAX, 1, &data, &len);
+  int rc = read_small_file(ld, idx, path, CA_FILE_MAX, &data, &len);
   if (rc)
     return rc;
   if (len != strlen(data) || !strstr(data, "-----BEGIN CERTIFICATE-----"))
@@ -1197,6 +1788,9 @@ static int validate(struct load *ld)
   if (rc)
     return rc;
   rc = check_ca_file(ld);
+  if (rc)
+    return rc;
+  rc = check_properties(ld);
   if (rc)
     return rc;
   /* Exactly-once commits outputs out of order; only the map says which records beyond the
@@ -1248,6 +1842,9 @@ void dw_config_init(struct dw_config *cfg)
       break;
     case KIND_FLOAT:
       *float_field(cfg, o) = o->def_float;
+      break;
+    case KIND_BOOL:
+      *bool_field(cfg, o) = (int)o->def_int;
       break;
     case KIND_PROPERTIES:
       break;
@@ -1305,6 +1902,8 @@ static int load(struct dw_config *cfg, const char *file, char *const *envp, char
     goto out;
   rc = validate(&ld);
 out:
+  for (size_t i = 0; i < ld.nwide; i++)
+    free(ld.wide[i].file);
   config_destroy(&lc);
   return rc;
 }
@@ -1405,6 +2004,9 @@ void dw_config_print(const struct dw_config *cfg, FILE *out)
       format_float(*(const double *)((const char *)cfg + o->offset), num, sizeof(num));
       fputs(num, out);
       break;
+    case KIND_BOOL:
+      fputs(*(const int *)((const char *)cfg + o->offset) ? "true" : "false", out);
+      break;
     case KIND_PROPERTIES:
       if (cfg->kafka.properties_count == 0) {
         fputs("( )", out);
@@ -1465,6 +2067,9 @@ void dw_config_print_reference(FILE *out)
     case KIND_FLOAT:
       format_float(o->def_float, num, sizeof(num));
       fprintf(out, "number | `%s` | ", num);
+      break;
+    case KIND_BOOL:
+      fprintf(out, "boolean | `%s` | ", o->def_int ? "true" : "false");
       break;
     case KIND_PROPERTIES:
       fputs("list of pairs | `( )` | ", out);

@@ -405,6 +405,70 @@ fail:
   return rc;
 }
 
+const char *dw_http_url_check(const char *url)
+{
+  static const struct {
+    CURLUPart part;
+    const char *why;
+  } absent[] = {
+      {CURLUPART_USER, "must not hold a user name or password (credentials in a URL end up in "
+                       "logs and check-config output)"},
+      {CURLUPART_PASSWORD, "must not hold a user name or password (credentials in a URL end up "
+                           "in logs and check-config output)"},
+      {CURLUPART_OPTIONS, "must not hold login options (;...)"},
+      {CURLUPART_QUERY, "must not have a query (?...): request paths are appended to it"},
+      {CURLUPART_FRAGMENT, "must not have a fragment (#...): request paths are appended to it"},
+  };
+  const char *why = NULL;
+  char *part = NULL;
+  CURLU *u = curl_url();
+  CURLUcode rc;
+  if (!u)
+    return "cannot be checked: out of memory";
+  rc = curl_url_set(u, CURLUPART_URL, url, 0);
+  switch (rc) {
+  case CURLUE_OK:
+    break;
+  case CURLUE_BAD_IPV6:
+    why = "must be a valid URL: an IPv6 address goes in closed brackets (http://[::1]:8080)";
+    goto out;
+  case CURLUE_BAD_PORT_NUMBER:
+    why = "must be a valid URL: the port must be a number 1-65535";
+    goto out;
+  case CURLUE_NO_HOST:
+  case CURLUE_BAD_HOSTNAME:
+    why = "must be a valid URL: a host name or address after the scheme";
+    goto out;
+  default:
+    why = "must be a valid URL (libcurl cannot parse it)";
+    goto out;
+  }
+  if (curl_url_get(u, CURLUPART_SCHEME, &part, 0) != CURLUE_OK ||
+      (strcasecmp(part, "http") != 0 && strcasecmp(part, "https") != 0)) {
+    why = "must start with http:// or https://";
+    goto out;
+  }
+  curl_free(part);
+  part = NULL;
+  if (curl_url_get(u, CURLUPART_HOST, &part, 0) != CURLUE_OK || !part[0]) {
+    why = "must name a host after the scheme";
+    goto out;
+  }
+  for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++) {
+    curl_free(part);
+    part = NULL;
+    /* Present, even empty ("http://@host", "http://host?"): refused as written. */
+    if (curl_url_get(u, absent[i].part, &part, 0) == CURLUE_OK) {
+      why = absent[i].why;
+      goto out;
+    }
+  }
+out:
+  curl_free(part);
+  curl_url_cleanup(u);
+  return why;
+}
+
 size_t dw_http_active(const struct dw_http *h)
 {
   return h->active;

@@ -834,18 +834,20 @@ struct dw_producer {
 
 /* The transactional.id: configured, or stable per replica when it has a group instance id
  * (a restarted replica then fences its predecessor and aborts what it left open), or unique
- * per process. */
-static void transactional_id(const struct dw_config *cfg, char *out, size_t outlen)
+ * per process. DW_ERANGE when it does not fit out: a cut id could be another replica's. */
+static int transactional_id(const struct dw_config *cfg, char *out, size_t outlen)
 {
   char host[256] = "localhost";
+  int n;
   if (cfg->kafka.transactional_id[0]) {
-    snprintf(out, outlen, "%s", cfg->kafka.transactional_id);
+    n = snprintf(out, outlen, "%s", cfg->kafka.transactional_id);
   } else if (cfg->kafka.group_instance_id[0]) {
-    snprintf(out, outlen, "%s.%s", cfg->kafka.group_id, cfg->kafka.group_instance_id);
+    n = snprintf(out, outlen, "%s.%s", cfg->kafka.group_id, cfg->kafka.group_instance_id);
   } else {
     gethostname(host, sizeof(host) - 1);
-    snprintf(out, outlen, "%s.%s.%ld", cfg->kafka.group_id, host, (long)getpid());
+    n = snprintf(out, outlen, "%s.%s.%ld", cfg->kafka.group_id, host, (long)getpid());
   }
+  return n < 0 || (size_t)n >= outlen ? DW_ERANGE : 0;
 }
 
 /* Turns a transaction API error into DW_ESTATE (fatal), DW_EAGAIN (abort needed) or
@@ -1171,7 +1173,11 @@ int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_c
   p->transactional = strcmp(cfg->processing.guarantee, "exactly_once") == 0;
   if (p->transactional) {
     char id[512];
-    transactional_id(cfg, id, sizeof(id));
+    if (transactional_id(cfg, id, sizeof(id)) < 0) {
+      snprintf(err, errlen, "transactional.id: longer than %zu bytes", sizeof(id) - 1);
+      rd_kafka_conf_destroy(conf);
+      goto fail;
+    }
     if (rd_kafka_conf_set(conf, "transactional.id", id, errstr, sizeof(errstr))) {
       snprintf(err, errlen, "transactional.id: %s", errstr);
       rd_kafka_conf_destroy(conf);
@@ -1349,10 +1355,14 @@ int dw_ticket_reader_new(struct dw_ticket_reader **out, uv_loop_t *loop,
   if (!conf)
     goto fail;
   gethostname(host, sizeof(host) - 1);
-  snprintf(group, sizeof(group), "%s.app-ticket.%s.%ld", cfg->kafka.group_id, host,
-           (long)getpid());
-  /* Not kafka.group_instance_id: that static membership belongs to the workers' group. */
-  if (rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr))) {
+  int n = snprintf(group, sizeof(group), "%s.app-ticket.%s.%ld", cfg->kafka.group_id, host,
+                   (long)getpid());
+  /* Not kafka.group_instance_id: that static membership belongs to the workers' group. A cut
+   * group id could be another replica's. */
+  if (n < 0 || (size_t)n >= sizeof(group) ||
+      rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr))) {
+    if (n < 0 || (size_t)n >= sizeof(group))
+      dw_strlcpy(errstr, "group id too long", sizeof(errstr));
     snprintf(err, errlen, "app_ticket reader: %s", errstr);
     rd_kafka_conf_destroy(conf);
     goto fail;

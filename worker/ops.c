@@ -253,6 +253,9 @@ int dw_ops_load_config(struct dw_config *cfg, const char *cmd, const char *file)
     fprintf(stderr, "delivery-worker %s: %s\n", cmd, err);
     return -1;
   }
+  if (dw_config_insecure_tls(cfg, err, sizeof(err)) > 0)
+    fprintf(stderr, "delivery-worker %s: warning: kafka.allow_insecure_tls: the brokers' TLS is "
+                    "not fully verified (%s)\n", cmd, err);
   return 0;
 }
 

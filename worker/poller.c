@@ -77,6 +77,8 @@ struct dw_poller {
   struct dw_token *token;
   struct dw_poller_options opt;
   char *base_url;
+  char *url;             /* room for a task's URL with the longest ids (send_call) */
+  size_t url_size;
   dw_outcome_cb on_outcome;
   dw_health_cb on_health;
   void *arg;
@@ -104,6 +106,8 @@ struct dw_poller {
   struct dw_poller_stats stats;
   struct dw_metric *m_calls, *m_rate_limited, *m_polls, *m_resolve, *m_token_retries;
 };
+
+#define TASK_URL "%s/open-apis/hire/v1/websites/%s/delivery_tasks/%s"
 
 static const double polls_buckets[] = {1, 2, 3, 4, 5, 7, 10, 15, 20, 30, 50};
 static const double resolve_buckets[] = {0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 300};
@@ -216,6 +220,7 @@ static void poller_release(struct dw_poller *p)
   free(p->buckets);
   dw_adaptive_cleanup(&p->adaptive);
   free(p->base_url);
+  free(p->url);
   free(p);
 }
 
@@ -732,14 +737,14 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
 
 static void send_call(struct dw_poller *p, struct dw_task *t, const char *token)
 {
-  char url[512];
   char auth[4200];
-  snprintf(url, sizeof(url), "%s/open-apis/hire/v1/websites/%s/delivery_tasks/%s",
-           p->base_url, t->ev.website_id, t->ev.task_id);
-  snprintf(auth, sizeof(auth), "Bearer %s", token);
+  /* Sized for the longest ids, but never sent cut: a cut URL asks about another task. */
+  int nurl = snprintf(p->url, p->url_size, TASK_URL, p->base_url, t->ev.website_id,
+                      t->ev.task_id);
+  int nauth = snprintf(auth, sizeof(auth), "Bearer %s", token);
   struct dw_http_request req = {
       .method = "GET",
-      .url = url,
+      .url = p->url,
       .authorization = auth,
       .timeout_ms = p->opt.request_timeout_ms,
   };
@@ -752,7 +757,10 @@ static void send_call(struct dw_poller *p, struct dw_task *t, const char *token)
   if (t->attempts == 1 && t->sent_at + p->opt.deadline_ms > t->deadline_at)
     t->deadline_at = t->sent_at + p->opt.deadline_ms;
   t->token_generation = dw_token_generation(p->token, t->lane->key);
-  int rc = dw_http_send(p->http, &req, on_answer, t);
+  int rc = nurl < 0 || (size_t)nurl >= p->url_size || nauth < 0 ||
+                   (size_t)nauth >= sizeof(auth)
+               ? DW_ERANGE
+               : dw_http_send(p->http, &req, on_answer, t);
   if (rc < 0) {
     if (p->probe == t)
       p->probe = NULL;
@@ -990,7 +998,11 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
   if (!p)
     return DW_ENOMEM;
   p->base_url = strdup(opt->base_url);
-  if (!p->base_url) {
+  p->url_size = strlen(opt->base_url) + sizeof(TASK_URL) + DW_WEBSITE_ID_MAX + DW_TASK_ID_MAX;
+  p->url = malloc(p->url_size);
+  if (!p->base_url || !p->url) {
+    free(p->base_url);
+    free(p->url);
     free(p);
     return DW_ENOMEM;
   }

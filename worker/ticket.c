@@ -11,9 +11,12 @@
 #include "dw/ticket.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "dw/codec.h"
 #include "dw/common.h"
@@ -56,12 +59,22 @@ static void read_file(struct dw_ticket *t)
 {
   char buf[TICKET_FILE_MAX + 1];
   char app_id[DW_TENANT_KEY_MAX], ticket[DW_TICKET_MAX], why[160];
-  /* A small local file, read synchronously like the secret file at startup. */
-  FILE *fp = fopen(t->file, "r");
+  /* A small local file, read synchronously like the secret file at startup; only a regular
+   * file, opened without blocking: a FIFO would stop the loop until someone writes to it. */
+  struct stat st;
+  int fd = open(t->file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  FILE *fp = NULL;
   t->file_read = 1;
-  if (!fp) {
+  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    dw_warn("feishu.app_ticket_file %s is not a regular file; waiting for one", t->file);
+    close(fd);
+    return;
+  }
+  if (fd < 0 || !(fp = fdopen(fd, "r"))) {
     dw_warn("cannot read feishu.app_ticket_file %s: %s; waiting for it", t->file,
             strerror(errno));
+    if (fd >= 0)
+      close(fd);
     return;
   }
   size_t n = fread(buf, 1, TICKET_FILE_MAX + 1, fp);

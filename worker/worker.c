@@ -1543,6 +1543,10 @@ int dw_worker_run(const struct dw_config *cfg)
     startup_guard_stop();
     return 1;
   }
+  char insecure[512];
+  if (dw_config_insecure_tls(cfg, insecure, sizeof(insecure)) > 0)
+    dw_warn("kafka.allow_insecure_tls: the brokers' TLS is not fully verified (%s): anyone on "
+            "the network path can read and change the traffic", insecure);
   w->cfg = cfg;
   w->healthy = 1;
   w->eos = eos;

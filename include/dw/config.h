@@ -24,6 +24,7 @@ struct dw_config {
     char *dlq_topic;
     struct dw_config_property properties[DW_CONFIG_MAX_PROPERTIES]; /* passed verbatim */
     size_t properties_count;
+    int allow_insecure_tls;     /* properties may turn off broker TLS verification */
     int64_t commit_interval_ms; /* how often finished offsets are committed */
     int64_t commit_metadata_max_bytes; /* room for the finished-offset map; 0 = none */
     char *transactional_id;     /* exactly-once; "" = derived */
@@ -100,6 +101,11 @@ const char *dw_config_property(const struct dw_config *cfg, const char *name);
 /* Non-zero when a librdkafka property holds a secret (its name contains "password" or
  * "secret", or it is sasl.oauthbearer.config or ssl.key.pem): never log or print its value. */
 int dw_config_property_is_secret(const char *name);
+
+/* Writes into buf (always NUL-terminated) the kafka.properties that weaken the verification
+ * of the brokers' TLS, as "name=value, ..." (allowed only with kafka.allow_insecure_tls), and
+ * returns how many there are: the worker warns about them at start. */
+size_t dw_config_insecure_tls(const struct dw_config *cfg, char *buf, size_t size);
 
 /* Writes the effective configuration in libconfig syntax, secrets shown as "<redacted>". */
 void dw_config_print(const struct dw_config *cfg, FILE *out);

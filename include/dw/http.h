@@ -48,6 +48,13 @@ int dw_http_new(struct dw_http **out, uv_loop_t *loop, const struct dw_http_opti
 int dw_http_send(struct dw_http *h, const struct dw_http_request *req, dw_http_cb cb,
                  void *arg);
 
+/* Checks a base URL as libcurl's URL API parses it: NULL when it is an http:// or https:// URL
+ * with a host and nothing libcurl would send differently from what it says, else the tail of a
+ * message ("must ..."). Refused: other schemes, no host, user or password (credentials do not
+ * belong in a URL that is printed and logged), ;options, a query or a fragment, and anything
+ * libcurl cannot parse (an unclosed [ of an IPv6 address, a bad port). Pure: no I/O. */
+const char *dw_http_url_check(const char *url);
+
 /* Transfers in progress. */
 size_t dw_http_active(const struct dw_http *h);
 

@@ -50,14 +50,14 @@ flags=(-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
 sources() { # the worker modules each target links
   case $1 in
     codec|api) echo "worker/codec.c worker/common.c" ;;
-    config) echo "worker/config.c worker/common.c" ;;
+    config) echo "worker/config.c worker/common.c worker/http.c worker/log.c" ;; # URL check
     offsetmap) echo "worker/offsetmap.c worker/common.c" ;;
   esac
 }
 libs() {
   case $1 in
     codec|api) pkg-config --cflags --libs libcjson ;;
-    config) pkg-config --cflags --libs libconfig; echo -lm ;;
+    config) pkg-config --cflags --libs libconfig libcurl libuv; echo -lm -lpthread -DDW_VERSION=\"fuzz\" ;;
     offsetmap) ;;
   esac
 }

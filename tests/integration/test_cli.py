@@ -109,6 +109,55 @@ def main(procs):
                                                "sasl.oauthbearer.extensions=tenant=acme"})
     assert r.returncode == 0 and "0idc-s3cret" not in r.stdout, r.stderr
 
+    # Properties that would lose or duplicate tasks are refused by check-config and by run,
+    # naming the property and the key that does its job.
+    for env, says in (({"DELIVERY_WORKER_KAFKA_PROPERTIES":
+                        "enable.auto.commit=true,enable.auto.offset.store=true"},
+                       "enable.auto.commit = \"true\""),
+                      ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "acks=0"}, "acks = all"),
+                      ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "transactional.id=x"},
+                       "kafka.transactional_id"),
+                      ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "isolation.level=read_uncommitted",
+                        "DELIVERY_WORKER_PROCESSING_GUARANTEE": "exactly_once"},
+                       "processing.guarantee"),
+                      ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "enable.ssl.certificate.verification=false"},
+                       "kafka.allow_insecure_tls")):
+        for cmd in ("check-config", "run"):
+            r = run([cmd, "-c", good], env=env)
+            assert r.returncode == 1 and "DELIVERY_WORKER_KAFKA_PROPERTIES: sets" in r.stderr \
+                and says in r.stderr, (cmd, env, r.stderr)
+    # A TLS weakening allowed by kafka.allow_insecure_tls is printed, and logged at start.
+    insecure = {"DELIVERY_WORKER_KAFKA_ALLOW_INSECURE_TLS": "true",
+                "DELIVERY_WORKER_KAFKA_PROPERTIES": "ssl.endpoint.identification.algorithm=none"}
+    r = run(["check-config", "-c", good], env=insecure)
+    assert r.returncode == 0 and "allow_insecure_tls = true;" in r.stdout, r.stderr
+    worker = h.Worker(procs, "127.0.0.1:1", "http://127.0.0.1:1", env=insecure).start()
+    h.wait_until(lambda: "kafka.allow_insecure_tls: the brokers' TLS is not fully verified "
+                 "(ssl.endpoint.identification.algorithm=none)" in worker.log_text(), 30,
+                 "the warning at start")
+    worker.stop()
+
+    # feishu.base_url is a URL as libcurl reads it; its credentials are never repeated.
+    for url, says in (("https://dw:pa55word@open.feishu.cn", "must not hold a user name or password"),
+                      ("http://[::1:8080", "closed brackets"),
+                      ("https://open.feishu.cn/?x=1", "must not have a query")):
+        for cmd in ("check-config", "run"):
+            r = run([cmd, "-c", good], env={"DELIVERY_WORKER_FEISHU_BASE_URL": url})
+            assert r.returncode == 1 and says in r.stderr, (cmd, url, r.stderr)
+            assert "pa55word" not in r.stdout + r.stderr, r.stderr
+
+    # Files the config reads must be regular files: a FIFO is refused at once, not waited on;
+    # a /proc file (which reports size 0) is read to its end.
+    fifo = os.path.join(procs.tmp, "secret.fifo")
+    os.mkfifo(fifo)
+    nosecret_env = {"DELIVERY_WORKER_FEISHU_APP_SECRET_FILE": fifo}
+    for cmd in ("check-config", "run"):
+        r = run([cmd, "-c", nosecret], env=nosecret_env)
+        assert r.returncode == 1 and "is a FIFO (named pipe), not a regular file" in r.stderr, r.stderr
+    r = run(["check-config", "-c", nosecret],
+            env={"DELIVERY_WORKER_FEISHU_APP_SECRET_FILE": "/proc/self/comm"})
+    assert r.returncode == 0, r.stderr
+
     r = run(["frobnicate"])
     assert r.returncode != 0 and "usage" in r.stderr, r
 

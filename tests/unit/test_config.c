@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dw/common.h"
@@ -23,7 +24,8 @@ static char *const minimal_env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=cli_test",
 /* Every key; also the README's list. */
 static const char *const all_keys[] = {
   "kafka.brokers", "kafka.group_id", "kafka.group_instance_id", "kafka.input_topic", "kafka.results_topic",
-  "kafka.dlq_topic", "kafka.properties", "kafka.commit_interval_ms",
+  "kafka.dlq_topic", "kafka.properties", "kafka.allow_insecure_tls",
+  "kafka.commit_interval_ms",
   "kafka.commit_metadata_max_bytes", "kafka.transactional_id", "feishu.base_url",
   "feishu.app_id", "feishu.app_secret", "feishu.app_secret_file", "feishu.ca_file", "feishu.app_type",
   "feishu.app_ticket_file", "feishu.app_ticket_topic", "feishu.request_timeout_ms",
@@ -536,7 +538,7 @@ static void test_ca_file(void **state)
   expect_error("feishu = {\n  ca_file = \"/nonexistent/ca.pem\";\n};\n", minimal_env, 2,
                "feishu.ca_file cannot open \"/nonexistent/ca.pem\": No such file or directory");
   expect_error("feishu = {\n  ca_file = \"/tmp\";\n};\n", minimal_env, 2,
-               "feishu.ca_file \"/tmp\" is not a regular file");
+               "feishu.ca_file \"/tmp\" is a directory, not a regular file");
   junk = write_tmp("not a certificate\n");
   snprintf(conf, sizeof(conf), "feishu = {\n  ca_file = \"%s\";\n};\n", junk);
   snprintf(msg, sizeof(msg),
@@ -624,6 +626,348 @@ static void test_properties(void **state)
   assert_true(dw_config_property_is_secret("sasl.oauthbearer.client.secret"));
   assert_true(dw_config_property_is_secret("sasl.oauthbearer.config"));
   assert_false(dw_config_property_is_secret("sasl.username"));
+}
+
+/* Cleans up a load and removes its file at once (for loops of many loads). */
+static void drop(struct loaded *l)
+{
+  dw_config_cleanup(&l->cfg);
+  if (l->path) {
+    unlink(l->path);
+    tmp_count--;
+  }
+}
+
+/* Integers libconfig 1.5 cannot hold (it keeps 32 bits of 4294967297, and saturates past 64
+ * bits) are read as written and range-checked, from the file and from the environment. */
+static void test_wide_integers(void **state)
+{
+  struct loaded l;
+  (void)state;
+  expect_error("kafka = { commit_metadata_max_bytes = 4294967296; };\n", minimal_env, 1,
+               "kafka.commit_metadata_max_bytes must be between 0 and 1048576, got "
+               "4294967296");
+  expect_error("worker = {\n  max_in_flight = 4294967297;\n};\n", minimal_env, 2,
+               "worker.max_in_flight must be between 1 and 1000000, got 4294967297");
+  expect_error("worker = {\n  max_in_flight =\n    4294967297;\n};\n", minimal_env, 2,
+               "worker.max_in_flight must be between 1 and 1000000, got 4294967297");
+  expect_error("worker = { drain_timeout_ms = 0; max_in_flight = 4294967297; };\n",
+               minimal_env, 1,
+               "worker.max_in_flight must be between 1 and 1000000, got 4294967297");
+  expect_error("poll = { first_delay_ms = -4294967296; };\n", minimal_env, 1,
+               "poll.first_delay_ms must be between 0 and 3600000, got -4294967296");
+  expect_error("worker = { max_in_flight = 0x100000001; };\n", minimal_env, 1,
+               "worker.max_in_flight must be between 1 and 1000000, got 4294967297");
+  expect_error("worker = { max_in_flight = 99999999999999999999L; };\n", minimal_env, 1,
+               "worker.max_in_flight must be between 1 and 1000000, got "
+               "99999999999999999999L");
+  expect_error("poll = { multiplier = 4294967297; };\n", minimal_env, 1,
+               "poll.multiplier must be between 1 and 10, got 4.29497e+09");
+  expect_error("kafka = {\n  properties = ( (\"queue.buffering.max.kbytes\", 4294967296) );\n"
+               "};\n",
+               minimal_env, 2,
+               "integer 4294967296 does not fit in 32 bits, which libconfig would silently "
+               "wrap: write 4294967296L");
+  /* Comments and strings are not values; L literals and values in range are fine. */
+  load(&l,
+       "# max_in_flight = 4294967297;\n"
+       "worker = { max_in_flight = 100000L; /* 4294967297 */ resume_in_flight = 0x10; };\n"
+       "kafka = { group_id = \"g 4294967297\"; properties = ( (\"big\", 4294967296L) ); };\n",
+       minimal_env);
+  assert_string_equal(l.err, "");
+  assert_int_equal(l.cfg.worker.max_in_flight, 100000);
+  assert_int_equal(l.cfg.worker.resume_in_flight, 16);
+  assert_string_equal(property(&l.cfg, "big"), "4294967296");
+  drop(&l);
+  {
+    char *const env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=a",
+                         "DELIVERY_WORKER_FEISHU_APP_SECRET=b",
+                         "DELIVERY_WORKER_WORKER_MAX_IN_FLIGHT=4294967297", NULL};
+    expect_error(NULL, env, -1,
+                 "environment: DELIVERY_WORKER_WORKER_MAX_IN_FLIGHT: must be an integer "
+                 "between 1 and 1000000, got \"4294967297\"");
+  }
+  {
+    char *const env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=a",
+                         "DELIVERY_WORKER_FEISHU_APP_SECRET=b",
+                         "DELIVERY_WORKER_KAFKA_COMMIT_METADATA_MAX_BYTES=18446744073709551616",
+                         NULL};
+    expect_error(NULL, env, -1,
+                 "environment: DELIVERY_WORKER_KAFKA_COMMIT_METADATA_MAX_BYTES: must be an "
+                 "integer between 0 and 1048576, got \"18446744073709551616\"");
+  }
+}
+
+/* The same through an @include, inside the including file's group. */
+static void test_wide_integers_include(void **state)
+{
+  char dir[] = "/tmp/dw_test_configdirXXXXXX";
+  char main_path[128], inc_path[128], want[512];
+  struct dw_config cfg;
+  char err[ERRLEN];
+  FILE *fp;
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  snprintf(main_path, sizeof(main_path), "%s/main.conf", dir);
+  snprintf(inc_path, sizeof(inc_path), "%s/inc.conf", dir);
+  fp = fopen(inc_path, "w");
+  assert_non_null(fp);
+  fputs("\n  max_in_flight = 4294967297;\n", fp);
+  fclose(fp);
+  fp = fopen(main_path, "w");
+  assert_non_null(fp);
+  fputs("worker = {\n  @include \"inc.conf\"\n};\n", fp);
+  fclose(fp);
+  dw_config_init(&cfg);
+  assert_int_equal(dw_config_load(&cfg, main_path, minimal_env, err, sizeof(err)), DW_EINVAL);
+  snprintf(want, sizeof(want),
+           "%s:2: worker.max_in_flight must be between 1 and 1000000, got 4294967297",
+           inc_path);
+  assert_string_equal(err, want);
+  dw_config_cleanup(&cfg);
+  unlink(inc_path);
+  unlink(main_path);
+  rmdir(dir);
+}
+
+/* feishu.base_url is a URL as libcurl parses it; user:password is refused and never
+ * repeated. */
+static void test_base_url(void **state)
+{
+  static const struct {
+    const char *url, *why;
+  } bad[] = {
+    {"http://user:hunter2@open.feishu.cn", "must not hold a user name or password"},
+    {"https://hunter2@open.feishu.cn/", "must not hold a user name or password"},
+    {"http://:hunter2@host", "must not hold a user name or password"},
+    {"ftp://user:hunter2@host", "must start with http:// or https://"},
+    {"http://host?x=1", "must not have a query"},
+    {"http://host/x?", "must not have a query"},
+    {"http://host#frag", "must not have a fragment"},
+    {"http://[::1", "an IPv6 address goes in closed brackets"},
+    {"http://[::1/x", "an IPv6 address goes in closed brackets"},
+    {"http://host:99999", "the port must be a number 1-65535"},
+    {"http://:8080", "a host name or address after the scheme"},
+  };
+  struct loaded l;
+  char conf[2048];
+  (void)state;
+  for (size_t i = 0; i < DW_ARRAY_SIZE(bad); i++) {
+    snprintf(conf, sizeof(conf), "feishu = { base_url = \"%s\"; };\n", bad[i].url);
+    load(&l, conf, minimal_env);
+    if (l.rc == 0 || !strstr(l.err, bad[i].why) || strstr(l.err, "hunter2"))
+      fail_msg("%s: %s", bad[i].url, l.err);
+    drop(&l);
+  }
+  {
+    char *const env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=a",
+                         "DELIVERY_WORKER_FEISHU_APP_SECRET=b",
+                         "DELIVERY_WORKER_FEISHU_BASE_URL=https://me:hunter2@open.feishu.cn", NULL};
+    expect_error(NULL, env, -1,
+                 "environment: DELIVERY_WORKER_FEISHU_BASE_URL: must not hold a user name or "
+                 "password (credentials in a URL end up in logs and check-config output), got "
+                 "\"https://<redacted>@open.feishu.cn\"");
+  }
+}
+
+/* Values the worker builds request URLs and other ids from are bounded, so those are never
+ * cut: feishu.base_url (a long one is kept whole, as a gateway's path prefix) and the Kafka
+ * ids a transactional id or a group id is made of. */
+static void test_bounds(void **state)
+{
+  struct loaded l;
+  char conf[2048];
+  (void)state;
+  {
+    char url[1100];
+    size_t n = (size_t)snprintf(url, sizeof(url), "http://[::1]:8080/");
+    while (n < 1024)
+      url[n++] = 'p';
+    url[n] = '\0';
+    snprintf(conf, sizeof(conf), "feishu = { base_url = \"%s/\"; };\n", url);
+    load(&l, conf, minimal_env);
+    assert_string_equal(l.err, "");
+    assert_string_equal(l.cfg.feishu.base_url, url);
+    drop(&l);
+    url[n++] = 'p';
+    url[n] = '\0';
+    snprintf(conf, sizeof(conf), "feishu = { base_url = \"%s\"; };\n", url);
+    load(&l, conf, minimal_env);
+    assert_int_equal(l.rc, DW_EINVAL);
+    assert_non_null(strstr(l.err, "feishu.base_url must be at most 1024 bytes"));
+    drop(&l);
+  }
+  for (size_t i = 0; i < 3; i++) {
+    static const char *const keys[] = {"group_id", "group_instance_id", "transactional_id"};
+    char id[256], want[64];
+    memset(id, 'g', 200);
+    id[200] = '\0';
+    snprintf(conf, sizeof(conf), "kafka = { %s = \"%s\"; };\n", keys[i], id);
+    load(&l, conf, minimal_env);
+    assert_string_equal(l.err, "");
+    drop(&l);
+    snprintf(conf, sizeof(conf), "kafka = { %s = \"%sg\"; };\n", keys[i], id);
+    load(&l, conf, minimal_env);
+    snprintf(want, sizeof(want), "kafka.%s must be at most 200 bytes", keys[i]);
+    assert_int_equal(l.rc, DW_EINVAL);
+    assert_non_null(strstr(l.err, want));
+    drop(&l);
+  }
+}
+
+/* kafka.properties that would lose or duplicate tasks are refused, whatever the spelling,
+ * naming the property and the key that does its job; TLS weakenings need
+ * kafka.allow_insecure_tls. */
+static void test_properties_refused(void **state)
+{
+  static const struct {
+    const char *name, *value, *needle;
+  } bad[] = {
+    {"enable.auto.commit", "true", "kafka.commit_interval_ms"},
+    {"enable.auto.commit", "TRUE", "kafka.commit_interval_ms"},
+    {"enable.auto.commit", "1", "kafka.commit_interval_ms"},
+    {"auto.commit.enable", "t", "kafka.commit_interval_ms"},
+    {"enable.auto.offset.store", "true", "kafka.commit_interval_ms"},
+    {"offset.store.method", "file", "kafka.commit_interval_ms"},
+    {"acks", "0", "acks = all"},
+    {"acks", "1", "acks = all"},
+    {"request.required.acks", "0", "acks = all"},
+    {"enable.idempotence", "false", "always idempotent"},
+    {"transactional.id", "x", "kafka.transactional_id"},
+    {"group.instance.id", "x", "kafka.group_instance_id"},
+    {"partition.assignment.strategy", "range", "cooperative-sticky"},
+    {"enable.ssl.certificate.verification", "false", "kafka.allow_insecure_tls = true"},
+    {"ssl.endpoint.identification.algorithm", "none", "kafka.allow_insecure_tls = true"},
+  };
+  static const char *const good[] = {
+    "enable.auto.commit", "false", "enable.auto.offset.store", "f", "acks", "all",
+    "request.required.acks", "-1", "enable.idempotence", "true", "offset.store.method",
+    "broker", "isolation.level", "read_uncommitted", "enable.ssl.certificate.verification",
+    "true", "ssl.endpoint.identification.algorithm", "https",
+  };
+  struct loaded l;
+  char conf[512], envvar[256], want[512];
+  (void)state;
+  for (size_t i = 0; i < DW_ARRAY_SIZE(bad); i++) {
+    snprintf(conf, sizeof(conf),
+             "kafka = {\n  properties = (\n    (\"linger.ms\", 5),\n    (\"%s\", \"%s\")\n  );\n"
+             "};\n",
+             bad[i].name, bad[i].value);
+    load(&l, conf, minimal_env);
+    snprintf(want, sizeof(want), "%s:4: kafka.properties sets %s = \"%s\", which ", l.path,
+             bad[i].name, bad[i].value);
+    if (l.rc == 0 || strncmp(l.err, want, strlen(want)) != 0 || !strstr(l.err, bad[i].needle))
+      fail_msg("%s = %s: %s", bad[i].name, bad[i].value, l.err);
+    drop(&l);
+    /* The environment too. */
+    snprintf(envvar, sizeof(envvar), "DELIVERY_WORKER_KAFKA_PROPERTIES=%s=%s", bad[i].name,
+             bad[i].value);
+    {
+      char *const env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=a",
+                           "DELIVERY_WORKER_FEISHU_APP_SECRET=b", envvar, NULL};
+      load(&l, NULL, env);
+      snprintf(want, sizeof(want),
+               "environment: DELIVERY_WORKER_KAFKA_PROPERTIES: sets %s = \"%s\", which ",
+               bad[i].name, bad[i].value);
+      if (l.rc == 0 || strncmp(l.err, want, strlen(want)) != 0)
+        fail_msg("env %s = %s: %s", bad[i].name, bad[i].value, l.err);
+      drop(&l);
+    }
+  }
+  for (size_t i = 0; i < DW_ARRAY_SIZE(good); i += 2) {
+    snprintf(conf, sizeof(conf), "kafka = { properties = ( (\"%s\", \"%s\") ); };\n", good[i],
+             good[i + 1]);
+    load(&l, conf, minimal_env);
+    if (l.rc != 0)
+      fail_msg("%s = %s: %s", good[i], good[i + 1], l.err);
+    drop(&l);
+  }
+  /* An environment override of a file's refused value settles it. */
+  {
+    char *const env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=a", "DELIVERY_WORKER_FEISHU_APP_SECRET=b",
+                         "DELIVERY_WORKER_KAFKA_PROPERTIES=enable.auto.commit=false", NULL};
+    load(&l, "kafka = { properties = ( (\"enable.auto.commit\", true) ); };\n", env);
+    assert_string_equal(l.err, "");
+    drop(&l);
+  }
+  /* read_uncommitted only breaks exactly-once. */
+  expect_error("processing = { guarantee = \"exactly_once\"; };\n"
+               "kafka = { properties = ( (\"isolation.level\", \"read_uncommitted\") ); };\n",
+               minimal_env, 2,
+               "kafka.properties sets isolation.level = \"read_uncommitted\", which would "
+               "process input of aborted transactions: exactly-once reads only committed input "
+               "(processing.guarantee = \"at_least_once\" if that is what you want)");
+  /* TLS weakenings: allowed by the one key, then listed for the warning at start. */
+  {
+    char list[256];
+    load(&l,
+         "kafka = {\n  allow_insecure_tls = true;\n  properties = (\n"
+         "    (\"enable.ssl.certificate.verification\", false),\n"
+         "    (\"ssl.endpoint.identification.algorithm\", \"none\") );\n};\n",
+         minimal_env);
+    assert_string_equal(l.err, "");
+    assert_int_equal(l.cfg.kafka.allow_insecure_tls, 1);
+    assert_int_equal(dw_config_insecure_tls(&l.cfg, list, sizeof(list)), 2);
+    assert_string_equal(list, "enable.ssl.certificate.verification=false, "
+                              "ssl.endpoint.identification.algorithm=none");
+    drop(&l);
+  }
+  {
+    char list[256];
+    char *const env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=a", "DELIVERY_WORKER_FEISHU_APP_SECRET=b",
+                         "DELIVERY_WORKER_KAFKA_ALLOW_INSECURE_TLS=true",
+                         "DELIVERY_WORKER_KAFKA_PROPERTIES=enable.ssl.certificate.verification=0",
+                         NULL};
+    load(&l, NULL, env);
+    assert_string_equal(l.err, "");
+    assert_int_equal(dw_config_insecure_tls(&l.cfg, list, sizeof(list)), 1);
+    drop(&l);
+    load(&l, NULL, minimal_env);
+    assert_int_equal(dw_config_insecure_tls(&l.cfg, list, sizeof(list)), 0);
+    assert_string_equal(list, "");
+    drop(&l);
+  }
+  expect_error("kafka = { allow_insecure_tls = 1; };\n", minimal_env, 1,
+               "kafka.allow_insecure_tls must be true or false");
+}
+
+/* Files the config reads: only regular files, so a FIFO cannot hang check-config or the
+ * start; files that report size 0 (/proc) are read to their end. */
+static void test_file_kinds(void **state)
+{
+  char dir[] = "/tmp/dw_test_configdirXXXXXX";
+  char fifo[128], conf[512], want[512];
+  char *const env_id[] = {"DELIVERY_WORKER_FEISHU_APP_ID=cli_test", NULL};
+  struct loaded l;
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  snprintf(conf, sizeof(conf), "feishu = {\n  app_secret_file = \"%s\";\n};\n", fifo);
+  snprintf(want, sizeof(want),
+           "feishu.app_secret_file \"%s\" is a FIFO (named pipe), not a regular file", fifo);
+  expect_error(conf, env_id, 2, want);
+  snprintf(conf, sizeof(conf), "feishu = {\n  ca_file = \"%s\";\n};\n", fifo);
+  snprintf(want, sizeof(want), "feishu.ca_file \"%s\" is a FIFO (named pipe), not a regular file",
+           fifo);
+  expect_error(conf, minimal_env, 2, want);
+  snprintf(conf, sizeof(conf),
+           "feishu = {\n  app_type = \"store\";\n  app_ticket_file = \"%s\";\n};\n", fifo);
+  snprintf(want, sizeof(want),
+           "feishu.app_ticket_file \"%s\" is a FIFO (named pipe), not a regular file", fifo);
+  expect_error(conf, minimal_env, 3, want);
+  expect_error("feishu = {\n  app_secret_file = \"/dev/null\";\n};\n", env_id, 2,
+               "feishu.app_secret_file \"/dev/null\" is a character device, not a regular "
+               "file");
+  /* st_size 0, content read to the end. */
+  load(&l, "feishu = { app_secret_file = \"/proc/self/comm\"; };\n", env_id);
+  assert_string_equal(l.err, "");
+  assert_true(strlen(l.cfg.feishu.app_secret) > 0);
+  drop(&l);
+  expect_error("feishu = { app_secret_file = \"/proc/self/environ\"; };\n", env_id, 1,
+               "feishu.app_secret_file \"/proc/self/environ\" holds a NUL byte");
+  unlink(fifo);
+  rmdir(dir);
 }
 
 /* Prints cfg into a string (caller frees). */
@@ -805,6 +1149,12 @@ int main(void)
     cmocka_unit_test_teardown(test_print_secret_file, teardown),
     cmocka_unit_test_teardown(test_print_reference, teardown),
     cmocka_unit_test_teardown(test_include_relative, teardown),
+    cmocka_unit_test_teardown(test_wide_integers, teardown),
+    cmocka_unit_test_teardown(test_wide_integers_include, teardown),
+    cmocka_unit_test_teardown(test_base_url, teardown),
+    cmocka_unit_test_teardown(test_bounds, teardown),
+    cmocka_unit_test_teardown(test_properties_refused, teardown),
+    cmocka_unit_test_teardown(test_file_kinds, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dw/codec.h"
@@ -141,11 +142,33 @@ static void test_file_and_offers(void **state)
   unlink(f.path);
 }
 
+/* A FIFO that appears at the path after the start is not read: that would block the loop
+ * until something writes to it. */
+static void test_file_fifo(void **state)
+{
+  (void)state;
+  struct fixture f;
+  memset(&f, 0, sizeof(f));
+  uv_loop_init(&f.loop);
+  snprintf(f.path, sizeof(f.path), "/tmp/dw-test-ticket-fifo-%ld", (long)getpid());
+  unlink(f.path);
+  struct dw_ticket *t = open_ticket(&f, f.path);
+  assert_int_equal(mkfifo(f.path, 0600), 0);
+  assert_null(dw_ticket_value(t));
+  assert_int_equal(f.news, 0);
+  dw_ticket_close(t);
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&f.loop), 0);
+  dw_config_cleanup(&f.cfg);
+  unlink(f.path);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_event_shapes),
       cmocka_unit_test(test_file_and_offers),
+      cmocka_unit_test(test_file_fifo),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
