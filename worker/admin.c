@@ -41,6 +41,7 @@
 
 #include "dw/common.h"
 #include "dw/log.h"
+#include "dw/text.h"
 
 #define CONTENT_TYPE_TEXT "text/plain; charset=utf-8"
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -98,7 +99,7 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
   while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r' || msg[n - 1] == ' '))
     msg[--n] = '\0';
   if (a->starting)
-    dw_strlcpy(a->start_error, msg, sizeof(a->start_error));
+    dw_text_copy(a->start_error, sizeof(a->start_error), msg);
   else
     dw_warn("admin: %s", msg);
 }

@@ -563,9 +563,19 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     c->h.on_commit_failed(c->h.arg);
 }
 
+/* librdkafka could not create what it needs (a thread without address space for its stack):
+ * the client is crippled for good, unable to reach some or all brokers, and says so only
+ * through the error callback. Set there (on the loop, which serves the callbacks), turned into
+ * a fatal error by the consumer's next serve: exit non-zero rather than run on unable to
+ * consume. */
+static char crit_reason[256];
+
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
   (void)opaque;
+  if (err == RD_KAFKA_RESP_ERR__CRIT_SYS_RESOURCE && !crit_reason[0])
+    snprintf(crit_reason, sizeof(crit_reason), "%s: %s", rd_kafka_err2name(err),
+             reason ? reason : "");
   if (err == RD_KAFKA_RESP_ERR__FATAL) {
     char buf[512];
     rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
@@ -585,6 +595,8 @@ static int consumer_serve(void *owner)
       char buf[512];
       if (rd_kafka_fatal_error(c->rk, buf, sizeof(buf)))
         c->h.on_fatal(c->h.arg, buf);
+      else if (crit_reason[0])
+        c->h.on_fatal(c->h.arg, crit_reason);
       return 0;
     }
     if (m->err) {

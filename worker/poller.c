@@ -13,6 +13,7 @@
 #include "dw/common.h"
 #include "dw/limiter.h"
 #include "dw/log.h"
+#include "dw/text.h"
 
 #define APP_BACKOFF_MIN_MS 1000
 #define APP_BACKOFF_MAX_MS 60000
@@ -453,7 +454,7 @@ static void reschedule(struct dw_task *t, uint64_t delay_ms, const struct dw_ans
    * the outage's length when it clears). */
   if (now >= t->deadline_at && p->healthy) {
     /* Say why in dlq.error_msg: the last answer alone ("success", pending) would not. */
-    char why[256];
+    char why[DW_TEXT_MAX + 128];
     unsigned long long secs = (unsigned long long)((now - t->created_at) / 1000);
     if (ans && ans->kind == DW_ANSWER_MALFORMED) {
       /* code 0, but not an answer the API gives: name what was wrong, not "pending". */
@@ -465,10 +466,10 @@ static void reschedule(struct dw_task *t, uint64_t delay_ms, const struct dw_ans
                t->attempts, secs);
       t->last_code = -1; /* no error code to report */
     } else {
-      snprintf(why, sizeof(why), "no final answer after %u call(s) in %llu s; last: %.100s",
+      snprintf(why, sizeof(why), "no final answer after %u call(s) in %llu s; last: %s",
                t->attempts, secs, t->last_msg);
     }
-    dw_strlcpy(t->last_msg, why, sizeof(t->last_msg));
+    dw_text_copy(t->last_msg, sizeof(t->last_msg), why);
     finish(t, DW_OUTCOME_DEAD_LETTER, "deadline_exceeded", ans);
     return;
   }
@@ -500,18 +501,18 @@ static void expire_waiting(struct dw_task *t)
   uint64_t now = uv_now(p->loop);
   unsigned long long secs = (unsigned long long)((now - t->created_at) / 1000);
   unsigned long long held = (dw_limiter_held_ms(&t->lane->limiter, now) + 999) / 1000;
-  char why[sizeof(t->last_msg)];
+  char why[sizeof(t->last_msg) + sizeof(t->lane->why) + 128];
   if (!t->lane->why[0])
     snprintf(why, sizeof(why),
              "held back by the API rate limit (429) at the deadline, %llu s more to wait; no "
              "final answer after %u call(s) in %llu s",
              held, t->attempts, secs);
   else if (t->lane->key[0])
-    snprintf(why, sizeof(why), "no tenant_access_token for tenant %s after %llu s: %.180s",
+    snprintf(why, sizeof(why), "no tenant_access_token for tenant %s after %llu s: %s",
              t->lane->key, secs, t->lane->why);
   else
-    snprintf(why, sizeof(why), "no tenant_access_token after %llu s: %.180s", secs, t->lane->why);
-  dw_strlcpy(t->last_msg, why, sizeof(t->last_msg));
+    snprintf(why, sizeof(why), "no tenant_access_token after %llu s: %s", secs, t->lane->why);
+  dw_text_copy(t->last_msg, sizeof(t->last_msg), why);
   if (t->last_code == 0)
     t->last_code = -1; /* a pending answer is no error code */
   if (t->lane->why[0])
@@ -599,7 +600,7 @@ static void app_failure(struct dw_poller *p, const char *reason, int escalate)
 static void scrub_text(struct dw_poller *p, const struct lane *l, char *buf, size_t size)
 {
   char raw[DW_TEXT_MAX];
-  dw_strlcpy(raw, buf, sizeof(raw));
+  dw_text_copy(raw, sizeof(raw), buf);
   dw_token_scrub(p->token, l->key, buf, size, raw);
 }
 
@@ -622,8 +623,8 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
   }
   if (resp->error) {
     dw_answer_classify(&ans, 0, NULL, 0);
-    dw_strlcpy(ans.msg, resp->error_text ? resp->error_text : "transport error",
-               sizeof(ans.msg));
+    dw_text_copy(ans.msg, sizeof(ans.msg),
+                 resp->error_text ? resp->error_text : "transport error");
   } else {
     dw_answer_classify(&ans, resp->status, resp->body, resp->body_len);
   }
@@ -645,7 +646,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
     dw_metric_inc(p->m_calls, code, 1);
   }
   t->last_code = ans.code;
-  dw_strlcpy(t->last_msg, ans.msg, sizeof(t->last_msg));
+  dw_text_copy(t->last_msg, sizeof(t->last_msg), ans.msg);
   dw_token_scrub(p->token, t->lane->key, t->log_id, sizeof(t->log_id), resp->log_id);
   if (dw_log_enabled(DW_LOG_DEBUG)) {
     struct dw_log_ctx ctx = {.task = t->ev.task_id, .partition = -1, .offset = -1,
@@ -766,7 +767,7 @@ static void send_call(struct dw_poller *p, struct dw_task *t, const char *token)
       p->probe = NULL;
     struct dw_answer ans;
     dw_answer_classify(&ans, 0, NULL, 0);
-    dw_strlcpy(t->last_msg, dw_strerror(rc), sizeof(t->last_msg));
+    dw_text_copy(t->last_msg, sizeof(t->last_msg), dw_strerror(rc));
     t->failures++;
     reschedule(t, dw_schedule_retry_ms(&p->opt.schedule, t->failures, &p->rng), &ans);
   }
@@ -868,7 +869,7 @@ void dw_poller_on_token(struct dw_poller *p, const char *tenant_key, int err,
       if (err == 0)
         l->why[0] = '\0';
       else if (tenant_key[0] || err != DW_EINVAL) /* not a refusal of the app's credentials */
-        dw_strlcpy(l->why, reason ? reason : dw_strerror(err), sizeof(l->why));
+        dw_text_copy(l->why, sizeof(l->why), reason ? reason : dw_strerror(err));
       if (l->why[0])
         expire_lane(p, l);
     }

@@ -6,8 +6,12 @@
  * pass over the input, never more output than the buffer. */
 #include "dw/text.h"
 
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "dw/common.h"
 
 #define SECRET_PREFIX_MIN 4 /* a text ending in this much of a secret was cut inside it */
 #define TOKEN_BODY_MIN 16   /* t-/a-/u- tokens: shorter runs are words ("t-shirt") */
@@ -226,4 +230,41 @@ size_t dw_text_scrub(char *dst, size_t size, const char *src, const char *const 
     end_cut(&o);
   dst[o.len] = '\0';
   return o.len;
+}
+
+int dw_text_copy(char *dst, size_t size, const char *src)
+{
+  struct out o = {.dst = dst, .size = size};
+  size_t n;
+  if (!dst || size == 0)
+    return DW_ERANGE;
+  if (!src)
+    src = "";
+  n = strlen(src);
+  put(&o, src, n);
+  if (o.full)
+    end_cut(&o);
+  dst[o.len] = '\0';
+  return n < size ? 0 : DW_ERANGE;
+}
+
+int dw_text_format(char *dst, size_t size, const char *fmt, ...)
+{
+  va_list ap;
+  int n;
+  if (!dst || size == 0)
+    return DW_ERANGE;
+  va_start(ap, fmt);
+  n = vsnprintf(dst, size, fmt, ap);
+  va_end(ap);
+  if (n < 0) {
+    dst[0] = '\0';
+    return DW_EINVAL;
+  }
+  if ((size_t)n < size)
+    return 0;
+  struct out o = {.dst = dst, .size = size, .len = size - 1};
+  end_cut(&o);
+  dst[o.len] = '\0';
+  return DW_ERANGE;
 }

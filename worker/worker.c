@@ -30,6 +30,7 @@
 #include "dw/poller.h"
 #include "dw/token.h"
 #include "dw/tracker.h"
+#include "dw/text.h"
 
 #define PRODUCE_RETRY_MS 1000
 #define FLUSH_TIMEOUT_MS 30000
@@ -480,7 +481,7 @@ static void add_header(struct job *j, const char *name, const char *value)
   if (!d || d->count == DLQ_HEADERS)
     return;
   size_t i = d->count++;
-  dw_strlcpy(d->buf[i], value, sizeof(d->buf[i]));
+  dw_text_copy(d->buf[i], sizeof(d->buf[i]), value); /* texts: a cut ends with a mark */
   d->h[i].name = name;
   d->h[i].value = d->buf[i];
   d->h[i].len = strlen(d->buf[i]);
@@ -577,7 +578,7 @@ static void on_health(void *arg, int healthy, const char *reason)
 {
   struct dw_worker *w = arg;
   w->healthy = healthy;
-  dw_strlcpy(w->unhealthy_reason, healthy ? "" : reason, sizeof(w->unhealthy_reason));
+  dw_text_copy(w->unhealthy_reason, sizeof(w->unhealthy_reason), healthy ? "" : reason);
   set_paused(w, 2, !healthy); /* stop taking new work; tasks in flight wait, nothing is lost */
 }
 
@@ -605,7 +606,7 @@ static int on_ready(void *arg, char *why, size_t whylen)
     snprintf(why, whylen, "waiting for the first partition assignment of %s",
              w->cfg->kafka.input_topic);
   else if (!w->healthy)
-    snprintf(why, whylen, "app-level failure: %s", w->unhealthy_reason);
+    dw_text_format(why, whylen, "app-level failure: %s", w->unhealthy_reason);
   else {
     size_t lanes = 0;
     uint64_t held = w->poller ? dw_poller_held_back_ms(w->poller, &lanes) : 0;

@@ -26,4 +26,15 @@
 size_t dw_text_scrub(char *dst, size_t size, const char *src, const char *const *secrets,
                      size_t nsecrets);
 
+/* Copies the NUL-terminated src (NULL: "") into dst (size bytes, always NUL-terminated when
+ * size > 0) as it is; a text longer than dst is cut at a UTF-8 character boundary and ends with
+ * DW_TEXT_CUT, so a cut is always visible. Returns 0, or DW_ERANGE when the text was cut. For
+ * texts only: an identifier that does not fit is an error, never cut. */
+int dw_text_copy(char *dst, size_t size, const char *src);
+
+/* snprintf into dst with the same visible cut as dw_text_copy. Returns 0, DW_ERANGE when the
+ * text was cut, DW_EINVAL on a formatting error (dst is then ""). */
+__attribute__((format(printf, 3, 4))) int dw_text_format(char *dst, size_t size,
+                                                         const char *fmt, ...);
+
 #endif

@@ -14,6 +14,7 @@ import time
 import harness as h
 
 LIMITS_MB = (40, 60, 80)  # address space: too little for librdkafka's thread stacks
+CRIPPLED_MB = (70, 80)  # with an unreachable broker: started, but a broker thread refused
 HANG_MB = 80  # rd_kafka_new never returned here under this limit
 STARTUP_BOUND_S = 30  # the worker's start-up bound (worker.c: STARTUP_TIMEOUT_S)
 
@@ -111,6 +112,32 @@ def main(procs):
                 mb, rc, took, [l for l in text.splitlines() if "cannot start" in l][-1][:300]))
             failed += 1
         assert failed > 0, "the worker started under every limit tried"
+
+        # 1b. Started, but crippled: librdkafka came up without some of its threads ("Unable
+        #     to create broker thread", reported as _CRIT_SYS_RESOURCE). The worker must not
+        #     run on unable to reach Kafka: it stops with a non-zero exit naming the cause.
+        crippled = 0
+        for mb in CRIPPLED_MB:
+            w = h.Worker(procs, "127.0.0.1:1", sim.url, group="it-startup", name="crit%d" % mb)
+            p = start_limited(procs, w, "crit%d" % mb, mb)
+            rc = exited_within(p, STARTUP_BOUND_S + 20)
+            text = open(p.logfile, errors="replace").read()
+            if rc is None:
+                p.kill()
+                p.wait()
+            if "Unable to create" not in text:
+                h.log("under %d MB with an unreachable broker: %s, no thread refused" % (
+                    mb, "still running" if rc is None else "exit %d" % rc))
+                continue
+            assert rc is not None, ("still running %d s after librdkafka could not create a "
+                                    "thread under %d MB:\n%s" % (STARTUP_BOUND_S + 20, mb,
+                                                                  text[-3000:]))
+            assert rc > 0, ("exit status %d (a signal) under %d MB" % (rc, mb), text[-3000:])
+            why = [l for l in text.splitlines() if "stopping:" in l or "cannot start" in l]
+            assert why, text[-3000:]
+            h.log("under %d MB with an unreachable broker: exit %d: %s" % (mb, rc, why[-1][:300]))
+            crippled += 1
+        h.log("%d of %d limits left librdkafka without a thread" % (crippled, len(CRIPPLED_MB)))
 
         # 2. SIGTERM while stuck starting ends it at once.
         w2 = h.Worker(procs, kafka.bootstrap, sim.url, group="it-startup", name="limited-term")

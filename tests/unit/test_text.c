@@ -138,12 +138,37 @@ static void test_bound(void **state)
   assert_null(strstr(buf, "Zq9v"));
 }
 
+/* A text that does not fit its buffer is cut visibly, never silently (dw_text_copy and
+ * dw_text_format; the poller's dead-letter reasons and the worker's header values use them). */
+static void test_copy_and_format_mark_the_cut(void **state)
+{
+  char buf[16];
+  (void)state;
+  assert_int_equal(dw_text_copy(buf, sizeof(buf), "fits"), 0);
+  assert_string_equal(buf, "fits");
+  assert_int_equal(dw_text_copy(buf, sizeof(buf), "123456789012345"), 0);
+  assert_string_equal(buf, "123456789012345");
+  assert_int_equal(dw_text_copy(buf, sizeof(buf), "1234567890123456"), DW_ERANGE);
+  assert_string_equal(buf, "123456789012" DW_TEXT_CUT);
+  assert_int_equal(dw_text_copy(buf, sizeof(buf), "ab简历解析失败"), DW_ERANGE);
+  assert_string_equal(buf, "ab简历解" DW_TEXT_CUT);
+  assert_int_equal(dw_text_copy(buf, sizeof(buf), NULL), 0);
+  assert_string_equal(buf, "");
+  /* Formatting: the same mark, at a character boundary. */
+  assert_int_equal(dw_text_format(buf, sizeof(buf), "%s-%d", "ab", 7), 0);
+  assert_string_equal(buf, "ab-7");
+  assert_int_equal(dw_text_format(buf, sizeof(buf), "last: %s", "简历解析失败"), DW_ERANGE);
+  assert_string_equal(buf, "last: 简历" DW_TEXT_CUT);
+  assert_true(dw_utf8_valid(buf, strlen(buf)));
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_secret_echoed),     cmocka_unit_test(test_secret_cut_by_a_bound),
       cmocka_unit_test(test_credential_patterns), cmocka_unit_test(test_ordinary_text_kept),
       cmocka_unit_test(test_control_characters), cmocka_unit_test(test_bound),
+      cmocka_unit_test(test_copy_and_format_mark_the_cut),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
