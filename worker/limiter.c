@@ -135,12 +135,21 @@ void dw_limiter_block(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms)
     l->blocked_until_ms = until;
   if (until > l->api_blocked_until_ms)
     l->api_blocked_until_ms = until;
+  if (!l->refusing) {
+    l->refusing = 1;
+    l->refused_since_ms = now_ms;
+  }
   l->blocks_total++;
 }
 
 uint64_t dw_limiter_held_ms(const struct dw_limiter *l, uint64_t now_ms)
 {
   return l && now_ms < l->api_blocked_until_ms ? l->api_blocked_until_ms - now_ms : 0;
+}
+
+uint64_t dw_limiter_refused_ms(const struct dw_limiter *l, uint64_t now_ms)
+{
+  return l && l->refusing && now_ms > l->refused_since_ms ? now_ms - l->refused_since_ms : 0;
 }
 
 #define DECREASE_FACTOR 0.7
@@ -247,6 +256,8 @@ static uint32_t climb(uint32_t cur, uint32_t good, uint32_t max, uint64_t since_
 
 void dw_limiter_on_accepted(struct dw_limiter *l, uint64_t now_ms)
 {
+  if (l)
+    l->refusing = 0;
   if (l && l->slow_start) {
     if (now_ms - l->last_increase_ms < SLOW_START_STEP_MS)
       return;

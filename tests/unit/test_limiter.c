@@ -211,6 +211,30 @@ static void test_block_clamped(void **state)
   dw_limiter_cleanup(&l);
 }
 
+/* A gateway that answers nothing but 429 re-blocks the lane with every call: how long it has
+ * refused everything is known, so that tasks that never got a call still reach their deadline
+ * (the poller's ready_overdue). One accepted call ends it. */
+static void test_refused_since(void **state)
+{
+  struct dw_limiter l;
+  (void)state;
+  assert_int_equal(dw_limiter_init(&l, 50, 1000), 0);
+  assert_int_equal(dw_limiter_refused_ms(&l, 5000), 0);
+  dw_limiter_block(&l, 10000, dw_limiter_reset_ms(86399));
+  assert_int_equal(dw_limiter_refused_ms(&l, 10000), 0);
+  assert_int_equal(dw_limiter_refused_ms(&l, 40000), 30000);
+  /* The next 429, 65 s later, does not restart the count. */
+  dw_limiter_block(&l, 75000, dw_limiter_reset_ms(86399));
+  assert_int_equal(dw_limiter_refused_ms(&l, 139000), 129000);
+  assert_true(dw_limiter_held_ms(&l, 139000) > 0);
+  /* An accepted call ends it; a later 429 counts from itself. */
+  dw_limiter_on_accepted(&l, 141000);
+  assert_int_equal(dw_limiter_refused_ms(&l, 150000), 0);
+  dw_limiter_block(&l, 200000, 1000);
+  assert_int_equal(dw_limiter_refused_ms(&l, 200500), 500);
+  dw_limiter_cleanup(&l);
+}
+
 static void test_unlimited(void **state)
 {
   struct dw_limiter l;
@@ -393,6 +417,7 @@ int main(void)
       cmocka_unit_test(test_greedy_five_minutes), cmocka_unit_test(test_random_traffic),
       cmocka_unit_test(test_block),           cmocka_unit_test(test_unlimited),
       cmocka_unit_test(test_block_clamped),
+      cmocka_unit_test(test_refused_since),
       cmocka_unit_test(test_clock_back),
       cmocka_unit_test(test_replicas_share_budget),
       cmocka_unit_test(test_no_rejections_no_change),
