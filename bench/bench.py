@@ -79,7 +79,7 @@ def log(msg):
 
 class BenchWorker:
     """One delivery-worker process. The config file holds only Kafka and the API; everything
-    else is a default or an environment override (README's config table)."""
+    else is a default or an environment override (docs/configuration.md)."""
 
     def __init__(self, procs, name, bootstrap, sim_url, group, app, topic, out, dlq, env):
         self.procs, self.name, self.group, self.app = procs, name, group, app

@@ -6,7 +6,7 @@ set -euo pipefail
 build_pkgs=(gcc make cmake pkg-config librdkafka-dev libcurl4-openssl-dev libcjson-dev
             libconfig-dev libuv1-dev libmicrohttpd-dev libcmocka-dev python3 kcat curl)
 test_pkgs=(openjdk-17-jre-headless maven jq clang libclang-rt-14-dev) # clang + libFuzzer: fuzz.run
-test_pkgs+=(prometheus nodejs npm) # promtool and node + npm: tests/deploy
+test_pkgs+=(prometheus nodejs npm python3-jsonschema) # promtool, node + npm, JSON Schema: tests/deploy
 test_pkgs+=(docker.io docker-compose debootstrap) # tests/e2e: engine, compose, base image
 
 want=("${build_pkgs[@]}")

@@ -25,7 +25,7 @@
  *
  * Responses are queued on the second call of the access handler, never the first: MHD 0.9.75
  * answers "Connection: close" to a response queued on the first call, which ends keep-alive
- * (reference/librdkafka-probe.md, section 3). The exception is a request announcing a body:
+ * (docs/design.md, "The admin endpoint"). The exception is a request announcing a body:
  * none is wanted and MHD refuses a response while one arrives, so it is answered at once. */
 #include "dw/admin.h"
 

@@ -1,7 +1,7 @@
 /* The JSON codec sits at both ends of a task's life: it turns a Kafka message value into a
  * validated event (the IDs that will be put into a URL), turns each answer of the
- * delivery-task endpoint into a kind the poller acts on (DESIGN.md "How API answers are
- * treated"), reads the token endpoint's answer, and writes the result that goes to the results
+ * delivery-task endpoint into a kind the poller acts on (docs/contracts.md, "How API answers
+ * are treated"), reads the token endpoint's answer, and writes the result that goes to the results
  * topic. It is the only module that sees cJSON. Every input is a byte range that is not
  * NUL-terminated; nothing here reads past the given length, and nesting is bounded by
  * DW_JSON_MAX_DEPTH before cJSON (which recurses) sees the text. */
@@ -433,7 +433,7 @@ out:
 /* -------------------------------------------------------------------------------------------
  * API answers */
 
-/* What a nonzero body code means (feishu-api.md section 4; DESIGN.md). */
+/* What a nonzero body code means (docs/contracts.md, "How API answers are treated"). */
 static enum dw_answer_kind kind_of_code(long code)
 {
   switch (code) {
@@ -887,7 +887,7 @@ static int add_string(cJSON *obj, const char *key, const char *value)
   return cJSON_AddStringToObject(obj, key, value) ? 0 : DW_ENOMEM;
 }
 
-/* Key order follows DESIGN.md "Result". Optional values are left out rather than written
+/* Key order follows docs/contracts.md, "Result". Optional values are left out rather than written
  * empty: event_id and tenant_key only when the event carried them (tenant_key after event_id),
  * existing_application_id only for a failure that names one. The six delivery IDs of a success
  * are always written (as "" when the API left one out) so consumers see one fixed shape. */

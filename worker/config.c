@@ -2,7 +2,7 @@
  * type, field, default, bounds, allowed values, secrecy, a check hook, description); the same
  * table drives reading the libconfig file, the DELIVERY_WORKER_* environment overrides,
  * validation with "file:line: what is wrong" messages, `check-config` output and the Markdown
- * reference in the README. libconfig.h stays inside this file. */
+ * reference in docs/configuration.md. libconfig.h stays inside this file. */
 #include "dw/config.h"
 
 #include <ctype.h>

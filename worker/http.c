@@ -1,5 +1,5 @@
 /* The HTTP client of the poller and the token manager. libcurl's multi interface runs on the
- * libuv loop as in curl's docs/examples/multi-uv.c: libcurl tells us which sockets to watch
+ * libuv loop as in curl's multi-uv example: libcurl tells us which sockets to watch
  * (CURLMOPT_SOCKETFUNCTION) and when to call it back (CURLMOPT_TIMERFUNCTION); we watch them
  * with uv_poll and uv_timer and hand events back with curl_multi_socket_action. Finished
  * transfers are collected with curl_multi_info_read after each action, never from inside a

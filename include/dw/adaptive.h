@@ -4,16 +4,9 @@
  *
  * Model: a histogram of readiness ages over log-spaced buckets from interval-censored
  * observations (a task was pending at age lo and ready at age hi), plus the mass of tasks never
- * ready by their deadline. A running estimate spreads each observation evenly over (lo, hi]
- * with exponential forgetting; before planning, a few EM (Turnbull) iterations over the latest
- * observations sharpen it into the maximum-likelihood distribution. Plan: with h(t) the hazard
- * rate of that distribution, polls are placed at a density proportional to h(t). For a median
- * latency target this is what minimises calls: a poll with an interval of length d around age
- * t costs one call for every task still pending (density S(t)) and gives a latency within the
- * target to a share of those becoming ready (density f(t)), so the return per call grows with
- * h = f / S. (Density sqrt(h) would be optimal for the mean latency; on log-normal readiness
- * it spends 5-10% more calls at the same median.) The factor is found by bisection so that
- * the plan's median latency meets the target. */
+ * ready by their deadline. Plan: polls at a density proportional to the hazard rate h(t) of
+ * that distribution, scaled so that the plan's median latency meets the target. Why, and how
+ * the histogram is estimated: docs/design.md, "Polling mathematics". */
 #ifndef DW_ADAPTIVE_H
 #define DW_ADAPTIVE_H
 

@@ -124,7 +124,7 @@ struct dw_result {
   int64_t resolved_at_ms;         /* wall clock */
 };
 
-/* Encodes the result JSON (DESIGN.md "Result"): website_id, delivery_task_id, event_id,
+/* Encodes the result JSON (docs/contracts.md, "Result"): website_id, delivery_task_id, event_id,
  * outcome, the delivery ids (succeeded) or status_msg and existing_application_id (failed),
  * polls, resolved_at. event_id and tenant_key (after event_id) are written only when the event
  * had them, existing_application_id only when extra_info is non-empty; the six delivery ids

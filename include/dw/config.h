@@ -111,7 +111,7 @@ size_t dw_config_insecure_tls(const struct dw_config *cfg, char *buf, size_t siz
 void dw_config_print(const struct dw_config *cfg, FILE *out);
 
 /* Writes the reference of every key (path, type, default, bounds, env name, description) as a
- * Markdown table, for the README. */
+ * Markdown table, for docs/configuration.md. */
 void dw_config_print_reference(FILE *out);
 
 #endif

@@ -1,7 +1,7 @@
 /* The poller: resolves tasks by asking the delivery-task endpoint until the answer is final.
  * Each task has its own schedule (a uv_timer); tasks whose time has come wait in a ready queue
  * that is served as fast as the token, the rate limiter and the app's health allow. Every
- * answer is classified by the codec (DESIGN.md "How API answers are treated") and ends as a
+ * answer is classified by the codec (docs/contracts.md, "How API answers are treated") and ends as a
  * result, a dead letter, or another poll. */
 #ifndef DW_POLLER_H
 #define DW_POLLER_H

@@ -9,15 +9,18 @@
 #                                   promtool test rules (tests/deploy/alerts_test.yml)
 #   validate.sh grafana BIN_DIR     deploy/grafana: dashboard structure, every query parsed by
 #                                   promtool, every metric one the worker exports
-#   validate.sh docs BIN_DIR        deploy/README.md: config table == `config-reference`, metrics
-#                                   table == a running worker's /metrics (mock Kafka, simulator)
+#   validate.sh docs BIN_DIR        docs/: config table == `config-reference`, metrics table == a
+#                                   running worker's /metrics (mock Kafka, simulator), and that
+#                                   worker's outputs valid against docs/schemas
+#   validate.sh references          every file and anchor the repository names exists, one copy
+#                                   of each generated table, the JSON Schemas and their examples
 #
 # The tools come from deploy/setup.sh --test (Debian's prometheus for promtool; npm packages
 # through tests/deploy/npm-install.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-part=${1:?usage: validate.sh manifests|prometheus|grafana|docs [BIN_DIR]}
+part=${1:?usage: validate.sh manifests|prometheus|grafana|docs|references [BIN_DIR]}
 bin=${2:-$root/build/dev}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -107,6 +110,9 @@ JS
   ;;
 docs)
   python3 "$here/docs.py" check "$root" "$bin"
+  ;;
+references)
+  python3 "$here/docs.py" static "$root"
   ;;
 *)
   echo "unknown part $part" >&2

@@ -3,7 +3,7 @@
  * addresses, a port in use, closing with connections still open, and floods of real sockets
  * (idle, half-sent, connect/close cycles) that must neither lock the endpoint out for good nor
  * keep probes from being answered while they last. The client is libcurl's
- * multi interface driven from the same loop (as in curl's docs/examples/multi-uv.c), so
+ * multi interface driven from the same loop (as in curl's multi-uv example), so
  * nothing blocks the loop; each wait runs the loop until the answer arrived or a deadline
  * passed. Every test ends with uv_loop_close() == 0. */
 #include <setjmp.h>

@@ -21,7 +21,7 @@
 static char *const minimal_env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=cli_test",
                                     "DELIVERY_WORKER_FEISHU_APP_SECRET=env-secret", NULL};
 
-/* Every key; also the README's list. */
+/* Every key; also the table of docs/configuration.md. */
 static const char *const all_keys[] = {
   "kafka.brokers", "kafka.group_id", "kafka.group_instance_id", "kafka.input_topic", "kafka.results_topic",
   "kafka.dlq_topic", "kafka.properties", "kafka.allow_insecure_tls",
@@ -268,7 +268,7 @@ static void test_full_file(void **state)
 
 static void test_design_example(void **state)
 {
-  /* The example of DESIGN.md, with an empty properties group. */
+  /* A full example config, with an empty properties group. */
   static const char example[] =
     "kafka = {\n"
     "  brokers       = \"127.0.0.1:9092\";                # bootstrap servers\n"
