@@ -97,12 +97,9 @@ void dw_dlq_rename(const struct dw_header *h, size_t n, struct dw_header *out, c
   }
 }
 
-int64_t dw_dlq_producer_limit(const int64_t *limits, size_t n, int64_t fallback)
+int64_t dw_dlq_producer_limit(int64_t broker, int64_t dlq_topic, int64_t fallback)
 {
-  int64_t best = -1;
-  for (size_t i = 0; i < n; i++)
-    if (limits[i] >= 0 && (best < 0 || limits[i] < best))
-      best = limits[i];
+  int64_t best = dlq_topic >= 0 ? dlq_topic : broker;
   if (best < 0)
     return fallback;
   return DW_MIN(DW_MAX(best, 1000), 1000000000);

@@ -1113,7 +1113,7 @@ out:
   rd_kafka_destroy(rk);
 }
 
-/* Sizes the producer's message.max.bytes from the cluster's limits (the smallest), unless
+/* Sizes the producer's message.max.bytes from the cluster's limits (see dw_dlq_producer_limit), unless
  * kafka.properties sets it, and says what was chosen. A record librdkafka lets through but the
  * broker refuses is only known when its delivery report comes back; sizing dead letters needs
  * the real limit up front. Returns the limit, or -1 with err set. */
@@ -1135,7 +1135,7 @@ static int64_t size_producer(rd_kafka_conf_t *conf, const struct dw_config *cfg,
     return v;
   }
   read_limits(cfg, limits, why, sizeof(why));
-  int64_t chosen = dw_dlq_producer_limit(limits, 3, LIBRDKAFKA_MAX_BYTES);
+  int64_t chosen = dw_dlq_producer_limit(limits[0], limits[2], LIBRDKAFKA_MAX_BYTES);
   if (limits[0] < 0 && limits[1] < 0 && limits[2] < 0) {
     dw_warn("the broker did not tell its message.max.bytes nor the topics' max.message.bytes "
             "(%s): the producer keeps librdkafka's default message.max.bytes of %d; set it in "
@@ -1147,8 +1147,8 @@ static int64_t size_producer(rd_kafka_conf_t *conf, const struct dw_config *cfg,
     snprintf(err, errlen, "message.max.bytes: %s", errstr);
     return -1;
   }
-  dw_info("producer message.max.bytes %lld: the smallest of the broker's message.max.bytes "
-          "(%lld) and max.message.bytes of %s (%lld) and %s (%lld); -1 is unknown",
+  dw_info("producer message.max.bytes %lld: the dead-letter topic's max.message.bytes, else "
+          "the broker's message.max.bytes (broker %lld, %s %lld, %s %lld; -1 is unknown)",
           (long long)chosen, (long long)limits[0], cfg->kafka.results_topic,
           (long long)limits[1], cfg->kafka.dlq_topic, (long long)limits[2]);
   return chosen;

@@ -638,6 +638,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
    * and results, none of which may carry a secret or a forged line. */
   scrub_text(p, t->lane, ans.msg, sizeof(ans.msg));
   scrub_text(p, t->lane, ans.status_msg, sizeof(ans.status_msg));
+  scrub_text(p, t->lane, ans.extra_info, sizeof(ans.extra_info));
   p->stats.calls++;
   p->stats.by_kind[ans.kind]++;
   if (p->m_calls) {

@@ -223,6 +223,17 @@ size_t dw_text_scrub(char *dst, size_t size, const char *src, const char *const 
       i += 2;
       continue;
     }
+    if (c >= 0x80) { /* a whole character, or U+FFFD for a byte that starts none */
+      size_t len = dw_utf8_seq_len((const unsigned char *)s, n - i);
+      if (len == 0) {
+        put(&o, "\xEF\xBF\xBD", 3);
+        i++;
+      } else {
+        put(&o, s, len);
+        i += len;
+      }
+      continue;
+    }
     put(&o, s, 1);
     i++;
   }

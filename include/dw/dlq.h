@@ -75,9 +75,11 @@ size_t dw_dlq_rename_bytes(const struct dw_header *h, size_t n);
  * is 0). */
 void dw_dlq_rename(const struct dw_header *h, size_t n, struct dw_header *out, char *names);
 
-/* The producer's message.max.bytes from the limits the cluster reported (n values; those < 0
- * are unknown): the smallest known, within librdkafka's bounds [1000, 1000000000]; `fallback`
- * when none is known. */
-int64_t dw_dlq_producer_limit(const int64_t *limits, size_t n, int64_t fallback);
+/* The producer's message.max.bytes from the limits the cluster reported (< 0: unknown): the
+ * dead-letter topic's max.message.bytes, which is the limit in force for it (a topic's own
+ * setting overrides the broker's message.max.bytes, which is only its default), else the
+ * broker's; within librdkafka's bounds [1000, 1000000000]; `fallback` when neither is known.
+ * Results are a few hundred bytes: the results topic's limit never binds them. */
+int64_t dw_dlq_producer_limit(int64_t broker, int64_t dlq_topic, int64_t fallback);
 
 #endif

@@ -21,6 +21,8 @@
  *    (t-, a-, u- followed by 16 or more token characters), JWTs ("eyJ..."), and the value of a
  *    quoted JSON key or a key= whose name holds "secret", "token", "ticket" or "password";
  *  - control characters (C0, DEL, C1) turned into spaces, so a text stays on one line;
+ *  - a byte that starts no valid UTF-8 character replaced by U+FFFD, so the text is valid
+ *    UTF-8 wherever it goes (a JSON log line, a header, /readyz's text/plain; charset=utf-8);
  *  - a text longer than dst cut at a UTF-8 character boundary and ended with DW_TEXT_CUT.
  * Returns the length written. */
 size_t dw_text_scrub(char *dst, size_t size, const char *src, const char *const *secrets,

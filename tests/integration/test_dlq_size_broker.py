@@ -1,7 +1,7 @@
 """Dead letters sized to a real broker's limits. The broker takes records of at most 100000
 bytes (message.max.bytes) and the dead-letter topic at most 60000 (max.message.bytes); the
 input topic takes more. The worker reads these limits at start (DescribeConfigs), sets its
-producer's message.max.bytes to the smallest and says so. Invalid events with a 200 kB key,
+producer's message.max.bytes to the dead-letter topic's limit and says so. Invalid events with a 200 kB key,
 80 kB of headers and a 63 kB value each get exactly one dead letter with the part that does
 not fit left out and marked, where librdkafka's default of 1000000 would have let the broker
 refuse them; a task resolved meanwhile gets its result; every offset is committed."""

@@ -138,6 +138,19 @@ static void test_bound(void **state)
   assert_null(strstr(buf, "Zq9v"));
 }
 
+/* Invalid UTF-8 (an error answer's msg is decided by its code, not checked) leaves as U+FFFD:
+ * every scrubbed text is valid UTF-8; valid characters pass whole. */
+static void test_invalid_utf8_replaced(void **state)
+{
+  char buf[64];
+  (void)state;
+  scrub(buf, sizeof(buf), "bad \xC3\x28 \xFF end \xE7\xAE");
+  assert_string_equal(buf, "bad \xEF\xBF\xBD( \xEF\xBF\xBD end \xEF\xBF\xBD\xEF\xBF\xBD");
+  assert_true(dw_utf8_valid(buf, strlen(buf)));
+  scrub(buf, sizeof(buf), "简历 ok");
+  assert_string_equal(buf, "简历 ok");
+}
+
 /* A text that does not fit its buffer is cut visibly, never silently (dw_text_copy and
  * dw_text_format; the poller's dead-letter reasons and the worker's header values use them). */
 static void test_copy_and_format_mark_the_cut(void **state)
@@ -169,6 +182,7 @@ int main(void)
       cmocka_unit_test(test_credential_patterns), cmocka_unit_test(test_ordinary_text_kept),
       cmocka_unit_test(test_control_characters), cmocka_unit_test(test_bound),
       cmocka_unit_test(test_copy_and_format_mark_the_cut),
+      cmocka_unit_test(test_invalid_utf8_replaced),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
