@@ -139,6 +139,7 @@ void dw_limiter_block(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms)
     l->refusing = 1;
     l->refused_since_ms = now_ms;
   }
+  l->refused_last_ms = now_ms;
   l->blocks_total++;
 }
 
@@ -147,9 +148,11 @@ uint64_t dw_limiter_held_ms(const struct dw_limiter *l, uint64_t now_ms)
   return l && now_ms < l->api_blocked_until_ms ? l->api_blocked_until_ms - now_ms : 0;
 }
 
-uint64_t dw_limiter_refused_ms(const struct dw_limiter *l, uint64_t now_ms)
+uint64_t dw_limiter_refused_ms(const struct dw_limiter *l)
 {
-  return l && l->refusing && now_ms > l->refused_since_ms ? now_ms - l->refused_since_ms : 0;
+  return l && l->refusing && l->refused_last_ms > l->refused_since_ms
+             ? l->refused_last_ms - l->refused_since_ms
+             : 0;
 }
 
 #define DECREASE_FACTOR 0.7

@@ -489,15 +489,15 @@ static void reschedule(struct dw_task *t, uint64_t delay_ms, const struct dw_ans
  * reason of its own then), nor for a task still waiting for its first call behind the rate
  * limit, ours or a 429's (a backlog: its deadline runs from that call, see send_call, and a
  * block lasts DW_LIMITER_RESET_MAX_MS at most), unless the API has refused every call of the
- * lane for a whole poll.deadline_ms (a gateway answering nothing but 429: no task behind it
- * would ever get its call). */
+ * lane from one 429 to another a whole poll.deadline_ms later (a gateway answering nothing but
+ * 429: no task behind it would ever get its call). */
 static int ready_overdue(struct dw_poller *p, const struct dw_task *t, uint64_t now)
 {
   const struct dw_limiter *l = &t->lane->limiter;
   return t->state == T_READY && p->healthy && now >= t->deadline_at &&
          (t->lane->why[0] ||
           (dw_limiter_held_ms(l, now) &&
-           (t->attempts > 0 || dw_limiter_refused_ms(l, now) >= p->opt.deadline_ms)));
+           (t->attempts > 0 || dw_limiter_refused_ms(l) >= p->opt.deadline_ms)));
 }
 
 static void expire_waiting(struct dw_task *t)

@@ -26,7 +26,8 @@ struct dw_limiter {
   uint64_t blocked_until_ms;
   uint64_t api_blocked_until_ms; /* the part of the block a 429 asked for */
   uint64_t refused_since_ms; /* the first 429 since the last accepted call */
-  int refusing;              /* refused_since_ms is set */
+  uint64_t refused_last_ms;  /* the latest 429 since then */
+  int refusing;              /* the two above are set */
   uint64_t calls_total;
   uint64_t blocks_total;
 };
@@ -54,11 +55,12 @@ void dw_limiter_block(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms);
  * directly in blocked_until_ms, like the one after startup, is not the API's). */
 uint64_t dw_limiter_held_ms(const struct dw_limiter *l, uint64_t now_ms);
 
-/* For how long the API has refused every call with a 429 at now_ms: since the first 429 after
- * the last accepted call (dw_limiter_on_accepted), 0 when the last answer was accepted. A
- * gateway that answers nothing but 429 keeps re-blocking the lane; the tasks that never got a
- * call behind it must still reach their deadline. */
-uint64_t dw_limiter_refused_ms(const struct dw_limiter *l, uint64_t now_ms);
+/* For how long the API has been seen refusing every call with a 429: from the first 429 after
+ * the last accepted call (dw_limiter_on_accepted) to the latest one, 0 after an accepted call
+ * or a single 429 (one block, however long, is no evidence that the API refuses everything).
+ * A gateway that answers nothing but 429 keeps re-blocking the lane; the tasks that never got
+ * a call behind it must still reach their deadline. */
+uint64_t dw_limiter_refused_ms(const struct dw_limiter *l);
 
 /* Adapting to a budget smaller than configured (other replicas or programs use the same app):
  * the limits start at a quarter of the configured ones and double every second of accepted

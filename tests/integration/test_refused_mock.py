@@ -23,11 +23,14 @@ def main(procs):
                   for t in TASKS])
     worker = h.Worker(procs, kafka.bootstrap, sim.url, group="it-refused",
                       env={"DELIVERY_WORKER_POLL_DEADLINE_MS": str(DEADLINE_MS)}).start()
-    # The first two calls are refused: the second comes a clamped block after the first.
+    # The first two calls are refused: the second comes a clamped block after the first. One
+    # task first, so that no second call leaves before the first 429 is back; the others then
+    # wait behind the block without a call.
     sim.fault(kind="rate_limit", reset_s=86399, count=2)
-    h.produce(kafka.bootstrap, h.IN, [h.event(t) for t in TASKS])
-    h.wait_until(lambda: len(task_calls(sim)) >= 1, 30, "the first call")
+    h.produce(kafka.bootstrap, h.IN, [h.event(TASKS[0])])
+    h.wait_until(lambda: sim.stats()["faults_pending"] == 1, 30, "the first call refused")
     first = time.monotonic()
+    h.produce(kafka.bootstrap, h.IN, [h.event(t) for t in TASKS[1:]])
     h.wait_until(lambda: len(task_calls(sim)) >= 2, CLAMP_S + 30, "the call after the block")
     second = time.monotonic() - first
     assert second >= CLAMP_S - 5, "the block was not honoured: %.1f s" % second
