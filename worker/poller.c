@@ -3,7 +3,9 @@
  * queue; the queue is served in order as far as the token, the rate limiter and the app's
  * health allow, so a burst of due tasks never turns into a burst of 429s. Answers are
  * classified by the codec and the task either finishes, or is scheduled again by the poll
- * schedule (pending) or the retry backoff (errors), until its deadline. */
+ * schedule (pending) or the retry backoff (errors), until its deadline. Those decisions are
+ * the task module's (dw/task.h, pure); the poller feeds it the answers and the clock and carries
+ * out what it decides. */
 #include "dw/poller.h"
 
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include "dw/common.h"
 #include "dw/limiter.h"
 #include "dw/log.h"
+#include "dw/task.h"
 #include "dw/text.h"
 
 #define APP_BACKOFF_MIN_MS 1000
@@ -26,8 +29,6 @@
  * of them now and then); the sweep that does it runs every LANE_SWEEP_MS. */
 #define LANE_IDLE_MS (10 * 60 * 1000)
 #define LANE_SWEEP_MS 60000
-
-enum task_state { T_WAITING, T_READY, T_CALLING, T_CANCELLED };
 
 /* The calls of one app and tenant: Feishu limits each pair on its own, and one tenant waiting
  * for its token or its budget must not hold up another's. A self-built app has one lane (key
@@ -55,17 +56,8 @@ struct dw_task {
   uv_timer_t timer;
   struct dw_event ev;
   void *owner;
-  enum task_state state;
-  uint64_t deadline_at;       /* loop time */
-  uint64_t created_at;        /* loop time the task was created upstream (<= taken) */
-  uint64_t sent_at;           /* loop time of the call in flight */
-  uint64_t pending_age;       /* age at the last call that answered pending, 0 if none */
+  struct dw_task_state st;    /* the decisions' state: see dw/task.h */
   uint64_t token_generation;  /* of the call in flight */
-  unsigned attempts, polls, pending_answers, failures;
-  int token_retried;
-  long last_code;
-  char last_msg[384];
-  char log_id[64];
   size_t heap_index;          /* in the ready queue */
   double priority;
   uint64_t seq;               /* ties: first come, first served */
@@ -334,14 +326,14 @@ static double priority(struct dw_poller *p, struct dw_task *t, int retry)
   uint64_t now = uv_now(p->loop);
   if (retry)
     return 4.0;
-  uint64_t left = t->deadline_at > now ? t->deadline_at - now : 0;
+  uint64_t left = t->st.deadline_at > now ? t->st.deadline_at - now : 0;
   uint64_t soon = 2 * p->opt.schedule.max_interval_ms;
   if (left < soon)
     return 2.0 + 1.0 - (double)left / (double)soon;
   if (!p->opt.adaptive)
     return 1.0;
-  return dw_adaptive_ready_probability(&p->adaptive, t->ev.website_id, t->pending_age,
-                                       now - t->created_at);
+  return dw_adaptive_ready_probability(&p->adaptive, t->ev.website_id, t->st.pending_age,
+                                       now - t->st.created_at);
 }
 
 static void ready_push(struct dw_poller *p, struct dw_task *t, int retry)
@@ -351,14 +343,14 @@ static void ready_push(struct dw_poller *p, struct dw_task *t, int retry)
     size_t cap = l->heap_cap ? l->heap_cap * 2 : 16;
     struct dw_task **h = realloc(l->heap, cap * sizeof(*h));
     if (!h) { /* keep the task due: try again in a moment */
-      t->state = T_WAITING;
+      t->st.phase = DW_TASK_WAITING;
       uv_timer_start(&t->timer, on_due, 100, 0);
       return;
     }
     l->heap = h;
     l->heap_cap = cap;
   }
-  t->state = T_READY;
+  t->st.phase = DW_TASK_READY;
   t->priority = priority(p, t, retry);
   t->seq = p->seq++;
   heap_set(l, l->nready++, t);
@@ -368,8 +360,8 @@ static void ready_push(struct dw_poller *p, struct dw_task *t, int retry)
   /* A ready task still reaches its deadline when its tenant has no token: see
    * on_ready_deadline. The timer is idle while the task is ready. */
   uint64_t now = uv_now(p->loop);
-  uv_timer_start(&t->timer, on_ready_deadline, t->deadline_at > now ? t->deadline_at - now : 0,
-                 0);
+  uv_timer_start(&t->timer, on_ready_deadline,
+                 t->st.deadline_at > now ? t->st.deadline_at - now : 0, 0);
 }
 
 /* Takes the task off the list of live tasks; from now on it is cancelled. */
@@ -382,7 +374,7 @@ static void all_unlink(struct dw_poller *p, struct dw_task *t)
   if (t->all_next)
     t->all_next->all_prev = t->all_prev;
   p->ntasks--;
-  t->state = T_CANCELLED;
+  t->st.phase = DW_TASK_CANCELLED;
   if (--t->lane->ntasks == 0)
     t->lane->idle_since = uv_now(p->loop);
 }
@@ -391,7 +383,7 @@ static void all_unlink(struct dw_poller *p, struct dw_task *t)
 static void task_release(struct dw_task *t)
 {
   struct dw_poller *p = t->p;
-  if (t->state == T_READY)
+  if (t->st.phase == DW_TASK_READY)
     ready_remove(p, t);
   all_unlink(p, t);
   uv_timer_stop(&t->timer);
@@ -407,35 +399,32 @@ static void finish(struct dw_task *t, enum dw_outcome_kind kind, const char *rea
       .event = &t->ev,
       .answer = ans,
       .reason = reason,
-      .error_code = t->last_code,
-      .error_msg = t->last_msg,
-      .log_id = t->log_id,
-      .attempts = t->attempts,
-      .polls = t->polls,
+      .error_code = t->st.last_code,
+      .error_msg = t->st.last_msg,
+      .log_id = t->st.log_id,
+      .attempts = t->st.attempts,
+      .polls = t->st.polls,
   };
   task_release(t);
-  dw_metric_observe(p->m_polls, t->attempts);
-  dw_metric_observe(p->m_resolve, (double)(uv_now(p->loop) - t->created_at) / 1000.0);
+  dw_metric_observe(p->m_polls, t->st.attempts);
+  dw_metric_observe(p->m_resolve, (double)(uv_now(p->loop) - t->st.created_at) / 1000.0);
   p->on_outcome(p->arg, t->owner, &o);
 }
 
-/* The delay before a task's next poll: from the learned plan when there is one, else from the
- * fixed or exponential schedule. */
-static uint64_t next_delay(struct dw_poller *p, struct dw_task *t)
+/* The world of the task's decisions (dw/task.h), as the poller sees it now. */
+static struct dw_task_env task_env(struct dw_poller *p, const struct dw_task *t)
 {
-  if (p->opt.adaptive) {
-    uint64_t now = uv_now(p->loop);
-    uint64_t age = now - t->created_at;
-    const struct dw_readiness *m = dw_adaptive_model(&p->adaptive, t->ev.website_id);
-    if (m && m->plan_len) {
-      /* A task older than the whole plan (a replay, a backlog) is most likely ready. */
-      if (t->pending_answers == 0 && age >= m->plan[m->plan_len - 1])
-        return 0;
-      uint64_t next = dw_adaptive_next_age(&p->adaptive, t->ev.website_id, age);
-      return next > age ? next - age : 0;
-    }
-  }
-  return dw_schedule_next_ms(&p->opt.schedule, t->pending_answers, &p->rng);
+  struct dw_task_env env = {
+      .website_id = t->ev.website_id,
+      .deadline_ms = p->opt.deadline_ms,
+      .healthy = p->healthy,
+      .schedule = &p->opt.schedule,
+      .adaptive = &p->adaptive,
+      .use_plan = p->opt.adaptive,
+      .rng = &p->rng,
+      .ratelimit_reset_s = -1,
+  };
+  return env;
 }
 
 static void on_due(uv_timer_t *timer)
@@ -445,38 +434,25 @@ static void on_due(uv_timer_t *timer)
   drive(t->p);
 }
 
-/* Schedules the next call after delay_ms, or ends the task if its deadline has passed. */
-static void reschedule(struct dw_task *t, uint64_t delay_ms, const struct dw_answer *ans)
+/* Carries out a decision that ends the task or puts it back on its timer; the decisions that
+ * requeue it need the answer (on_answer carries them out). */
+static void carry_out(struct dw_task *t, const struct dw_task_action *a)
 {
-  struct dw_poller *p = t->p;
-  uint64_t now = uv_now(p->loop);
-  /* While the app is failing, time does not count against a task (its deadline is moved by
-   * the outage's length when it clears). */
-  if (now >= t->deadline_at && p->healthy) {
-    /* Say why in dlq.error_msg: the last answer alone ("success", pending) would not. */
-    char why[DW_TEXT_MAX + 128];
-    unsigned long long secs = (unsigned long long)((now - t->created_at) / 1000);
-    if (ans && ans->kind == DW_ANSWER_MALFORMED) {
-      /* code 0, but not an answer the API gives: name what was wrong, not "pending". */
-      finish(t, DW_OUTCOME_DEAD_LETTER, "malformed_answer", ans);
-      return;
-    }
-    if (t->last_code == 0) {
-      snprintf(why, sizeof(why), "still pending after %u call(s) in %llu s (poll.deadline_ms)",
-               t->attempts, secs);
-      t->last_code = -1; /* no error code to report */
-    } else {
-      snprintf(why, sizeof(why), "no final answer after %u call(s) in %llu s; last: %s",
-               t->attempts, secs, t->last_msg);
-    }
-    dw_text_copy(t->last_msg, sizeof(t->last_msg), why);
-    finish(t, DW_OUTCOME_DEAD_LETTER, "deadline_exceeded", ans);
-    return;
+  switch (a->kind) {
+  case DW_TASK_ACT_WAIT:
+    uv_timer_start(&t->timer, on_due, a->delay_ms, 0);
+    break;
+  case DW_TASK_ACT_RESULT:
+    finish(t, DW_OUTCOME_RESULT, NULL, a->answer);
+    break;
+  case DW_TASK_ACT_DEAD_LETTER:
+    finish(t, DW_OUTCOME_DEAD_LETTER, a->reason, a->answer);
+    break;
+  case DW_TASK_ACT_REQUEUE_RATE_LIMITED:
+  case DW_TASK_ACT_REQUEUE_TOKEN:
+  case DW_TASK_ACT_APP_FAILURE:
+    break;
   }
-  if (now + delay_ms > t->deadline_at && now < t->deadline_at)
-    delay_ms = t->deadline_at - now; /* one last look at the deadline */
-  t->state = T_WAITING;
-  uv_timer_start(&t->timer, on_due, delay_ms, 0);
 }
 
 /* A ready task that cannot be called for a pause of unknown length ends at its deadline like a
@@ -490,39 +466,23 @@ static void reschedule(struct dw_task *t, uint64_t delay_ms, const struct dw_ans
  * limit, ours or a 429's (a backlog: its deadline runs from that call, see send_call, and a
  * block lasts DW_LIMITER_RESET_MAX_MS at most), unless the API has refused every call of the
  * lane from one 429 to another a whole poll.deadline_ms later (a gateway answering nothing but
- * 429: no task behind it would ever get its call). */
+ * 429: no task behind it would ever get its call). The decision is dw_task_ready_overdue's. */
 static int ready_overdue(struct dw_poller *p, const struct dw_task *t, uint64_t now)
 {
   const struct dw_limiter *l = &t->lane->limiter;
-  return t->state == T_READY && p->healthy && now >= t->deadline_at &&
-         (t->lane->why[0] ||
-          (dw_limiter_held_ms(l, now) &&
-           (t->attempts > 0 || dw_limiter_refused_ms(l) >= p->opt.deadline_ms)));
+  return dw_task_ready_overdue(&t->st, now, p->healthy, t->lane->why[0] != '\0',
+                               dw_limiter_held_ms(l, now), dw_limiter_refused_ms(l),
+                               p->opt.deadline_ms);
 }
 
 static void expire_waiting(struct dw_task *t)
 {
   struct dw_poller *p = t->p;
   uint64_t now = uv_now(p->loop);
-  unsigned long long secs = (unsigned long long)((now - t->created_at) / 1000);
-  unsigned long long held = (dw_limiter_held_ms(&t->lane->limiter, now) + 999) / 1000;
-  char why[sizeof(t->last_msg) + sizeof(t->lane->why) + 128];
-  if (!t->lane->why[0])
-    snprintf(why, sizeof(why),
-             "held back by the API rate limit (429) at the deadline, %llu s more to wait; no "
-             "final answer after %u call(s) in %llu s",
-             held, t->attempts, secs);
-  else if (t->lane->key[0])
-    snprintf(why, sizeof(why), "no tenant_access_token for tenant %s after %llu s: %s",
-             t->lane->key, secs, t->lane->why);
-  else
-    snprintf(why, sizeof(why), "no tenant_access_token after %llu s: %s", secs, t->lane->why);
-  dw_text_copy(t->last_msg, sizeof(t->last_msg), why);
-  if (t->last_code == 0)
-    t->last_code = -1; /* a pending answer is no error code */
-  if (t->lane->why[0])
-    t->log_id[0] = '\0'; /* no answer of the API is the reason */
-  finish(t, DW_OUTCOME_DEAD_LETTER, "deadline_exceeded", NULL);
+  struct dw_task_action act;
+  dw_task_expire_waiting(&t->st, now, t->lane->key, t->lane->why,
+                         dw_limiter_held_ms(&t->lane->limiter, now), &act);
+  carry_out(t, &act);
 }
 
 static void on_ready_deadline(uv_timer_t *timer)
@@ -530,12 +490,12 @@ static void on_ready_deadline(uv_timer_t *timer)
   struct dw_task *t = timer->data;
   struct dw_poller *p = t->p;
   uint64_t now = uv_now(p->loop);
-  if (t->state != T_READY)
+  if (t->st.phase != DW_TASK_READY)
     return;
   if (ready_overdue(p, t, now))
     expire_waiting(t);
-  else if (now < t->deadline_at) /* moved by an app-level outage */
-    uv_timer_start(&t->timer, on_ready_deadline, t->deadline_at - now, 0);
+  else if (now < t->st.deadline_at) /* moved by an app-level outage */
+    uv_timer_start(&t->timer, on_ready_deadline, t->st.deadline_at - now, 0);
   /* Else it waits for a call (the budget, the app, the app_ticket); if its tenant is refused
    * or a 429 blocks its lane later, dw_poller_on_token or on_answer ends it. */
 }
@@ -578,7 +538,7 @@ static void set_health(struct dw_poller *p, int healthy, const char *reason)
     /* Time spent unable to call is not the tasks' fault: give it back to their deadlines. */
     uint64_t outage = now - p->unhealthy_since;
     for (struct dw_task *t = p->all; t; t = t->all_next)
-      t->deadline_at += outage;
+      t->st.deadline_at += outage;
     p->app_backoff_ms = 0;
     p->gate_until = 0;
     dw_info("app-level failure cleared after %llu ms", (unsigned long long)outage);
@@ -617,7 +577,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
   int was_probe = p->probe == t;
   if (was_probe)
     p->probe = NULL;
-  if (t->state == T_CANCELLED) { /* cancelled while calling: nothing more to do */
+  if (t->st.phase == DW_TASK_CANCELLED) { /* cancelled while calling: nothing more to do */
     uv_close((uv_handle_t *)&t->timer, on_task_closed);
     drive(p);
     return;
@@ -651,51 +611,32 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
       snprintf(code, sizeof(code), "%ld", ans.code);
     dw_metric_inc(p->m_calls, code, 1);
   }
-  t->last_code = ans.code;
-  dw_text_copy(t->last_msg, sizeof(t->last_msg), ans.msg);
-  dw_token_scrub(p->token, t->lane->key, t->log_id, sizeof(t->log_id), resp->log_id);
+  dw_token_scrub(p->token, t->lane->key, t->st.log_id, sizeof(t->st.log_id), resp->log_id);
   if (dw_log_enabled(DW_LOG_DEBUG)) {
     struct dw_log_ctx ctx = {.task = t->ev.task_id, .partition = -1, .offset = -1,
-                             .log_id = t->log_id};
+                             .log_id = t->st.log_id};
     dw_log_write(DW_LOG_DEBUG, &ctx, "answer HTTP %ld code %ld: %s", resp->status, ans.code,
                  dw_answer_kind_name(ans.kind));
   }
   if (ans.kind != DW_ANSWER_APP_FAILURE && !resp->error && !p->healthy)
     set_health(p, 1, "");
-  if (ans.kind != DW_ANSWER_TOKEN_INVALID)
-    t->token_retried = 0;
   if (ans.kind != DW_ANSWER_RATE_LIMITED && !resp->error)
     dw_limiter_on_accepted(&t->lane->limiter, uv_now(p->loop));
 
-  switch (ans.kind) {
-  case DW_ANSWER_PENDING:
-    t->polls++;
-    t->failures = 0;
-    t->pending_answers++;
-    t->pending_age = t->sent_at - t->created_at;
-    if (uv_now(p->loop) >= t->deadline_at && p->healthy)
-      dw_adaptive_observe_never(&p->adaptive, t->ev.website_id, t->pending_age);
-    reschedule(t, next_delay(p, t), &ans);
+  /* The decision is dw_task_on_answer's (after the health above: a deadline runs only while
+   * the app is healthy); what is left here is carrying it out. */
+  struct dw_task_env env = task_env(p, t);
+  struct dw_task_action act;
+  env.ratelimit_reset_s = resp->ratelimit_reset_s;
+  dw_task_on_answer(&t->st, &ans, uv_now(p->loop), &env, &act);
+  switch (act.kind) {
+  case DW_TASK_ACT_WAIT:
+  case DW_TASK_ACT_RESULT:
+  case DW_TASK_ACT_DEAD_LETTER:
+    carry_out(t, &act);
     break;
-  case DW_ANSWER_SUCCEEDED:
-  case DW_ANSWER_FAILED:
-    t->polls++;
-    /* Ready somewhere between the last pending answer and this call. */
-    dw_adaptive_observe(&p->adaptive, t->ev.website_id, t->pending_age,
-                        t->sent_at - t->created_at);
-    finish(t, DW_OUTCOME_RESULT, NULL, &ans);
-    break;
-  case DW_ANSWER_NOT_FOUND:
-    t->polls++;
-    finish(t, DW_OUTCOME_DEAD_LETTER, "task_not_found", &ans);
-    break;
-  case DW_ANSWER_INVALID:
-    t->polls++;
-    finish(t, DW_OUTCOME_DEAD_LETTER, "invalid_request", &ans);
-    break;
-  case DW_ANSWER_RATE_LIMITED: {
-    /* Honoured up to a minute and a little: no answer can stop every call for a day. */
-    uint64_t reset = dw_limiter_reset_ms(resp->ratelimit_reset_s);
+  case DW_TASK_ACT_REQUEUE_RATE_LIMITED: {
+    uint64_t reset = act.block_ms;
     struct lane *l = t->lane;
     char asked[96] = "";
     if (resp->ratelimit_reset_s > 0 && (uint64_t)resp->ratelimit_reset_s * 1000 > reset)
@@ -715,29 +656,16 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
     expire_lane(p, l); /* tasks already past their deadline do not wait out the block */
     break;
   }
-  case DW_ANSWER_TOKEN_INVALID:
-    if (!t->token_retried) {
-      t->token_retried = 1;
-      p->stats.token_retries++;
-      dw_metric_inc(p->m_token_retries, NULL, 1);
-      dw_token_invalidate(p->token, t->lane->key, t->token_generation);
-      ready_push(p, t, 1);
-      break;
-    }
-    /* A fresh token was refused too: back off like any other error. */
-    /* fall through */
-  case DW_ANSWER_RETRY:
-  case DW_ANSWER_MALFORMED: /* maybe a passing fault; reschedule dead-letters it at the end */
-    t->failures++;
-    reschedule(t, dw_schedule_retry_ms(&p->opt.schedule, t->failures, &p->rng), &ans);
-    break;
-  case DW_ANSWER_APP_FAILURE: {
-    char reason[DW_TEXT_MAX + 64];
-    snprintf(reason, sizeof(reason), "API code %ld: %s", ans.code, ans.msg);
-    app_failure(p, reason, was_probe);
+  case DW_TASK_ACT_REQUEUE_TOKEN:
+    p->stats.token_retries++;
+    dw_metric_inc(p->m_token_retries, NULL, 1);
+    dw_token_invalidate(p->token, t->lane->key, t->token_generation);
     ready_push(p, t, 1);
     break;
-  }
+  case DW_TASK_ACT_APP_FAILURE:
+    app_failure(p, act.text, was_probe);
+    ready_push(p, t, 1);
+    break;
   }
   drive(p);
 }
@@ -755,14 +683,8 @@ static void send_call(struct dw_poller *p, struct dw_task *t, const char *token)
       .authorization = auth,
       .timeout_ms = p->opt.request_timeout_ms,
   };
-  t->state = T_CALLING;
-  t->attempts++;
-  t->sent_at = uv_now(p->loop);
-  /* The deadline is for the API keeping a task pending, not for the time it waited for its
-   * first call behind our own rate limit (a backlog, a run of 429s): it runs at least that
-   * long from the first call. A task that never gets one keeps the deadline it was taken with. */
-  if (t->attempts == 1 && t->sent_at + p->opt.deadline_ms > t->deadline_at)
-    t->deadline_at = t->sent_at + p->opt.deadline_ms;
+  /* CALLING; the first call extends the deadline (dw_task_on_send). */
+  dw_task_on_send(&t->st, uv_now(p->loop), p->opt.deadline_ms);
   t->token_generation = dw_token_generation(p->token, t->lane->key);
   int rc = nurl < 0 || (size_t)nurl >= p->url_size || nauth < 0 ||
                    (size_t)nauth >= sizeof(auth)
@@ -772,10 +694,11 @@ static void send_call(struct dw_poller *p, struct dw_task *t, const char *token)
     if (p->probe == t)
       p->probe = NULL;
     struct dw_answer ans;
+    struct dw_task_env env = task_env(p, t);
+    struct dw_task_action act;
     dw_answer_classify(&ans, 0, NULL, 0);
-    dw_text_copy(t->last_msg, sizeof(t->last_msg), dw_strerror(rc));
-    t->failures++;
-    reschedule(t, dw_schedule_retry_ms(&p->opt.schedule, t->failures, &p->rng), &ans);
+    dw_task_on_send_error(&t->st, &ans, dw_strerror(rc), uv_now(p->loop), &env, &act);
+    carry_out(t, &act);
   }
 }
 
@@ -1057,15 +980,10 @@ int dw_poller_submit(struct dw_poller *p, const struct dw_event *ev, int64_t cre
   lane->ntasks++;
   t->ev = *ev;
   t->owner = owner;
-  t->last_code = -1;
-  uint64_t now = uv_now(p->loop);
-  t->deadline_at = now + p->opt.deadline_ms;
-  /* The task's age so far, from the wall clocks of its producer and ours; a timestamp in the
-   * future or older than the deadline says nothing useful. */
-  int64_t age = created_ms >= 0 ? dw_wallclock_ms() - created_ms : 0;
-  if (age < 0 || (uint64_t)age > now || (uint64_t)age > p->opt.deadline_ms * 4)
-    age = 0;
-  t->created_at = now - (uint64_t)age;
+  /* The task's age so far, from the wall clocks of its producer and ours (dw_task_init
+   * ignores one that says nothing useful). */
+  dw_task_init(&t->st, uv_now(p->loop), created_ms >= 0 ? dw_wallclock_ms() - created_ms : 0,
+               p->opt.deadline_ms);
   uv_timer_init(p->loop, &t->timer);
   t->timer.data = t;
   p->handles++;
@@ -1074,8 +992,8 @@ int dw_poller_submit(struct dw_poller *p, const struct dw_event *ev, int64_t cre
     p->all->all_prev = t;
   p->all = t;
   p->ntasks++;
-  t->state = T_WAITING;
-  uv_timer_start(&t->timer, on_due, next_delay(p, t), 0);
+  struct dw_task_env env = task_env(p, t);
+  uv_timer_start(&t->timer, on_due, dw_task_next_delay(&t->st, uv_now(p->loop), &env), 0);
   if (out)
     *out = t;
   return 0;
@@ -1083,11 +1001,11 @@ int dw_poller_submit(struct dw_poller *p, const struct dw_event *ev, int64_t cre
 
 void dw_poller_cancel(struct dw_poller *p, struct dw_task *t)
 {
-  if (t->state == T_CANCELLED)
+  if (t->st.phase == DW_TASK_CANCELLED)
     return;
-  if (p->probe == t && t->state != T_CALLING)
+  if (p->probe == t && t->st.phase != DW_TASK_CALLING)
     p->probe = NULL;
-  if (t->state != T_CALLING) {
+  if (t->st.phase != DW_TASK_CALLING) {
     task_release(t);
     return;
   }
