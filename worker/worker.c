@@ -1446,9 +1446,10 @@ static void *guard_main(void *arg)
   timed_out = !guard.done;
   pthread_mutex_unlock(&guard.mu);
   if (timed_out) {
+    /* Only startup_message, never dw_log_write: the thread stuck starting may hold the log's
+     * lock, and the bound must fire all the same. */
     char detail[64];
     snprintf(detail, sizeof(detail), " did not finish within %u s", guard.timeout_s);
-    dw_error("cannot start: %s%s", atomic_load(&startup_step), detail);
     startup_message("cannot start: start-up", detail);
     _exit(2);
   }
