@@ -1533,9 +1533,6 @@ static void on_signal(uv_signal_t *s, int signum)
 
 int dw_worker_run(const struct dw_config *cfg)
 {
-  /* A log reader that went away must not end the process: writes to it fail with EPIPE and
-   * the line is counted as dropped (sockets of the libraries use MSG_NOSIGNAL already). */
-  signal(SIGPIPE, SIG_IGN);
   int eos = strcmp(cfg->processing.guarantee, "exactly_once") == 0;
   startup_guard_start(STARTUP_TIMEOUT_S + (eos ? STARTUP_TXN_INIT_S : 0));
   struct dw_worker *w = calloc(1, sizeof(*w));
