@@ -18,10 +18,14 @@
  * Clients cannot take every slot: the endpoint tracks its connections (MHD_OPTION_NOTIFY_*),
  * and a connection beyond DW_ADMIN_MAX_CONNECTIONS sheds the oldest one that is not being
  * answered, preferring one that never completed a request (idle or half-sent) over a kept-alive
- * one. Shedding is shutdown(2) on the socket MHD owns: MHD sees the end of the stream on its
- * next run and closes the connection itself. MHD's own limit sits above ours, so it is reached
- * only if sheds cannot keep up, and idle connections still time out after
- * DW_ADMIN_IDLE_TIMEOUT_S.
+ * one, and else one being answered whose client stopped taking the answer (a slow reader; the
+ * kernel's count of acknowledged bytes tells progress, since MHD's own activity time is not
+ * exposed). The newest connections are spared: MHD accepts a batch before it reads any, so the
+ * one just accepted (often a probe) has not been read yet, not even sent maybe. Shedding is
+ * shutdown(2) on the socket MHD owns: MHD sees the end of the stream on its next run and
+ * closes the connection itself. MHD's own limit sits above ours, so it is reached only if sheds
+ * cannot keep up (every older connection answering and still progressing), and idle
+ * connections still time out after DW_ADMIN_IDLE_TIMEOUT_S.
  *
  * Responses are queued on the second call of the access handler, never the first: MHD 0.9.75
  * answers "Connection: close" to a response queued on the first call, which ends keep-alive
@@ -33,10 +37,12 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "dw/common.h"
@@ -44,6 +50,8 @@
 #include "dw/text.h"
 
 #define CONTENT_TYPE_TEXT "text/plain; charset=utf-8"
+/* How often connections over the limit are looked at again for stalls. */
+#define SHED_CHECK_MS 1000
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
 /* One accepted connection, from MHD's "started" to its "closed" notification. */
@@ -53,6 +61,8 @@ struct conn {
   int fd;
   unsigned requests; /* completed on this connection */
   int answering;     /* a request's headers arrived and it is not completed yet */
+  uint64_t acked;       /* while answering: the client's acknowledged bytes when last sampled */
+  uint64_t progress_ms; /* while answering: when acked last changed (uv_now) */
   int shed;          /* shut down by us, waiting for MHD to close it */
 };
 
@@ -155,35 +165,98 @@ static enum MHD_Result answer_readyz(struct dw_admin *a, struct MHD_Connection *
   return queue_text(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, why);
 }
 
-/* The oldest connection not being answered: first among those that never completed a request
- * (idle since connecting, or still sending one), else among kept-alive ones. NULL if every
- * connection is busy answering. */
+/* Linux's struct tcp_info as far as tcpi_bytes_acked (Linux 4.1): glibc's copy ends before
+ * it, and <linux/tcp.h> clashes with <netinet/tcp.h>, which microhttpd.h includes. The
+ * kernel only ever appends to the struct. */
+struct tcp_info_acked {
+  struct tcp_info base;
+  uint64_t pacing_rate;
+  uint64_t max_pacing_rate;
+  uint64_t bytes_acked;
+};
+
+/* Bytes of the answer the client acknowledged so far (TCP_INFO), or 0 if unknown. */
+static uint64_t bytes_acked(int fd)
+{
+  struct tcp_info_acked ti;
+  socklen_t len = sizeof(ti);
+  memset(&ti, 0, sizeof(ti));
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || len < sizeof(ti))
+    return 0; /* an older kernel: a stall then counts from the answer's start */
+  return ti.bytes_acked;
+}
+
+/* Whether k, being answered, took none of its answer for DW_ADMIN_STALL_S (a client that
+ * sent a request and stopped reading). Samples the acknowledged bytes: a change since the
+ * last sample is progress, now. */
+static int stalled(struct conn *k, uint64_t now)
+{
+  uint64_t acked = bytes_acked(k->fd);
+  if (acked != k->acked) {
+    k->acked = acked;
+    k->progress_ms = now;
+  }
+  return now - k->progress_ms >= (uint64_t)DW_ADMIN_STALL_S * 1000;
+}
+
+/* Whether the client sent bytes MHD has not read yet: a request on its way, so the
+ * connection is not idle even if MHD has not seen it (it accepts before it reads). */
+static int has_unread(int fd)
+{
+  int n = 0;
+  return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/* The connection to shed: the oldest among those that never completed a request (idle since
+ * connecting, or still sending one), else among kept-alive ones, else among those being
+ * answered that stalled. Never one of the DW_ADMIN_NEWEST_SPARED newest (the one whose
+ * arrival asks for a shed is often a probe, and MHD accepts a batch before it reads any: a
+ * probe has that many arrivals' time to send its request), nor one whose request is already
+ * waiting in its socket. NULL if none. */
 static struct conn *shed_candidate(struct dw_admin *a)
 {
-  struct conn *kept_alive = NULL;
-  for (struct conn *k = a->oldest; k; k = k->next) {
-    if (k->shed || k->answering)
+  struct conn *kept_alive = NULL, *stuck = NULL, *spared = a->newest;
+  uint64_t now = uv_now(a->loop);
+  size_t n = 0;
+  for (; spared; spared = spared->prev)
+    if (!spared->shed && ++n == DW_ADMIN_NEWEST_SPARED)
+      break;
+  if (!spared)
+    return NULL;
+  for (struct conn *k = a->oldest; k != spared; k = k->next) {
+    if (k->shed)
+      continue;
+    if (k->answering) {
+      if (!stuck && stalled(k, now))
+        stuck = k;
+      continue;
+    }
+    if (has_unread(k->fd))
       continue;
     if (k->requests == 0)
       return k;
     if (!kept_alive)
       kept_alive = k;
   }
-  return kept_alive;
+  return kept_alive ? kept_alive : stuck;
 }
 
+/* Sheds connections until at most DW_ADMIN_MAX_CONNECTIONS are left or none can go. */
 static void shed(struct dw_admin *a)
 {
-  struct conn *k = shed_candidate(a);
-  if (!k)
-    return;
-  k->shed = 1;
-  a->open_conns--;
-  /* The socket stays MHD's: shutdown only ends the stream, MHD closes it on its next run. */
-  if (shutdown(k->fd, SHUT_RDWR) != 0)
-    dw_debug("admin: shutdown: %s", strerror(errno));
-  dw_warn("admin: more than %d connections; closing the oldest idle ones",
-          DW_ADMIN_MAX_CONNECTIONS);
+  struct conn *k;
+  int n = 0;
+  while (a->open_conns > DW_ADMIN_MAX_CONNECTIONS && (k = shed_candidate(a))) {
+    k->shed = 1;
+    a->open_conns--;
+    n++;
+    /* The socket stays MHD's: shutdown only ends the stream, MHD closes it on its next run. */
+    if (shutdown(k->fd, SHUT_RDWR) != 0)
+      dw_debug("admin: shutdown: %s", strerror(errno));
+  }
+  if (n > 0)
+    dw_warn("admin: more than %d connections; closing the oldest idle or stalled ones",
+            DW_ADMIN_MAX_CONNECTIONS);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
@@ -209,8 +282,8 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
       a->oldest = k;
     a->newest = k;
     *socket_context = k;
-    if (++a->open_conns > DW_ADMIN_MAX_CONNECTIONS)
-      shed(a);
+    ++a->open_conns;
+    shed(a);
     return;
   }
   /* MHD_CONNECTION_NOTIFY_CLOSED */
@@ -267,8 +340,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   }
   if (!*con_cls) {
     struct conn *k = conn_of(c);
-    if (k)
+    if (k) {
       k->answering = 1;
+      k->acked = bytes_acked(k->fd);
+      k->progress_ms = uv_now(a->loop);
+    }
   }
   if (!*con_cls && !announces_body(c)) {
     /* First call, headers only: answering now would cost keep-alive (see the top). */
@@ -301,10 +377,17 @@ static void run_mhd(struct dw_admin *a)
   MHD_UNSIGNED_LONG_LONG ms;
   a->closed_in_run = 0;
   MHD_run(a->daemon);
+  /* Over the limit, connections being answered may stall while none arrives to ask for a
+   * shed (MHD accepts nothing at its own limit): look again every SHED_CHECK_MS. */
+  shed(a);
+  int over = a->open_conns > DW_ADMIN_MAX_CONNECTIONS;
   if (a->closed_in_run)
     uv_timer_start(&a->timer, on_timer, 0, 0);
   else if (MHD_get_timeout(a->daemon, &ms) == MHD_YES)
-    uv_timer_start(&a->timer, on_timer, (uint64_t)ms, 0);
+    uv_timer_start(&a->timer, on_timer,
+                   over ? DW_MIN((uint64_t)ms, SHED_CHECK_MS) : (uint64_t)ms, 0);
+  else if (over)
+    uv_timer_start(&a->timer, on_timer, SHED_CHECK_MS, 0);
   else
     uv_timer_stop(&a->timer);
 }

@@ -10,12 +10,15 @@
  * file description, so whoever shares stderr keeps blocking writes); a socket gets
  * MSG_DONTWAIT. A line that does not fit at all is dropped and counted (dw_log_dropped); the
  * rest of a line cut short is kept and written before anything else, so lines stay whole.
- * A reader that went away is a dropped line too (EPIPE: SIGPIPE is the process's to ignore). */
+ * A reader that went away is a dropped line too (EPIPE: SIGPIPE is the process's to ignore).
+ * dw_log_raw (signal handlers) cannot wait for that rest: when a line is partly out, it ends
+ * it with a newline before its own, and the rest is dropped. */
 #include "dw/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -173,20 +176,30 @@ enum sink_kind {
   SINK_POLL,     /* a pipe or terminal that could not be reopened: write only when poll says so */
 };
 
-/* Under lock, except sink.raw_fd and sink.raw_kind, read by dw_log_raw from signal handlers. */
+/* Under lock, except the atomics, read by dw_log_raw from signal handlers. */
 static struct {
   enum sink_kind kind;
-  int fd; /* SINK_OWN: ours, else -1 */
+  int fd;  /* our descriptor number, once opened: never closed, so a signal handler that read
+            * raw_fd never writes into a reused number (a Kafka or HTTP socket) */
+  int out; /* where lines go: fd (SINK_OWN) or STDERR_FILENO */
   int known;
   dev_t dev;
   ino_t ino;
   atomic_int raw_fd;
   atomic_int raw_kind;
-} sink = {.fd = -1, .raw_fd = STDERR_FILENO, .raw_kind = SINK_BLOCKING};
+  atomic_int partial; /* a line is partly out (pending_len > 0) */
+  atomic_int raw_cut; /* dw_log_raw wrote while a line was partly out */
+} sink = {.fd = -1, .out = STDERR_FILENO, .raw_fd = STDERR_FILENO, .raw_kind = SINK_BLOCKING};
 
 /* The rest of a line a full pipe took only part of; written before any other line. */
 static char pending[LINE_MAX_BYTES];
 static size_t pending_len;
+
+static void set_pending(size_t len)
+{
+  pending_len = len;
+  atomic_store(&sink.partial, len > 0);
+}
 
 static atomic_uint_least64_t dropped;
 
@@ -199,24 +212,42 @@ static void sink_update(void)
   }
   if (sink.known && st.st_dev == sink.dev && st.st_ino == sink.ino)
     return;
-  if (sink.fd >= 0)
-    close(sink.fd);
-  sink.fd = -1;
-  pending_len = 0;
+  set_pending(0);
   sink.known = 1;
   sink.dev = st.st_dev;
   sink.ino = st.st_ino;
+  int fd = -1;
   if (S_ISSOCK(st.st_mode)) {
     sink.kind = SINK_SOCKET;
   } else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
     /* O_NONBLOCK on stderr itself would change it for every process sharing it. */
-    sink.fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    sink.kind = sink.fd >= 0 ? SINK_OWN : SINK_POLL;
+    fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    sink.kind = fd >= 0 ? SINK_OWN : SINK_POLL;
   } else {
     sink.kind = SINK_BLOCKING;
   }
-  atomic_store(&sink.raw_fd, sink.fd >= 0 ? sink.fd : STDERR_FILENO);
+  /* Our number, once taken, is only ever replaced with dup2 (atomic), never closed: a
+   * signal handler may have read raw_fd just before it changes. */
+  if (fd >= 0 && sink.fd >= 0) {
+    int rc;
+    do
+      rc = dup2(fd, sink.fd);
+    while (rc < 0 && (errno == EINTR || errno == EBUSY));
+    close(fd); /* never published */
+    if (rc < 0)
+      sink.kind = SINK_POLL;
+    else
+      fcntl(sink.fd, F_SETFD, FD_CLOEXEC); /* dup2 clears it */
+  } else if (fd >= 0) {
+    sink.fd = fd;
+  }
+  sink.out = sink.kind == SINK_OWN ? sink.fd : STDERR_FILENO;
+  atomic_store(&sink.raw_fd, sink.out);
   atomic_store(&sink.raw_kind, (int)sink.kind);
+  /* Published first; now our number lets go of the old pipe (its reader sees the end) by
+   * becoming another reference to stderr, unused until a pipe comes back. */
+  if (sink.kind != SINK_OWN && sink.fd >= 0 && dup2(STDERR_FILENO, sink.fd) >= 0)
+    fcntl(sink.fd, F_SETFD, FD_CLOEXEC);
 }
 
 /* One attempt to write n bytes: how many went, or -1 (full, no reader, error). */
@@ -227,10 +258,12 @@ static ssize_t sink_write(int kind, int fd, const char *p, size_t n)
     if (kind == SINK_SOCKET) {
       w = send(STDERR_FILENO, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
     } else if (kind == SINK_POLL) {
+      /* POLLOUT on a pipe promises one free page, PIPE_BUF bytes: a blocking write of more
+       * could wait for the reader. */
       struct pollfd pfd = {.fd = STDERR_FILENO, .events = POLLOUT};
       if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & (POLLOUT | POLLERR | POLLHUP)))
         return -1;
-      w = write(STDERR_FILENO, p, n);
+      w = write(STDERR_FILENO, p, DW_MIN(n, (size_t)PIPE_BUF));
     } else {
       w = write(fd, p, n);
     }
@@ -243,8 +276,7 @@ static size_t sink_write_some(const char *p, size_t n)
 {
   size_t done = 0;
   while (done < n) {
-    ssize_t w = sink_write((int)sink.kind, sink.fd >= 0 ? sink.fd : STDERR_FILENO, p + done,
-                           n - done);
+    ssize_t w = sink_write((int)sink.kind, sink.out, p + done, n - done);
     if (w <= 0)
       break;
     done += (size_t)w;
@@ -256,10 +288,15 @@ static size_t sink_write_some(const char *p, size_t n)
 static void write_all(const char *p, size_t n)
 {
   sink_update();
+  if (atomic_exchange(&sink.raw_cut, 0) && pending_len > 0) {
+    /* A signal's line went out in the middle of this one: its rest would be a fragment. */
+    set_pending(0);
+    atomic_fetch_add(&dropped, 1);
+  }
   if (pending_len > 0) {
     size_t w = sink_write_some(pending, pending_len);
     memmove(pending, pending + w, pending_len - w);
-    pending_len -= w;
+    set_pending(pending_len - w);
     if (pending_len > 0) {
       atomic_fetch_add(&dropped, 1);
       return;
@@ -272,7 +309,7 @@ static void write_all(const char *p, size_t n)
   }
   /* A pipe took part of the line: the rest goes first next time, or the line is torn. */
   memcpy(pending, p + w, n - w);
-  pending_len = n - w;
+  set_pending(n - w);
 }
 
 /* Formats and writes one line. fields is already formatted; suffix goes after the message. */
@@ -340,10 +377,12 @@ int dw_log_setup(const char *level_name, const char *format)
     return DW_EINVAL;
   atomic_store(&min_level, level);
   atomic_store(&out_format, fmt);
-  /* The suppression state holds lines of the old format. */
+  /* The suppression state holds lines of the old format. The sink is chosen now, so that
+   * dw_log_raw does not write to a blocking stderr before the first line. */
   pthread_mutex_lock(&lock);
   last.valid = 0;
   last.suppressed = 0;
+  sink_update();
   pthread_mutex_unlock(&lock);
   return 0;
 }
@@ -410,6 +449,19 @@ uint64_t dw_log_dropped(void)
 
 void dw_log_raw(const char *text, size_t len)
 {
-  ssize_t w = sink_write(atomic_load(&sink.raw_kind), atomic_load(&sink.raw_fd), text, len);
+  char buf[1024];
+  int kind = atomic_load(&sink.raw_kind), fd = atomic_load(&sink.raw_fd);
+  ssize_t w;
+  if (atomic_load(&sink.partial) && len < sizeof(buf)) {
+    /* A line is partly out: end it, so this one stands on a line of its own (the cut line's
+     * rest is then dropped, see write_all). One write keeps it whole in the pipe. */
+    buf[0] = '\n';
+    memcpy(buf + 1, text, len);
+    w = sink_write(kind, fd, buf, len + 1);
+    if (w > 0)
+      atomic_store(&sink.raw_cut, 1);
+  } else {
+    w = sink_write(kind, fd, text, len);
+  }
   (void)w;
 }

@@ -1,4 +1,5 @@
 /* delivery-worker's command line: parses argv and hands over; nothing else lives here. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,6 +28,11 @@ int main(int argc, char **argv)
 {
   const char *cmd = argc > 1 ? argv[1] : NULL;
   const char *file = NULL;
+  /* For every command: a log reader that went away must not end the process (writes to it
+   * fail with EPIPE and the line is dropped). Dying mid-redrive after producing but before
+   * committing its position would redrive the same letters again. Library sockets use
+   * MSG_NOSIGNAL already. */
+  signal(SIGPIPE, SIG_IGN);
   if (!cmd) {
     usage(stderr);
     return 2;

@@ -9,9 +9,12 @@
  *
  * Connections are kept alive and closed after DW_ADMIN_IDLE_TIMEOUT_S idle seconds. Beyond
  * DW_ADMIN_MAX_CONNECTIONS open at once, each new connection closes the oldest one that is not
- * being answered (one that never completed a request first, then a kept-alive one), so idle
- * or half-sent connections cannot keep probes out; libmicrohttpd itself refuses connections
- * only beyond DW_ADMIN_MAX_CONNECTIONS + DW_ADMIN_SHED_HEADROOM. */
+ * being answered (one that never completed a request first, then a kept-alive one), else the
+ * oldest one being answered whose client took nothing for DW_ADMIN_STALL_S (checked again
+ * every second while over the limit), so idle, half-sent or never-read connections cannot keep
+ * probes out. The DW_ADMIN_NEWEST_SPARED newest connections, and any whose request is waiting
+ * in its socket, are never closed so. libmicrohttpd itself refuses connections only beyond
+ * DW_ADMIN_MAX_CONNECTIONS + DW_ADMIN_SHED_HEADROOM. */
 #ifndef DW_ADMIN_H
 #define DW_ADMIN_H
 
@@ -22,7 +25,12 @@
 /* Connections over DW_ADMIN_MAX_CONNECTIONS being shed (closed on libmicrohttpd's next run,
  * which accepts at most 10 at once) fit in this. */
 #define DW_ADMIN_SHED_HEADROOM 32
+/* The newest connections are never shed (they may not have sent their request yet). */
+#define DW_ADMIN_NEWEST_SPARED 16
 #define DW_ADMIN_IDLE_TIMEOUT_S 30
+/* A connection being answered whose client took none of the answer for this long is
+ * "stalled": past DW_ADMIN_MAX_CONNECTIONS it is shed like an idle one. */
+#define DW_ADMIN_STALL_S 5
 /* Longest reason /readyz reports (bytes, including the NUL). */
 #define DW_ADMIN_MAX_REASON 512
 

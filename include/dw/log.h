@@ -1,7 +1,9 @@
 /* Logging: one JSON object per line on stderr (or plain text for humans). Safe to call from
  * any thread (librdkafka and libcurl log from their own). Identical repeated messages from one
  * call site within a second are suppressed and counted. Never blocks: a line stderr cannot
- * take (a full pipe, a reader that went away) is dropped and counted; lines are never torn. */
+ * take (a full pipe, a reader that went away) is dropped and counted; lines are never torn,
+ * except that a dw_log_raw line arriving while a full pipe holds only part of a line ends that
+ * line early (the raw line then starts on its own line, and the cut line's rest is dropped). */
 #ifndef DW_LOG_H
 #define DW_LOG_H
 
@@ -32,7 +34,8 @@ void dw_log_write(enum dw_log_level level, const struct dw_log_ctx *ctx, const c
 uint64_t dw_log_dropped(void);
 
 /* Writes text (a whole line, newline included) to stderr in one non-blocking attempt, without
- * formatting, locking or suppression: async-signal-safe, for signal handlers and watchdogs. */
+ * formatting, locking or suppression: async-signal-safe, for signal handlers and watchdogs.
+ * Non-blocking from dw_log_setup on. */
 void dw_log_raw(const char *text, size_t len);
 
 #define dw_debug(...) dw_log_write(DW_LOG_DEBUG, DW_LOG_CTX_NONE, __VA_ARGS__)

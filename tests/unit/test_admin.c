@@ -1,8 +1,9 @@
 /* Unit tests of the admin endpoint on a private loop: every route, keep-alive (requests reuse
  * one connection), HEAD, 405 with a body, render failures, readiness reasons, IPv6, bad
  * addresses, a port in use, closing with connections still open, and floods of real sockets
- * (idle, half-sent, connect/close cycles) that must neither lock the endpoint out for good nor
- * keep probes from being answered while they last. The client is libcurl's
+ * (idle, half-sent, connect/close cycles, scrapes that never read their answer, connections
+ * arriving while probes run) that must neither lock the endpoint out for good nor keep probes
+ * from being answered while they last. The client is libcurl's
  * multi interface driven from the same loop (as in curl's multi-uv example), so
  * nothing blocks the loop; each wait runs the loop until the answer arrived or a deadline
  * passed. Every test ends with uv_loop_close() == 0. */
@@ -229,14 +230,21 @@ static void client_cleanup(struct client *c)
   uv_close((uv_handle_t *)&c->deadline, NULL);
 }
 
+/* Runs the loop until *flag is at least min or ms passed; returns whether it is. */
+static int run_until_at_least(struct client *c, const int *flag, int min, uint64_t ms)
+{
+  c->timed_out = 0;
+  uv_timer_start(&c->deadline, on_deadline, ms, 0);
+  while (*flag < min && !c->timed_out)
+    uv_run(c->loop, UV_RUN_ONCE);
+  uv_timer_stop(&c->deadline);
+  return *flag >= min;
+}
+
 /* Runs the loop until *flag is set or DEADLINE_MS passed; returns *flag. */
 static int run_until(struct client *c, const int *flag)
 {
-  c->timed_out = 0;
-  uv_timer_start(&c->deadline, on_deadline, DEADLINE_MS, 0);
-  while (!*flag && !c->timed_out)
-    uv_run(c->loop, UV_RUN_ONCE);
-  uv_timer_stop(&c->deadline);
+  run_until_at_least(c, flag, 1, DEADLINE_MS);
   return *flag;
 }
 
@@ -694,14 +702,31 @@ static void test_close_unused(void **state)
 #define FLOOD_SLOW 200
 #define FLOOD_CYCLES 600
 #define PROBE_MS 1000 /* a probe must be answered within this */
+#define SLOW_READ_BODY (4 << 20) /* more than a socket takes (net.ipv4.tcp_wmem) */
 
-/* A non-blocking connect to 127.0.0.1:port; the fd, or -1. */
-static int flood_connect(int port)
+/* PROBE_MS, or three times that in a sanitized build (tests/run.sh sets DW_SANITIZED=1 for
+ * it): the requirement is 1 s, the sanitizers' slowdown on a loaded machine is not. */
+static long probe_ms(void)
+{
+  const char *s = getenv("DW_SANITIZED");
+#if defined(__SANITIZE_ADDRESS__)
+  s = "1";
+#endif
+  return s && strcmp(s, "1") == 0 ? 3 * PROBE_MS : PROBE_MS;
+}
+
+/* A connect to 127.0.0.1:port, non-blocking (or, for a client that must send at once,
+ * blocking until connected), with a receive buffer of rcvbuf bytes (0: the default); the fd,
+ * or -1. */
+static int flood_connect_with(int port, int nonblock, int rcvbuf)
 {
   struct sockaddr_in sin;
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
   if (fd < 0)
     return -1;
+  /* Before connect: the window offered in the handshake follows it. */
+  if (rcvbuf > 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
   memset(&sin, 0, sizeof(sin));
   sin.sin_family = AF_INET;
   sin.sin_port = htons((uint16_t)port);
@@ -711,6 +736,12 @@ static int flood_connect(int port)
     return -1;
   }
   return fd;
+}
+
+/* A non-blocking connect to 127.0.0.1:port; the fd, or -1. */
+static int flood_connect(int port)
+{
+  return flood_connect_with(port, 1, 0);
 }
 
 /* Runs the loop without waiting, a few times: the endpoint takes what arrived. */
@@ -749,15 +780,15 @@ static void flood_close(int *fds, size_t n)
     }
 }
 
-/* GET url on a new connection, answered 200 "ok\n" within PROBE_MS. */
-static void probe(struct client *c, const char *url, const char *when)
+/* GET url on a new connection, answered 200 "ok\n" within ms. */
+static void probe_within(struct client *c, const char *url, const char *when, long ms)
 {
   struct fetch f;
-  fetch_timeout_ms = PROBE_MS;
+  fetch_timeout_ms = ms;
   fetch_start(c, &f, "GET", url, NULL);
   curl_easy_setopt(f.easy, CURLOPT_FRESH_CONNECT, 1L);
   curl_easy_setopt(f.easy, CURLOPT_FORBID_REUSE, 1L);
-  assert_true(run_until(c, &f.done));
+  assert_true(run_until_at_least(c, &f.done, 1, (uint64_t)ms + DEADLINE_MS));
   fetch_timeout_ms = DEADLINE_MS;
   if (f.result != CURLE_OK)
     fail_msg("%s: GET %s: %s", when, url,
@@ -765,6 +796,12 @@ static void probe(struct client *c, const char *url, const char *when)
   assert_int_equal(f.status, 200);
   assert_string_equal(f.body, "ok\n");
   fetch_cleanup(&f);
+}
+
+/* GET url on a new connection, answered 200 "ok\n" within PROBE_MS (see probe_ms). */
+static void probe(struct client *c, const char *url, const char *when)
+{
+  probe_within(c, url, when, probe_ms());
 }
 
 /* Hundreds of idle connections, then hundreds of half-sent requests (slowloris): probes are
@@ -850,6 +887,149 @@ static void test_flood_cycles(void **state)
   close_loop(&loop);
 }
 
+/* A /metrics scrape that never reads its answer: a tiny receive window, the request sent,
+ * nothing read, so the endpoint is "answering" it until it gives up on it. The fd, or -1. */
+static int slow_reader(int port)
+{
+  static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  int fd = flood_connect_with(port, 0, 1); /* the kernel raises 1 to its minimum */
+  if (fd < 0)
+    return -1;
+  if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(req) - 1)) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+/* An app whose /metrics body is SLOW_READ_BODY bytes. */
+static void big_metrics_app(struct app *app)
+{
+  static char big[SLOW_READ_BODY + 1];
+  for (size_t i = 0; i < SLOW_READ_BODY; i++)
+    big[i] = i % 64 == 63 ? '\n' : '#';
+  memset(app, 0, sizeof(*app));
+  app->ready = 1;
+  app->metrics = big;
+}
+
+/* Slow-read scrapes (request sent, answer never read) hold the connection limit: a probe is
+ * answered within PROBE_MS beside them, and once they also fill libmicrohttpd's own limit, it
+ * is answered after they stalled for DW_ADMIN_STALL_S. */
+static void test_flood_slow_read(void **state)
+{
+  (void)state;
+  uv_loop_t loop;
+  struct client c;
+  struct dw_admin *a = NULL;
+  struct app app;
+  char err[256], url[128];
+  enum { OVER = DW_ADMIN_MAX_CONNECTIONS + DW_ADMIN_SHED_HEADROOM + 8 };
+  static int fds[OVER];
+
+  big_metrics_app(&app);
+  const struct dw_admin_handler h = {.render = app_render, .arg = &app};
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(dw_admin_start(&a, &loop, "127.0.0.1:0", &h, err, sizeof(err)), 0);
+  client_init(&c, &loop);
+  int port = dw_admin_port(a);
+  url_of(url, sizeof(url), "127.0.0.1", port, "/healthz");
+  probe(&c, url, "before the slow readers");
+
+  for (size_t i = 0; i < DW_ADMIN_MAX_CONNECTIONS; i++) {
+    fds[i] = slow_reader(port);
+    assert_true(fds[i] >= 0);
+  }
+  /* Every one of them is being answered (its body rendered, stuck in the socket). */
+  assert_true(run_until_at_least(&c, &app.renders, DW_ADMIN_MAX_CONNECTIONS, DEADLINE_MS));
+  probe(&c, url, "with the connection limit taken by slow readers");
+  probe(&c, url, "again with the connection limit taken by slow readers");
+
+  /* Past libmicrohttpd's own limit: nothing new is accepted until slow readers are shed. */
+  for (size_t i = DW_ADMIN_MAX_CONNECTIONS; i < OVER; i++) {
+    fds[i] = slow_reader(port);
+    assert_true(fds[i] >= 0);
+  }
+  assert_true(run_until_at_least(&c, &app.renders,
+                                 DW_ADMIN_MAX_CONNECTIONS + DW_ADMIN_SHED_HEADROOM, DEADLINE_MS));
+  probe_within(&c, url, "with libmicrohttpd's limit taken by slow readers",
+               DW_ADMIN_STALL_S * 1000L + 4 * probe_ms());
+  probe(&c, url, "once stalled slow readers were shed");
+
+  flood_close(fds, OVER);
+  probe(&c, url, "after the slow readers closed");
+  client_cleanup(&c);
+  dw_admin_close(a);
+  close_loop(&loop);
+}
+
+/* New connections keep arriving while probes run. */
+struct arrivals {
+  uv_timer_t timer;
+  int port;
+  int fds[256]; /* the latest ones; the oldest is closed when its slot is needed */
+  size_t next;
+  int opened;
+};
+
+static void on_arrival(uv_timer_t *t)
+{
+  struct arrivals *ar = t->data;
+  size_t i = ar->next++ % DW_ARRAY_SIZE(ar->fds);
+  if (ar->fds[i] >= 0)
+    close(ar->fds[i]);
+  ar->fds[i] = flood_connect(ar->port);
+  ar->opened++;
+}
+
+/* With the connection limit held by slow readers, new idle connections arrive every few
+ * milliseconds, each one past the limit; probes connecting among them are answered within
+ * PROBE_MS every time. */
+static void test_flood_while_probing(void **state)
+{
+  (void)state;
+  uv_loop_t loop;
+  struct client c;
+  struct dw_admin *a = NULL;
+  struct app app;
+  char err[256], url[128];
+  static int slow[DW_ADMIN_MAX_CONNECTIONS];
+  struct arrivals ar;
+
+  big_metrics_app(&app);
+  const struct dw_admin_handler h = {.render = app_render, .arg = &app};
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(dw_admin_start(&a, &loop, "127.0.0.1:0", &h, err, sizeof(err)), 0);
+  client_init(&c, &loop);
+  int port = dw_admin_port(a);
+  url_of(url, sizeof(url), "127.0.0.1", port, "/healthz");
+
+  for (size_t i = 0; i < DW_ARRAY_SIZE(slow); i++) {
+    slow[i] = slow_reader(port);
+    assert_true(slow[i] >= 0);
+  }
+  assert_true(run_until_at_least(&c, &app.renders, (int)DW_ARRAY_SIZE(slow), DEADLINE_MS));
+
+  memset(&ar, 0, sizeof(ar));
+  for (size_t i = 0; i < DW_ARRAY_SIZE(ar.fds); i++)
+    ar.fds[i] = -1;
+  ar.port = port;
+  uv_timer_init(&loop, &ar.timer);
+  ar.timer.data = &ar;
+  uv_timer_start(&ar.timer, on_arrival, 2, 2);
+  assert_true(run_until_at_least(&c, &ar.opened, 20, DEADLINE_MS));
+  for (int i = 0; i < 10; i++)
+    probe(&c, url, "while new connections keep arriving");
+  uv_close((uv_handle_t *)&ar.timer, NULL);
+  flood_close(ar.fds, DW_ARRAY_SIZE(ar.fds));
+  flood_close(slow, DW_ARRAY_SIZE(slow));
+
+  probe(&c, url, "after the flood");
+  client_cleanup(&c);
+  dw_admin_close(a);
+  close_loop(&loop);
+}
+
 int main(void)
 {
   curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -859,6 +1039,7 @@ int main(void)
       cmocka_unit_test(test_ipv6),          cmocka_unit_test(test_bad_addresses),
       cmocka_unit_test(test_port_in_use),   cmocka_unit_test(test_close_unused),
       cmocka_unit_test(test_flood_idle_and_slow), cmocka_unit_test(test_flood_cycles),
+      cmocka_unit_test(test_flood_slow_read),     cmocka_unit_test(test_flood_while_probing),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();
