@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# Installs what delivery-worker needs to build (and, with --test, to run its test suite) from
-# Debian's packages. Installs only what is missing; safe to run any number of times.
+# Installs what delivery-worker needs to build (with --quick, also to run the quick test tier,
+# tests/run.sh --quick; with --test, to run the whole test suite) from Debian's packages.
+# Installs only what is missing; safe to run any number of times.
 set -euo pipefail
 
 build_pkgs=(gcc make cmake pkg-config librdkafka-dev libcurl4-openssl-dev libcjson-dev
             libconfig-dev libuv1-dev libmicrohttpd-dev libcmocka-dev python3 kcat curl)
+quick_pkgs=(jq) # sim.selfcheck; the rest of the quick tier needs only the build packages
 test_pkgs=(openjdk-17-jre-headless maven jq clang libclang-rt-14-dev) # clang + libFuzzer: fuzz.run
 test_pkgs+=(prometheus nodejs npm python3-jsonschema) # promtool, node + npm, JSON Schema: tests/deploy
 test_pkgs+=(docker.io docker-compose debootstrap) # tests/e2e: engine, compose, base image
 
 want=("${build_pkgs[@]}")
-[[ "${1:-}" == "--test" ]] && want+=("${test_pkgs[@]}")
+case "${1:-}" in
+  "") ;;
+  --quick) want+=("${quick_pkgs[@]}") ;;
+  --test) want+=("${test_pkgs[@]}") ;;
+  *) echo "usage: deploy/setup.sh [--quick|--test]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do
