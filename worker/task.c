@@ -174,7 +174,9 @@ int dw_task_ready_overdue(const struct dw_task_state *t, uint64_t now_ms, int he
                           uint64_t deadline_ms)
 {
   return t->phase == DW_TASK_READY && healthy && now_ms >= t->deadline_at &&
-         (no_token || (held_ms && (t->attempts > 0 || refused_ms >= deadline_ms)));
+         (no_token ||
+          (held_ms && ((t->attempts > 0 && held_ms > DW_TASK_LAST_LOOK_HOLD_MS) ||
+                       refused_ms >= deadline_ms)));
 }
 
 void dw_task_expire_waiting(struct dw_task_state *t, uint64_t now_ms, const char *tenant_key,

@@ -103,11 +103,18 @@ void dw_task_on_send_error(struct dw_task_state *t, const struct dw_answer *ans,
 void dw_task_on_answer(struct dw_task_state *t, const struct dw_answer *ans, uint64_t now_ms,
                        const struct dw_task_env *env, struct dw_task_action *out);
 
+/* A 429's block this short at a task's deadline is waited out for the task's last look (the
+ * per-second window's blocks last about a second): the task may have become ready meanwhile,
+ * and a short block must not turn its result into a dead letter. A longer block (the minute
+ * window's) ends the task at its deadline. */
+#define DW_TASK_LAST_LOOK_HOLD_MS 5000
+
 /* Whether a ready task that cannot be called ends now at its deadline: only READY, only
  * while healthy, only at or past the deadline, and then when its tenant has no token
- * (no_token) or a 429 holds its lane back (held_ms > 0) from a task that had a call, or from
- * any task once the API has refused every call of the lane from one 429 to another a whole
- * deadline_ms later (refused_ms, dw_limiter_refused_ms). */
+ * (no_token) or a 429 holds its lane back (held_ms > 0): for more than
+ * DW_TASK_LAST_LOOK_HOLD_MS from a task that had a call, or from any task once the API has
+ * refused every call of the lane from one 429 to another a whole deadline_ms later
+ * (refused_ms, dw_limiter_refused_ms). */
 int dw_task_ready_overdue(const struct dw_task_state *t, uint64_t now_ms, int healthy,
                           int no_token, uint64_t held_ms, uint64_t refused_ms,
                           uint64_t deadline_ms);

@@ -448,9 +448,15 @@ static void test_ready_overdue(void **state)
   /* ... unless the API has refused every call for a whole deadline. */
   assert_true(dw_task_ready_overdue(t, at, 1, 0, 3000, DEADLINE, DEADLINE));
   assert_false(dw_task_ready_overdue(t, at, 1, 0, 0, DEADLINE, DEADLINE)); /* not held now */
-  t->attempts = 1; /* answered before: the block does not hold it past its deadline */
-  assert_true(dw_task_ready_overdue(t, at, 1, 0, 3000, 0, DEADLINE));
-  assert_false(dw_task_ready_overdue(t, at, 0, 0, 3000, 0, DEADLINE));
+  t->attempts = 1; /* answered before: a long block does not hold it past its deadline ... */
+  assert_true(dw_task_ready_overdue(t, at, 1, 0, DW_TASK_LAST_LOOK_HOLD_MS + 1, 0, DEADLINE));
+  assert_true(dw_task_ready_overdue(t, at, 1, 0, 60000, 0, DEADLINE));
+  assert_false(dw_task_ready_overdue(t, at, 0, 0, 60000, 0, DEADLINE));
+  /* ... a short one is waited out for its last look (it may be ready by now) ... */
+  assert_false(dw_task_ready_overdue(t, at, 1, 0, 3000, 0, DEADLINE));
+  assert_false(dw_task_ready_overdue(t, at, 1, 0, DW_TASK_LAST_LOOK_HOLD_MS, 0, DEADLINE));
+  /* ... unless short blocks follow one another for a whole deadline. */
+  assert_true(dw_task_ready_overdue(t, at, 1, 0, 1000, DEADLINE, DEADLINE));
 }
 
 static void test_expire_held_back(void **state)
