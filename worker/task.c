@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dw/common.h"
 #include "dw/limiter.h"
 #include "dw/text.h"
 
@@ -176,7 +177,7 @@ int dw_task_ready_overdue(const struct dw_task_state *t, uint64_t now_ms, int he
   return t->phase == DW_TASK_READY && healthy && now_ms >= t->deadline_at &&
          (no_token ||
           (held_ms && ((t->attempts > 0 && held_ms > DW_TASK_LAST_LOOK_HOLD_MS) ||
-                       refused_ms >= deadline_ms)));
+                       refused_ms >= DW_MAX(deadline_ms, (uint64_t)DW_LIMITER_RESET_MAX_MS))));
 }
 
 void dw_task_expire_waiting(struct dw_task_state *t, uint64_t now_ms, const char *tenant_key,

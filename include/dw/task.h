@@ -113,8 +113,9 @@ void dw_task_on_answer(struct dw_task_state *t, const struct dw_answer *ans, uin
  * while healthy, only at or past the deadline, and then when its tenant has no token
  * (no_token) or a 429 holds its lane back (held_ms > 0): for more than
  * DW_TASK_LAST_LOOK_HOLD_MS from a task that had a call, or from any task once the API has
- * refused every call of the lane from one 429 to another a whole deadline_ms later
- * (refused_ms, dw_limiter_refused_ms). */
+ * refused every call of the lane from one 429 to another both a whole deadline_ms and
+ * DW_LIMITER_RESET_MAX_MS later (refused_ms, dw_limiter_refused_ms): longer than a storm of
+ * 429s (they pass within Feishu's minute window) and than the deadline itself. */
 int dw_task_ready_overdue(const struct dw_task_state *t, uint64_t now_ms, int healthy,
                           int no_token, uint64_t held_ms, uint64_t refused_ms,
                           uint64_t deadline_ms);

@@ -445,8 +445,12 @@ static void test_ready_overdue(void **state)
   /* Held back by a 429: a task never called waits for its first call ... */
   assert_false(dw_task_ready_overdue(t, at, 1, 0, 3000, 0, DEADLINE));
   assert_false(dw_task_ready_overdue(t, at, 1, 0, 3000, DEADLINE - 1, DEADLINE));
-  /* ... unless the API has refused every call for a whole deadline. */
-  assert_true(dw_task_ready_overdue(t, at, 1, 0, 3000, DEADLINE, DEADLINE));
+  /* ... unless the API has refused every call for a whole deadline, and longer than a storm
+   * of 429s lasts (Feishu's longest window). */
+  assert_true(dw_task_ready_overdue(t, at, 1, 0, 3000, DW_MAX(DEADLINE, DW_LIMITER_RESET_MAX_MS),
+                                    DEADLINE));
+  assert_false(dw_task_ready_overdue(t, at, 1, 0, 3000, 12000, 10000)); /* a 12 s storm */
+  assert_true(dw_task_ready_overdue(t, at, 1, 0, 3000, 65000, 10000));
   assert_false(dw_task_ready_overdue(t, at, 1, 0, 0, DEADLINE, DEADLINE)); /* not held now */
   t->attempts = 1; /* answered before: a long block does not hold it past its deadline ... */
   assert_true(dw_task_ready_overdue(t, at, 1, 0, DW_TASK_LAST_LOOK_HOLD_MS + 1, 0, DEADLINE));
@@ -455,8 +459,9 @@ static void test_ready_overdue(void **state)
   /* ... a short one is waited out for its last look (it may be ready by now) ... */
   assert_false(dw_task_ready_overdue(t, at, 1, 0, 3000, 0, DEADLINE));
   assert_false(dw_task_ready_overdue(t, at, 1, 0, DW_TASK_LAST_LOOK_HOLD_MS, 0, DEADLINE));
-  /* ... unless short blocks follow one another for a whole deadline. */
-  assert_true(dw_task_ready_overdue(t, at, 1, 0, 1000, DEADLINE, DEADLINE));
+  /* ... unless short blocks follow one another for a whole deadline (and a minute). */
+  assert_true(dw_task_ready_overdue(t, at, 1, 0, 1000, DW_MAX(DEADLINE, DW_LIMITER_RESET_MAX_MS),
+                                    DEADLINE));
 }
 
 static void test_expire_held_back(void **state)
