@@ -174,7 +174,7 @@ def check_api_certificate(procs, kafka, sim, env, needles):
     # A deadline far away: the point is that the refusal itself dead-letters nothing.
     env = dict(env, DELIVERY_WORKER_POLL_DEADLINE_MS="600000", **t)
     w = h.Worker(procs, kafka.bootstrap, sim.url, group="sec-https", app=APP, secret=APP_SECRET,
-                 env=env, name="w-noca").start()
+                 env=env, name="w-api-ca").start()
     specs, records, expect = scenario.build("sec-https", 3, never=False)
     sim.register(specs)
     h.produce(kafka.bootstrap, t["DELIVERY_WORKER_KAFKA_INPUT_TOPIC"], records)
