@@ -18,6 +18,7 @@ const char *dw_strerror(int err)
   case DW_EAGAIN: return "try again";
   case DW_ETIMEDOUT: return "timed out";
   case DW_ECANCELED: return "cancelled";
+  case DW_EEXIST: return "already exists";
   default: return "unknown error";
   }
 }

@@ -80,7 +80,7 @@ int dw_tracker_add(struct dw_tracker *t, int64_t offset)
   if (!t || offset < 0 || offset == INT64_MAX)
     return DW_EINVAL;
   if (t->next >= 0 && offset < t->next)
-    return DW_EINVAL;
+    return DW_EEXIST;
   if (t->count == t->cap && (rc = grow(t)) < 0)
     return rc;
   t->offsets[slot(t, t->count)] = offset;

@@ -54,6 +54,7 @@ struct part {
   struct dw_offsetmap map; /* finished records beyond the committed offset at assignment */
   int has_map;
   int map_full;        /* held: the map passed three quarters of its room */
+  int rewound;         /* the client went back: taken records are being delivered again */
   size_t map_len;      /* its map's length at the last commit */
   size_t staged_since; /* exactly-once: outputs staged since then */
 };
@@ -115,7 +116,7 @@ struct dw_worker {
   struct dw_admin *admin;
   struct dw_metrics *metrics;
   struct dw_metric *m_consumed, *m_resolved, *m_dead, *m_token_refreshes, *m_produce_retries;
-  struct dw_metric *m_token_failures, *m_skipped, *m_txns, *m_log_dropped;
+  struct dw_metric *m_token_failures, *m_skipped, *m_txns, *m_log_dropped, *m_redelivered;
   uint64_t log_dropped; /* dw_log_dropped() as last added to m_log_dropped */
   int eos;          /* processing.guarantee = exactly_once */
   int txn_doomed;   /* something in the open transaction failed: abort it, produce again */
@@ -688,6 +689,10 @@ static void register_metrics(struct dw_worker *w)
   w->m_skipped = dw_metrics_counter(r, "dw_tasks_skipped_total",
                                     "Records skipped because the commit metadata shows they "
                                     "were finished before a restart or rebalance.", NULL);
+  w->m_redelivered = dw_metrics_counter(r, "dw_records_redelivered_total",
+                                        "Records the Kafka client delivered again after going "
+                                        "back to an earlier offset; dropped, since they were "
+                                        "taken already.", NULL);
   w->m_txns = dw_metrics_counter(r, "dw_transactions_total",
                                  "Exactly-once transactions, by result (committed, aborted).",
                                  "result");
@@ -737,13 +742,33 @@ static void on_record(void *arg, struct dw_record *rec)
     dw_record_free(rec);
     return;
   }
-  if (!p || dw_tracker_add(&p->tracker, rec->offset) < 0) {
+  int rc = p ? dw_tracker_add(&p->tracker, rec->offset) : DW_ENOMEM;
+  if (rc == DW_EEXIST) {
+    /* Taken already in this assignment: librdkafka before 2.4 can go back to a stale fetch
+     * position when a cooperative rebalance resumes partitions (its issue 4686). The first
+     * delivery is in flight or finished; this copy is dropped, and records after the last
+     * one taken are taken as usual. */
+    if (!p->rewound)
+      dw_warn("partition %d: the Kafka client went back to offset %lld, below the next "
+              "offset to take (%lld); records taken already are not taken again",
+              (int)rec->partition, (long long)rec->offset, (long long)p->tracker.next);
+    p->rewound = 1;
+    dw_metric_inc(w->m_redelivered, NULL, 1);
+    dw_record_free(rec);
+    return;
+  }
+  if (rc < 0) {
     /* Later records could then commit past this one: stop instead. */
-    dw_error("cannot track offset %lld of partition %d; stopping",
-             (long long)rec->offset, (int)rec->partition);
+    dw_error("cannot track offset %lld of partition %d (%s); stopping",
+             (long long)rec->offset, (int)rec->partition, dw_strerror(rc));
     dw_record_free(rec);
     begin_drain(w, 1);
     return;
+  }
+  if (p->rewound) {
+    dw_info("partition %d: caught up again at offset %lld", (int)rec->partition,
+            (long long)rec->offset);
+    p->rewound = 0;
   }
   if (p->has_map && skip_finished(w, p, rec))
     return;
@@ -785,7 +810,7 @@ static void on_record(void *arg, struct dw_record *rec)
     return;
   }
   dw_strlcpy(j->key, ev.task_id, sizeof(j->key));
-  int rc = dw_poller_submit(w->poller, &ev, rec->timestamp_ms, j, &j->task);
+  rc = dw_poller_submit(w->poller, &ev, rec->timestamp_ms, j, &j->task);
   if (rc < 0)
     dead_letter(w, j, "internal_error", -1, dw_strerror(rc), NULL, 0);
 }
@@ -808,6 +833,7 @@ static void on_assign(void *arg, const int32_t *ids, size_t n)
     p->revoking = 0;
     p->committed = -1;
     p->map_full = 0;
+    p->rewound = 0;
     forget_map(p);
     dw_tracker_reset(&p->tracker);
   }

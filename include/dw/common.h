@@ -17,6 +17,7 @@ enum {
   DW_EAGAIN = -7,    /* try again later */
   DW_ETIMEDOUT = -8, /* deadline passed */
   DW_ECANCELED = -9, /* cancelled */
+  DW_EEXIST = -10,   /* already there */
 };
 
 /* A short English description of a DW_E* code (never NULL). */

@@ -21,7 +21,9 @@ struct dw_tracker {
 void dw_tracker_init(struct dw_tracker *t);
 void dw_tracker_cleanup(struct dw_tracker *t);
 
-/* A record at this offset was taken. Offsets must increase (gaps allowed). DW_EINVAL if not. */
+/* A record at this offset was taken. Offsets increase (gaps allowed): an offset below the
+ * next one expected was taken already (the client delivered it again after going back to an
+ * earlier offset), DW_EEXIST and nothing changes; DW_EINVAL for a negative offset. */
 int dw_tracker_add(struct dw_tracker *t, int64_t offset);
 
 /* The record at this offset is finished (result or dead letter acknowledged). DW_ENOENT if

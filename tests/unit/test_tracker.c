@@ -1,6 +1,6 @@
 /* Unit tests of the offset tracker: in-order and out-of-order completion, gaps between
  * offsets, unknown and repeated completions, growth of the ring (also while it is wrapped),
- * and reset after a revocation. */
+ * reset after a revocation, and records delivered again after the client went back. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,11 +42,11 @@ static void test_in_order(void **state)
     assert_int_equal(dw_tracker_committable(&t), o + 1);
     assert_int_equal(dw_tracker_in_flight(&t), (size_t)(9 - o));
   }
-  /* Offsets must increase. */
-  assert_int_equal(dw_tracker_add(&t, 9), DW_EINVAL);
-  assert_int_equal(dw_tracker_add(&t, 5), DW_EINVAL);
+  /* Offsets increase: a lower one was taken already. */
+  assert_int_equal(dw_tracker_add(&t, 9), DW_EEXIST);
+  assert_int_equal(dw_tracker_add(&t, 5), DW_EEXIST);
   assert_int_equal(dw_tracker_add(&t, 10), 0);
-  assert_int_equal(dw_tracker_add(&t, 10), DW_EINVAL);
+  assert_int_equal(dw_tracker_add(&t, 10), DW_EEXIST);
   assert_int_equal(dw_tracker_committable(&t), 10);
   dw_tracker_cleanup(&t);
 }
@@ -208,13 +208,43 @@ static void test_reset(void **state)
   dw_tracker_cleanup(&t);
 }
 
+/* The client went back to an earlier offset (librdkafka before 2.4 can re-fetch from a stale
+ * position after a rebalance) and delivers records taken already, finished or in flight: each
+ * is refused as taken and nothing changes, so the first delivery's outcome is the one that
+ * counts and the committable offset never moves back; new offsets are taken after them. */
+static void test_taken_again(void **state)
+{
+  struct dw_tracker t;
+  (void)state;
+  dw_tracker_init(&t);
+  for (int64_t o = 0; o < 10; o++)
+    assert_int_equal(dw_tracker_add(&t, o), 0);
+  for (int64_t o = 0; o < 4; o++)
+    assert_int_equal(dw_tracker_done(&t, o), 0);
+  assert_int_equal(dw_tracker_done(&t, 7), 0);
+  assert_int_equal(dw_tracker_committable(&t), 4);
+  assert_int_equal(dw_tracker_in_flight(&t), 5);
+  for (int64_t o = 1; o < 10; o++) /* from a finished one through in-flight ones */
+    assert_int_equal(dw_tracker_add(&t, o), DW_EEXIST);
+  assert_int_equal(dw_tracker_committable(&t), 4);
+  assert_int_equal(dw_tracker_in_flight(&t), 5);
+  assert_int_equal(dw_tracker_done(&t, 7), DW_ENOENT); /* still finished once */
+  assert_int_equal(dw_tracker_add(&t, 10), 0);
+  for (int64_t o = 4; o < 11; o++)
+    if (o != 7)
+      assert_int_equal(dw_tracker_done(&t, o), 0);
+  assert_int_equal(dw_tracker_committable(&t), 11);
+  assert_int_equal(dw_tracker_in_flight(&t), 0);
+  dw_tracker_cleanup(&t);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_empty),          cmocka_unit_test(test_in_order),
       cmocka_unit_test(test_out_of_order),   cmocka_unit_test(test_gaps_and_unknown),
       cmocka_unit_test(test_growth_random),  cmocka_unit_test(test_growth_wrapped),
-      cmocka_unit_test(test_reset),
+      cmocka_unit_test(test_reset),          cmocka_unit_test(test_taken_again),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
