@@ -2,7 +2,7 @@
  * letter). A task waits on its own uv_timer until its next poll is due, then joins the ready
  * queue; the queue is served in order as far as the token, the rate limiter and the app's
  * health allow, so a burst of due tasks never turns into a burst of 429s. Answers are
- * classified by the codec and the task either finishes, or is scheduled again by the poll
+ * classified (answer.c) and the task either finishes, or is scheduled again by the poll
  * schedule (pending) or the retry backoff (errors), until its deadline. Those decisions are
  * the task module's (dw/task.h, pure); the poller feeds it the answers and the clock and carries
  * out what it decides. */

@@ -3,7 +3,8 @@
  * Authorization header, a hostile answer may carry terminal escapes or newlines that forge log
  * lines. The token manager and the poller pass every such text through dw_text_scrub where they
  * store it, so everything downstream (logs, dead-letter headers, /readyz, metrics) is clean. One
- * pass over the input, never more output than the buffer. */
+ * pass over the input, never more output than the buffer. The small helpers at the end serve
+ * the parsers of the JSON formats (event.c, answer.c, auth.c). */
 #include "dw/text.h"
 
 #include <stdarg.h>
@@ -278,4 +279,43 @@ int dw_text_format(char *dst, size_t size, const char *fmt, ...)
   end_cut(&o);
   dst[o.len] = '\0';
   return DW_ERANGE;
+}
+
+void dw_text_reason(char *buf, size_t size, const char *fmt, ...)
+{
+  va_list ap;
+
+  if (!buf || size == 0)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(buf, size, fmt, ap);
+  va_end(ap);
+}
+
+static int is_ascii_space(unsigned char c)
+{
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+/* The bytes of s without leading and trailing ASCII whitespace. */
+void dw_text_trim(const char *s, const char **start, size_t *n)
+{
+  size_t len = strlen(s);
+  while (len > 0 && is_ascii_space((unsigned char)*s)) {
+    s++;
+    len--;
+  }
+  while (len > 0 && is_ascii_space((unsigned char)s[len - 1]))
+    len--;
+  *start = s;
+  *n = len;
+}
+
+/* Printable ASCII other than space: safe in a header, a log line and a cache key. */
+int dw_text_graphic_ascii(const char *s)
+{
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7E)
+      return 0;
+  return 1;
 }

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dw/codec.h"
+#include "dw/answer.h"
+#include "dw/auth.h"
+#include "dw/event.h"
 #include "dw/common.h"
 #include "dw/log.h"
 #include "dw/text.h"

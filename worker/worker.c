@@ -1,5 +1,5 @@
 /* The worker owns the loop and wires the flow together:
- *   consumer -> codec (parse, validate) -> poller -> outcome -> producer -> tracker -> commit.
+ *   consumer -> event (parse, validate) -> poller -> answer -> producer -> tracker -> commit.
  * A record becomes a job; the job lives until its result or dead letter is acknowledged by
  * Kafka, and only then is its offset marked done in the partition's tracker. A timer commits
  * each partition's committable offset (the lowest unfinished record), so completions that
@@ -19,7 +19,7 @@
 #include <uv.h>
 
 #include "dw/admin.h"
-#include "dw/codec.h"
+#include "dw/result.h"
 #include "dw/common.h"
 #include "dw/dlq.h"
 #include "dw/http.h"

@@ -1,8 +1,8 @@
 /* The poller: resolves tasks by asking the delivery-task endpoint until the answer is final.
  * Each task has its own schedule (a uv_timer); tasks whose time has come wait in a ready queue
  * that is served as fast as the token, the rate limiter and the app's health allow. Every
- * answer is classified by the codec (docs/contracts.md, "How API answers are treated") and ends as a
- * result, a dead letter, or another poll. */
+ * answer is classified (dw_answer_classify, docs/contracts.md, "How API answers are treated")
+ * and ends as a result, a dead letter, or another poll. */
 #ifndef DW_POLLER_H
 #define DW_POLLER_H
 
@@ -11,7 +11,8 @@
 #include <uv.h>
 
 #include "dw/adaptive.h"
-#include "dw/codec.h"
+#include "dw/answer.h"
+#include "dw/event.h"
 #include "dw/http.h"
 #include "dw/metrics.h"
 #include "dw/schedule.h"

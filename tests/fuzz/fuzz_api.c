@@ -16,7 +16,9 @@
 #define DW_FUZZ_NAME "fuzz_api"
 #include "fuzz_main.h"
 
-#include "dw/codec.h"
+#include "dw/answer.h"
+#include "dw/auth.h"
+#include "dw/event.h"
 #include "dw/common.h"
 #include "dw/ticket.h"
 
