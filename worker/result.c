@@ -6,6 +6,7 @@
 
 #include "dw/common.h"
 #include "dw/json.h"
+#include "dw/text.h"
 
 #include <cjson/cJSON.h>
 #include <string.h>

@@ -11,9 +11,10 @@
 
 #include "dw/answer.h"
 #include "dw/auth.h"
+#include "dw/common.h"
 #include "dw/event.h"
 #include "dw/result.h"
-#include "dw/common.h"
+#include "dw/text.h"
 
 static void check_utf8(const char *s)
 {

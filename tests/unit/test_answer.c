@@ -16,6 +16,7 @@
 #include "dw/answer.h"
 #include "dw/common.h"
 #include "dw/json.h"
+#include "dw/text.h"
 
 #include "inputs.h"
 

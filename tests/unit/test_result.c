@@ -14,6 +14,7 @@
 
 #include "dw/common.h"
 #include "dw/result.h"
+#include "dw/text.h"
 
 #include "inputs.h"
 
