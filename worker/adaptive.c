@@ -10,14 +10,26 @@
 
 #include "dw/common.h"
 
+/* The readiness histogram's log-spaced buckets cover ages from 100 ms to an hour (the default
+ * poll.deadline_ms is 5 minutes): younger ages share the first bucket, older ones the last. */
 #define FIRST_EDGE_MS 100.0
 #define LAST_EDGE_MS 3600000.0
+/* A plan's latency is measured on 25 ms bins up to 120 s: fine against latency targets of
+ * seconds; a median latency above 120 s is reported as 120 s. */
 #define LAT_BIN_MS 25.0
 #define LAT_BINS 4800 /* 120 s */
+/* Fading grows the weight of new observations instead of shrinking old ones; at this gain the
+ * weights are scaled back to 1 before doubles lose precision. */
 #define GAIN_RESCALE 1e12
+/* The latest observations kept for the EM iterations: docs/design.md, "Polling mathematics". */
 #define GLOBAL_OBS 4096
 #define SITE_OBS 512
+/* EM (Turnbull) iterations per plan: a few sharpen the running estimate; each costs one pass
+ * over the kept observations. */
 #define EM_ITERATIONS 12
+/* Websites get a plan of their own while the table is at most 3/4 full: open addressing stays
+ * short there; later websites use the global plan. */
+#define SITES_FILL_MAX (DW_ADAPTIVE_MAX_SITES * 3 / 4)
 
 static double edges[DW_ADAPTIVE_BUCKETS + 1];
 
@@ -105,7 +117,7 @@ static struct dw_readiness *site(struct dw_adaptive *a, const char *website_id, 
   for (size_t n = 0; n < DW_ADAPTIVE_MAX_SITES; n++, i = (i + 1) % DW_ADAPTIVE_MAX_SITES) {
     struct dw_adaptive_site *s = &a->sites[i];
     if (s->website_id[0] == '\0') {
-      if (!create || a->nsites >= DW_ADAPTIVE_MAX_SITES * 3 / 4)
+      if (!create || a->nsites >= SITES_FILL_MAX)
         return NULL;
       dw_strlcpy(s->website_id, website_id, sizeof(s->website_id));
       readiness_init(&s->r, SITE_OBS);

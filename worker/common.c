@@ -57,50 +57,6 @@ int dw_strlcpy(char *dst, const char *src, size_t size)
   return 0;
 }
 
-size_t dw_utf8_seq_len(const unsigned char *s, size_t n)
-{
-  size_t len;
-  unsigned cp;
-  if (s[0] < 0x80)
-    return 1;
-  if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-    len = 2;
-    cp = s[0] & 0x1f;
-  } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-    len = 3;
-    cp = s[0] & 0x0f;
-  } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-    len = 4;
-    cp = s[0] & 0x07;
-  } else {
-    return 0; /* a continuation byte, C0/C1 (always overlong), F5-FF (beyond U+10FFFF) */
-  }
-  if (len > n)
-    return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80)
-      return 0;
-    cp = (cp << 6) | (s[i] & 0x3f);
-  }
-  if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-      (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-    return 0;
-  return len;
-}
-
-int dw_utf8_valid(const void *buf, size_t len)
-{
-  const unsigned char *p = buf;
-  size_t i = 0;
-  while (i < len) {
-    size_t n = dw_utf8_seq_len(p + i, len - i);
-    if (n == 0)
-      return 0;
-    i += n;
-  }
-  return 1;
-}
-
 uint64_t dw_rand_next(uint64_t *state)
 {
   uint64_t x = *state;

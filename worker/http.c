@@ -21,8 +21,9 @@ struct dw_http {
   uv_loop_t *loop;
   CURLM *multi;
   uv_timer_t timer;
-  struct dw_http_options opt;
-  char *ca_file; /* owned copy of opt.ca_file, NULL = the system's bundle */
+  long connect_timeout_ms;
+  size_t max_response_bytes;
+  char *ca_file; /* owned copy of feishu.ca_file, NULL = the system's bundle */
   size_t active;
   unsigned open_handles; /* uv handles not yet closed (the timer and socket polls) */
   int closing;
@@ -75,7 +76,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
   struct transfer *t = userdata;
   size_t n = size * nmemb;
-  if (t->body_len + n > t->h->opt.max_response_bytes) {
+  if (t->body_len + n > t->h->max_response_bytes) {
     t->too_large = 1;
     return 0; /* makes libcurl fail the transfer with CURLE_WRITE_ERROR */
   }
@@ -281,7 +282,7 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
   return 0;
 }
 
-int dw_http_new(struct dw_http **out, uv_loop_t *loop, const struct dw_http_options *opt)
+int dw_http_new(struct dw_http **out, uv_loop_t *loop, const struct dw_config_feishu *feishu)
 {
   static int global_done;
   int rc = DW_ENOMEM;
@@ -297,12 +298,12 @@ int dw_http_new(struct dw_http **out, uv_loop_t *loop, const struct dw_http_opti
   if (!h)
     goto out;
   h->loop = loop;
-  h->opt = *opt;
-  if (h->opt.max_response_bytes == 0)
-    h->opt.max_response_bytes = 65536;
-  if (opt->ca_file && opt->ca_file[0] && !(h->ca_file = strdup(opt->ca_file)))
+  h->connect_timeout_ms = (long)feishu->connect_timeout_ms;
+  h->max_response_bytes = (size_t)feishu->max_response_bytes;
+  if (h->max_response_bytes == 0)
+    h->max_response_bytes = 65536;
+  if (feishu->ca_file && feishu->ca_file[0] && !(h->ca_file = strdup(feishu->ca_file)))
     goto out;
-  h->opt.ca_file = h->ca_file;
   h->multi = curl_multi_init();
   if (!h->multi)
     goto out;
@@ -310,8 +311,8 @@ int dw_http_new(struct dw_http **out, uv_loop_t *loop, const struct dw_http_opti
   curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
   curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
   curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-  curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, opt->max_connections);
-  curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, opt->max_connections);
+  curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)feishu->max_connections);
+  curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)feishu->max_connections);
   curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
   uv_timer_init(loop, &h->timer);
   h->timer.data = h;
@@ -353,7 +354,7 @@ int dw_http_send(struct dw_http *h, const struct dw_http_request *req, dw_http_c
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->opt.connect_timeout_ms);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);

@@ -160,6 +160,17 @@ uint64_t dw_limiter_refused_ms(const struct dw_limiter *l)
 #define INCREASE_AFTER_MS 5000
 #define SLOW_START_STEP_MS 1000
 #define GOOD_AFTER_MS 30000 /* limits that held this long without a 429 are "good" */
+/* Slow start begins at a quarter of the limits and doubles every SLOW_START_STEP_MS: replicas
+ * starting together meet the shared budget with a few 429s, one alone is at full rate after
+ * two steps. */
+#define SLOW_START_DIVISOR 4
+/* 90% of a level: what to keep of the calls that got through a window before its 429 (a little
+ * less than the wall just hit), and where a climb back stops doubling below the last level that
+ * held, for the same reason. */
+#define BELOW_WALL(x) ((x) * 9 / 10)
+/* Past that, each step adds 1/50 (2%) of the configured limit: from 90% back to the limit in
+ * five steps of INCREASE_AFTER_MS, probing gently for more. */
+#define PROBE_STEP_DIVISOR 50
 
 static uint32_t scaled(uint32_t v, double f)
 {
@@ -172,9 +183,9 @@ void dw_limiter_slow_start(struct dw_limiter *l, uint64_t now_ms)
   /* Replicas starting together then find the shared budget with a few 429s instead of a
    * second of them; one alone reaches its full rate after two seconds. */
   if (l->per_second)
-    l->per_second = DW_MAX(1, l->max_per_second / 4);
+    l->per_second = DW_MAX(1, l->max_per_second / SLOW_START_DIVISOR);
   if (l->per_minute)
-    l->per_minute = DW_MAX(1, l->max_per_minute / 4);
+    l->per_minute = DW_MAX(1, l->max_per_minute / SLOW_START_DIVISOR);
   l->slow_start = 1;
   l->last_increase_ms = now_ms;
 }
@@ -215,7 +226,7 @@ void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms, uint64_t rese
   if (l->per_second && !minute) { /* only the window that was full: the other one was not */
     l->per_second = scaled(l->per_second, DECREASE_FACTOR);
     if (!minute && window_was_open(l, SECOND_MS, now_ms)) {
-      uint32_t share = DW_MAX(1, calls_since(l, SECOND_MS, now_ms) * 9 / 10);
+      uint32_t share = DW_MAX(1, BELOW_WALL(calls_since(l, SECOND_MS, now_ms)));
       /* A worker that was nearly idle learns little from its few calls: come back at least
        * to the 30% cut. */
       l->good_per_second = DW_MIN(l->good_per_second, DW_MAX(share, l->per_second));
@@ -225,7 +236,7 @@ void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms, uint64_t rese
   if (l->per_minute && minute) {
     l->per_minute = scaled(l->per_minute, DECREASE_FACTOR);
     if (minute && window_was_open(l, MINUTE_MS, now_ms)) {
-      uint32_t share = DW_MAX(1, calls_since(l, MINUTE_MS, now_ms) * 9 / 10);
+      uint32_t share = DW_MAX(1, BELOW_WALL(calls_since(l, MINUTE_MS, now_ms)));
       l->good_per_minute = DW_MIN(l->good_per_minute, DW_MAX(share, l->per_minute));
       l->per_minute = DW_MIN(l->per_minute, share);
     }
@@ -247,14 +258,14 @@ static uint32_t climb(uint32_t cur, uint32_t good, uint32_t max, uint64_t since_
 {
   if (cur == 0 || cur >= max)
     return cur;
-  if (cur < good * 9 / 10) { /* half of it at once, then doubling */
+  if (cur < BELOW_WALL(good)) { /* half of it at once, then doubling */
     *stepped = 1;
-    return DW_MIN(good * 9 / 10, DW_MAX(cur * 2, good / 2));
+    return DW_MIN(BELOW_WALL(good), DW_MAX(cur * 2, good / 2));
   }
   if (since_ms < INCREASE_AFTER_MS)
     return cur;
   *stepped = 1;
-  return DW_MIN(max, cur + DW_MAX(1, max / 50));
+  return DW_MIN(max, cur + DW_MAX(1, max / PROBE_STEP_DIVISOR));
 }
 
 void dw_limiter_on_accepted(struct dw_limiter *l, uint64_t now_ms)

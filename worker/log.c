@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "dw/common.h"
+#include "dw/text.h"
 
 #define LINE_MAX_BYTES 8192  /* a whole line, newline included */
 #define FIELDS_MAX 5120      /* the context fields of a line: 3 escaped strings fit */

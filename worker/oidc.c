@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "dw/codec.h"
+#include "dw/auth.h"
 #include "dw/common.h"
 #include "dw/config.h"
 #include "dw/log.h"

@@ -2,7 +2,7 @@
  * letter). A task waits on its own uv_timer until its next poll is due, then joins the ready
  * queue; the queue is served in order as far as the token, the rate limiter and the app's
  * health allow, so a burst of due tasks never turns into a burst of 429s. Answers are
- * classified by the codec and the task either finishes, or is scheduled again by the poll
+ * classified (answer.c) and the task either finishes, or is scheduled again by the poll
  * schedule (pending) or the retry backoff (errors), until its deadline. Those decisions are
  * the task module's (dw/task.h, pure); the poller feeds it the answers and the clock and carries
  * out what it decides. */
@@ -29,6 +29,27 @@
  * of them now and then); the sweep that does it runs every LANE_SWEEP_MS. */
 #define LANE_IDLE_MS (10 * 60 * 1000)
 #define LANE_SWEEP_MS 60000
+/* The ready queue's classes (see priority): the adaptive plan's chances are within [0, 1], so a
+ * call the API asked to repeat (4) and a task near its deadline (2 to 3, nearer is higher)
+ * always come before them; without the plan the rest are equal (1), first come first served. */
+#define PRIORITY_RETRY 4.0
+#define PRIORITY_NEAR_DEADLINE 2.0
+#define PRIORITY_PLAIN 1.0
+/* Near its deadline: within two of the longest intervals between polls, where a task has one or
+ * two polls left. */
+#define DEADLINE_NEAR_INTERVALS 2
+
+/* What the poller reads of the config, in the types of the modules it drives. */
+struct options {
+  long request_timeout_ms;
+  struct dw_schedule schedule; /* fixed/exponential; also the adaptive plan's fallback */
+  int adaptive;                /* place polls with the learned plan */
+  struct dw_adaptive_options adaptive_opt;
+  uint64_t deadline_ms;
+  uint32_t rate_per_second;
+  uint32_t rate_per_minute;
+  size_t max_calls_in_flight;  /* HTTP calls at once (the connections to the API) */
+};
 
 /* The calls of one app and tenant: Feishu limits each pair on its own, and one tenant waiting
  * for its token or its budget must not hold up another's. A self-built app has one lane (key
@@ -68,7 +89,7 @@ struct dw_poller {
   uv_loop_t *loop;
   struct dw_http *http;
   struct dw_token *token;
-  struct dw_poller_options opt;
+  struct options opt;
   char *base_url;
   char *url;             /* room for a task's URL with the longest ids (send_call) */
   size_t url_size;
@@ -325,13 +346,13 @@ static double priority(struct dw_poller *p, struct dw_task *t, int retry)
 {
   uint64_t now = uv_now(p->loop);
   if (retry)
-    return 4.0;
+    return PRIORITY_RETRY;
   uint64_t left = t->st.deadline_at > now ? t->st.deadline_at - now : 0;
-  uint64_t soon = 2 * p->opt.schedule.max_interval_ms;
+  uint64_t soon = DEADLINE_NEAR_INTERVALS * p->opt.schedule.max_interval_ms;
   if (left < soon)
-    return 2.0 + 1.0 - (double)left / (double)soon;
+    return PRIORITY_NEAR_DEADLINE + 1.0 - (double)left / (double)soon;
   if (!p->opt.adaptive)
-    return 1.0;
+    return PRIORITY_PLAIN;
   return dw_adaptive_ready_probability(&p->adaptive, t->ev.website_id, t->st.pending_age,
                                        now - t->st.created_at);
 }
@@ -920,15 +941,50 @@ static struct lane *lane_get(struct dw_poller *p, const char *key)
   return l;
 }
 
-int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
-                  struct dw_token *token, const struct dw_poller_options *opt,
-                  dw_outcome_cb on_outcome, dw_health_cb on_health, void *arg)
+static struct options options_of(const struct dw_config *cfg)
 {
+  const struct dw_config_poll *poll = &cfg->poll;
+  struct options o = {
+      .request_timeout_ms = (long)cfg->feishu.request_timeout_ms,
+      .schedule = {
+          .kind = strcmp(poll->schedule, "fixed") == 0 ? DW_SCHEDULE_FIXED
+                                                       : DW_SCHEDULE_EXPONENTIAL,
+          .first_delay_ms = (uint64_t)poll->first_delay_ms,
+          .interval_ms = (uint64_t)poll->interval_ms,
+          .max_interval_ms = (uint64_t)poll->max_interval_ms,
+          .multiplier = poll->multiplier,
+          .jitter = poll->jitter,
+          .retry_initial_ms = (uint64_t)poll->retry_initial_ms,
+          .retry_max_ms = (uint64_t)poll->retry_max_ms,
+      },
+      .adaptive = strcmp(poll->schedule, "adaptive") == 0,
+      .adaptive_opt = {
+          .latency_target_ms = (uint64_t)poll->latency_target_ms,
+          .min_interval_ms = (uint64_t)poll->min_interval_ms,
+          .max_interval_ms = (uint64_t)poll->max_interval_ms,
+          .horizon_ms = (uint64_t)poll->deadline_ms,
+          .min_observations = DW_ADAPTIVE_MIN_OBSERVATIONS,
+          .half_life = DW_ADAPTIVE_HALF_LIFE,
+      },
+      .deadline_ms = (uint64_t)poll->deadline_ms,
+      .rate_per_second = (uint32_t)cfg->feishu.rate_per_second,
+      .rate_per_minute = (uint32_t)cfg->feishu.rate_per_minute,
+      .max_calls_in_flight = (size_t)cfg->feishu.max_connections,
+  };
+  return o;
+}
+
+int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
+                  struct dw_token *token, const struct dw_config *cfg,
+                  struct dw_metrics *metrics, dw_outcome_cb on_outcome, dw_health_cb on_health,
+                  void *arg)
+{
+  const char *base_url = cfg->feishu.base_url;
   struct dw_poller *p = calloc(1, sizeof(*p));
   if (!p)
     return DW_ENOMEM;
-  p->base_url = strdup(opt->base_url);
-  p->url_size = strlen(opt->base_url) + sizeof(TASK_URL) + DW_WEBSITE_ID_MAX + DW_TASK_ID_MAX;
+  p->base_url = strdup(base_url);
+  p->url_size = strlen(base_url) + sizeof(TASK_URL) + DW_WEBSITE_ID_MAX + DW_TASK_ID_MAX;
   p->url = malloc(p->url_size);
   if (!p->base_url || !p->url) {
     free(p->base_url);
@@ -936,15 +992,14 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
     free(p);
     return DW_ENOMEM;
   }
-  dw_adaptive_init(&p->adaptive, &opt->adaptive_opt);
+  p->opt = options_of(cfg);
+  dw_adaptive_init(&p->adaptive, &p->opt.adaptive_opt);
   /* A worker that just started cannot know what a predecessor (a restart, a replica that just
    * left) spent in the current second: let that second pass before the first call. */
   p->start_block_until = uv_now(loop) + 1000 + LIMITER_SLACK_MS;
   p->loop = loop;
   p->http = http;
   p->token = token;
-  p->opt = *opt;
-  p->opt.base_url = p->base_url;
   p->on_outcome = on_outcome;
   p->on_health = on_health;
   p->arg = arg;
@@ -957,7 +1012,7 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
   uv_timer_start(&p->sweep, on_sweep, LANE_SWEEP_MS, LANE_SWEEP_MS);
   uv_unref((uv_handle_t *)&p->sweep); /* housekeeping keeps no loop alive */
   p->handles = 2;
-  register_metrics(p, opt->metrics);
+  register_metrics(p, metrics);
   *out = p;
   return 0;
 }

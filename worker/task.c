@@ -14,6 +14,11 @@
 #include "dw/limiter.h"
 #include "dw/text.h"
 
+/* A record up to four deadlines old (a replay, a backlog) keeps its age, and the plan polls it
+ * at once as it does every task older than itself; an older timestamp is more likely a wrong
+ * clock, and the task starts as a new one. */
+#define AGE_MAX_DEADLINES 4
+
 void dw_task_init(struct dw_task_state *t, uint64_t now_ms, int64_t age_ms,
                   uint64_t deadline_ms)
 {
@@ -22,8 +27,9 @@ void dw_task_init(struct dw_task_state *t, uint64_t now_ms, int64_t age_ms,
   t->last_code = -1;
   t->deadline_at = now_ms + deadline_ms;
   /* The task's age so far, from the wall clocks of its producer and ours; a timestamp in the
-   * future or older than the deadline says nothing useful. */
-  if (age_ms < 0 || (uint64_t)age_ms > now_ms || (uint64_t)age_ms > deadline_ms * 4)
+   * future or older than AGE_MAX_DEADLINES deadlines says nothing useful. */
+  if (age_ms < 0 || (uint64_t)age_ms > now_ms ||
+      (uint64_t)age_ms > deadline_ms * AGE_MAX_DEADLINES)
     age_ms = 0;
   t->created_at = now_ms - (uint64_t)age_ms;
 }

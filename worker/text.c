@@ -3,7 +3,8 @@
  * Authorization header, a hostile answer may carry terminal escapes or newlines that forge log
  * lines. The token manager and the poller pass every such text through dw_text_scrub where they
  * store it, so everything downstream (logs, dead-letter headers, /readyz, metrics) is clean. One
- * pass over the input, never more output than the buffer. */
+ * pass over the input, never more output than the buffer. The small helpers at the end serve
+ * the parsers of the JSON formats (event.c, answer.c, auth.c). */
 #include "dw/text.h"
 
 #include <stdarg.h>
@@ -278,4 +279,87 @@ int dw_text_format(char *dst, size_t size, const char *fmt, ...)
   end_cut(&o);
   dst[o.len] = '\0';
   return DW_ERANGE;
+}
+
+void dw_text_reason(char *buf, size_t size, const char *fmt, ...)
+{
+  va_list ap;
+
+  if (!buf || size == 0)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(buf, size, fmt, ap);
+  va_end(ap);
+}
+
+static int is_ascii_space(unsigned char c)
+{
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+/* The bytes of s without leading and trailing ASCII whitespace. */
+void dw_text_trim(const char *s, const char **start, size_t *n)
+{
+  size_t len = strlen(s);
+  while (len > 0 && is_ascii_space((unsigned char)*s)) {
+    s++;
+    len--;
+  }
+  while (len > 0 && is_ascii_space((unsigned char)s[len - 1]))
+    len--;
+  *start = s;
+  *n = len;
+}
+
+/* Printable ASCII other than space: safe in a header, a log line and a cache key. */
+int dw_text_graphic_ascii(const char *s)
+{
+  for (; *s; s++)
+    if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7E)
+      return 0;
+  return 1;
+}
+
+size_t dw_utf8_seq_len(const unsigned char *s, size_t n)
+{
+  size_t len;
+  unsigned cp;
+  if (s[0] < 0x80)
+    return 1;
+  if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+    len = 2;
+    cp = s[0] & 0x1f;
+  } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+    len = 3;
+    cp = s[0] & 0x0f;
+  } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+    len = 4;
+    cp = s[0] & 0x07;
+  } else {
+    return 0; /* a continuation byte, C0/C1 (always overlong), F5-FF (beyond U+10FFFF) */
+  }
+  if (len > n)
+    return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+    cp = (cp << 6) | (s[i] & 0x3f);
+  }
+  if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+      (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+    return 0;
+  return len;
+}
+
+int dw_utf8_valid(const void *buf, size_t len)
+{
+  const unsigned char *p = buf;
+  size_t i = 0;
+  while (i < len) {
+    size_t n = dw_utf8_seq_len(p + i, len - i);
+    if (n == 0)
+      return 0;
+    i += n;
+  }
+  return 1;
 }

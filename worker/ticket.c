@@ -18,7 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dw/codec.h"
+#include "dw/auth.h"
+#include "dw/event.h"
 #include "dw/common.h"
 #include "dw/kafka.h"
 #include "dw/log.h"

@@ -12,13 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dw/codec.h"
+#include "dw/answer.h"
+#include "dw/auth.h"
+#include "dw/event.h"
 #include "dw/common.h"
 #include "dw/log.h"
 #include "dw/text.h"
 
 #define TOKEN_MAX 4096            /* JWT tokens of the newer endpoint need >= 4 KB */
 #define TOKEN_SAFETY_MS 30000     /* stop using a token this close to its expiry (at most) */
+/* ... and at most this fraction (1/4) of its life, so that a short-lived token is used for most
+ * of it. */
+#define SAFETY_LIFE_DIVISOR 4
+/* A token is refreshed no sooner than this fraction (1/2) of its life: a short-lived token must
+ * not cause a refresh storm. */
+#define REFRESH_LIFE_DIVISOR 2
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 60000
 #define RESEND_MIN_MS 2000        /* app_ticket/resend: first repeat while no ticket comes */
@@ -258,15 +266,15 @@ static void took_token(struct entry *e, const char *fresh, int64_t expire_s)
   memcpy(e->value, fresh, sizeof(e->value)); /* only a good answer replaces the token */
   uint64_t life = (uint64_t)expire_s * 1000;
   e->expires_at = now + life;
-  e->safety_ms = DW_MIN(TOKEN_SAFETY_MS, life / 4);
+  e->safety_ms = DW_MIN(TOKEN_SAFETY_MS, life / SAFETY_LIFE_DIVISOR);
   e->failures = 0;
   e->refreshes++;
   e->used = 0;
   /* Refresh margin before expiry, but never sooner than half the life (a short-lived
    * token must not cause a refresh storm). */
-  uint64_t due = life > t->margin_ms ? life - t->margin_ms : life / 2;
-  if (due < life / 2)
-    due = life / 2;
+  uint64_t due = life > t->margin_ms ? life - t->margin_ms : life / REFRESH_LIFE_DIVISOR;
+  if (due < life / REFRESH_LIFE_DIVISOR)
+    due = life / REFRESH_LIFE_DIVISOR;
   schedule(e, due);
   if (e->kind == K_APP) {
     dw_info("app access token refreshed, expires in %lld s", (long long)expire_s);
@@ -550,7 +558,8 @@ static char *url_of(const char *base, const char *path)
 }
 
 int dw_token_new(struct dw_token **out, uv_loop_t *loop, struct dw_http *http,
-                 const struct dw_token_options *opt, dw_token_changed_cb cb, void *arg)
+                 const struct dw_config_feishu *feishu, struct dw_ticket *ticket,
+                 dw_token_changed_cb cb, void *arg)
 {
   int rc = DW_ENOMEM;
   struct dw_token *t = calloc(1, sizeof(*t));
@@ -558,19 +567,19 @@ int dw_token_new(struct dw_token **out, uv_loop_t *loop, struct dw_http *http,
     return DW_ENOMEM;
   t->loop = loop;
   t->http = http;
-  t->ticket = opt->ticket;
-  t->timeout_ms = opt->timeout_ms;
-  t->margin_ms = (uint64_t)opt->refresh_margin_s * 1000;
+  t->ticket = ticket;
+  t->timeout_ms = (long)feishu->request_timeout_ms;
+  t->margin_ms = (uint64_t)feishu->token_refresh_margin_s * 1000;
   t->cb = cb;
   t->cb_arg = arg;
   t->rng = (uint64_t)uv_hrtime() | 1;
   t->holds = 1; /* ours, until dw_token_close */
-  t->app_id = strdup(opt->app_id);
-  t->app_secret = strdup(opt->app_secret);
-  t->url_self = url_of(opt->base_url, "/open-apis/auth/v3/tenant_access_token/internal");
-  t->url_app = url_of(opt->base_url, "/open-apis/auth/v3/app_access_token");
-  t->url_tenant = url_of(opt->base_url, "/open-apis/auth/v3/tenant_access_token");
-  t->url_resend = url_of(opt->base_url, "/open-apis/auth/v3/app_ticket/resend");
+  t->app_id = strdup(feishu->app_id);
+  t->app_secret = strdup(feishu->app_secret);
+  t->url_self = url_of(feishu->base_url, "/open-apis/auth/v3/tenant_access_token/internal");
+  t->url_app = url_of(feishu->base_url, "/open-apis/auth/v3/app_access_token");
+  t->url_tenant = url_of(feishu->base_url, "/open-apis/auth/v3/tenant_access_token");
+  t->url_resend = url_of(feishu->base_url, "/open-apis/auth/v3/app_ticket/resend");
   if (!t->app_id || !t->app_secret || !t->url_self || !t->url_app || !t->url_tenant ||
       !t->url_resend)
     goto fail;
@@ -585,7 +594,7 @@ int dw_token_new(struct dw_token **out, uv_loop_t *loop, struct dw_http *http,
     uv_unref((uv_handle_t *)&t->sweep); /* housekeeping keeps no loop alive */
     dw_ticket_set_cb(t->ticket, on_ticket, t);
   } else {
-    rc = dw_token_request_encode(opt->app_id, opt->app_secret, &t->body_self,
+    rc = dw_token_request_encode(feishu->app_id, feishu->app_secret, &t->body_self,
                                  &t->body_self_len);
     if (rc < 0)
       goto fail;

@@ -1,5 +1,5 @@
 /* The worker owns the loop and wires the flow together:
- *   consumer -> codec (parse, validate) -> poller -> outcome -> producer -> tracker -> commit.
+ *   consumer -> event (parse, validate) -> poller -> answer -> producer -> tracker -> commit.
  * A record becomes a job; the job lives until its result or dead letter is acknowledged by
  * Kafka, and only then is its offset marked done in the partition's tracker. A timer commits
  * each partition's committable offset (the lowest unfinished record), so completions that
@@ -19,7 +19,7 @@
 #include <uv.h>
 
 #include "dw/admin.h"
-#include "dw/codec.h"
+#include "dw/result.h"
 #include "dw/common.h"
 #include "dw/dlq.h"
 #include "dw/http.h"
@@ -1604,48 +1604,6 @@ int dw_worker_run(const struct dw_config *cfg)
   w->sigterm.data = w->sigint.data = w->commit_timer.data = w->drain_timer.data =
       w->retry_timer.data = w->stop_timer.data = w;
 
-  struct dw_http_options hopt = {
-      .max_connections = (long)cfg->feishu.max_connections,
-      .connect_timeout_ms = (long)cfg->feishu.connect_timeout_ms,
-      .max_response_bytes = (size_t)cfg->feishu.max_response_bytes,
-      .ca_file = cfg->feishu.ca_file,
-  };
-  struct dw_token_options topt = {
-      .base_url = cfg->feishu.base_url,
-      .app_id = cfg->feishu.app_id,
-      .app_secret = cfg->feishu.app_secret,
-      .timeout_ms = (long)cfg->feishu.request_timeout_ms,
-      .refresh_margin_s = cfg->feishu.token_refresh_margin_s,
-  };
-  struct dw_poller_options popt = {
-      .base_url = cfg->feishu.base_url,
-      .request_timeout_ms = (long)cfg->feishu.request_timeout_ms,
-      .schedule = {
-          .kind = strcmp(cfg->poll.schedule, "fixed") == 0 ? DW_SCHEDULE_FIXED
-                                                           : DW_SCHEDULE_EXPONENTIAL,
-          .first_delay_ms = (uint64_t)cfg->poll.first_delay_ms,
-          .interval_ms = (uint64_t)cfg->poll.interval_ms,
-          .max_interval_ms = (uint64_t)cfg->poll.max_interval_ms,
-          .multiplier = cfg->poll.multiplier,
-          .jitter = cfg->poll.jitter,
-          .retry_initial_ms = (uint64_t)cfg->poll.retry_initial_ms,
-          .retry_max_ms = (uint64_t)cfg->poll.retry_max_ms,
-      },
-      .adaptive = strcmp(cfg->poll.schedule, "adaptive") == 0,
-      .adaptive_opt = {
-          .latency_target_ms = (uint64_t)cfg->poll.latency_target_ms,
-          .min_interval_ms = (uint64_t)cfg->poll.min_interval_ms,
-          .max_interval_ms = (uint64_t)cfg->poll.max_interval_ms,
-          .horizon_ms = (uint64_t)cfg->poll.deadline_ms,
-          .min_observations = 30,
-          .half_life = 2000,
-      },
-      .deadline_ms = (uint64_t)cfg->poll.deadline_ms,
-      .rate_per_second = (uint32_t)cfg->feishu.rate_per_second,
-      .rate_per_minute = (uint32_t)cfg->feishu.rate_per_minute,
-      .max_calls_in_flight = (size_t)cfg->feishu.max_connections,
-      .metrics = w->metrics,
-  };
   struct dw_admin_handler ah = {.render = on_render, .ready = on_ready, .arg = w};
   struct dw_consumer_handler ch = {
       .on_record = on_record,
@@ -1661,13 +1619,12 @@ int dw_worker_run(const struct dw_config *cfg)
     atomic_store(&startup_step, "setting up the app_ticket source");
     if (dw_ticket_new(&w->ticket, &w->loop, cfg, err, sizeof(err)) < 0)
       goto fail;
-    topt.ticket = w->ticket;
   }
   atomic_store(&startup_step, "setting up the HTTP client");
-  if (dw_http_new(&w->http, &w->loop, &hopt) < 0 ||
-      dw_token_new(&w->token, &w->loop, w->http, &topt, on_token, w) < 0 ||
-      dw_poller_new(&w->poller, &w->loop, w->http, w->token, &popt, on_outcome, on_health, w) <
-          0) {
+  if (dw_http_new(&w->http, &w->loop, &cfg->feishu) < 0 ||
+      dw_token_new(&w->token, &w->loop, w->http, &cfg->feishu, w->ticket, on_token, w) < 0 ||
+      dw_poller_new(&w->poller, &w->loop, w->http, w->token, cfg, w->metrics, on_outcome,
+                    on_health, w) < 0) {
     snprintf(err, sizeof(err), "cannot set up the HTTP client");
     goto fail;
   }

@@ -16,6 +16,13 @@
 #define DW_ADAPTIVE_BUCKETS 64
 #define DW_ADAPTIVE_MAX_PLAN 256
 #define DW_ADAPTIVE_MAX_SITES 1024
+/* The worker's two learning parameters (why these values: docs/design.md, "How the plan is
+ * computed"): a distribution is used from 30 observations, whose median is then within 0.18
+ * of the true median in quantile (95%); an observation weighs half after 2,000 newer ones, so
+ * the plan follows a change upstream within a few thousand tasks without being moved by a few
+ * odd ones. */
+#define DW_ADAPTIVE_MIN_OBSERVATIONS 30
+#define DW_ADAPTIVE_HALF_LIFE 2000.0
 
 struct dw_adaptive_options {
   uint64_t latency_target_ms; /* median added latency to aim for */

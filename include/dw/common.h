@@ -42,12 +42,6 @@ int dw_base64url_decode(const char *s, size_t len, uint8_t *out);
 /* Copies src into dst (size > 0) and always NUL-terminates; returns DW_ERANGE if truncated. */
 int dw_strlcpy(char *dst, const char *src, size_t size);
 
-/* UTF-8 as RFC 3629 defines it: no overlong forms, no UTF-16 surrogates, nothing above
- * U+10FFFF. dw_utf8_seq_len is the length of the valid sequence at s (n >= 1 bytes there), 0
- * if none starts there; dw_utf8_valid is 1 when all len bytes are valid UTF-8 (NUL included). */
-size_t dw_utf8_seq_len(const unsigned char *s, size_t n);
-int dw_utf8_valid(const void *buf, size_t len);
-
 /* xorshift64* pseudo-random numbers for jitter; state must be non-zero. */
 uint64_t dw_rand_next(uint64_t *state);
 /* A double in [0, 1). */

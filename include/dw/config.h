@@ -14,8 +14,12 @@ struct dw_config_property {
   char *value; /* its value as a string */
 };
 
+/* The configuration, one struct per section of the file (kafka, feishu, poll, ...). A module
+ * takes the section it reads (dw_http_new, dw_token_new: feishu; dw_poller_new: feishu and
+ * poll; the Kafka clients: the whole config), so a new key is declared here, in config.c's
+ * table, and read where it is used. */
 struct dw_config {
-  struct {
+  struct dw_config_kafka {
     char *brokers;
     char *group_id;
     char *group_instance_id; /* static membership; "" = none */
@@ -29,7 +33,7 @@ struct dw_config {
     int64_t commit_metadata_max_bytes; /* room for the finished-offset map; 0 = none */
     char *transactional_id;     /* exactly-once; "" = derived */
   } kafka;
-  struct {
+  struct dw_config_feishu {
     char *base_url;     /* no trailing slash */
     char *app_id;
     char *app_secret;   /* resolved: from app_secret, app_secret_file or the environment */
@@ -46,7 +50,7 @@ struct dw_config {
     int64_t rate_per_minute; /* calls per minute per app and tenant */
     int64_t token_refresh_margin_s; /* refresh a token with less than this left (< 1800) */
   } feishu;
-  struct {
+  struct dw_config_poll {
     char *schedule;            /* "adaptive", "exponential" or "fixed" */
     int64_t latency_target_ms; /* adaptive: median added latency to aim for */
     int64_t min_interval_ms;   /* adaptive: shortest interval between polls of a task */
@@ -59,20 +63,20 @@ struct dw_config {
     int64_t retry_initial_ms;  /* backoff after a retryable error */
     int64_t retry_max_ms;
   } poll;
-  struct {
+  struct dw_config_worker {
     int64_t max_in_flight;     /* pause partitions at this many tasks in flight */
     int64_t resume_in_flight;  /* resume below this */
     int64_t drain_timeout_ms;  /* on SIGTERM, wait this long for tasks in flight */
     int64_t max_event_bytes;   /* larger events are dead-lettered as invalid_event */
   } worker;
-  struct {
+  struct dw_config_processing {
     char *guarantee;                  /* "at_least_once" or "exactly_once" */
     int64_t transaction_interval_ms;  /* exactly-once: commit the open transaction this often */
   } processing;
-  struct {
+  struct dw_config_admin {
     char *listen;
   } admin;
-  struct {
+  struct dw_config_log {
     char *level;  /* debug, info, warn, error */
     char *format; /* json or text */
   } log;

@@ -1,5 +1,6 @@
 /* The HTTP client: libcurl's multi interface driven by the libuv loop (one uv_poll per socket,
- * one uv_timer), keep-alive and HTTP/2 where offered. The only module that sees curl.h. */
+ * one uv_timer), keep-alive and HTTP/2 where offered. The only module on the loop that sees
+ * curl.h (oidc.c uses libcurl's easy interface on librdkafka's background thread). */
 #ifndef DW_HTTP_H
 #define DW_HTTP_H
 
@@ -7,14 +8,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-struct dw_http;
+#include "dw/config.h"
 
-struct dw_http_options {
-  long max_connections;     /* total connections kept to the API */
-  long connect_timeout_ms;
-  size_t max_response_bytes; /* larger bodies fail the transfer (DW_ERANGE) */
-  const char *ca_file;       /* PEM CA bundle for https://; NULL or "" = the system's (copied) */
-};
+struct dw_http;
 
 struct dw_http_request {
   const char *method;       /* "GET" or "POST" */
@@ -39,10 +35,13 @@ struct dw_http_response {
 /* Called once per request, on the loop, never from inside dw_http_send. */
 typedef void (*dw_http_cb)(void *arg, const struct dw_http_response *resp);
 
-/* https:// URLs are always verified (peer certificate against opt->ca_file or the system's
- * bundle, and host name); there is no option to turn that off. A verification failure is a
- * DW_EIO answer whose error_text is libcurl's ("SSL certificate problem: ..."). */
-int dw_http_new(struct dw_http **out, uv_loop_t *loop, const struct dw_http_options *opt);
+/* Reads from the feishu section: max_connections (total connections kept to the API),
+ * connect_timeout_ms, max_response_bytes (larger bodies fail the transfer with DW_ERANGE) and
+ * ca_file (PEM CA bundle for https://, "" = the system's; copied). https:// URLs are always
+ * verified (peer certificate against ca_file or the system's bundle, and host name); there is
+ * no option to turn that off. A verification failure is a DW_EIO answer whose error_text is
+ * libcurl's ("SSL certificate problem: ..."). */
+int dw_http_new(struct dw_http **out, uv_loop_t *loop, const struct dw_config_feishu *feishu);
 
 /* Starts a request; the request's strings are copied. cb gets the answer later. */
 int dw_http_send(struct dw_http *h, const struct dw_http_request *req, dw_http_cb cb,

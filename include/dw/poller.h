@@ -1,8 +1,8 @@
 /* The poller: resolves tasks by asking the delivery-task endpoint until the answer is final.
  * Each task has its own schedule (a uv_timer); tasks whose time has come wait in a ready queue
  * that is served as fast as the token, the rate limiter and the app's health allow. Every
- * answer is classified by the codec (docs/contracts.md, "How API answers are treated") and ends as a
- * result, a dead letter, or another poll. */
+ * answer is classified (dw_answer_classify, docs/contracts.md, "How API answers are treated")
+ * and ends as a result, a dead letter, or another poll. */
 #ifndef DW_POLLER_H
 #define DW_POLLER_H
 
@@ -11,7 +11,9 @@
 #include <uv.h>
 
 #include "dw/adaptive.h"
-#include "dw/codec.h"
+#include "dw/answer.h"
+#include "dw/config.h"
+#include "dw/event.h"
 #include "dw/http.h"
 #include "dw/metrics.h"
 #include "dw/schedule.h"
@@ -19,21 +21,6 @@
 
 struct dw_poller;
 struct dw_task;
-
-struct dw_poller_options {
-  const char *base_url;
-  /* rate_per_second and rate_per_minute below apply per app and tenant: each tenant_key of a
-   * store app gets its own limiter and ready queue (a self-built app has one). */
-  long request_timeout_ms;
-  struct dw_schedule schedule; /* fixed/exponential; also the adaptive plan's fallback */
-  int adaptive;                /* place polls with the learned plan */
-  struct dw_adaptive_options adaptive_opt;
-  uint64_t deadline_ms;
-  uint32_t rate_per_second;
-  uint32_t rate_per_minute;
-  size_t max_calls_in_flight;  /* HTTP calls at once (the connections to the API) */
-  struct dw_metrics *metrics; /* where the poller registers its metrics (NULL: none) */
-};
 
 enum dw_outcome_kind { DW_OUTCOME_RESULT = 0, DW_OUTCOME_DEAD_LETTER };
 
@@ -67,9 +54,15 @@ struct dw_poller_stats {
   size_t ready;            /* waiting for the limiter, the token or the app */
 };
 
+/* Reads from the feishu section base_url (copied), request_timeout_ms, rate_per_second and
+ * rate_per_minute (per app and tenant: each tenant_key of a store app gets its own limiter and
+ * ready queue, a self-built app has one) and max_connections (HTTP calls at once); from the
+ * poll section the schedule (fixed, exponential, or adaptive with the exponential one as its
+ * fallback) and deadline_ms. The poller registers its metrics in metrics (NULL: none). */
 int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
-                  struct dw_token *token, const struct dw_poller_options *opt,
-                  dw_outcome_cb on_outcome, dw_health_cb on_health, void *arg);
+                  struct dw_token *token, const struct dw_config *cfg,
+                  struct dw_metrics *metrics, dw_outcome_cb on_outcome, dw_health_cb on_health,
+                  void *arg);
 
 /* Starts resolving a validated event; the event is copied. created_ms is the wall-clock time
  * the task was created (the record's timestamp; -1 if unknown: then now): the adaptive plan

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #include "dw/adaptive.h"
-#include "dw/codec.h"
+#include "dw/answer.h"
 #include "dw/schedule.h"
 
 enum dw_task_phase {

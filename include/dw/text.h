@@ -1,7 +1,9 @@
 /* Text from outside (the API's and the token endpoint's msg, response headers, transport
  * errors) made safe to keep: the one scrubber every such text passes through where it enters
  * the worker, so that what later reaches a log line, a dead-letter header, /readyz or a metric
- * carries no secret, no control character and no more than its buffer. Pure. */
+ * carries no secret, no control character and no more than its buffer; and the small text
+ * helpers the parsers share (visible cuts, reasons, trimming, character classes, the one UTF-8
+ * validator). Pure. */
 #ifndef DW_TEXT_H
 #define DW_TEXT_H
 
@@ -38,5 +40,24 @@ int dw_text_copy(char *dst, size_t size, const char *src);
  * text was cut, DW_EINVAL on a formatting error (dst is then ""). */
 __attribute__((format(printf, 3, 4))) int dw_text_format(char *dst, size_t size,
                                                          const char *fmt, ...);
+
+/* snprintf for the reasons a parser gives its caller ("why", "msg"): nothing when buf is NULL
+ * or size is 0; a reason is a short fixed text, cut like snprintf's, without a mark. */
+__attribute__((format(printf, 3, 4))) void dw_text_reason(char *buf, size_t size,
+                                                          const char *fmt, ...);
+
+/* The bytes of the NUL-terminated s without leading and trailing ASCII whitespace: *start and
+ * *n. */
+void dw_text_trim(const char *s, const char **start, size_t *n);
+
+/* 1 when every byte of s is printable ASCII other than space (0x21-0x7E): safe in a header, a
+ * log line and a cache key. */
+int dw_text_graphic_ascii(const char *s);
+
+/* UTF-8 as RFC 3629 defines it: no overlong forms, no UTF-16 surrogates, nothing above
+ * U+10FFFF. dw_utf8_seq_len is the length of the valid sequence at s (n >= 1 bytes there), 0
+ * if none starts there; dw_utf8_valid is 1 when all len bytes are valid UTF-8 (NUL included). */
+size_t dw_utf8_seq_len(const unsigned char *s, size_t n);
+int dw_utf8_valid(const void *buf, size_t len);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "dw/config.h"
 #include "dw/http.h"
 #include "dw/ticket.h"
 
@@ -24,15 +25,6 @@
 
 struct dw_token;
 
-struct dw_token_options {
-  const char *base_url;
-  const char *app_id;
-  const char *app_secret;
-  long timeout_ms;
-  int64_t refresh_margin_s; /* refresh when less than this is left (Feishu renews < 30 min) */
-  struct dw_ticket *ticket; /* store apps: the app_ticket source (borrowed); NULL: self-built */
-};
-
 /* Called on the loop after refresh attempts: tenant_key names the tenant whose token changed,
  * or is NULL for news that concern every tenant (the app_access_token or the app_ticket);
  * err 0 (a token is available), DW_EAGAIN (waiting for an app_ticket), or another negative
@@ -41,8 +33,12 @@ struct dw_token_options {
 typedef void (*dw_token_changed_cb)(void *arg, const char *tenant_key, int err,
                                     const char *reason);
 
+/* Reads from the feishu section: base_url, app_id and app_secret (copied), request_timeout_ms
+ * and token_refresh_margin_s (refresh when less than this is left; Feishu renews < 30 min).
+ * ticket is a store app's app_ticket source (borrowed), NULL for a self-built app. */
 int dw_token_new(struct dw_token **out, uv_loop_t *loop, struct dw_http *http,
-                 const struct dw_token_options *opt, dw_token_changed_cb cb, void *arg);
+                 const struct dw_config_feishu *feishu, struct dw_ticket *ticket,
+                 dw_token_changed_cb cb, void *arg);
 
 /* Whether tokens are per tenant (a store app). A self-built app ignores tenant_key below. */
 int dw_token_per_tenant(const struct dw_token *t);

@@ -1,4 +1,4 @@
-/* The worker: wires consumer, codec, poller, producer and offset trackers together, owns the
+/* The worker: wires consumer, event, poller, producer and offset trackers together, owns the
  * libuv loop and the lifecycle (starting -> running -> draining -> stopped). */
 #ifndef DW_WORKER_H
 #define DW_WORKER_H

@@ -16,8 +16,11 @@
 #define DW_FUZZ_NAME "fuzz_api"
 #include "fuzz_main.h"
 
-#include "dw/codec.h"
+#include "dw/answer.h"
+#include "dw/auth.h"
 #include "dw/common.h"
+#include "dw/event.h"
+#include "dw/text.h"
 #include "dw/ticket.h"
 
 static const long statuses[] = {200, 400, 401, 403, 404, 429, 500, 502, 503, 504, 0, 201, 302};

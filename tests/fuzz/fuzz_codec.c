@@ -1,16 +1,20 @@
-/* libFuzzer target for the codec: every input is fed, as the exact byte range it is (no NUL
- * after it), to the event parser, the answer classifier (under a few HTTP statuses) and the
+/* libFuzzer target for the JSON formats (event, answer, result, auth): every input is fed, as
+ * the exact byte range it is (no NUL after it), to the event parser, the answer classifier (under a few HTTP statuses) and the
  * token answer parser; accepted events and final answers are also encoded as a result and the
  * result parsed back as an event, which must hold the same IDs. Everything encoded (results,
- * the token request) must be valid UTF-8, checked with the codec's own validator, and so must
+ * the token request) must be valid UTF-8, checked with the worker's own validator, and so must
  * every string an accepted event or a final answer hands on. tests/fuzz/run.sh builds it with
  * libFuzzer; fuzz_main.h gives it the guarded input copy and, with -DDW_FUZZ_REPLAY_MAIN, the
  * corpus replay main ctest runs. */
 #define DW_FUZZ_NAME "fuzz_codec"
 #include "fuzz_main.h"
 
-#include "dw/codec.h"
+#include "dw/answer.h"
+#include "dw/auth.h"
 #include "dw/common.h"
+#include "dw/event.h"
+#include "dw/result.h"
+#include "dw/text.h"
 
 static void check_utf8(const char *s)
 {

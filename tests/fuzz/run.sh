@@ -49,8 +49,9 @@ flags=(-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
        -I"$root/include" -I"$src")
 sources() { # the worker modules each target links
   case $1 in
-    codec|api) echo "worker/codec.c worker/common.c" ;;
-    config) echo "worker/config.c worker/common.c worker/http.c worker/log.c" ;; # URL check
+    codec|api) echo "worker/event.c worker/answer.c worker/result.c worker/auth.c worker/json.c" \
+                    "worker/text.c worker/common.c" ;;
+    config) echo "worker/config.c worker/common.c worker/http.c worker/log.c worker/text.c" ;; # URL check
     offsetmap) echo "worker/offsetmap.c worker/common.c" ;;
   esac
 }

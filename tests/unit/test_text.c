@@ -14,6 +14,8 @@
 #include "dw/common.h"
 #include "dw/text.h"
 
+#include "inputs.h"
+
 #define SECRET "Zq9vL2mXw8R4tYp1"
 #define TOKEN "t-g1044ghJUVAIJNLQBK5Q2S6BLCS2TOKENVALUE"
 
@@ -175,6 +177,49 @@ static void test_copy_and_format_mark_the_cut(void **state)
   assert_true(dw_utf8_valid(buf, strlen(buf)));
 }
 
+/* The one UTF-8 validator (events, answers, results, the fuzz targets' checks). */
+static void test_utf8_valid(void **state)
+{
+  static const struct {
+    const char *s;
+    int valid;
+  } cases[] = {
+      {"", 1},
+      {"plain ascii", 1},
+      {"\xC3\xA9t\xC3\xA9", 1},             /* é */
+      {"\xE2\x80\xA6", 1},                  /* U+2026 */
+      {"\xEF\xBF\xBF", 1},                  /* U+FFFF */
+      {"\xF0\x9F\x98\x80", 1},              /* U+1F600 */
+      {"\xF4\x8F\xBF\xBF", 1},              /* U+10FFFF */
+      {"\xED\x9F\xBF", 1},                  /* U+D7FF, just below the surrogates */
+      {"\x80", 0},                          /* a lone continuation byte */
+      {"\xC3", 0},                          /* cut short */
+      {"\xE6\x97", 0},                      /* cut short */
+      {"\xC0\xAF", 0},                      /* overlong "/" */
+      {"\xC1\xBF", 0},                      /* overlong */
+      {"\xE0\x80\xAF", 0},                  /* overlong, three bytes */
+      {"\xF0\x80\x80\xAF", 0},              /* overlong, four bytes */
+      {"\xED\xA0\x80", 0},                  /* U+D800, a UTF-16 surrogate */
+      {"\xED\xBF\xBF", 0},                  /* U+DFFF */
+      {"\xF4\x90\x80\x80", 0},              /* U+110000 */
+      {"\xF5\x80\x80\x80", 0},
+      {"\xFE", 0},
+      {"\xFF", 0},
+      {"ok\xC3\x28", 0},                    /* a lead byte, then no continuation */
+  };
+  (void)state;
+  for (size_t i = 0; i < DW_ARRAY_SIZE(cases); i++) {
+    size_t n = strlen(cases[i].s);
+    char *c = exact(cases[i].s, n);
+    if (dw_utf8_valid(c, n) != cases[i].valid)
+      fail_msg("case %zu: want %d", i, cases[i].valid);
+    free(c);
+  }
+  /* A NUL is a character; the length is the caller's. */
+  assert_int_equal(dw_utf8_valid("a\0b", 3), 1);
+  assert_int_equal(dw_utf8_valid("\xC3\xA9", 1), 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -183,6 +228,7 @@ int main(void)
       cmocka_unit_test(test_control_characters), cmocka_unit_test(test_bound),
       cmocka_unit_test(test_copy_and_format_mark_the_cut),
       cmocka_unit_test(test_invalid_utf8_replaced),
+      cmocka_unit_test(test_utf8_valid),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

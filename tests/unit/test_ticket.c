@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dw/codec.h"
+#include "dw/auth.h"
 #include "dw/common.h"
 #include "dw/config.h"
 #include "dw/ticket.h"
