@@ -1,6 +1,6 @@
 /* `delivery-worker replay`: re-processing a range of the input topic. Part of the Kafka
- * operations module (with ops.c and redrive.c; these and kafka.c are the only code that sees
- * rdkafka.h). It plans per partition where the group's committed offset goes (timestamps are
+ * operations module (with ops.c and redrive.c; these, the Kafka modules and oidc.c are the only
+ * code that sees rdkafka.h). It plans per partition where the group's committed offset goes (timestamps are
  * resolved with rd_kafka_offsets_for_times), refuses while the group has live members (their
  * own commits would overwrite ours, and the broker refuses anyway), and commits the new offsets
  * with AlterConsumerGroupOffsets and EMPTY commit metadata: the worker's metadata lists tasks

@@ -20,7 +20,7 @@
 
 #include "dw/codec.h"
 #include "dw/common.h"
-#include "dw/kafka.h"
+#include "dw/consumer.h"
 #include "dw/log.h"
 
 #define TICKET_FILE_MAX 65536     /* the file is a ticket or one event: never larger */

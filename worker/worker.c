@@ -23,7 +23,8 @@
 #include "dw/common.h"
 #include "dw/dlq.h"
 #include "dw/http.h"
-#include "dw/kafka.h"
+#include "dw/consumer.h"
+#include "dw/producer.h"
 #include "dw/log.h"
 #include "dw/metrics.h"
 #include "dw/offsetmap.h"
@@ -36,7 +37,7 @@
 #define FLUSH_TIMEOUT_MS 30000
 #define CLOSE_WATCHDOG_S 60 /* leaving the group takes a second or two; 2.0.2 can hang there */
 /* Start-up (creating the clients) takes well under a second; exactly-once adds the wait for
- * the transaction coordinator (rd_kafka_init_transactions, 60 s in kafka.c). */
+ * the transaction coordinator (rd_kafka_init_transactions, 60 s in producer.c). */
 #define STARTUP_TIMEOUT_S 30
 #define STARTUP_TXN_INIT_S 60
 

@@ -1,9 +1,9 @@
 /* Offline Kafka operations (`delivery-worker replay`, `delivery-worker redrive`): the parts the
  * two commands share. Parsing of times, lists and dead-letter headers is pure (no I/O) so unit
  * tests reach it; the rest makes librdkafka clients from the worker's config and shows progress.
- * With replay.c and redrive.c this is the "Kafka operations" module: besides kafka.c the only
- * code that sees rdkafka.h, because these commands talk to the cluster once and exit instead of
- * running on the worker's loop. */
+ * With replay.c and redrive.c this is the "Kafka operations" module: besides the Kafka modules
+ * (kafka.c, consumer.c, producer.c) and oidc.c the only code that sees rdkafka.h, because these
+ * commands talk to the cluster once and exit instead of running on the worker's loop. */
 #ifndef DW_OPS_H
 #define DW_OPS_H
 
@@ -12,7 +12,7 @@
 #include <stdio.h>
 
 #include "dw/config.h"
-#include "dw/kafka.h"
+#include "dw/record.h"
 
 /* Exit codes of replay and redrive. */
 enum {
