@@ -427,10 +427,8 @@ fail:
   return DW_EINVAL;
 }
 
-int dw_producer_send(struct dw_producer *p, const char *topic, const void *key, size_t key_len,
-                     const void *value, size_t value_len, const struct dw_header *headers,
-                     size_t header_count, const struct dw_header *extra, size_t extra_count,
-                     dw_delivery_cb cb, void *arg)
+int dw_producer_send(struct dw_producer *p, const struct dw_message *m, dw_delivery_cb cb,
+                     void *arg)
 {
   if (p->transactional && !p->in_txn) {
     char why[512];
@@ -447,29 +445,31 @@ int dw_producer_send(struct dw_producer *p, const char *topic, const void *key, 
   d->arg = arg;
   /* Results carry no headers: skip the allocation. */
   rd_kafka_headers_t *hdrs = NULL;
-  if (header_count + extra_count) {
-    hdrs = rd_kafka_headers_new(header_count + extra_count);
-    for (size_t i = 0; i < header_count; i++)
-      rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value, (ssize_t)headers[i].len);
-    for (size_t i = 0; i < extra_count; i++)
-      rd_kafka_header_add(hdrs, extra[i].name, -1, extra[i].value, (ssize_t)extra[i].len);
+  if (m->header_count + m->extra_count) {
+    hdrs = rd_kafka_headers_new(m->header_count + m->extra_count);
+    for (size_t i = 0; i < m->header_count; i++)
+      rd_kafka_header_add(hdrs, m->headers[i].name, -1, m->headers[i].value,
+                          (ssize_t)m->headers[i].len);
+    for (size_t i = 0; i < m->extra_count; i++)
+      rd_kafka_header_add(hdrs, m->extra[i].name, -1, m->extra[i].value,
+                          (ssize_t)m->extra[i].len);
   }
   rd_kafka_resp_err_t e;
   if (hdrs)
-    e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
-                          RD_KAFKA_V_VALUE((void *)value, value_len),
+    e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_KEY(m->key, m->key_len),
+                          RD_KAFKA_V_VALUE((void *)m->value, m->value_len),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
                           RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
   else
-    e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
-                          RD_KAFKA_V_VALUE((void *)value, value_len),
+    e = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_KEY(m->key, m->key_len),
+                          RD_KAFKA_V_VALUE((void *)m->value, m->value_len),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(d),
                           RD_KAFKA_V_END);
   if (e) { /* the headers are still ours on failure */
     if (hdrs)
       rd_kafka_headers_destroy(hdrs);
     free(d);
-    dw_warn("cannot produce to %s: %s", topic, rd_kafka_err2str(e));
+    dw_warn("cannot produce to %s: %s", m->topic, rd_kafka_err2str(e));
     if (e == RD_KAFKA_RESP_ERR__FATAL)
       return DW_ESTATE;
     if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)

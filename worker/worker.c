@@ -449,18 +449,23 @@ static void produce(struct dw_worker *w, struct job *j)
   int rc;
   if (w->eos && !j->staged && stage(w, j) < 0)
     return;
+  struct dw_message m;
   if (j->is_result)
-    rc = dw_producer_send(w->producer, c->kafka.results_topic, j->key, strlen(j->key),
-                          j->payload, j->payload_len, NULL, 0, NULL, 0, on_delivered, j);
+    m = (struct dw_message){.topic = c->kafka.results_topic, .key = j->key,
+                            .key_len = strlen(j->key), .value = j->payload,
+                            .value_len = j->payload_len};
   else
-    rc = dw_producer_send(w->producer, c->kafka.dlq_topic,
-                          (j->shed & DW_DLQ_KEY) ? NULL : j->rec->key,
-                          (j->shed & DW_DLQ_KEY) ? 0 : j->rec->key_len,
-                          (j->shed & DW_DLQ_VALUE) ? NULL : j->rec->value,
-                          (j->shed & DW_DLQ_VALUE) ? 0 : j->rec->value_len,
-                          (j->shed & DW_DLQ_HEADERS) ? NULL : j->dlq->orig,
-                          (j->shed & DW_DLQ_HEADERS) ? 0 : j->rec->header_count, j->dlq->h,
-                          j->dlq->count, on_delivered, j);
+    m = (struct dw_message){
+        .topic = c->kafka.dlq_topic,
+        .key = (j->shed & DW_DLQ_KEY) ? NULL : j->rec->key,
+        .key_len = (j->shed & DW_DLQ_KEY) ? 0 : j->rec->key_len,
+        .value = (j->shed & DW_DLQ_VALUE) ? NULL : j->rec->value,
+        .value_len = (j->shed & DW_DLQ_VALUE) ? 0 : j->rec->value_len,
+        .headers = (j->shed & DW_DLQ_HEADERS) ? NULL : j->dlq->orig,
+        .header_count = (j->shed & DW_DLQ_HEADERS) ? 0 : j->rec->header_count,
+        .extra = j->dlq->h,
+        .extra_count = j->dlq->count};
+  rc = dw_producer_send(w->producer, &m, on_delivered, j);
   if (rc == 0)
     j->sends++;
   if (rc == DW_ERANGE) {

@@ -23,13 +23,25 @@ typedef void (*dw_delivery_cb)(void *arg, int err, const char *errstr, int fatal
 int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_config *cfg,
                     char *err, size_t errlen);
 
-/* Produces a record; key, value and headers are copied. `extra` headers follow `headers`. The
- * delivery report reaches cb(arg) on the loop. Returns 0, DW_EAGAIN (queue full), DW_ERANGE
- * (too large), DW_ESTATE (the producer hit a fatal error) or DW_EIO. */
-int dw_producer_send(struct dw_producer *p, const char *topic, const void *key, size_t key_len,
-                     const void *value, size_t value_len, const struct dw_header *headers,
-                     size_t header_count, const struct dw_header *extra, size_t extra_count,
-                     dw_delivery_cb cb, void *arg);
+/* A record to produce: what it points at needs to live only during dw_producer_send. The
+ * partition is librdkafka's choice (by key). */
+struct dw_message {
+  const char *topic;
+  const void *key; /* NULL when the record has none */
+  size_t key_len;
+  const void *value; /* NULL when the record has none */
+  size_t value_len;
+  const struct dw_header *headers; /* may be NULL */
+  size_t header_count;
+  const struct dw_header *extra; /* headers written after `headers` (a dead letter's dlq.*) */
+  size_t extra_count;
+};
+
+/* Produces m; its key, value and headers are copied. The delivery report reaches cb(arg) on
+ * the loop. Returns 0, DW_EAGAIN (queue full), DW_ERANGE (too large), DW_ESTATE (the producer
+ * hit a fatal error) or DW_EIO. */
+int dw_producer_send(struct dw_producer *p, const struct dw_message *m, dw_delivery_cb cb,
+                     void *arg);
 
 /* Records not yet acknowledged. */
 size_t dw_producer_outstanding(const struct dw_producer *p);
