@@ -38,6 +38,8 @@ struct dw_consumer {
   int fetching;         /* reads still inside rd_kafka_committed (under lock) */
   int requests;         /* reads whose completion has not run on the loop yet */
   int closing, closed;
+  void (*done)(void *arg); /* the close callback and its argument */
+  void *done_arg;
   int must_read;        /* exactly-once: never go on without the map (duplicates) */
 };
 
@@ -109,12 +111,16 @@ static void release_fetch_hold(struct dw_consumer *c, int32_t id)
 
 static void consumer_free(struct dw_consumer *c)
 {
+  void (*done)(void *) = c->done;
+  void *arg = c->done_arg;
   uv_mutex_destroy(&c->lock);
   uv_cond_destroy(&c->idle);
   free(c->holds);
   free(c->assign_seq);
   free(c->topic);
   free(c);
+  if (done)
+    done(arg);
 }
 
 static void committed_work(uv_work_t *req)
@@ -519,9 +525,11 @@ static void consumer_freed(void *owner)
     consumer_free(c);
 }
 
-void dw_consumer_close(struct dw_consumer *c)
+void dw_consumer_close(struct dw_consumer *c, void (*done)(void *arg), void *arg)
 {
   rd_kafka_queue_t *q = c->waker.queue;
+  c->done = done;
+  c->done_arg = arg;
   /* A read of committed offsets may still be inside librdkafka on another thread: rk must
    * outlive it (it ends within COMMITTED_TIMEOUT_MS). */
   c->closing = 1;
@@ -569,6 +577,8 @@ struct dw_ticket_reader {
   struct dw_kafka_waker waker;
   dw_ticket_record_cb cb;
   void *arg;
+  void (*done)(void *arg); /* the close callback and its argument */
+  void *done_arg;
 };
 
 static int ticket_reader_serve(void *owner)
@@ -654,11 +664,18 @@ fail:
 
 static void ticket_reader_freed(void *owner)
 {
-  free(owner);
+  struct dw_ticket_reader *r = owner;
+  void (*done)(void *) = r->done;
+  void *arg = r->done_arg;
+  free(r);
+  if (done)
+    done(arg);
 }
 
-void dw_ticket_reader_close(struct dw_ticket_reader *r)
+void dw_ticket_reader_close(struct dw_ticket_reader *r, void (*done)(void *arg), void *arg)
 {
+  r->done = done;
+  r->done_arg = arg;
   rd_kafka_queue_t *q = r->waker.queue;
   rd_kafka_t *rk = r->rk;
   dw_kafka_waker_close(&r->waker, ticket_reader_freed);

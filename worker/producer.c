@@ -29,6 +29,8 @@ struct dw_producer {
   int transactional;
   int in_txn;               /* a transaction is open */
   enum txn_pending pending; /* a commit or abort timed out and continues in the background */
+  void (*done)(void *arg); /* the close callback and its argument */
+  void *done_arg;
 };
 
 /* The transactional.id: configured, or stable per replica when it has a group instance id
@@ -487,11 +489,18 @@ size_t dw_producer_outstanding(const struct dw_producer *p)
 
 static void producer_freed(void *owner)
 {
-  free(owner);
+  struct dw_producer *p = owner;
+  void (*done)(void *) = p->done;
+  void *arg = p->done_arg;
+  free(p);
+  if (done)
+    done(arg);
 }
 
-void dw_producer_close(struct dw_producer *p)
+void dw_producer_close(struct dw_producer *p, void (*done)(void *arg), void *arg)
 {
+  p->done = done;
+  p->done_arg = arg;
   rd_kafka_queue_t *q = p->waker.queue;
   rd_kafka_t *rk = p->rk;
   dw_kafka_waker_close(&p->waker, producer_freed);

@@ -1314,7 +1314,7 @@ static void close_consumer(struct dw_worker *w)
   close_exit_code = w->exit_code;
   sigaction(SIGALRM, &sa, NULL);
   alarm(CLOSE_WATCHDOG_S);
-  dw_consumer_close(w->consumer);
+  dw_consumer_close(w->consumer, NULL, NULL);
   alarm(0);
   w->consumer = NULL;
 }
@@ -1323,22 +1323,22 @@ static void close_consumer(struct dw_worker *w)
 static void shutdown_all(struct dw_worker *w)
 {
   w->state = S_STOPPED;
-  dw_admin_close(w->admin);
+  dw_admin_close(w->admin, NULL, NULL);
   w->admin = NULL;
   if (w->consumer) {
     commit_now(w, 1);
     close_consumer(w);
   }
   if (w->poller)
-    dw_poller_close(w->poller);
+    dw_poller_close(w->poller, NULL, NULL);
   if (w->token)
-    dw_token_close(w->token);
+    dw_token_close(w->token, NULL, NULL);
   if (w->ticket)
-    dw_ticket_close(w->ticket);
+    dw_ticket_close(w->ticket, NULL, NULL);
   if (w->http)
     dw_http_close(w->http, NULL, NULL);
   if (w->producer)
-    dw_producer_close(w->producer);
+    dw_producer_close(w->producer, NULL, NULL);
   uv_close((uv_handle_t *)&w->sigterm, close_cb_noop);
   uv_close((uv_handle_t *)&w->sigint, close_cb_noop);
   uv_close((uv_handle_t *)&w->commit_timer, close_cb_noop);

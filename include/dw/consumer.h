@@ -1,6 +1,8 @@
 /* The consumer of the input topic: records in, rebalances, holds and commits, served on the
  * loop; and the app_ticket topic reader of store apps. The handler's callbacks run on the loop.
- * No librdkafka type: the Kafka side is in worker/consumer.c. */
+ * Off the loop: the read of a new partition's committed offset (rd_kafka_committed blocks) runs
+ * on libuv's thread pool, and its answer comes back on the loop. No librdkafka type: the Kafka
+ * side is in worker/consumer.c. */
 #ifndef DW_CONSUMER_H
 #define DW_CONSUMER_H
 
@@ -61,8 +63,9 @@ int64_t dw_consumer_lag(struct dw_consumer *c, size_t *assigned);
 /* Pauses or resumes fetching of every assigned partition (backpressure, draining). */
 void dw_consumer_pause_all(struct dw_consumer *c, int pause);
 
-/* Leaves the group (blocking; shutdown only) and frees c after its handles are closed. */
-void dw_consumer_close(struct dw_consumer *c);
+/* Leaves the group (blocking; shutdown only) and frees c once its handles are closed and no
+ * read of committed offsets is left; done(arg) (may be NULL) runs then. */
+void dw_consumer_close(struct dw_consumer *c, void (*done)(void *arg), void *arg);
 
 /* ---- app_ticket topic reader (store apps) ---- */
 
@@ -77,7 +80,8 @@ int dw_ticket_reader_new(struct dw_ticket_reader **out, uv_loop_t *loop,
                          const struct dw_config *cfg, dw_ticket_record_cb cb, void *arg,
                          char *err, size_t errlen);
 
-/* Stops reading; r is freed once its handles are closed. */
-void dw_ticket_reader_close(struct dw_ticket_reader *r);
+/* Stops reading; r is freed once its handles are closed, and done(arg) (may be NULL) runs
+ * then. */
+void dw_ticket_reader_close(struct dw_ticket_reader *r, void (*done)(void *arg), void *arg);
 
 #endif

@@ -77,7 +77,8 @@ int dw_producer_txn_busy(const struct dw_producer *p);
 /* Non-zero when the producer is transactional. */
 int dw_producer_transactional(const struct dw_producer *p);
 
-/* Frees p after its handles are closed (call when nothing is outstanding). */
-void dw_producer_close(struct dw_producer *p);
+/* Destroys the client (call when nothing is outstanding) and frees p once its handles are
+ * closed; done(arg) (may be NULL) runs then. */
+void dw_producer_close(struct dw_producer *p, void (*done)(void *arg), void *arg);
 
 #endif
