@@ -1,7 +1,8 @@
 /* What the Kafka modules (consumer, producer, and the offline commands) share: librdkafka
  * configurations and clients made from the worker's config, and the waker that serves a
- * librdkafka queue on the loop. Only the Kafka modules include it; the rest of the worker sees
- * dw/consumer.h, dw/producer.h and dw/record.h, which carry no librdkafka type. */
+ * librdkafka queue on the loop. Included by the Kafka modules, the offline commands' ops.c and,
+ * for check-config alone, main.c; the rest of the worker sees dw/consumer.h, dw/producer.h and
+ * dw/record.h, which name no librdkafka type. */
 #ifndef DW_KAFKA_H
 #define DW_KAFKA_H
 
