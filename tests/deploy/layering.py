@@ -19,22 +19,21 @@ import re
 import sys
 import tempfile
 
-# Library header -> the source files allowed to include it, and why.
-KAFKA = ("worker/kafka.c", "worker/consumer.c", "worker/producer.c")
-OFFLINE = ("worker/ops.c", "worker/replay.c", "worker/redrive.c")
+# Library header -> the files (by name, anywhere under worker/) allowed to include it.
+KAFKA = ("kafka.c", "consumer.c", "producer.c")
+OFFLINE = ("ops.c", "replay.c", "redrive.c")
 INCLUDES = {
     # The Kafka modules; oidc.c hooks the token refresh into librdkafka; the offline commands
-    # (replay, redrive) talk to the cluster once and exit, off any loop.
-    "librdkafka/rdkafka.h": KAFKA + ("worker/oidc.c",) + OFFLINE,
+    # (replay, redrive and what they share) talk to the cluster once and exit, off any loop.
+    "librdkafka/rdkafka.h": KAFKA + ("oidc.c",) + OFFLINE,
     # The HTTP client; oidc.c fetches Kafka's OAUTHBEARER token with one easy transfer on
     # librdkafka's background thread, never on the loop.
-    "curl/curl.h": ("worker/http.c", "worker/oidc.c"),
+    "curl/curl.h": ("http.c", "oidc.c"),
 }
-# Type pattern -> the public headers allowed to name such types.
+# Type pattern -> the public headers (in include/dw/) allowed to name such types.
 TYPES = {
-    r"\b(?:struct\s+rd_kafka_\w+|rd_kafka_\w+_t)\b":
-        ("include/dw/kafka.h", "include/dw/oidc.h", "include/dw/ops.h"),
-    r"\b(?:CURL\w*|struct\s+curl_\w+)\b": ("include/dw/http.h",),
+    r"\b(?:struct\s+rd_kafka_\w+|rd_kafka_\w+_t)\b": ("kafka.h", "oidc.h", "ops.h"),
+    r"\b(?:CURL\w*|struct\s+curl_\w+)\b": ("http.h",),
 }
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
 
@@ -48,13 +47,13 @@ def strip(text):
 
 
 def sources(root):
-    for folder, ext in (("worker", ".c"), ("worker", ".h"), (os.path.join("include", "dw"), ".h")):
-        base = os.path.join(root, folder)
-        if not os.path.isdir(base):
-            continue
-        for name in sorted(os.listdir(base)):
-            if name.endswith(ext):
-                yield os.path.join(folder, name).replace(os.sep, "/")
+    """worker/ and its folders (.c, .h), then include/dw/ (.h), as paths relative to root."""
+    for top, exts in (("worker", (".c", ".h")), (os.path.join("include", "dw"), (".h",))):
+        for folder, dirs, names in sorted(os.walk(os.path.join(root, top))):
+            dirs.sort()
+            for name in sorted(names):
+                if name.endswith(exts):
+                    yield os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
 
 
 def check(root):
@@ -63,9 +62,10 @@ def check(root):
         with open(os.path.join(root, rel), encoding="utf-8") as f:
             raw = f.read()
         header = rel.startswith("include/")
+        name = os.path.basename(rel)
         for n, line in enumerate(raw.split("\n"), 1):
             m = INCLUDE_RE.match(line)
-            if m and m.group(1) in INCLUDES and (header or rel not in INCLUDES[m.group(1)]):
+            if m and m.group(1) in INCLUDES and (header or name not in INCLUDES[m.group(1)]):
                 found.append("%s:%d: includes <%s>, which only %s may include"
                              % (rel, n, m.group(1), ", ".join(INCLUDES[m.group(1)])))
         if not header:
@@ -73,7 +73,7 @@ def check(root):
         for n, line in enumerate(strip(raw).split("\n"), 1):
             for pattern, allowed in TYPES.items():
                 m = re.search(pattern, line)
-                if m and rel not in allowed:
+                if m and name not in allowed:
                     found.append("%s:%d: names %s in a public header (allowed only in %s)"
                                  % (rel, n, m.group(0), ", ".join(allowed)))
     return found
@@ -81,11 +81,14 @@ def check(root):
 
 def self_test():
     with tempfile.TemporaryDirectory() as root:
-        os.makedirs(os.path.join(root, "worker"))
+        nested = "/".join(("worker", "group"))  # a module folder inside worker/
+        os.makedirs(os.path.join(root, nested))
         os.makedirs(os.path.join(root, "include", "dw"))
         files = {
             "worker/poller.c": '#include "dw/poller.h"\n#include <curl/curl.h>\n',
             "worker/http.c": "#include <curl/curl.h>\n",
+            nested + "/replay.c": "#include <librdkafka/rdkafka.h>\n",
+            nested + "/plan.c": "\n#include <librdkafka/rdkafka.h>\n",
             "include/dw/poller.h": "/* like rd_kafka_t, CURL */\nstruct rd_kafka_s *rk;\n"
                                    'const char *s = "CURLM";\n',
             "include/dw/http.h": "#include <curl/curl.h>\nCURLM *multi;\n",
@@ -95,7 +98,8 @@ def self_test():
             with open(os.path.join(root, rel), "w", encoding="utf-8") as f:
                 f.write(text)
         got = [v.split(": ")[0] for v in check(root)]
-        want = ["include/dw/http.h:1", "include/dw/poller.h:2", "worker/poller.c:2"]
+        want = ["include/dw/http.h:1", "include/dw/poller.h:2", nested + "/plan.c:2",
+                "worker/poller.c:2"]
         if sorted(got) != want:
             raise SystemExit("FAIL: self-test found %s, expected %s" % (got, want))
 
