@@ -72,6 +72,8 @@ struct dw_admin {
   uv_poll_t poll;   /* MHD's epoll fd */
   uv_timer_t timer; /* MHD_get_timeout */
   int open_handles;
+  void (*done)(void *arg); /* the close callback and its argument */
+  void *done_arg;
   int port;
   struct dw_admin_handler h;
   /* Fixed answers, created once and queued by reference (MHD counts the references). */
@@ -409,8 +411,13 @@ static void on_poll(uv_poll_t *poll, int status, int events)
 static void on_handle_closed(uv_handle_t *handle)
 {
   struct dw_admin *a = handle->data;
-  if (--a->open_handles == 0)
+  if (--a->open_handles == 0) {
+    void (*done)(void *) = a->done;
+    void *arg = a->done_arg;
     free(a);
+    if (done)
+      done(arg);
+  }
 }
 
 /* "host:port" → a socket address. Hosts are numeric (or "localhost"): no DNS on startup. */
@@ -594,10 +601,12 @@ int dw_admin_port(const struct dw_admin *a)
   return a->port;
 }
 
-void dw_admin_close(struct dw_admin *a)
+void dw_admin_close(struct dw_admin *a, void (*done)(void *arg), void *arg)
 {
   if (!a)
     return;
+  a->done = done;
+  a->done_arg = arg;
   /* uv_close on the poll drops the epoll fd from libuv's set at once, so MHD may close it
    * right after; the memory goes when both close callbacks have run. */
   uv_close((uv_handle_t *)&a->poll, on_handle_closed);

@@ -110,6 +110,8 @@ struct dw_poller {
   size_t ntasks, nready; /* nready: in all lanes */
   size_t handles;        /* open uv handles: dispatch and sweep timers + task timers */
   int closing;
+  void (*done)(void *arg); /* the close callback and its argument */
+  void *done_arg;
   int driving;
   int healthy;
   struct dw_task *probe; /* while unhealthy, one call at a time finds out if it is over */
@@ -235,7 +237,11 @@ static void poller_release(struct dw_poller *p)
   dw_adaptive_cleanup(&p->adaptive);
   free(p->base_url);
   free(p->url);
+  void (*done)(void *) = p->done;
+  void *arg = p->done_arg;
   free(p);
+  if (done)
+    done(arg);
 }
 
 static void on_task_closed(uv_handle_t *h)
@@ -1106,8 +1112,10 @@ static void on_dispatch_closed(uv_handle_t *h)
   poller_release(h->data);
 }
 
-void dw_poller_close(struct dw_poller *p)
+void dw_poller_close(struct dw_poller *p, void (*done)(void *arg), void *arg)
 {
+  p->done = done;
+  p->done_arg = arg;
   while (p->all)
     dw_poller_cancel(p, p->all);
   p->closing = 1;

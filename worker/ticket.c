@@ -21,7 +21,7 @@
 #include "dw/auth.h"
 #include "dw/event.h"
 #include "dw/common.h"
-#include "dw/kafka.h"
+#include "dw/consumer.h"
 #include "dw/log.h"
 
 #define TICKET_FILE_MAX 65536     /* the file is a ticket or one event: never larger */
@@ -40,6 +40,9 @@ struct dw_ticket {
   char value[DW_TICKET_MAX];      /* "" = none */
   char refused[DW_TICKET_MAX];    /* the last ticket the endpoint refused */
   uint64_t generation;
+  int closing; /* what dw_ticket_close still waits for */
+  void (*done)(void *arg); /* the close callback and its argument */
+  void *done_arg;
 };
 
 /* A ticket came from a source: keep it if it is new and not the one just refused. */
@@ -175,7 +178,7 @@ int dw_ticket_new(struct dw_ticket **out, uv_loop_t *loop, const struct dw_confi
 fail:
   if (rc == DW_ENOMEM)
     snprintf(err, errlen, "out of memory setting up the app_ticket source");
-  dw_ticket_close(t);
+  dw_ticket_close(t, NULL, NULL);
   return rc;
 }
 
@@ -217,26 +220,44 @@ void dw_ticket_refused(struct dw_ticket *t, uint64_t generation)
   t->value[0] = '\0';
 }
 
-static void on_watch_closed(uv_handle_t *h)
+static void ticket_release(struct dw_ticket *t)
 {
-  struct dw_ticket *t = h->data;
+  if (--t->closing > 0)
+    return;
+  void (*done)(void *) = t->done;
+  void *arg = t->done_arg;
   free(t->file);
   free(t->app_id);
   free(t);
+  if (done)
+    done(arg);
 }
 
-void dw_ticket_close(struct dw_ticket *t)
+static void on_watch_closed(uv_handle_t *h)
+{
+  ticket_release(h->data);
+}
+
+static void on_reader_closed(void *arg)
+{
+  ticket_release(arg);
+}
+
+void dw_ticket_close(struct dw_ticket *t, void (*done)(void *arg), void *arg)
 {
   if (!t)
     return;
-  if (t->reader)
-    dw_ticket_reader_close(t->reader);
+  t->done = done;
+  t->done_arg = arg;
+  t->closing = 1; /* this call's own hold, released below */
+  if (t->reader) {
+    t->closing++;
+    dw_ticket_reader_close(t->reader, on_reader_closed, t);
+  }
   explicit_bzero(t->value, sizeof(t->value));
   if (t->watching) {
+    t->closing++;
     uv_close((uv_handle_t *)&t->watch, on_watch_closed);
-    return;
   }
-  free(t->file);
-  free(t->app_id);
-  free(t);
+  ticket_release(t);
 }

@@ -80,6 +80,8 @@ struct dw_token {
   uint64_t resend_backoff;
   size_t holds;         /* open timers + requests in flight */
   int closed;
+  void (*done)(void *arg); /* the close callback and its argument */
+  void *done_arg;
   uint64_t rng;
 };
 
@@ -107,7 +109,11 @@ static void token_free(struct dw_token *t)
   free(t->app_id);
   free(t->app_secret);
   free(t->body_self);
+  void (*done)(void *) = t->done;
+  void *arg = t->done_arg;
   free(t);
+  if (done)
+    done(arg);
 }
 
 static void release(struct dw_token *t)
@@ -606,7 +612,7 @@ int dw_token_new(struct dw_token **out, uv_loop_t *loop, struct dw_http *http,
   *out = t;
   return 0;
 fail:
-  dw_token_close(t);
+  dw_token_close(t, NULL, NULL);
   return rc;
 }
 
@@ -680,9 +686,11 @@ static void on_sweep_closed(uv_handle_t *handle)
 }
 
 /* Requests still in flight release t from their callbacks (cancelled by dw_http_close). */
-void dw_token_close(struct dw_token *t)
+void dw_token_close(struct dw_token *t, void (*done)(void *arg), void *arg)
 {
   t->closed = 1;
+  t->done = done;
+  t->done_arg = arg;
   if (t->ticket)
     dw_ticket_set_cb(t->ticket, NULL, NULL);
   if (t->sweep.data)

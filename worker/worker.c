@@ -23,7 +23,8 @@
 #include "dw/common.h"
 #include "dw/dlq.h"
 #include "dw/http.h"
-#include "dw/kafka.h"
+#include "dw/consumer.h"
+#include "dw/producer.h"
 #include "dw/log.h"
 #include "dw/metrics.h"
 #include "dw/offsetmap.h"
@@ -36,7 +37,7 @@
 #define FLUSH_TIMEOUT_MS 30000
 #define CLOSE_WATCHDOG_S 60 /* leaving the group takes a second or two; 2.0.2 can hang there */
 /* Start-up (creating the clients) takes well under a second; exactly-once adds the wait for
- * the transaction coordinator (rd_kafka_init_transactions, 60 s in kafka.c). */
+ * the transaction coordinator (rd_kafka_init_transactions, 60 s in producer.c). */
 #define STARTUP_TIMEOUT_S 30
 #define STARTUP_TXN_INIT_S 60
 
@@ -448,18 +449,23 @@ static void produce(struct dw_worker *w, struct job *j)
   int rc;
   if (w->eos && !j->staged && stage(w, j) < 0)
     return;
+  struct dw_message m;
   if (j->is_result)
-    rc = dw_producer_send(w->producer, c->kafka.results_topic, j->key, strlen(j->key),
-                          j->payload, j->payload_len, NULL, 0, NULL, 0, on_delivered, j);
+    m = (struct dw_message){.topic = c->kafka.results_topic, .key = j->key,
+                            .key_len = strlen(j->key), .value = j->payload,
+                            .value_len = j->payload_len};
   else
-    rc = dw_producer_send(w->producer, c->kafka.dlq_topic,
-                          (j->shed & DW_DLQ_KEY) ? NULL : j->rec->key,
-                          (j->shed & DW_DLQ_KEY) ? 0 : j->rec->key_len,
-                          (j->shed & DW_DLQ_VALUE) ? NULL : j->rec->value,
-                          (j->shed & DW_DLQ_VALUE) ? 0 : j->rec->value_len,
-                          (j->shed & DW_DLQ_HEADERS) ? NULL : j->dlq->orig,
-                          (j->shed & DW_DLQ_HEADERS) ? 0 : j->rec->header_count, j->dlq->h,
-                          j->dlq->count, on_delivered, j);
+    m = (struct dw_message){
+        .topic = c->kafka.dlq_topic,
+        .key = (j->shed & DW_DLQ_KEY) ? NULL : j->rec->key,
+        .key_len = (j->shed & DW_DLQ_KEY) ? 0 : j->rec->key_len,
+        .value = (j->shed & DW_DLQ_VALUE) ? NULL : j->rec->value,
+        .value_len = (j->shed & DW_DLQ_VALUE) ? 0 : j->rec->value_len,
+        .headers = (j->shed & DW_DLQ_HEADERS) ? NULL : j->dlq->orig,
+        .header_count = (j->shed & DW_DLQ_HEADERS) ? 0 : j->rec->header_count,
+        .extra = j->dlq->h,
+        .extra_count = j->dlq->count};
+  rc = dw_producer_send(w->producer, &m, on_delivered, j);
   if (rc == 0)
     j->sends++;
   if (rc == DW_ERANGE) {
@@ -1308,7 +1314,7 @@ static void close_consumer(struct dw_worker *w)
   close_exit_code = w->exit_code;
   sigaction(SIGALRM, &sa, NULL);
   alarm(CLOSE_WATCHDOG_S);
-  dw_consumer_close(w->consumer);
+  dw_consumer_close(w->consumer, NULL, NULL);
   alarm(0);
   w->consumer = NULL;
 }
@@ -1317,22 +1323,22 @@ static void close_consumer(struct dw_worker *w)
 static void shutdown_all(struct dw_worker *w)
 {
   w->state = S_STOPPED;
-  dw_admin_close(w->admin);
+  dw_admin_close(w->admin, NULL, NULL);
   w->admin = NULL;
   if (w->consumer) {
     commit_now(w, 1);
     close_consumer(w);
   }
   if (w->poller)
-    dw_poller_close(w->poller);
+    dw_poller_close(w->poller, NULL, NULL);
   if (w->token)
-    dw_token_close(w->token);
+    dw_token_close(w->token, NULL, NULL);
   if (w->ticket)
-    dw_ticket_close(w->ticket);
+    dw_ticket_close(w->ticket, NULL, NULL);
   if (w->http)
     dw_http_close(w->http, NULL, NULL);
   if (w->producer)
-    dw_producer_close(w->producer);
+    dw_producer_close(w->producer, NULL, NULL);
   uv_close((uv_handle_t *)&w->sigterm, close_cb_noop);
   uv_close((uv_handle_t *)&w->sigint, close_cb_noop);
   uv_close((uv_handle_t *)&w->commit_timer, close_cb_noop);

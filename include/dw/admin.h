@@ -63,8 +63,8 @@ int dw_admin_port(const struct dw_admin *a);
 
 /* Stops serving at once: closes the uv handles, then stops the daemon (open connections are
  * closed, no more handler calls). a is freed by the handles' close callbacks, so the loop must
- * run once more; a must not be used after this call. Not from inside a handler callback.
- * NULL is fine. */
-void dw_admin_close(struct dw_admin *a);
+ * run once more; done(arg) (may be NULL) runs then. a must not be used after this call. Not
+ * from inside a handler callback. NULL is fine (done is not called). */
+void dw_admin_close(struct dw_admin *a, void (*done)(void *arg), void *arg);
 
 #endif

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dw/kafka.h"
+#include "dw/record.h"
 
 /* The parts of a record a dead letter can leave out (bits). */
 #define DW_DLQ_KEY 1u

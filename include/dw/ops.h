@@ -2,9 +2,9 @@
  * two commands share. Parsing of times, lists and dead-letter headers is pure (no I/O) so unit
  * tests reach it; the rest makes librdkafka clients from the worker's config and shows progress.
  * With replay.c and redrive.c (all three in worker/offline/) this is the "Kafka operations"
- * module: besides kafka.c and oidc.c (librdkafka's token refresh callback) the only code that
- * sees rdkafka.h, because these commands talk to the cluster once and exit instead of running
- * on the worker's loop. They may block: nothing here runs on the loop. */
+ * module: besides the Kafka modules (kafka.c, consumer.c, producer.c) and oidc.c the only code
+ * that sees rdkafka.h, because these commands talk to the cluster once and exit instead of
+ * running on the worker's loop. They may block: nothing here runs on the loop. */
 #ifndef DW_OPS_H
 #define DW_OPS_H
 
@@ -13,7 +13,7 @@
 #include <stdio.h>
 
 #include "dw/config.h"
-#include "dw/kafka.h"
+#include "dw/record.h"
 
 /* Exit codes of replay and redrive. */
 enum {

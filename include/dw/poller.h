@@ -94,7 +94,8 @@ int dw_poller_healthy(const struct dw_poller *p);
  * the number of tenants held back. Tasks waiting meanwhile still end at their deadline. */
 uint64_t dw_poller_held_back_ms(const struct dw_poller *p, size_t *lanes);
 
-/* Cancels every task and frees p once its handles are closed. */
-void dw_poller_close(struct dw_poller *p);
+/* Cancels every task and frees p once its handles are closed; done(arg) (may be NULL) runs
+ * then. */
+void dw_poller_close(struct dw_poller *p, void (*done)(void *arg), void *arg);
 
 #endif

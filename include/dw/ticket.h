@@ -41,7 +41,8 @@ int dw_ticket_offer(struct dw_ticket *t, const void *buf, size_t len);
  * until a different one arrives. */
 void dw_ticket_refused(struct dw_ticket *t, uint64_t generation);
 
-/* Stops the sources and frees t once its handles are closed. */
-void dw_ticket_close(struct dw_ticket *t);
+/* Stops the sources and frees t once their handles are closed; done(arg) (may be NULL) runs
+ * then (before this returns when no source had a handle). NULL is fine (done is not called). */
+void dw_ticket_close(struct dw_ticket *t, void (*done)(void *arg), void *arg);
 
 #endif

@@ -67,8 +67,8 @@ void dw_token_scrub(struct dw_token *t, const char *tenant_key, char *dst, size_
 /* Tenant access tokens obtained, all tenants. */
 uint64_t dw_token_refreshes(const struct dw_token *t);
 
-/* Stops timers; frees t once its handles are closed and its requests answered. No callback
- * after this. */
-void dw_token_close(struct dw_token *t);
+/* Stops timers; frees t once its handles are closed and its requests answered, and then calls
+ * done(arg) (may be NULL). No other callback after this. */
+void dw_token_close(struct dw_token *t, void (*done)(void *arg), void *arg);
 
 #endif

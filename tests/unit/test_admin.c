@@ -446,7 +446,7 @@ static void test_routes(void **state)
   }
 
   /* Close while the client still holds kept-alive connections open. */
-  dw_admin_close(a);
+  dw_admin_close(a, NULL, NULL);
   client_cleanup(&c);
   close_loop(&loop);
 }
@@ -582,7 +582,7 @@ static void test_pipelined_raw(void **state)
   uv_close((uv_handle_t *)&idle, NULL);
   uv_close((uv_handle_t *)&r.tcp, NULL);
   client_cleanup(&c);
-  dw_admin_close(a);
+  dw_admin_close(a, NULL, NULL);
   close_loop(&loop);
 }
 
@@ -606,7 +606,7 @@ static void test_no_callbacks(void **state)
   assert_int_equal(f.status, 200);
   assert_string_equal(f.body, "ready\n");
   client_cleanup(&c);
-  dw_admin_close(a);
+  dw_admin_close(a, NULL, NULL);
   close_loop(&loop);
 }
 
@@ -636,7 +636,7 @@ static void test_ipv6(void **state)
   assert_int_equal(f.status, 200);
   assert_string_equal(f.body, "ok\n");
   client_cleanup(&c);
-  dw_admin_close(a);
+  dw_admin_close(a, NULL, NULL);
   close_loop(&loop);
 }
 
@@ -678,7 +678,7 @@ static void test_port_in_use(void **state)
   assert_null(b);
   if (!strstr(err, "Address already in use") || !strstr(err, listen))
     fail_msg("unexpected error text: %s", err);
-  dw_admin_close(a);
+  dw_admin_close(a, NULL, NULL);
   close_loop(&loop);
 }
 
@@ -690,9 +690,30 @@ static void test_close_unused(void **state)
   char err[256];
   assert_int_equal(uv_loop_init(&loop), 0);
   assert_int_equal(dw_admin_start(&a, &loop, "127.0.0.1:0", NULL, err, sizeof(err)), 0);
-  dw_admin_close(a);
-  dw_admin_close(NULL);
+  dw_admin_close(a, NULL, NULL);
+  dw_admin_close(NULL, NULL, NULL);
   close_loop(&loop);
+}
+
+static void on_closed(void *arg)
+{
+  ++*(int *)arg;
+}
+
+/* done runs once, from the last handle's close callback: not before the loop runs. */
+static void test_close_done(void **state)
+{
+  (void)state;
+  uv_loop_t loop;
+  struct dw_admin *a = NULL;
+  char err[256];
+  int closed = 0;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  assert_int_equal(dw_admin_start(&a, &loop, "127.0.0.1:0", NULL, err, sizeof(err)), 0);
+  dw_admin_close(a, on_closed, &closed);
+  assert_int_equal(closed, 0);
+  close_loop(&loop);
+  assert_int_equal(closed, 1);
 }
 
 
@@ -834,7 +855,7 @@ static void test_flood_idle_and_slow(void **state)
   probe(&c, url, "after the half-sent requests closed");
 
   client_cleanup(&c);
-  dw_admin_close(a);
+  dw_admin_close(a, NULL, NULL);
   close_loop(&loop);
 }
 
@@ -883,7 +904,7 @@ static void test_flood_cycles(void **state)
   probe(&c, url, "after fast connect/close cycles");
 
   client_cleanup(&c);
-  dw_admin_close(a);
+  dw_admin_close(a, NULL, NULL);
   close_loop(&loop);
 }
 
@@ -959,7 +980,7 @@ static void test_flood_slow_read(void **state)
   flood_close(fds, OVER);
   probe(&c, url, "after the slow readers closed");
   client_cleanup(&c);
-  dw_admin_close(a);
+  dw_admin_close(a, NULL, NULL);
   close_loop(&loop);
 }
 
@@ -1026,7 +1047,7 @@ static void test_flood_while_probing(void **state)
 
   probe(&c, url, "after the flood");
   client_cleanup(&c);
-  dw_admin_close(a);
+  dw_admin_close(a, NULL, NULL);
   close_loop(&loop);
 }
 
@@ -1038,6 +1059,7 @@ int main(void)
       cmocka_unit_test(test_no_callbacks),
       cmocka_unit_test(test_ipv6),          cmocka_unit_test(test_bad_addresses),
       cmocka_unit_test(test_port_in_use),   cmocka_unit_test(test_close_unused),
+      cmocka_unit_test(test_close_done),
       cmocka_unit_test(test_flood_idle_and_slow), cmocka_unit_test(test_flood_cycles),
       cmocka_unit_test(test_flood_slow_read),     cmocka_unit_test(test_flood_while_probing),
   };

@@ -105,7 +105,7 @@ static void test_file_and_offers(void **state)
 
   assert_null(dw_ticket_value(t)); /* no file yet: no ticket, and no crash */
   write_file(f.path, "  tk-bare\n");
-  dw_ticket_close(t);              /* a fresh source reads the file when asked */
+  dw_ticket_close(t, NULL, NULL);              /* a fresh source reads the file when asked */
   uv_run(&f.loop, UV_RUN_DEFAULT);
   dw_config_cleanup(&f.cfg);
   t = open_ticket(&f, f.path);
@@ -135,7 +135,7 @@ static void test_file_and_offers(void **state)
   assert_string_equal(dw_ticket_value(t), "tk-3");
   assert_int_equal(f.news, 3);
 
-  dw_ticket_close(t);
+  dw_ticket_close(t, NULL, NULL);
   uv_run(&f.loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&f.loop), 0);
   dw_config_cleanup(&f.cfg);
@@ -156,8 +156,34 @@ static void test_file_fifo(void **state)
   assert_int_equal(mkfifo(f.path, 0600), 0);
   assert_null(dw_ticket_value(t));
   assert_int_equal(f.news, 0);
-  dw_ticket_close(t);
+  dw_ticket_close(t, NULL, NULL);
   uv_run(&f.loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&f.loop), 0);
+  dw_config_cleanup(&f.cfg);
+  unlink(f.path);
+}
+
+static void on_closed(void *arg)
+{
+  ++*(int *)arg;
+}
+
+/* Closing waits for the file watch's handle; done runs once, after it is closed. */
+static void test_close_done(void **state)
+{
+  (void)state;
+  struct fixture f;
+  int closed = 0;
+  memset(&f, 0, sizeof(f));
+  uv_loop_init(&f.loop);
+  snprintf(f.path, sizeof(f.path), "/tmp/dw-test-ticket-close-%ld", (long)getpid());
+  write_file(f.path, "tk\n");
+  struct dw_ticket *t = open_ticket(&f, f.path);
+  assert_string_equal(dw_ticket_value(t), "tk");
+  dw_ticket_close(t, on_closed, &closed);
+  assert_int_equal(closed, 0);
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+  assert_int_equal(closed, 1);
   assert_int_equal(uv_loop_close(&f.loop), 0);
   dw_config_cleanup(&f.cfg);
   unlink(f.path);
@@ -169,6 +195,7 @@ int main(void)
       cmocka_unit_test(test_event_shapes),
       cmocka_unit_test(test_file_and_offers),
       cmocka_unit_test(test_file_fifo),
+      cmocka_unit_test(test_close_done),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /* The shared parts of the offline Kafka operations `replay` and `redrive`: parsing of times,
  * partition lists and dead-letter headers (pure, unit-tested), clients made from the worker's
  * own config (same brokers, same kafka.properties for TLS and SASL), and progress on stderr.
- * These commands run once and exit, so unlike kafka.c they may block on librdkafka calls. */
+ * These commands run once and exit, so unlike the consumer and the producer they may block on librdkafka calls. */
 #include "dw/ops.h"
 
 #include <errno.h>
@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "dw/common.h"
+#include "dw/kafka.h"
 
 extern char **environ;
 

@@ -1,6 +1,6 @@
 /* `delivery-worker redrive`: dead letters back to the input topic. Part of the Kafka operations
- * module (with ops.c and replay.c; these, kafka.c and oidc.c are the only code that sees
- * rdkafka.h).
+ * module (with ops.c and replay.c; these, the Kafka modules and oidc.c are the only code that
+ * sees rdkafka.h).
  *
  * It reads the dead-letter topic by assignment (no group membership, so running workers are
  * never rebalanced) from its last position up to the high watermarks taken at start, keeps the

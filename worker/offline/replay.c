@@ -1,7 +1,7 @@
 /* `delivery-worker replay`: re-processing a range of the input topic. Part of the Kafka
- * operations module (with ops.c and redrive.c; these, kafka.c and oidc.c are the only code that
- * sees rdkafka.h). It plans per partition where the group's committed offset goes (timestamps are
- * resolved with rd_kafka_offsets_for_times), refuses while the group has live members (their
+ * operations module (with ops.c and redrive.c; these, the Kafka modules and oidc.c are the only
+ * code that sees rdkafka.h). It plans per partition where the group's committed offset goes
+ * (timestamps are resolved with rd_kafka_offsets_for_times), refuses while the group has live members (their
  * own commits would overwrite ours, and the broker refuses anyway), and commits the new offsets
  * with AlterConsumerGroupOffsets and EMPTY commit metadata: the worker's metadata lists tasks
  * finished beyond the committed offset, which a restarted worker skips, and a replay must skip

@@ -1,0 +1,87 @@
+/* The consumer of the input topic: records in, rebalances, holds and commits, served on the
+ * loop; and the app_ticket topic reader of store apps. The handler's callbacks run on the loop.
+ * Off the loop: the read of a new partition's committed offset (rd_kafka_committed blocks) runs
+ * on libuv's thread pool, and its answer comes back on the loop. No librdkafka type: the Kafka
+ * side is in worker/consumer.c. */
+#ifndef DW_CONSUMER_H
+#define DW_CONSUMER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "dw/config.h"
+#include "dw/record.h"
+
+struct dw_consumer;
+
+struct dw_consumer_handler {
+  /* A record of an assigned partition; ownership passes to the handler. */
+  void (*on_record)(void *arg, struct dw_record *rec);
+  /* Partitions added to the assignment. */
+  void (*on_assign)(void *arg, const int32_t *partitions, size_t n);
+  /* Partitions about to be taken away: commit what is done now (dw_consumer_commit). */
+  void (*on_revoke)(void *arg, const int32_t *partitions, size_t n, int lost);
+  /* A fatal error: the worker must stop. */
+  void (*on_fatal)(void *arg, const char *reason);
+  /* A commit failed: the offsets must be committed again (optional). */
+  void (*on_commit_failed)(void *arg);
+  /* The broker refused a commit's metadata as longer than its offset.metadata.max.bytes
+   * (OFFSET_METADATA_TOO_LARGE): the shortest refused metadata, and its partition (optional;
+   * called once per commit, before on_commit_failed). */
+  void (*on_metadata_refused)(void *arg, int32_t partition, size_t metadata_len);
+  /* The committed offset and metadata of a newly assigned partition, read before any of its
+   * records is handed over (optional; with it, new partitions stay paused until it is
+   * called). offset is -1 and metadata NULL when nothing is committed or it could not be
+   * read. */
+  void (*on_committed)(void *arg, int32_t partition, int64_t offset, const char *metadata,
+                       size_t metadata_len);
+  void *arg;
+};
+
+int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_config *cfg,
+                    const struct dw_consumer_handler *handler, char *err, size_t errlen);
+
+/* Commits offsets (the next offset to read) of the input topic, asynchronously, each with its
+ * metadata string (metadata may be NULL, and so may each entry). */
+int dw_consumer_commit(struct dw_consumer *c, const int32_t *partitions,
+                       const int64_t *offsets, const char *const *metadata, size_t n);
+/* The same, waiting for the broker's answer (on revoke and at shutdown): its outcome reaches
+ * on_metadata_refused and on_commit_failed before this returns. 0, DW_ERANGE when metadata
+ * was refused as too long, DW_EIO for other failures. */
+int dw_consumer_commit_sync(struct dw_consumer *c, const int32_t *partitions,
+                            const int64_t *offsets, const char *const *metadata, size_t n);
+
+/* Holds one partition (no records are fetched) for a reason, a bit of the caller's; the
+ * partition resumes when no reason is left and partitions are not all paused. */
+void dw_consumer_hold(struct dw_consumer *c, int32_t partition, unsigned reason, int on);
+
+/* Records behind the end of the assigned partitions (high watermark minus position, from
+ * librdkafka's cached watermarks: no request is made), and how many partitions are assigned. */
+int64_t dw_consumer_lag(struct dw_consumer *c, size_t *assigned);
+
+/* Pauses or resumes fetching of every assigned partition (backpressure, draining). */
+void dw_consumer_pause_all(struct dw_consumer *c, int pause);
+
+/* Leaves the group (blocking; shutdown only) and frees c once its handles are closed and no
+ * read of committed offsets is left; done(arg) (may be NULL) runs then. */
+void dw_consumer_close(struct dw_consumer *c, void (*done)(void *arg), void *arg);
+
+/* ---- app_ticket topic reader (store apps) ---- */
+
+struct dw_ticket_reader;
+
+/* A record's value, valid during the call only. */
+typedef void (*dw_ticket_record_cb)(void *arg, const void *value, size_t len);
+
+/* Reads cfg->feishu.app_ticket_topic from its start in a consumer group of its own (every
+ * replica sees every ticket) and passes each record's value to cb on the loop. */
+int dw_ticket_reader_new(struct dw_ticket_reader **out, uv_loop_t *loop,
+                         const struct dw_config *cfg, dw_ticket_record_cb cb, void *arg,
+                         char *err, size_t errlen);
+
+/* Stops reading; r is freed once its handles are closed, and done(arg) (may be NULL) runs
+ * then. */
+void dw_ticket_reader_close(struct dw_ticket_reader *r, void (*done)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,265 @@
+/* The Kafka shells (consumer, producer) on librdkafka's mock cluster, on a private loop: a
+ * message struct is produced with its key, value and both header lists, consumed back as the
+ * record the worker sees, and both clients close with their done callbacks before
+ * uv_loop_close. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <uv.h>
+
+#include "dw/common.h"
+#include "dw/config.h"
+#include "dw/consumer.h"
+#include "dw/producer.h"
+
+#define DEADLINE_MS 30000
+
+struct fixture {
+  uv_loop_t loop;
+  struct dw_config cfg;
+  int delivered, delivery_err;
+  int assigned;
+  struct dw_record *rec;
+  int closed;
+};
+
+/* Runs the loop until *flag is set or DEADLINE_MS passed (the wakers' one-second ticks keep
+ * UV_RUN_ONCE from blocking for longer). */
+static int run_until(uv_loop_t *loop, const int *flag)
+{
+  uint64_t end = uv_now(loop) + DEADLINE_MS;
+  while (!*flag && uv_now(loop) < end)
+    uv_run(loop, UV_RUN_ONCE);
+  return *flag;
+}
+
+static void load_config(struct dw_config *cfg, const char *brokers, int eos)
+{
+  char path[64], err[256] = "";
+  char *envp[] = {NULL};
+  snprintf(path, sizeof(path), "/tmp/dw-test-kafka-%ld.conf", (long)getpid());
+  FILE *fp = fopen(path, "w");
+  assert_non_null(fp);
+  /* message.max.bytes set: the producer does not ask the cluster (the mock cannot answer). */
+  fprintf(fp,
+          "kafka = { brokers = \"%s\"; group_id = \"g\"; input_topic = \"in\"; "
+          "results_topic = \"out\"; dlq_topic = \"dlq\"; "
+          "properties = ( (\"message.max.bytes\", \"1000000\") ); };\n"
+          "feishu = { app_id = \"cli_a\"; app_secret = \"s\"; };\n"
+          "processing = { guarantee = \"%s\"; };\n",
+          brokers, eos ? "exactly_once" : "at_least_once");
+  fclose(fp);
+  dw_config_init(cfg);
+  int rc = dw_config_load(cfg, path, envp, err, sizeof(err));
+  unlink(path);
+  if (rc != 0)
+    fail_msg("config: %s", err);
+}
+
+static void on_delivered(void *arg, int err, const char *errstr, int fatal)
+{
+  struct fixture *f = arg;
+  (void)errstr;
+  assert_false(fatal);
+  f->delivery_err = err;
+  f->delivered++;
+}
+
+static void on_record(void *arg, struct dw_record *rec)
+{
+  struct fixture *f = arg;
+  if (f->rec)
+    dw_record_free(f->rec);
+  f->rec = rec;
+}
+
+static void on_assign(void *arg, const int32_t *partitions, size_t n)
+{
+  (void)partitions;
+  ((struct fixture *)arg)->assigned += (int)n;
+}
+
+static void on_revoke(void *arg, const int32_t *partitions, size_t n, int lost)
+{
+  (void)arg;
+  (void)partitions;
+  (void)n;
+  (void)lost;
+}
+
+static void on_fatal(void *arg, const char *reason)
+{
+  (void)arg;
+  fail_msg("fatal: %s", reason);
+}
+
+static void on_closed(void *arg)
+{
+  ((struct fixture *)arg)->closed++;
+}
+
+static void assert_header(const struct dw_header *h, const char *name, const char *value)
+{
+  assert_string_equal(h->name, name);
+  if (!value) {
+    assert_null(h->value);
+    return;
+  }
+  assert_int_equal(h->len, strlen(value));
+  assert_memory_equal(h->value, value, h->len);
+}
+
+static void test_produce_consume_close(void **state)
+{
+  (void)state;
+  struct fixture f;
+  char err[512] = "";
+  memset(&f, 0, sizeof(f));
+  assert_int_equal(uv_loop_init(&f.loop), 0);
+
+  /* The mock cluster lives in a client of its own. */
+  rd_kafka_conf_t *mconf = rd_kafka_conf_new();
+  rd_kafka_conf_set(mconf, "log_level", "0", err, sizeof(err)); /* it has no brokers: quiet */
+  rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof(err));
+  assert_non_null(mrk);
+  rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 1);
+  assert_non_null(mc);
+  assert_int_equal(rd_kafka_mock_topic_create(mc, "in", 1, 1), 0);
+  load_config(&f.cfg, rd_kafka_mock_cluster_bootstraps(mc), 0);
+
+  struct dw_producer *p = NULL;
+  if (dw_producer_new(&p, &f.loop, &f.cfg, err, sizeof(err)) != 0)
+    fail_msg("producer: %s", err);
+  assert_false(dw_producer_transactional(p));
+  assert_int_equal(dw_producer_max_bytes(p), 1000000);
+
+  /* The record's own headers first (one without a value), then the extra ones. */
+  struct dw_header own[] = {{"trace", "t1", 2}, {"empty", NULL, 0}};
+  struct dw_header extra[] = {{"dlq.reason", "invalid_event", 13}};
+  struct dw_message m = {.topic = "in", .key = "k1", .key_len = 2, .value = "v-one",
+                         .value_len = 5, .headers = own, .header_count = 2, .extra = extra,
+                         .extra_count = 1};
+  assert_int_equal(dw_producer_send(p, &m, on_delivered, &f), 0);
+  assert_int_equal(dw_producer_outstanding(p), 1);
+  assert_true(run_until(&f.loop, &f.delivered));
+  assert_int_equal(f.delivery_err, 0);
+  assert_int_equal(dw_producer_outstanding(p), 0);
+
+  struct dw_consumer_handler h = {.on_record = on_record, .on_assign = on_assign,
+                                  .on_revoke = on_revoke, .on_fatal = on_fatal, .arg = &f};
+  struct dw_consumer *c = NULL;
+  if (dw_consumer_new(&c, &f.loop, &f.cfg, &h, err, sizeof(err)) != 0)
+    fail_msg("consumer: %s", err);
+  assert_true(run_until(&f.loop, (const int *)&f.rec));
+  assert_int_equal(f.assigned, 1);
+  struct dw_record *rec = f.rec;
+  assert_int_equal(rec->partition, 0);
+  assert_int_equal(rec->offset, 0);
+  assert_int_equal(rec->key_len, 2);
+  assert_memory_equal(rec->key, "k1", 2);
+  assert_int_equal(rec->value_len, 5);
+  assert_memory_equal(rec->value, "v-one", 5);
+  assert_int_equal(rec->header_count, 3);
+  assert_header(&rec->headers[0], "trace", "t1");
+  assert_header(&rec->headers[1], "empty", NULL);
+  assert_header(&rec->headers[2], "dlq.reason", "invalid_event");
+  dw_record_free(rec);
+  f.rec = NULL;
+
+  /* A record with no key and no headers (as results without a key would be). */
+  struct dw_message bare = {.topic = "in", .value = "v2", .value_len = 2};
+  assert_int_equal(dw_producer_send(p, &bare, on_delivered, &f), 0);
+  assert_true(run_until(&f.loop, (const int *)&f.rec));
+  assert_null(f.rec->key);
+  assert_int_equal(f.rec->header_count, 0);
+  assert_memory_equal(f.rec->value, "v2", 2);
+  assert_int_equal(f.delivered, 2);
+  dw_record_free(f.rec);
+  f.rec = NULL;
+
+  /* Both closes are asynchronous: done runs once each, after the loop closed the handles. */
+  dw_consumer_close(c, on_closed, &f);
+  dw_producer_close(p, on_closed, &f);
+  assert_int_equal(f.closed, 0);
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+  assert_int_equal(f.closed, 2);
+  assert_int_equal(uv_loop_close(&f.loop), 0);
+
+  rd_kafka_mock_cluster_destroy(mc);
+  rd_kafka_destroy(mrk);
+  dw_config_cleanup(&f.cfg);
+}
+
+/* Exactly-once: what is produced is committed in a transaction with the input offsets and
+ * their map; the consumer reads it (read_committed) once committed. */
+static void test_transaction(void **state)
+{
+  (void)state;
+  struct fixture f;
+  char err[512] = "";
+  memset(&f, 0, sizeof(f));
+  assert_int_equal(uv_loop_init(&f.loop), 0);
+  rd_kafka_conf_t *mconf = rd_kafka_conf_new();
+  rd_kafka_conf_set(mconf, "log_level", "0", err, sizeof(err));
+  rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof(err));
+  assert_non_null(mrk);
+  rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 1);
+  assert_non_null(mc);
+  assert_int_equal(rd_kafka_mock_topic_create(mc, "in", 1, 1), 0);
+  load_config(&f.cfg, rd_kafka_mock_cluster_bootstraps(mc), 1);
+
+  struct dw_producer *p = NULL;
+  if (dw_producer_new(&p, &f.loop, &f.cfg, err, sizeof(err)) != 0)
+    fail_msg("producer: %s", err);
+  assert_true(dw_producer_transactional(p));
+  struct dw_consumer_handler h = {.on_record = on_record, .on_assign = on_assign,
+                                  .on_revoke = on_revoke, .on_fatal = on_fatal, .arg = &f};
+  struct dw_consumer *c = NULL;
+  if (dw_consumer_new(&c, &f.loop, &f.cfg, &h, err, sizeof(err)) != 0)
+    fail_msg("consumer: %s", err);
+  assert_true(run_until(&f.loop, &f.assigned));
+
+  struct dw_message m = {.topic = "in", .key = "k", .key_len = 1, .value = "in-txn",
+                         .value_len = 6};
+  assert_int_equal(dw_producer_send(p, &m, on_delivered, &f), 0);
+  int32_t part = 0;
+  int64_t offset = 0;
+  const char *map = "m1";
+  /* Delivery reports are served from inside the commit while it flushes. */
+  if (dw_producer_txn_commit(p, c, &part, &offset, &map, 1, err, sizeof(err)) != 0)
+    fail_msg("commit: %s", err);
+  assert_false(dw_producer_txn_busy(p));
+  assert_int_equal(f.delivered, 1);
+  assert_int_equal(f.delivery_err, 0);
+  assert_true(run_until(&f.loop, (const int *)&f.rec));
+  assert_memory_equal(f.rec->value, "in-txn", 6);
+  dw_record_free(f.rec);
+  f.rec = NULL;
+
+  dw_consumer_close(c, on_closed, &f);
+  dw_producer_close(p, on_closed, &f);
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+  assert_int_equal(f.closed, 2);
+  assert_int_equal(uv_loop_close(&f.loop), 0);
+  rd_kafka_mock_cluster_destroy(mc);
+  rd_kafka_destroy(mrk);
+  dw_config_cleanup(&f.cfg);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_produce_consume_close),
+      cmocka_unit_test(test_transaction),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
