@@ -4,8 +4,9 @@
  * Kafka, and only then is its offset marked done in the committer. A timer commits each
  * partition's committable offset (the lowest unfinished record) with the map the committer
  * writes, so completions that arrive out of order never commit past unfinished work; the
- * committer decides, the worker carries out (commits, holds, logs). Partitions are paused
- * above worker.max_in_flight, while the app is failing, and while draining. */
+ * committer decides, the worker carries out (commits, holds, logs) through the commit
+ * strategy picked at start: at-least-once or exactly-once. Partitions are paused above
+ * worker.max_in_flight, while the app is failing, and while draining. */
 #include "dw/worker.h"
 
 #include <errno.h>
@@ -42,6 +43,32 @@
 #define STARTUP_TXN_INIT_S 60
 
 enum state { S_RUNNING, S_DRAINING, S_FLUSHING, S_STOPPED };
+
+struct dw_worker;
+struct job;
+
+/* How outputs and input offsets are committed, picked at start by processing.guarantee: at
+ * least once (the consumer commits the offsets of acknowledged outputs) or exactly once (the
+ * outputs are staged in a transaction that carries the offsets, and settled when it commits or
+ * aborts). The committer decides what to commit in either; a strategy carries it out. */
+struct strategy {
+  const char *starting; /* the start-up step that creates the producer */
+  /* A job's output is about to be produced: 0 to produce it now; otherwise it waits for a
+   * later transaction or left the flow. */
+  int (*admit)(struct dw_worker *w, struct job *j);
+  /* Producing it failed with an error worth another try. */
+  void (*send_failed)(struct dw_worker *w, struct job *j);
+  /* Its delivery report arrived. */
+  void (*delivered)(struct dw_worker *w, struct job *j, int err, const char *errstr, int fatal);
+  /* It can never be written: the worker stops without committing its offset. */
+  void (*abandon)(struct dw_worker *w);
+  /* Commits what is finished: each tick, and forced (waiting for the outcome) at shutdown. */
+  void (*commit)(struct dw_worker *w, int force);
+  /* The partitions are about to be revoked (lost: they are already someone else's). */
+  void (*revoke)(struct dw_worker *w, const int32_t *ids, size_t n, int lost);
+  /* How often commit runs, in milliseconds. */
+  int64_t (*interval_ms)(const struct dw_config *cfg);
+};
 
 #define HOLD_MAP_FULL 1u /* the partition's commit-metadata map is near its limit */
 
@@ -100,7 +127,7 @@ struct dw_worker {
   struct dw_metric *m_consumed, *m_resolved, *m_dead, *m_token_refreshes, *m_produce_retries;
   struct dw_metric *m_token_failures, *m_skipped, *m_txns, *m_log_dropped, *m_redelivered;
   uint64_t log_dropped; /* dw_log_dropped() as last added to m_log_dropped */
-  int eos;          /* processing.guarantee = exactly_once */
+  const struct strategy *strategy; /* at_least_once or exactly_once */
   int txn_doomed;   /* something in the open transaction failed: abort it, produce again */
   struct job *parked; /* exactly-once: outputs waiting for the next transaction */
   struct dw_committer commit; /* the partitions' ledgers and commit decisions */
@@ -192,8 +219,7 @@ static void never_writable(struct dw_worker *w, struct job *j, const char *why)
   dw_log_write(DW_LOG_ERROR, &ctx, "dead letter cannot be written even without its key, value "
                "and original headers (%s; the producer's message.max.bytes is %zu); stopping "
                "without committing its offset", why, dw_producer_max_bytes(w->producer));
-  if (w->eos)
-    w->txn_doomed = 1; /* its offset may be staged: the open transaction must not commit */
+  w->strategy->abandon(w);
   job_free(w, j);
   begin_drain(w, 1);
 }
@@ -278,8 +304,8 @@ static void count_output(struct dw_worker *w, const struct job *j)
 
 /* Exactly-once: a delivery report only notes what went wrong; the transaction's commit (or
  * abort) decides what becomes of the job. This may run inside dw_producer_txn_commit. */
-static void on_delivered_txn(struct dw_worker *w, struct job *j, int err, const char *errstr,
-                             int fatal)
+static void eos_delivered(struct dw_worker *w, struct job *j, int err, const char *errstr,
+                          int fatal)
 {
   if (!err || err == DW_ECANCELED) /* purged by an abort that already redoes the job */
     return;
@@ -302,10 +328,14 @@ static void on_delivered(void *arg, int err, const char *errstr, int fatal)
       job_release(j);
     return;
   }
-  if (w->eos) {
-    on_delivered_txn(w, j, err, errstr, fatal);
-    return;
-  }
+  w->strategy->delivered(w, j, err, errstr, fatal);
+}
+
+/* At-least-once: an acknowledged output finishes its job (the offset may be committed); one
+ * Kafka refused as too large is written smaller, another failure is retried. */
+static void alo_delivered(struct dw_worker *w, struct job *j, int err, const char *errstr,
+                          int fatal)
+{
   if (err == DW_ERANGE && !fatal) {
     unwritable(w, j, errstr);
     maybe_stop(w);
@@ -370,6 +400,21 @@ static int stage(struct dw_worker *w, struct job *j)
   return -1;
 }
 
+/* At-least-once: every output is produced at once. */
+static int alo_admit(struct dw_worker *w, struct job *j)
+{
+  (void)w;
+  (void)j;
+  return 0;
+}
+
+/* Exactly-once: an output joins the open transaction when the committer lets it (once: a job
+ * produced again within the same transaction is staged already). */
+static int eos_admit(struct dw_worker *w, struct job *j)
+{
+  return j->staged ? 0 : stage(w, j);
+}
+
 /* Exactly-once: after a commit or an abort, the parked outputs try again. */
 static void unpark(struct dw_worker *w)
 {
@@ -386,7 +431,7 @@ static void produce(struct dw_worker *w, struct job *j)
 {
   const struct dw_config *c = w->cfg;
   int rc;
-  if (w->eos && !j->staged && stage(w, j) < 0)
+  if (w->strategy->admit(w, j) < 0)
     return;
   if (j->is_result)
     rc = dw_producer_send(w->producer, c->kafka.results_topic, j->key, strlen(j->key),
@@ -407,13 +452,24 @@ static void produce(struct dw_worker *w, struct job *j)
   } else if (rc == DW_ESTATE) {
     job_free(w, j); /* not committed: processed again after a restart */
     begin_drain(w, 1);
-  } else if (rc < 0 && w->eos) {
-    w->txn_doomed = 1; /* the abort produces everything in the transaction again */
   } else if (rc < 0) {
-    j->retry_next = w->retry_head;
-    w->retry_head = j;
-    uv_timer_start(&w->retry_timer, on_retry_timer, PRODUCE_RETRY_MS, 0);
+    w->strategy->send_failed(w, j);
   }
+}
+
+/* At-least-once: produced again from the retry timer. */
+static void alo_send_failed(struct dw_worker *w, struct job *j)
+{
+  j->retry_next = w->retry_head;
+  w->retry_head = j;
+  uv_timer_start(&w->retry_timer, on_retry_timer, PRODUCE_RETRY_MS, 0);
+}
+
+/* Exactly-once: the abort produces everything in the transaction again. */
+static void eos_send_failed(struct dw_worker *w, struct job *j)
+{
+  (void)j;
+  w->txn_doomed = 1;
 }
 
 static void add_header(struct job *j, const char *name, const char *value)
@@ -883,10 +939,12 @@ static void commit_now(struct dw_worker *w, int sync)
 {
   if (!w->consumer || w->commit.nparts == 0)
     return;
-  if (w->eos) {
-    txn_commit(w, sync);
-    return;
-  }
+  w->strategy->commit(w, sync);
+}
+
+/* At-least-once: the consumer commits each tick without waiting, and at shutdown waits. */
+static void alo_commit(struct dw_worker *w, int sync)
+{
   if (sync) {
     commit_sync(w, NULL, 0);
   } else {
@@ -1027,20 +1085,30 @@ static void on_revoke(void *arg, const int32_t *ids, size_t n, int lost)
 {
   struct dw_worker *w = arg;
   dw_committer_revoking(&w->commit, ids, n);
-  if (w->eos) {
-    /* Commit the open transaction, with these partitions' offsets, while they are still
-     * ours; after a loss the group would refuse the offsets, so it is aborted instead. */
-    if (lost)
-      w->txn_doomed = 1;
-    txn_commit(w, 1);
-  } else if (!lost) { /* commit what is done; after a loss the commit would be refused */
-    commit_sync(w, ids, n); /* synchronous: nothing retries it once they are gone */
-  }
+  w->strategy->revoke(w, ids, n, lost);
   dw_committer_revoke(&w->commit, ids, n);
   /* Tasks of revoked partitions stop polling: the new owner takes them from the committed
    * offset. Jobs already producing finish, but store no offset (older generation). */
   drop_polling(w, 1);
   maybe_stop(w);
+}
+
+/* At-least-once: commits what is done; after a loss the commit would be refused. */
+static void alo_revoke(struct dw_worker *w, const int32_t *ids, size_t n, int lost)
+{
+  if (!lost)
+    commit_sync(w, ids, n); /* synchronous: nothing retries it once they are gone */
+}
+
+/* Exactly-once: commits the open transaction, with these partitions' offsets, while they are
+ * still ours; after a loss the group would refuse the offsets, so it is aborted instead. */
+static void eos_revoke(struct dw_worker *w, const int32_t *ids, size_t n, int lost)
+{
+  (void)ids;
+  (void)n;
+  if (lost)
+    w->txn_doomed = 1;
+  txn_commit(w, 1);
 }
 
 static void on_commit_failed(void *arg)
@@ -1339,6 +1407,50 @@ static void on_signal(uv_signal_t *s, int signum)
   begin_drain(w, 0);
 }
 
+static void alo_abandon(struct dw_worker *w)
+{
+  (void)w;
+}
+
+/* Exactly-once: the abandoned output's offset may be staged: the open transaction must not
+ * commit. */
+static void eos_abandon(struct dw_worker *w)
+{
+  w->txn_doomed = 1;
+}
+
+static int64_t alo_interval_ms(const struct dw_config *cfg)
+{
+  return cfg->kafka.commit_interval_ms;
+}
+
+static int64_t eos_interval_ms(const struct dw_config *cfg)
+{
+  return cfg->processing.transaction_interval_ms;
+}
+
+static const struct strategy at_least_once = {
+    .starting = "creating the Kafka producer",
+    .admit = alo_admit,
+    .send_failed = alo_send_failed,
+    .delivered = alo_delivered,
+    .abandon = alo_abandon,
+    .commit = alo_commit,
+    .revoke = alo_revoke,
+    .interval_ms = alo_interval_ms,
+};
+
+static const struct strategy exactly_once = {
+    .starting = "creating the Kafka producer and starting transactions",
+    .admit = eos_admit,
+    .send_failed = eos_send_failed,
+    .delivered = eos_delivered,
+    .abandon = eos_abandon,
+    .commit = txn_commit,
+    .revoke = eos_revoke,
+    .interval_ms = eos_interval_ms,
+};
+
 int dw_worker_run(const struct dw_config *cfg)
 {
   int eos = strcmp(cfg->processing.guarantee, "exactly_once") == 0;
@@ -1356,7 +1468,7 @@ int dw_worker_run(const struct dw_config *cfg)
             "the network path can read and change the traffic", insecure);
   w->cfg = cfg;
   w->healthy = 1;
-  w->eos = eos;
+  w->strategy = eos ? &exactly_once : &at_least_once;
   if (dw_committer_init(&w->commit, (size_t)cfg->kafka.commit_metadata_max_bytes, eos) < 0) {
     free(w);
     startup_guard_stop();
@@ -1450,8 +1562,7 @@ int dw_worker_run(const struct dw_config *cfg)
   atomic_store(&startup_step, "opening the admin endpoint");
   if (dw_admin_start(&w->admin, &w->loop, cfg->admin.listen, &ah, err, sizeof(err)) < 0)
     goto fail;
-  atomic_store(&startup_step, w->eos ? "creating the Kafka producer and starting transactions"
-                                     : "creating the Kafka producer");
+  atomic_store(&startup_step, w->strategy->starting);
   if (dw_producer_new(&w->producer, &w->loop, cfg, err, sizeof(err)) < 0)
     goto fail;
   atomic_store(&startup_step, "creating the Kafka consumer");
@@ -1462,8 +1573,7 @@ int dw_worker_run(const struct dw_config *cfg)
   startup_guard_stop();
   uv_signal_start(&w->sigterm, on_signal, SIGTERM);
   uv_signal_start(&w->sigint, on_signal, SIGINT);
-  uint64_t every = (uint64_t)(w->eos ? cfg->processing.transaction_interval_ms
-                                     : cfg->kafka.commit_interval_ms);
+  uint64_t every = (uint64_t)w->strategy->interval_ms(cfg);
   uv_timer_start(&w->commit_timer, on_commit_timer, every, every);
   dw_info("delivery-worker %s running: %s -> %s / %s, group %s, API %s, %s", DW_VERSION,
           cfg->kafka.input_topic, cfg->kafka.results_topic, cfg->kafka.dlq_topic,
