@@ -26,6 +26,7 @@
 #include "dw/common.h"
 #include "dw/dlq.h"
 #include "dw/http.h"
+#include "dw/job.h"
 #include "dw/kafka.h"
 #include "dw/log.h"
 #include "dw/metrics.h"
@@ -87,6 +88,7 @@ struct dlq_headers {
 
 struct job {
   struct dw_worker *w;
+  enum dw_job_state state; /* where it is in its life (dw/job.h) */
   struct dw_record *rec;
   struct dw_task *task;   /* while polling */
   int32_t partition;
@@ -98,13 +100,11 @@ struct job {
   struct dlq_headers *dlq; /* only for a dead letter: most jobs never need it */
   unsigned shed;          /* DW_DLQ_* parts the dead letter goes without (too large for Kafka) */
   unsigned sends;         /* produced, delivery report not yet received */
-  int orphan;             /* dropped while a report was due: freed when it arrives */
-  int staged;             /* exactly-once: produced in the open transaction */
-  int too_large;          /* exactly-once: Kafka refused it as too large; shrink, redo */
   const char *outcome;    /* "succeeded" or "failed", for the metrics */
   const char *reason;     /* the dead letter's reason, for the metrics */
   struct job *prev, *next;      /* every job */
   struct job *retry_next;       /* waiting to be produced again */
+  enum dw_job_action then;      /* exactly-once: what the end of its transaction decided */
   struct job *park_next;        /* exactly-once: waiting for room in the next transaction */
 };
 
@@ -180,7 +180,7 @@ static void job_free(struct dw_worker *w, struct job *j)
     j->next->prev = j->prev;
   j->prev = j->next = NULL;
   if (j->sends)
-    j->orphan = 1;
+    j->state = DW_JOB_ORPHAN;
   else
     job_release(j);
   w->in_flight--;
@@ -307,12 +307,11 @@ static void count_output(struct dw_worker *w, const struct job *j)
 static void eos_delivered(struct dw_worker *w, struct job *j, int err, const char *errstr,
                           int fatal)
 {
-  if (!err || err == DW_ECANCELED) /* purged by an abort that already redoes the job */
-    return;
-  w->txn_doomed = 1;
-  if (err == DW_ERANGE && !fatal)
-    j->too_large = 1;
-  if (fatal) {
+  struct dw_job_decision d;
+  dw_job_on_delivered(&j->state, 1, err, fatal, j->sends, &d);
+  if (d.doom)
+    w->txn_doomed = 1;
+  if (d.stop) {
     dw_error("could not write the %s: %s", j->is_result ? "result" : "dead letter", errstr);
     begin_drain(w, 1);
   }
@@ -323,8 +322,10 @@ static void on_delivered(void *arg, int err, const char *errstr, int fatal)
   struct job *j = arg;
   struct dw_worker *w = j->w;
   j->sends--;
-  if (j->orphan) {
-    if (j->sends == 0)
+  if (j->state == DW_JOB_ORPHAN) {
+    struct dw_job_decision d;
+    dw_job_on_delivered(&j->state, 0, err, fatal, j->sends, &d);
+    if (d.action == DW_JOB_RELEASE)
       job_release(j);
     return;
   }
@@ -336,12 +337,14 @@ static void on_delivered(void *arg, int err, const char *errstr, int fatal)
 static void alo_delivered(struct dw_worker *w, struct job *j, int err, const char *errstr,
                           int fatal)
 {
-  if (err == DW_ERANGE && !fatal) {
+  struct dw_job_decision d;
+  dw_job_on_delivered(&j->state, 0, err, fatal, j->sends, &d);
+  if (d.action == DW_JOB_SHRINK) {
     unwritable(w, j, errstr);
     maybe_stop(w);
     return;
   }
-  if (!err) {
+  if (d.action == DW_JOB_FINISH) {
     count_output(w, j);
     job_done(w, j);
     maybe_stop(w);
@@ -354,7 +357,7 @@ static void alo_delivered(struct dw_worker *w, struct job *j, int err, const cha
   dw_log_write(DW_LOG_ERROR, &ctx, "could not write the %s: %s%s",
                j->is_result ? "result" : "dead letter", errstr,
                fatal ? "" : "; retrying");
-  if (fatal) {
+  if (d.action == DW_JOB_DROP) {
     job_free(w, j); /* its offset is not committed: it is processed again after a restart */
     begin_drain(w, 1);
     return;
@@ -386,9 +389,10 @@ static int stage(struct dw_worker *w, struct job *j)
   switch (dw_committer_stage(&w->commit, j->partition, j->generation, j->rec->offset,
                              dw_producer_txn_busy(w->producer))) {
   case DW_COMMITTER_STAGE:
-    j->staged = 1;
+    j->state = DW_JOB_STAGED;
     return 0;
   case DW_COMMITTER_PARK:
+    j->state = DW_JOB_PARKED;
     j->park_next = w->parked;
     w->parked = j;
     return -1;
@@ -404,7 +408,7 @@ static int stage(struct dw_worker *w, struct job *j)
 static int alo_admit(struct dw_worker *w, struct job *j)
 {
   (void)w;
-  (void)j;
+  j->state = DW_JOB_OUTPUT;
   return 0;
 }
 
@@ -412,7 +416,7 @@ static int alo_admit(struct dw_worker *w, struct job *j)
  * produced again within the same transaction is staged already). */
 static int eos_admit(struct dw_worker *w, struct job *j)
 {
-  return j->staged ? 0 : stage(w, j);
+  return dw_job_staged(j->state) ? 0 : stage(w, j);
 }
 
 /* Exactly-once: after a commit or an abort, the parked outputs try again. */
@@ -460,6 +464,7 @@ static void produce(struct dw_worker *w, struct job *j)
 /* At-least-once: produced again from the retry timer. */
 static void alo_send_failed(struct dw_worker *w, struct job *j)
 {
+  j->state = DW_JOB_RETRYING;
   j->retry_next = w->retry_head;
   w->retry_head = j;
   uv_timer_start(&w->retry_timer, on_retry_timer, PRODUCE_RETRY_MS, 0);
@@ -793,6 +798,7 @@ static void on_record(void *arg, struct dw_record *rec)
     return;
   }
   dw_strlcpy(j->key, ev.task_id, sizeof(j->key));
+  j->state = DW_JOB_POLLING;
   int rc = dw_poller_submit(w->poller, &ev, rec->timestamp_ms, j, &j->task);
   if (rc < 0)
     dead_letter(w, j, "internal_error", -1, dw_strerror(rc), NULL, 0);
@@ -962,17 +968,17 @@ static void txn_settle(struct dw_worker *w, int committed)
   dw_metric_inc(w->m_txns, committed ? "committed" : "aborted", 1);
   struct job *again = NULL;
   for (struct job *j = w->jobs, *next; j; j = next) {
+    struct dw_job_decision d;
     next = j->next;
-    if (!j->staged)
-      continue;
-    j->staged = 0;
-    int ours = dw_committer_ours(&w->commit, j->partition, j->generation);
-    if (committed) {
+    dw_job_on_settle(&j->state, committed,
+                     dw_committer_ours(&w->commit, j->partition, j->generation), &d);
+    if (d.action == DW_JOB_FINISH) {
       count_output(w, j);
       job_free(w, j);
-    } else if (!ours) {
+    } else if (d.action == DW_JOB_DROP) {
       job_free(w, j);
-    } else {
+    } else if (d.action != DW_JOB_NONE) {
+      j->then = d.action; /* carried out once every job is looked at */
       j->retry_next = again;
       again = j;
     }
@@ -981,12 +987,10 @@ static void txn_settle(struct dw_worker *w, int committed)
   while (again) {
     struct job *j = again;
     again = j->retry_next;
-    if (j->too_large) {
-      j->too_large = 0;
+    if (j->then == DW_JOB_SHRINK)
       unwritable(w, j, "Kafka refused it as too large");
-    } else {
+    else
       produce(w, j);
-    }
   }
   unpark(w);
   maybe_stop(w);
@@ -1002,7 +1006,7 @@ static void txn_commit(struct dw_worker *w, int force)
   if (w->commit.stuck)
     return;
   for (struct job *j = w->jobs; j && !staged; j = j->next)
-    staged = j->staged;
+    staged = dw_job_staged(j->state);
   if (dw_producer_txn_busy(w->producer)) {
     /* Resume the commit or abort that timed out, with the offsets it already has. */
     rc = dw_producer_txn_commit(w->producer, w->consumer, NULL, NULL, NULL, 0, err,
@@ -1044,7 +1048,7 @@ static void txn_commit(struct dw_worker *w, int force)
       dw_error("exactly-once: %s; stopping", err);
     for (struct job *j = w->jobs, *next; j; j = next) {
       next = j->next;
-      if (j->staged)
+      if (dw_job_staged(j->state))
         job_free(w, j);
     }
     while (w->parked) {
