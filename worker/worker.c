@@ -1,9 +1,11 @@
 /* The worker owns the loop and wires the flow together:
- *   consumer -> event (parse, validate) -> poller -> answer -> producer -> tracker -> commit.
+ *   consumer -> event (parse, validate) -> poller -> answer -> producer -> committer.
  * A record becomes a job; the job lives until its result or dead letter is acknowledged by
- * Kafka, and only then is its offset marked done in the partition's tracker. A timer commits
- * each partition's committable offset (the lowest unfinished record), so completions that
- * arrive out of order never commit past unfinished work. Partitions are paused above
+ * Kafka, and only then is its offset marked done in the committer. A timer commits each
+ * partition's committable offset (the lowest unfinished record) with the map the committer
+ * writes, so completions that arrive out of order never commit past unfinished work; the
+ * committer decides, the worker carries out (commits, holds, logs) through the commit
+ * strategy picked at start: at-least-once or exactly-once. Partitions are paused above
  * worker.max_in_flight, while the app is failing, and while draining. */
 #include "dw/worker.h"
 
@@ -19,18 +21,19 @@
 #include <uv.h>
 
 #include "dw/admin.h"
-#include "dw/result.h"
+#include "dw/committer.h"
 #include "dw/common.h"
+#include "dw/consumer.h"
 #include "dw/dlq.h"
 #include "dw/http.h"
-#include "dw/consumer.h"
+#include "dw/job.h"
 #include "dw/producer.h"
+#include "dw/result.h"
 #include "dw/log.h"
 #include "dw/metrics.h"
 #include "dw/offsetmap.h"
 #include "dw/poller.h"
 #include "dw/token.h"
-#include "dw/tracker.h"
 #include "dw/text.h"
 
 #define PRODUCE_RETRY_MS 1000
@@ -43,26 +46,33 @@
 
 enum state { S_RUNNING, S_DRAINING, S_FLUSHING, S_STOPPED };
 
-#define HOLD_MAP_FULL 1u /* the partition's commit-metadata map is near its limit */
+struct dw_worker;
+struct job;
 
-struct part {
-  int assigned;
-  int revoking;        /* exactly-once: being revoked; its aborted outputs are not redone */
-  uint32_t generation; /* bumped on revoke: jobs of an older generation store no offset */
-  struct dw_tracker tracker;
-  int64_t committed;   /* last offset we committed, -1 none */
-  char *meta;          /* the metadata committed with it (the map), NULL none */
-  struct dw_offsetmap map; /* finished records beyond the committed offset at assignment */
-  int has_map;
-  int map_full;        /* held: the map passed three quarters of its room */
-  int rewound;         /* the client went back: taken records are being delivered again */
-  size_t map_len;      /* its map's length at the last commit */
-  size_t staged_since; /* exactly-once: outputs staged since then */
+/* How outputs and input offsets are committed, picked at start by processing.guarantee: at
+ * least once (the consumer commits the offsets of acknowledged outputs) or exactly once (the
+ * outputs are staged in a transaction that carries the offsets, and settled when it commits or
+ * aborts). The committer decides what to commit in either; a strategy carries it out. */
+struct strategy {
+  const char *starting; /* the start-up step that creates the producer */
+  /* A job's output is about to be produced: 0 to produce it now; otherwise it waits for a
+   * later transaction or left the flow. */
+  int (*admit)(struct dw_worker *w, struct job *j);
+  /* Producing it failed with an error worth another try. */
+  void (*send_failed)(struct dw_worker *w, struct job *j);
+  /* Its delivery report arrived. */
+  void (*delivered)(struct dw_worker *w, struct job *j, int err, const char *errstr, int fatal);
+  /* It can never be written: the worker stops without committing its offset. */
+  void (*abandon)(struct dw_worker *w);
+  /* Commits what is finished: each tick, and forced (waiting for the outcome) at shutdown. */
+  void (*commit)(struct dw_worker *w, int force);
+  /* The partitions are about to be revoked (lost: they are already someone else's). */
+  void (*revoke)(struct dw_worker *w, const int32_t *ids, size_t n, int lost);
+  /* How often commit runs, in milliseconds. */
+  int64_t (*interval_ms)(const struct dw_config *cfg);
 };
 
-/* The most one more finished record can add to a map's text: one (gap, length) pair of
- * varints of up to 10 bytes each, in base64. */
-#define MAP_BYTES_PER_TASK 27
+#define HOLD_MAP_FULL 1u /* the partition's commit-metadata map is near its limit */
 
 /* The headers a dead letter adds, with room for their values (the topic name points at the
  * config instead): the first `base` explain the failure, markers of left-out parts follow.
@@ -79,6 +89,7 @@ struct dlq_headers {
 
 struct job {
   struct dw_worker *w;
+  enum dw_job_state state; /* where it is in its life (dw/job.h) */
   struct dw_record *rec;
   struct dw_task *task;   /* while polling */
   int32_t partition;
@@ -90,13 +101,11 @@ struct job {
   struct dlq_headers *dlq; /* only for a dead letter: most jobs never need it */
   unsigned shed;          /* DW_DLQ_* parts the dead letter goes without (too large for Kafka) */
   unsigned sends;         /* produced, delivery report not yet received */
-  int orphan;             /* dropped while a report was due: freed when it arrives */
-  int staged;             /* exactly-once: produced in the open transaction */
-  int too_large;          /* exactly-once: Kafka refused it as too large; shrink, redo */
   const char *outcome;    /* "succeeded" or "failed", for the metrics */
   const char *reason;     /* the dead letter's reason, for the metrics */
   struct job *prev, *next;      /* every job */
   struct job *retry_next;       /* waiting to be produced again */
+  enum dw_job_action then;      /* exactly-once: what the end of its transaction decided */
   struct job *park_next;        /* exactly-once: waiting for room in the next transaction */
 };
 
@@ -119,21 +128,13 @@ struct dw_worker {
   struct dw_metric *m_consumed, *m_resolved, *m_dead, *m_token_refreshes, *m_produce_retries;
   struct dw_metric *m_token_failures, *m_skipped, *m_txns, *m_log_dropped, *m_redelivered;
   uint64_t log_dropped; /* dw_log_dropped() as last added to m_log_dropped */
-  int eos;          /* processing.guarantee = exactly_once */
+  const struct strategy *strategy; /* at_least_once or exactly_once */
   int txn_doomed;   /* something in the open transaction failed: abort it, produce again */
-  int txn_stuck;    /* exactly-once: the broker cannot take the maps; commit nothing more */
   struct job *parked; /* exactly-once: outputs waiting for the next transaction */
-  uint8_t *mapbuf;  /* scratch for encoding maps, mapcap + 16 bytes */
-  char *maptext;    /* mapcap + 1 bytes */
-  size_t mapcap;    /* kafka.commit_metadata_max_bytes */
-  size_t mapmax;    /* room for a map: mapcap, less once the broker refused a map as too long */
-  int map_lowered;  /* mapmax was lowered (the warning is given once) */
-  size_t map_bytes; /* largest map in the last commit */
+  struct dw_committer commit; /* the partitions' ledgers and commit decisions */
   int ever_assigned;
   int healthy;
   char unhealthy_reason[DW_TEXT_MAX + 64];
-  struct part *parts;
-  size_t nparts;
   struct job *jobs;
   struct job *retry_head;
   size_t in_flight;
@@ -148,26 +149,6 @@ struct dw_worker {
 
 static void begin_drain(struct dw_worker *w, int exit_code);
 static void maybe_stop(struct dw_worker *w);
-
-static struct part *part_get(struct dw_worker *w, int32_t id)
-{
-  if (id < 0)
-    return NULL;
-  if ((size_t)id >= w->nparts) {
-    size_t n = (size_t)id + 1;
-    struct part *p = realloc(w->parts, n * sizeof(*p));
-    if (!p)
-      return NULL;
-    for (size_t i = w->nparts; i < n; i++) {
-      memset(&p[i], 0, sizeof(p[i]));
-      dw_tracker_init(&p[i].tracker);
-      p[i].committed = -1;
-    }
-    w->parts = p;
-    w->nparts = n;
-  }
-  return &w->parts[id];
-}
 
 static void set_paused(struct dw_worker *w, int bit, int on)
 {
@@ -200,7 +181,7 @@ static void job_free(struct dw_worker *w, struct job *j)
     j->next->prev = j->prev;
   j->prev = j->next = NULL;
   if (j->sends)
-    j->orphan = 1;
+    j->state = DW_JOB_ORPHAN;
   else
     job_release(j);
   w->in_flight--;
@@ -211,9 +192,7 @@ static void job_free(struct dw_worker *w, struct job *j)
 /* The job's output is safely in Kafka (or the job no longer matters): mark its offset done. */
 static void job_done(struct dw_worker *w, struct job *j)
 {
-  struct part *p = part_get(w, j->partition);
-  if (p && p->assigned && p->generation == j->generation)
-    dw_tracker_done(&p->tracker, j->rec->offset);
+  dw_committer_done(&w->commit, j->partition, j->generation, j->rec->offset);
   job_free(w, j);
 }
 
@@ -241,8 +220,7 @@ static void never_writable(struct dw_worker *w, struct job *j, const char *why)
   dw_log_write(DW_LOG_ERROR, &ctx, "dead letter cannot be written even without its key, value "
                "and original headers (%s; the producer's message.max.bytes is %zu); stopping "
                "without committing its offset", why, dw_producer_max_bytes(w->producer));
-  if (w->eos)
-    w->txn_doomed = 1; /* its offset may be staged: the open transaction must not commit */
+  w->strategy->abandon(w);
   job_free(w, j);
   begin_drain(w, 1);
 }
@@ -327,15 +305,14 @@ static void count_output(struct dw_worker *w, const struct job *j)
 
 /* Exactly-once: a delivery report only notes what went wrong; the transaction's commit (or
  * abort) decides what becomes of the job. This may run inside dw_producer_txn_commit. */
-static void on_delivered_txn(struct dw_worker *w, struct job *j, int err, const char *errstr,
-                             int fatal)
+static void eos_delivered(struct dw_worker *w, struct job *j, int err, const char *errstr,
+                          int fatal)
 {
-  if (!err || err == DW_ECANCELED) /* purged by an abort that already redoes the job */
-    return;
-  w->txn_doomed = 1;
-  if (err == DW_ERANGE && !fatal)
-    j->too_large = 1;
-  if (fatal) {
+  struct dw_job_decision d;
+  dw_job_on_delivered(&j->state, 1, err, fatal, j->sends, &d);
+  if (d.doom)
+    w->txn_doomed = 1;
+  if (d.stop) {
     dw_error("could not write the %s: %s", j->is_result ? "result" : "dead letter", errstr);
     begin_drain(w, 1);
   }
@@ -346,21 +323,29 @@ static void on_delivered(void *arg, int err, const char *errstr, int fatal)
   struct job *j = arg;
   struct dw_worker *w = j->w;
   j->sends--;
-  if (j->orphan) {
-    if (j->sends == 0)
+  if (j->state == DW_JOB_ORPHAN) {
+    struct dw_job_decision d;
+    dw_job_on_delivered(&j->state, 0, err, fatal, j->sends, &d);
+    if (d.action == DW_JOB_RELEASE)
       job_release(j);
     return;
   }
-  if (w->eos) {
-    on_delivered_txn(w, j, err, errstr, fatal);
-    return;
-  }
-  if (err == DW_ERANGE && !fatal) {
+  w->strategy->delivered(w, j, err, errstr, fatal);
+}
+
+/* At-least-once: an acknowledged output finishes its job (the offset may be committed); one
+ * Kafka refused as too large is written smaller, another failure is retried. */
+static void alo_delivered(struct dw_worker *w, struct job *j, int err, const char *errstr,
+                          int fatal)
+{
+  struct dw_job_decision d;
+  dw_job_on_delivered(&j->state, 0, err, fatal, j->sends, &d);
+  if (d.action == DW_JOB_SHRINK) {
     unwritable(w, j, errstr);
     maybe_stop(w);
     return;
   }
-  if (!err) {
+  if (d.action == DW_JOB_FINISH) {
     count_output(w, j);
     job_done(w, j);
     maybe_stop(w);
@@ -373,7 +358,7 @@ static void on_delivered(void *arg, int err, const char *errstr, int fatal)
   dw_log_write(DW_LOG_ERROR, &ctx, "could not write the %s: %s%s",
                j->is_result ? "result" : "dead letter", errstr,
                fatal ? "" : "; retrying");
-  if (fatal) {
+  if (d.action == DW_JOB_DROP) {
     job_free(w, j); /* its offset is not committed: it is processed again after a restart */
     begin_drain(w, 1);
     return;
@@ -397,38 +382,42 @@ static void on_retry_timer(uv_timer_t *t)
   }
 }
 
-/* Exactly-once: an output must wait for the next transaction while a commit's outcome is
- * unknown, or when its partition's map may have no room left to record it (a finished record
- * the map cannot hold would be processed again after a crash: a duplicate). The lowest
- * unfinished record of a partition never waits: finishing it shrinks the map. */
-static int must_park(struct dw_worker *w, struct part *p, struct job *j)
-{
-  if (dw_producer_txn_busy(w->producer))
-    return 1;
-  if (w->mapmax == 0 || j->rec->offset == dw_tracker_committable_staged(&p->tracker, 1))
-    return 0;
-  return p->map_len + MAP_BYTES_PER_TASK * (p->staged_since + 1) > w->mapmax;
-}
-
-/* Exactly-once: stages the job's offset with its output in the open transaction. Returns 0
- * when the job is to be produced now; otherwise it was parked or dropped. */
+/* Exactly-once: stages the job's offset with its output in the open transaction (the
+ * committer decides whether it joins it now, waits for the next one, or is dropped). Returns
+ * 0 when the job is to be produced now; otherwise it was parked or dropped. */
 static int stage(struct dw_worker *w, struct job *j)
 {
-  struct part *p = part_get(w, j->partition);
-  if (!p || !p->assigned || p->revoking || p->generation != j->generation || w->txn_stuck) {
-    job_free(w, j); /* no longer ours (or never committable): processed again by the next owner */
-    maybe_stop(w);
-    return -1;
-  }
-  if (must_park(w, p, j)) {
+  switch (dw_committer_stage(&w->commit, j->partition, j->generation, j->rec->offset,
+                             dw_producer_txn_busy(w->producer))) {
+  case DW_COMMITTER_STAGE:
+    j->state = DW_JOB_STAGED;
+    return 0;
+  case DW_COMMITTER_PARK:
+    j->state = DW_JOB_PARKED;
     j->park_next = w->parked;
     w->parked = j;
     return -1;
+  case DW_COMMITTER_DROP:
+    break;
   }
-  dw_tracker_stage(&p->tracker, j->rec->offset);
-  p->staged_since++;
-  j->staged = 1;
+  job_free(w, j); /* no longer ours (or never committable): processed again by the next owner */
+  maybe_stop(w);
+  return -1;
+}
+
+/* At-least-once: every output is produced at once. */
+static int alo_admit(struct dw_worker *w, struct job *j)
+{
+  (void)w;
+  j->state = DW_JOB_OUTPUT;
   return 0;
+}
+
+/* Exactly-once: an output joins the open transaction when the committer lets it (once: a job
+ * produced again within the same transaction is staged already). */
+static int eos_admit(struct dw_worker *w, struct job *j)
+{
+  return dw_job_staged(j->state) ? 0 : stage(w, j);
 }
 
 /* Exactly-once: after a commit or an abort, the parked outputs try again. */
@@ -447,7 +436,7 @@ static void produce(struct dw_worker *w, struct job *j)
 {
   const struct dw_config *c = w->cfg;
   int rc;
-  if (w->eos && !j->staged && stage(w, j) < 0)
+  if (w->strategy->admit(w, j) < 0)
     return;
   struct dw_message m;
   if (j->is_result)
@@ -473,13 +462,25 @@ static void produce(struct dw_worker *w, struct job *j)
   } else if (rc == DW_ESTATE) {
     job_free(w, j); /* not committed: processed again after a restart */
     begin_drain(w, 1);
-  } else if (rc < 0 && w->eos) {
-    w->txn_doomed = 1; /* the abort produces everything in the transaction again */
   } else if (rc < 0) {
-    j->retry_next = w->retry_head;
-    w->retry_head = j;
-    uv_timer_start(&w->retry_timer, on_retry_timer, PRODUCE_RETRY_MS, 0);
+    w->strategy->send_failed(w, j);
   }
+}
+
+/* At-least-once: produced again from the retry timer. */
+static void alo_send_failed(struct dw_worker *w, struct job *j)
+{
+  j->state = DW_JOB_RETRYING;
+  j->retry_next = w->retry_head;
+  w->retry_head = j;
+  uv_timer_start(&w->retry_timer, on_retry_timer, PRODUCE_RETRY_MS, 0);
+}
+
+/* Exactly-once: the abort produces everything in the transaction again. */
+static void eos_send_failed(struct dw_worker *w, struct job *j)
+{
+  (void)j;
+  w->txn_doomed = 1;
 }
 
 static void add_header(struct job *j, const char *name, const char *value)
@@ -668,7 +669,7 @@ static double gauge_ready(void *arg)
 
 static double gauge_map_bytes(void *arg)
 {
-  return (double)((struct dw_worker *)arg)->map_bytes;
+  return (double)((struct dw_worker *)arg)->commit.map_bytes;
 }
 
 static void register_metrics(struct dw_worker *w)
@@ -722,62 +723,49 @@ static void register_metrics(struct dw_worker *w)
                       gauge_lag, w);
 }
 
-/* A record the commit metadata says was finished before a restart or rebalance: its output
- * is already in Kafka, so it is done without calling the API. */
-static int skip_finished(struct dw_worker *w, struct part *p, struct dw_record *rec)
-{
-  int skip = dw_offsetmap_contains(&p->map, rec->offset);
-  if (skip) {
-    dw_tracker_done(&p->tracker, rec->offset);
-    dw_metric_inc(w->m_skipped, NULL, 1);
-    dw_record_free(rec);
-  }
-  if (p->map.next == p->map.runs) { /* past the last run */
-    dw_offsetmap_free(&p->map);
-    p->has_map = 0;
-  }
-  return skip;
-}
-
 static void on_record(void *arg, struct dw_record *rec)
 {
   struct dw_worker *w = arg;
-  struct part *p = part_get(w, rec->partition);
-  if (w->state != S_RUNNING || (p && !p->assigned)) {
+  struct dw_committer_arrival a;
+  if (w->state != S_RUNNING) {
     /* Not taken: its offset is not committed, so it comes back later. */
     dw_record_free(rec);
     return;
   }
-  int rc = p ? dw_tracker_add(&p->tracker, rec->offset) : DW_ENOMEM;
-  if (rc == DW_EEXIST) {
-    /* Taken already in this assignment: librdkafka before 2.4 can go back to a stale fetch
-     * position when a cooperative rebalance resumes partitions (its issue 4686). The first
-     * delivery is in flight or finished; this copy is dropped, and records after the last
-     * one taken are taken as usual. */
-    if (!p->rewound)
+  dw_committer_on_record(&w->commit, rec->partition, rec->offset, &a);
+  switch (a.verdict) {
+  case DW_COMMITTER_NOT_OURS: /* not taken: its offset is not committed, so it comes back */
+    dw_record_free(rec);
+    return;
+  case DW_COMMITTER_TAKEN_ALREADY:
+    /* The first delivery is in flight or finished; this copy is dropped (dw/committer.h). */
+    if (a.rewound)
       dw_warn("partition %d: the Kafka client went back to offset %lld, below the next "
               "offset to take (%lld); records taken already are not taken again",
-              (int)rec->partition, (long long)rec->offset, (long long)p->tracker.next);
-    p->rewound = 1;
+              (int)rec->partition, (long long)rec->offset, (long long)a.next);
     dw_metric_inc(w->m_redelivered, NULL, 1);
     dw_record_free(rec);
     return;
-  }
-  if (rc < 0) {
+  case DW_COMMITTER_UNTRACKABLE:
     /* Later records could then commit past this one: stop instead. */
     dw_error("cannot track offset %lld of partition %d (%s); stopping",
-             (long long)rec->offset, (int)rec->partition, dw_strerror(rc));
+             (long long)rec->offset, (int)rec->partition, dw_strerror(a.err));
     dw_record_free(rec);
     begin_drain(w, 1);
     return;
+  case DW_COMMITTER_TAKE:
+  case DW_COMMITTER_SKIP:
+    break;
   }
-  if (p->rewound) {
+  if (a.caught_up)
     dw_info("partition %d: caught up again at offset %lld", (int)rec->partition,
             (long long)rec->offset);
-    p->rewound = 0;
-  }
-  if (p->has_map && skip_finished(w, p, rec))
+  if (a.verdict == DW_COMMITTER_SKIP) {
+    /* Finished before a restart or rebalance: its output is already in Kafka. */
+    dw_metric_inc(w->m_skipped, NULL, 1);
+    dw_record_free(rec);
     return;
+  }
   struct job *j = calloc(1, sizeof(*j));
   if (!j) {
     dw_error("out of memory taking a record; stopping");
@@ -788,7 +776,7 @@ static void on_record(void *arg, struct dw_record *rec)
   j->w = w;
   j->rec = rec;
   j->partition = rec->partition;
-  j->generation = p->generation;
+  j->generation = a.generation;
   j->next = w->jobs;
   if (w->jobs)
     w->jobs->prev = j;
@@ -816,231 +804,128 @@ static void on_record(void *arg, struct dw_record *rec)
     return;
   }
   dw_strlcpy(j->key, ev.task_id, sizeof(j->key));
-  rc = dw_poller_submit(w->poller, &ev, rec->timestamp_ms, j, &j->task);
+  j->state = DW_JOB_POLLING;
+  int rc = dw_poller_submit(w->poller, &ev, rec->timestamp_ms, j, &j->task);
   if (rc < 0)
     dead_letter(w, j, "internal_error", -1, dw_strerror(rc), NULL, 0);
-}
-
-static void forget_map(struct part *p)
-{
-  dw_offsetmap_free(&p->map);
-  p->has_map = 0;
 }
 
 static void on_assign(void *arg, const int32_t *ids, size_t n)
 {
   struct dw_worker *w = arg;
   w->ever_assigned = 1;
-  for (size_t i = 0; i < n; i++) {
-    struct part *p = part_get(w, ids[i]);
-    if (!p)
-      continue;
-    p->assigned = 1;
-    p->revoking = 0;
-    p->committed = -1;
-    p->map_full = 0;
-    p->rewound = 0;
-    forget_map(p);
-    dw_tracker_reset(&p->tracker);
-  }
+  dw_committer_assign(&w->commit, ids, n);
 }
 
 /* The committed offset and metadata of a new partition, before its first record. */
 static void on_committed(void *arg, int32_t id, int64_t offset, const char *meta, size_t len)
 {
   struct dw_worker *w = arg;
-  struct part *p = part_get(w, id);
-  if (!p || !p->assigned || !meta || len == 0)
-    return;
-  forget_map(p);
-  int rc = dw_offsetmap_decode(&p->map, meta, len);
-  if (rc == DW_EINVAL) {
+  int64_t base = -1, count = 0;
+  switch (dw_committer_on_committed(&w->commit, id, offset, meta, len, &base, &count)) {
+  case DW_COMMITTER_MAP_FOREIGN:
     dw_warn("partition %d: ignoring commit metadata not written by delivery-worker (or "
             "corrupt); records after offset %lld are processed again", (int)id,
             (long long)offset);
-  } else if (rc == 0 && p->map.base != offset) {
+    break;
+  case DW_COMMITTER_MAP_RESET:
     dw_info("partition %d: the committed offset %lld is not the one the finished-task map "
             "was written for (%lld): the offsets were reset; ignoring the map", (int)id,
-            (long long)offset, (long long)p->map.base);
-    dw_offsetmap_free(&p->map);
-  } else if (rc == 0 && p->map.runs > 0) {
-    p->has_map = 1;
+            (long long)offset, (long long)base);
+    break;
+  case DW_COMMITTER_MAP_LOADED:
     dw_info("partition %d: %lld task(s) after offset %lld were finished before; they are "
-            "skipped", (int)id, (long long)dw_offsetmap_count(&p->map), (long long)offset);
-  } else {
-    dw_offsetmap_free(&p->map);
+            "skipped", (int)id, (long long)count, (long long)offset);
+    break;
+  case DW_COMMITTER_MAP_NONE:
+    break;
   }
 }
 
-static int add_run(void *arg, int64_t from, int64_t to)
+/* Holds the partitions whose maps passed three quarters of their room, and releases those
+ * back under half, as the committer decided while collecting a commit. */
+static void hold_partitions(struct dw_worker *w, const struct dw_committer_batch *b)
 {
-  return dw_offsetmap_add(arg, from, to) < 0;
-}
-
-/* The partition's map of finished records beyond `base` into w->maptext ("" when there are
- * none, or maps are off). A partition whose map passes three quarters of its room takes no
- * new records until it is back under half: finishing what is in flight shrinks it. */
-static const char *encode_map(struct dw_worker *w, int32_t id, struct part *p, int64_t base)
-{
-  struct dw_offsetmap_writer mw;
-  int truncated = 0;
-  w->maptext[0] = '\0';
-  if (w->mapmax == 0 && !p->map_full)
-    return w->maptext;
-  /* mapmax may have been lowered below what mapbuf and maptext hold, never raised. */
-  if (w->mapmax > 0 &&
-      dw_offsetmap_begin(&mw, w->mapbuf, w->mapmax + 16, base, w->mapmax) == 0) {
-    dw_tracker_runs(&p->tracker, w->eos, add_run, &mw);
-    if (mw.runs > 0 && dw_offsetmap_finish(&mw, w->maptext, w->mapmax + 1) < 0)
-      w->maptext[0] = '\0';
-    truncated = mw.truncated;
-  }
-  size_t len = strlen(w->maptext);
-  w->map_bytes = DW_MAX(w->map_bytes, len);
-  p->map_len = len;
-  p->staged_since = 0;
-  /* With no room left at all (the broker took no map) there is nothing to hold for. */
-  int full = w->mapmax > 0 && (truncated || len * 4 > w->mapmax * 3);
-  if (full != p->map_full && (full || len * 2 < w->mapmax || w->mapmax == 0)) {
-    p->map_full = full;
-    if (full)
+  for (size_t i = 0; i < b->nholds; i++) {
+    const struct dw_committer_hold *h = &b->holds[i];
+    if (h->on)
       dw_warn("partition %d: the map of finished tasks beyond offset %lld fills %zu of %zu "
-              "bytes; taking no new records from it until it shrinks", (int)id,
-              (long long)base, len, w->mapmax);
+              "bytes; taking no new records from it until it shrinks", (int)h->partition,
+              (long long)h->base, h->len, w->commit.mapmax);
     else
       dw_info("partition %d: the map of finished tasks is back to %zu bytes; taking records "
-              "again", (int)id, len);
-    dw_consumer_hold(w->consumer, id, HOLD_MAP_FULL, full);
+              "again", (int)h->partition, h->len);
+    dw_consumer_hold(w->consumer, h->partition, HOLD_MAP_FULL, h->on);
   }
-  return w->maptext;
 }
 
-/* The offsets to commit with their maps: those that changed since the last commit, or with
- * `force` every one known (a revoke or shutdown must not rely on an earlier asynchronous
- * commit). In exactly-once mode staged records count as finished: their outputs commit in
- * the same transaction. */
-static size_t collect_commits(struct dw_worker *w, const int32_t *only, size_t only_n,
-                              int force, int32_t *ids, int64_t *offs, const char **metas)
+/* The offsets to commit with their maps (dw_committer_collect), partitions held or released
+ * on the way. */
+static const struct dw_committer_batch *collect_commits(struct dw_worker *w, const int32_t *only,
+                                                        size_t only_n, int force)
 {
-  size_t n = 0;
-  w->map_bytes = 0;
-  for (size_t i = 0; i < (only ? only_n : w->nparts); i++) {
-    int32_t id = only ? only[i] : (int32_t)i;
-    struct part *p = part_get(w, id);
-    if (!p || !p->assigned)
-      continue;
-    int64_t off = dw_tracker_committable_staged(&p->tracker, w->eos);
-    if (off < 0)
-      continue;
-    const char *meta = encode_map(w, id, p, off);
-    int same_meta = p->meta ? strcmp(p->meta, meta) == 0 : meta[0] == '\0';
-    if (off == p->committed && same_meta && !force)
-      continue;
-    if (!same_meta) {
-      free(p->meta);
-      p->meta = meta[0] ? strdup(meta) : NULL; /* on failure: committed without a map */
-    }
-    ids[n] = id;
-    offs[n] = off;
-    metas[n] = p->meta;
-    p->committed = off;
-    n++;
-  }
-  return n;
-}
-
-/* Forgets what was committed, so every offset and map is sent again next time. */
-static void forget_commits(struct dw_worker *w)
-{
-  for (size_t i = 0; i < w->nparts; i++) {
-    w->parts[i].committed = -1;
-    free(w->parts[i].meta);
-    w->parts[i].meta = NULL;
-  }
+  const struct dw_committer_batch *b = dw_committer_collect(&w->commit, only, only_n, force);
+  hold_partitions(w, b);
+  return b;
 }
 
 /* The broker refused a map of `refused` bytes: its offset.metadata.max.bytes is below
- * kafka.commit_metadata_max_bytes. Maps get `room` bytes from now on; encode_map cuts them
- * there and holds partitions at three quarters of it. Said once as a warning (the cause and
- * the fix); a further lowering is only noted. */
-static void lower_map_room(struct dw_worker *w, int32_t partition, size_t refused, size_t room)
+ * kafka.commit_metadata_max_bytes, and the committer gave maps less room. Said once as a
+ * warning (the cause and the fix); a further lowering is only noted. */
+static void say_room(struct dw_worker *w, int32_t partition, size_t refused,
+                     const struct dw_committer_room *r)
 {
   char where[48] = "";
-  if (room >= w->mapmax)
+  if (!r->lowered)
     return;
-  w->mapmax = room;
   if (partition >= 0)
     snprintf(where, sizeof(where), "partition %d: ", (int)partition);
-  if (w->map_lowered) {
+  if (r->lowered == 2) {
     dw_info("%sthe broker refused commit metadata of %zu bytes again; using %zu bytes from now "
-            "on", where, refused, room);
+            "on", where, refused, r->room);
     return;
   }
-  w->map_lowered = 1;
-  if (room > 0)
+  if (r->room > 0)
     dw_warn("%sthe broker refused commit metadata of %zu bytes (OFFSET_METADATA_TOO_LARGE: "
             "longer than its offset.metadata.max.bytes); using %zu bytes from now on: set "
             "kafka.commit_metadata_max_bytes (%zu) to at most the broker's "
-            "offset.metadata.max.bytes", where, refused, room, w->mapcap);
+            "offset.metadata.max.bytes", where, refused, r->room, w->commit.mapcap);
   else
     dw_warn("%sthe broker refused commit metadata of %zu bytes (OFFSET_METADATA_TOO_LARGE: "
             "longer than its offset.metadata.max.bytes); committing offsets without the map of "
             "finished tasks from now on (tasks finished beyond the committed offset are polled "
             "again after a restart): set kafka.commit_metadata_max_bytes (%zu) to at most the "
-            "broker's offset.metadata.max.bytes", where, refused, w->mapcap);
+            "broker's offset.metadata.max.bytes", where, refused, w->commit.mapcap);
 }
 
 /* At-least-once: a commit was refused for a map too long for the broker (the shortest such
- * map of the commit). A map cut short is still right, and no map at all too: the records left
- * out are only processed again after a restart. on_commit_failed follows, so everything is
- * committed again, with the shorter maps, on the next tick. */
+ * map of the commit). on_commit_failed follows, so everything is committed again, with the
+ * shorter maps, on the next tick. */
 static void on_metadata_refused(void *arg, int32_t partition, size_t len)
 {
   struct dw_worker *w = arg;
-  lower_map_room(w, partition, len, dw_offsetmap_shrink(w->mapmax, len));
-}
-
-/* Exactly-once: the longest map of what is already committed (finished records, not those
- * staged in the open transaction). Every later transaction must carry at least that much, or
- * a restart would write those records' outputs again. */
-static size_t settled_map_len(struct dw_worker *w)
-{
-  size_t longest = 0;
-  for (size_t i = 0; i < w->nparts; i++) {
-    struct part *p = &w->parts[i];
-    struct dw_offsetmap_writer mw;
-    int64_t base = dw_tracker_committable(&p->tracker);
-    if (!p->assigned || base < 0 ||
-        dw_offsetmap_begin(&mw, w->mapbuf, w->mapcap + 16, base, w->mapcap) < 0)
-      continue;
-    dw_tracker_runs(&p->tracker, 0, add_run, &mw);
-    if (mw.runs > 0)
-      longest = DW_MAX(longest, dw_offsetmap_text_len(&mw));
-  }
-  return longest;
+  struct dw_committer_room r;
+  dw_committer_refused(&w->commit, len, &r);
+  say_room(w, partition, len, &r);
 }
 
 /* Exactly-once: the transaction whose longest map had `refused` bytes was aborted because the
- * broker refused a map. Unlike at-least-once, a map may not be cut below what is committed,
- * nor dropped. Returns 0 when maps have less room from now on (or already had), DW_ERANGE when
- * the broker cannot take even the committed map, or would leave less than
- * DW_OFFSETMAP_MIN_BYTES. */
+ * broker refused a map. Returns 0 when maps have less room from now on (or already had),
+ * DW_ERANGE when the broker cannot take even the committed map (dw_committer_refused_txn). */
 static int lower_map_room_txn(struct dw_worker *w, size_t refused)
 {
-  if (refused == 0 || refused > w->mapmax) /* no map, or one written with more room */
-    return 0;
-  size_t room = dw_offsetmap_shrink(w->mapmax, refused), settled = settled_map_len(w);
-  if (room == 0 || settled >= refused) {
+  struct dw_committer_room r;
+  if (dw_committer_refused_txn(&w->commit, refused, &r) < 0) {
     dw_error("exactly-once: the broker refused commit metadata of %zu bytes "
              "(OFFSET_METADATA_TOO_LARGE: longer than its offset.metadata.max.bytes), and "
              "shorter maps would leave out tasks whose outputs are committed (the committed "
              "map takes %zu bytes; maps need at least %d), so a restart would write them "
              "again: set the broker's offset.metadata.max.bytes to at least "
-             "kafka.commit_metadata_max_bytes (%zu); stopping", refused, settled,
-             DW_OFFSETMAP_MIN_BYTES, w->mapcap);
+             "kafka.commit_metadata_max_bytes (%zu); stopping", refused, r.settled,
+             DW_OFFSETMAP_MIN_BYTES, w->commit.mapcap);
     return DW_ERANGE;
   }
-  lower_map_room(w, -1, refused, DW_MAX(room, settled));
+  say_room(w, -1, refused, &r);
   return 0;
 }
 
@@ -1051,40 +936,33 @@ static size_t drop_polling(struct dw_worker *w, int stale_only);
  * revoke, the shutdown: nothing commits them later). A map the broker refuses lowers the room
  * (on_metadata_refused), so the commit is sent again with shorter maps until it goes through
  * or the room stops shrinking: a few rounds at most, each one at least halves it. */
-static void commit_sync(struct dw_worker *w, const int32_t *only, size_t only_n, int32_t *ids,
-                        int64_t *offs, const char **metas)
+static void commit_sync(struct dw_worker *w, const int32_t *only, size_t only_n)
 {
   size_t room;
   int rc;
   do {
-    room = w->mapmax;
-    size_t n = collect_commits(w, only, only_n, 1, ids, offs, metas);
-    rc = dw_consumer_commit_sync(w->consumer, ids, offs, metas, n);
-  } while (rc == DW_ERANGE && w->mapmax < room);
+    room = w->commit.mapmax;
+    const struct dw_committer_batch *b = collect_commits(w, only, only_n, 1);
+    rc = dw_consumer_commit_sync(w->consumer, b->partitions, b->offsets, b->metadata, b->n);
+  } while (rc == DW_ERANGE && w->commit.mapmax < room);
 }
 
 static void commit_now(struct dw_worker *w, int sync)
 {
-  if (!w->consumer || w->nparts == 0)
+  if (!w->consumer || w->commit.nparts == 0)
     return;
-  if (w->eos) {
-    txn_commit(w, sync);
-    return;
+  w->strategy->commit(w, sync);
+}
+
+/* At-least-once: the consumer commits each tick without waiting, and at shutdown waits. */
+static void alo_commit(struct dw_worker *w, int sync)
+{
+  if (sync) {
+    commit_sync(w, NULL, 0);
+  } else {
+    const struct dw_committer_batch *b = collect_commits(w, NULL, 0, 0);
+    dw_consumer_commit(w->consumer, b->partitions, b->offsets, b->metadata, b->n);
   }
-  int32_t *ids = malloc(w->nparts * sizeof(*ids));
-  int64_t *offs = malloc(w->nparts * sizeof(*offs));
-  const char **metas = malloc(w->nparts * sizeof(*metas));
-  if (ids && offs && metas) {
-    if (sync) {
-      commit_sync(w, NULL, 0, ids, offs, metas);
-    } else {
-      size_t n = collect_commits(w, NULL, 0, 0, ids, offs, metas);
-      dw_consumer_commit(w->consumer, ids, offs, metas, n);
-    }
-  }
-  free(ids);
-  free(offs);
-  free(metas);
 }
 
 /* Exactly-once: the open transaction committed (its jobs are finished) or was aborted (its
@@ -1092,24 +970,21 @@ static void commit_now(struct dw_worker *w, int sync)
  * them). */
 static void txn_settle(struct dw_worker *w, int committed)
 {
-  for (size_t i = 0; i < w->nparts; i++)
-    if (w->parts[i].assigned)
-      dw_tracker_settle(&w->parts[i].tracker, committed);
+  dw_committer_settle(&w->commit, committed);
   dw_metric_inc(w->m_txns, committed ? "committed" : "aborted", 1);
   struct job *again = NULL;
   for (struct job *j = w->jobs, *next; j; j = next) {
+    struct dw_job_decision d;
     next = j->next;
-    if (!j->staged)
-      continue;
-    j->staged = 0;
-    struct part *p = part_get(w, j->partition);
-    int ours = p && p->assigned && !p->revoking && p->generation == j->generation;
-    if (committed) {
+    dw_job_on_settle(&j->state, committed,
+                     dw_committer_ours(&w->commit, j->partition, j->generation), &d);
+    if (d.action == DW_JOB_FINISH) {
       count_output(w, j);
       job_free(w, j);
-    } else if (!ours) {
+    } else if (d.action == DW_JOB_DROP) {
       job_free(w, j);
-    } else {
+    } else if (d.action != DW_JOB_NONE) {
+      j->then = d.action; /* carried out once every job is looked at */
       j->retry_next = again;
       again = j;
     }
@@ -1118,12 +993,10 @@ static void txn_settle(struct dw_worker *w, int committed)
   while (again) {
     struct job *j = again;
     again = j->retry_next;
-    if (j->too_large) {
-      j->too_large = 0;
+    if (j->then == DW_JOB_SHRINK)
       unwritable(w, j, "Kafka refused it as too large");
-    } else {
+    else
       produce(w, j);
-    }
   }
   unpark(w);
   maybe_stop(w);
@@ -1136,10 +1009,10 @@ static void txn_commit(struct dw_worker *w, int force)
   char err[512] = "";
   int rc, staged = 0;
   size_t longest = 0; /* the longest map sent */
-  if (w->txn_stuck)
+  if (w->commit.stuck)
     return;
   for (struct job *j = w->jobs; j && !staged; j = j->next)
-    staged = j->staged;
+    staged = dw_job_staged(j->state);
   if (dw_producer_txn_busy(w->producer)) {
     /* Resume the commit or abort that timed out, with the offsets it already has. */
     rc = dw_producer_txn_commit(w->producer, w->consumer, NULL, NULL, NULL, 0, err,
@@ -1149,18 +1022,12 @@ static void txn_commit(struct dw_worker *w, int force)
     if (rc == 0)
       rc = DW_EAGAIN;
   } else {
-    int32_t *ids = malloc((w->nparts + 1) * sizeof(*ids));
-    int64_t *offs = malloc((w->nparts + 1) * sizeof(*offs));
-    const char **metas = malloc((w->nparts + 1) * sizeof(*metas));
-    size_t n = ids && offs && metas ? collect_commits(w, NULL, 0, force, ids, offs, metas) : 0;
-    for (size_t i = 0; i < n; i++)
-      longest = DW_MAX(longest, metas[i] ? strlen(metas[i]) : 0);
-    rc = n == 0 && !staged ? 1
-                           : dw_producer_txn_commit(w->producer, w->consumer, ids, offs, metas,
-                                                    n, err, sizeof(err));
-    free(ids);
-    free(offs);
-    free(metas);
+    const struct dw_committer_batch *b = collect_commits(w, NULL, 0, force);
+    longest = b->longest;
+    rc = b->n == 0 && !staged ? 1
+                              : dw_producer_txn_commit(w->producer, w->consumer, b->partitions,
+                                                       b->offsets, b->metadata, b->n, err,
+                                                       sizeof(err));
     if (rc == 1) {
       unpark(w); /* nothing to commit, but the maps were measured again */
       return;
@@ -1175,20 +1042,19 @@ static void txn_commit(struct dw_worker *w, int force)
     txn_settle(w, 1);
     return;
   }
-  forget_commits(w);
+  dw_committer_forget(&w->commit);
   if (rc == DW_ERANGE && lower_map_room_txn(w, longest) < 0) {
-    w->txn_stuck = 1; /* every later transaction would be refused the same way */
-    rc = DW_ESTATE;
+    rc = DW_ESTATE; /* stuck: every later transaction would be refused the same way */
     drop_polling(w, 0);
   }
   if (rc == DW_ESTATE) {
     /* Nothing of the open transaction is committed: it is all processed again after a
      * restart, by this replica or another. */
-    if (!w->txn_stuck)
+    if (!w->commit.stuck)
       dw_error("exactly-once: %s; stopping", err);
     for (struct job *j = w->jobs, *next; j; j = next) {
       next = j->next;
-      if (j->staged)
+      if (dw_job_staged(j->state))
         job_free(w, j);
     }
     while (w->parked) {
@@ -1213,8 +1079,8 @@ static size_t drop_polling(struct dw_worker *w, int stale_only)
   struct job *j = w->jobs;
   while (j) {
     struct job *next = j->next;
-    struct part *p = part_get(w, j->partition);
-    if (j->task && (!stale_only || (p && p->generation != j->generation))) {
+    if (j->task &&
+        (!stale_only || dw_committer_stale(&w->commit, j->partition, j->generation))) {
       dw_poller_cancel(w->poller, j->task);
       j->task = NULL;
       job_free(w, j);
@@ -1228,49 +1094,37 @@ static size_t drop_polling(struct dw_worker *w, int stale_only)
 static void on_revoke(void *arg, const int32_t *ids, size_t n, int lost)
 {
   struct dw_worker *w = arg;
-  for (size_t i = 0; i < n; i++) {
-    struct part *p = part_get(w, ids[i]);
-    if (p)
-      p->revoking = 1;
-  }
-  if (w->eos) {
-    /* Commit the open transaction, with these partitions' offsets, while they are still
-     * ours; after a loss the group would refuse the offsets, so it is aborted instead. */
-    if (lost)
-      w->txn_doomed = 1;
-    txn_commit(w, 1);
-  } else if (!lost) { /* commit what is done; after a loss the commit would be refused */
-    int32_t *cids = malloc(n * sizeof(*cids));
-    int64_t *offs = malloc(n * sizeof(*offs));
-    const char **metas = malloc(n * sizeof(*metas));
-    if (cids && offs && metas) /* synchronous: nothing retries it once they are gone */
-      commit_sync(w, ids, n, cids, offs, metas);
-    free(cids);
-    free(offs);
-    free(metas);
-  }
-  for (size_t i = 0; i < n; i++) {
-    struct part *p = part_get(w, ids[i]);
-    if (!p)
-      continue;
-    p->assigned = 0;
-    p->revoking = 0;
-    p->generation++;
-    p->map_full = 0;
-    forget_map(p);
-    free(p->meta);
-    p->meta = NULL;
-    dw_tracker_reset(&p->tracker);
-  }
+  dw_committer_revoking(&w->commit, ids, n);
+  w->strategy->revoke(w, ids, n, lost);
+  dw_committer_revoke(&w->commit, ids, n);
   /* Tasks of revoked partitions stop polling: the new owner takes them from the committed
    * offset. Jobs already producing finish, but store no offset (older generation). */
   drop_polling(w, 1);
   maybe_stop(w);
 }
 
+/* At-least-once: commits what is done; after a loss the commit would be refused. */
+static void alo_revoke(struct dw_worker *w, const int32_t *ids, size_t n, int lost)
+{
+  if (!lost)
+    commit_sync(w, ids, n); /* synchronous: nothing retries it once they are gone */
+}
+
+/* Exactly-once: commits the open transaction, with these partitions' offsets, while they are
+ * still ours; after a loss the group would refuse the offsets, so it is aborted instead. */
+static void eos_revoke(struct dw_worker *w, const int32_t *ids, size_t n, int lost)
+{
+  (void)ids;
+  (void)n;
+  if (lost)
+    w->txn_doomed = 1;
+  txn_commit(w, 1);
+}
+
 static void on_commit_failed(void *arg)
 {
-  forget_commits(arg); /* commit again on the next tick */
+  struct dw_worker *w = arg;
+  dw_committer_forget(&w->commit); /* commit again on the next tick */
 }
 
 static void on_fatal(void *arg, const char *reason)
@@ -1563,6 +1417,50 @@ static void on_signal(uv_signal_t *s, int signum)
   begin_drain(w, 0);
 }
 
+static void alo_abandon(struct dw_worker *w)
+{
+  (void)w;
+}
+
+/* Exactly-once: the abandoned output's offset may be staged: the open transaction must not
+ * commit. */
+static void eos_abandon(struct dw_worker *w)
+{
+  w->txn_doomed = 1;
+}
+
+static int64_t alo_interval_ms(const struct dw_config *cfg)
+{
+  return cfg->kafka.commit_interval_ms;
+}
+
+static int64_t eos_interval_ms(const struct dw_config *cfg)
+{
+  return cfg->processing.transaction_interval_ms;
+}
+
+static const struct strategy at_least_once = {
+    .starting = "creating the Kafka producer",
+    .admit = alo_admit,
+    .send_failed = alo_send_failed,
+    .delivered = alo_delivered,
+    .abandon = alo_abandon,
+    .commit = alo_commit,
+    .revoke = alo_revoke,
+    .interval_ms = alo_interval_ms,
+};
+
+static const struct strategy exactly_once = {
+    .starting = "creating the Kafka producer and starting transactions",
+    .admit = eos_admit,
+    .send_failed = eos_send_failed,
+    .delivered = eos_delivered,
+    .abandon = eos_abandon,
+    .commit = txn_commit,
+    .revoke = eos_revoke,
+    .interval_ms = eos_interval_ms,
+};
+
 int dw_worker_run(const struct dw_config *cfg)
 {
   int eos = strcmp(cfg->processing.guarantee, "exactly_once") == 0;
@@ -1580,21 +1478,15 @@ int dw_worker_run(const struct dw_config *cfg)
             "the network path can read and change the traffic", insecure);
   w->cfg = cfg;
   w->healthy = 1;
-  w->eos = eos;
-  w->mapcap = w->mapmax = (size_t)cfg->kafka.commit_metadata_max_bytes;
-  w->mapbuf = malloc(w->mapcap + 16);
-  w->maptext = malloc(w->mapcap + 1);
-  if (!w->mapbuf || !w->maptext) {
-    free(w->mapbuf);
-    free(w->maptext);
+  w->strategy = eos ? &exactly_once : &at_least_once;
+  if (dw_committer_init(&w->commit, (size_t)cfg->kafka.commit_metadata_max_bytes, eos) < 0) {
     free(w);
     startup_guard_stop();
     return 1;
   }
   w->metrics = dw_metrics_new();
   if (!w->metrics) {
-    free(w->mapbuf);
-    free(w->maptext);
+    dw_committer_cleanup(&w->commit);
     free(w);
     startup_guard_stop();
     return 1;
@@ -1618,7 +1510,7 @@ int dw_worker_run(const struct dw_config *cfg)
       .on_fatal = on_fatal,
       .on_commit_failed = on_commit_failed,
       .on_metadata_refused = on_metadata_refused,
-      .on_committed = w->mapmax > 0 ? on_committed : NULL,
+      .on_committed = w->commit.mapmax > 0 ? on_committed : NULL,
       .arg = w,
   };
   if (strcmp(cfg->feishu.app_type, "store") == 0) {
@@ -1637,8 +1529,7 @@ int dw_worker_run(const struct dw_config *cfg)
   atomic_store(&startup_step, "opening the admin endpoint");
   if (dw_admin_start(&w->admin, &w->loop, cfg->admin.listen, &ah, err, sizeof(err)) < 0)
     goto fail;
-  atomic_store(&startup_step, w->eos ? "creating the Kafka producer and starting transactions"
-                                     : "creating the Kafka producer");
+  atomic_store(&startup_step, w->strategy->starting);
   if (dw_producer_new(&w->producer, &w->loop, cfg, err, sizeof(err)) < 0)
     goto fail;
   atomic_store(&startup_step, "creating the Kafka consumer");
@@ -1649,8 +1540,7 @@ int dw_worker_run(const struct dw_config *cfg)
   startup_guard_stop();
   uv_signal_start(&w->sigterm, on_signal, SIGTERM);
   uv_signal_start(&w->sigint, on_signal, SIGINT);
-  uint64_t every = (uint64_t)(w->eos ? cfg->processing.transaction_interval_ms
-                                     : cfg->kafka.commit_interval_ms);
+  uint64_t every = (uint64_t)w->strategy->interval_ms(cfg);
   uv_timer_start(&w->commit_timer, on_commit_timer, every, every);
   dw_info("delivery-worker %s running: %s -> %s / %s, group %s, API %s, %s", DW_VERSION,
           cfg->kafka.input_topic, cfg->kafka.results_topic, cfg->kafka.dlq_topic,
@@ -1675,14 +1565,7 @@ out:
     job_free(w, w->jobs);
   if (uv_loop_close(&w->loop) != 0)
     dw_warn("event loop closed with handles still open");
-  for (size_t i = 0; i < w->nparts; i++) {
-    dw_tracker_cleanup(&w->parts[i].tracker);
-    forget_map(&w->parts[i]);
-    free(w->parts[i].meta);
-  }
-  free(w->parts);
-  free(w->mapbuf);
-  free(w->maptext);
+  dw_committer_cleanup(&w->commit);
   dw_metrics_free(w->metrics);
   free(w);
   return rc;
