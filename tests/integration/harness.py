@@ -346,10 +346,10 @@ def event(task, website=WEBSITE, **extra):
     return {"key": task, "value": json.dumps(v)}
 
 
-def run(main, tail=6000):
-    """Runs main(procs) with a Processes outside pytest (chaos.py and bench/bench.py from the
-    command line): on failure the traceback and the tail of every log, and the work directory
-    is kept. Returns True on success."""
+def run(main):
+    """Runs main(procs) with a Processes outside pytest (chaos.py from the command line): on
+    failure the traceback and the tail of every log, and the work directory is kept. Returns
+    True on success."""
     procs = Processes()
     ok = False
     try:
@@ -358,7 +358,7 @@ def run(main, tail=6000):
     except Exception:
         import traceback
         traceback.print_exc()
-        log(procs.log_tails(tail))
+        log(procs.log_tails())
     finally:
         procs.close()
     if not ok:
