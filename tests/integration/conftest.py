@@ -6,7 +6,7 @@
   start_worker factory: start_worker(bootstrap, sim_url, **options) starts a delivery-worker with a
                test config (harness.Worker; start=False only writes the config); what still
                runs at the end of the test is stopped with SIGTERM
-  broker       the shared real broker (one per ctest run or pytest session); each test takes
+  broker       the shared real broker (one per ctest run or pytest run); each test takes
                its own topics with kafka = broker.topics(tag) (kafka.bootstrap, kafka.IN,
                kafka.OUT, kafka.DLQ; start_worker(..., topics=kafka)) and its own group ids
   own_broker   factory: own_broker(server_props=(), start_args=()) starts a broker for this
@@ -22,7 +22,7 @@ import pytest
 import harness as h
 
 SKIPPED = 77
-_open = []  # Processes of the running test, its module and the session
+_open = []  # Processes of the running test, its file and the whole run
 
 
 class _Tracked(h.Processes):
@@ -131,7 +131,7 @@ class SharedBroker:
 @pytest.fixture(scope="session")
 def broker():
     """The broker ctest's kafka.start started (its address in the file DW_SHARED_BROKER_FILE
-    names), or one started for this pytest session."""
+    names), or one started for this pytest run."""
     path = os.environ.get("DW_SHARED_BROKER_FILE")
     if path:
         if not os.path.exists(path):
