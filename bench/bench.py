@@ -77,9 +77,10 @@ def log(msg):
 
 # ------------------------------------------------------------------ processes
 
-class BenchWorker:
-    """One delivery-worker process. The config file holds only Kafka and the API; everything
-    else is a default or an environment override (docs/configuration.md)."""
+class BenchWorker(h.Worker):
+    """One delivery-worker process (the harness's, started and logged the same way). The config
+    file holds only Kafka and the API; everything else is a default or an environment override
+    (docs/configuration.md)."""
 
     def __init__(self, procs, name, bootstrap, sim_url, group, app, topic, out, dlq, env):
         self.procs, self.name, self.group, self.app = procs, name, group, app
@@ -98,16 +99,8 @@ class BenchWorker:
 
     def check(self):
         """check-config with this worker's environment: (ok, message)."""
-        e = dict(os.environ)
-        e.update(self.env)
-        r = subprocess.run([os.path.join(BIN, "delivery-worker"), "check-config", "-c", self.conf],
-                           capture_output=True, text=True, env=e, timeout=30)
-        return r.returncode == 0, (r.stderr or r.stdout).strip().splitlines()[-1:] or [""]
-
-    def start(self):
-        self.proc = self.procs.start([os.path.join(BIN, "delivery-worker"), "run", "-c", self.conf],
-                                     self.name, env=self.env)
-        return self
+        rc, out = h.check_config(self.conf, self.env)
+        return rc == 0, out.strip().splitlines()[-1:] or [""]
 
     def cpu_s(self):
         with open("/proc/%d/stat" % self.proc.pid) as f:
@@ -828,10 +821,10 @@ def main():
     if args.report_only:
         with open(os.path.join(args.out, "results.json")) as f:
             res = unfinite(json.load(f))
-        tmp = h.Processes().tmp
+        procs = h.Processes()
         print(report(res, args, res["command"], args.out))
-        png = plot(res, args.out, tmp)
-        subprocess.run(["rm", "-rf", tmp])
+        png = plot(res, args.out, procs.tmp)
+        procs.remove()
         log("wrote %s%s" % (os.path.join(args.out, "results.md"), ", " + png if png else ""))
         return
     cmd = "bench/run.sh" + ("" if len(sys.argv) == 1 else " " + " ".join(sys.argv[1:]))
@@ -879,13 +872,7 @@ def main():
     except Exception:
         import traceback
         traceback.print_exc()
-        for p in procs.procs:
-            try:
-                tail = open(p.logfile, errors="replace").read()[-3000:]
-                if tail.strip():
-                    log("---- %s (last lines) ----\n%s" % (os.path.basename(p.logfile), tail))
-            except OSError:
-                pass
+        log(procs.log_tails(3000))
     finally:
         procs.close()
         if kafka:
@@ -902,7 +889,7 @@ def main():
     log("wrote %s%s; whole run %.0f s" % (os.path.join(args.out, "results.md"),
                                           ", " + png if png else "", res["elapsed_s"]))
     if not args.keep:
-        subprocess.run(["rm", "-rf", procs.tmp])
+        procs.remove()
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ set -euo pipefail
 
 build_pkgs=(gcc make cmake pkg-config librdkafka-dev libcurl4-openssl-dev libcjson-dev
             libconfig-dev libuv1-dev libmicrohttpd-dev libcmocka-dev python3 kcat curl)
-quick_pkgs=(jq) # sim.selfcheck; the rest of the quick tier needs only the build packages
-test_pkgs=(openjdk-17-jre-headless maven jq clang libclang-rt-14-dev) # clang + libFuzzer: fuzz.run
+quick_pkgs=(jq python3-pytest) # sim.selfcheck; pytest: the integration tests
+test_pkgs=(openjdk-17-jre-headless maven jq python3-pytest clang libclang-rt-14-dev) # clang + libFuzzer: fuzz.run
 test_pkgs+=(prometheus nodejs npm python3-jsonschema) # promtool, node + npm, JSON Schema: tests/deploy
 test_pkgs+=(docker.io docker-compose debootstrap) # tests/e2e: engine, compose, base image
 
@@ -30,6 +30,10 @@ if [[ " ${missing[*]} " == *" openjdk-17-jre-headless "* ]] && command -v java >
 fi
 if [[ " ${missing[*]} " == *" maven "* ]] && command -v mvn >/dev/null; then
   missing=("${missing[@]/maven}")
+fi
+# pytest from elsewhere (pip) will do.
+if [[ " ${missing[*]} " == *" python3-pytest "* ]] && python3 -m pytest --version >/dev/null 2>&1; then
+  missing=("${missing[@]/python3-pytest}")
 fi
 # Node and npm from elsewhere (NodeSource's nodejs ships npm) will do.
 if command -v node >/dev/null && command -v npm >/dev/null; then

@@ -13,28 +13,21 @@
                                 known-bad ones
 
 The running worker: librdkafka's mock cluster (dw-kafkatool mock) and the API simulator
-(dw-sim) on loopback, one task that succeeds and one invalid event, so that the labelled
-counters have samples; then /metrics is read, the output topics are dumped and everything is
-stopped."""
+(dw-sim) on loopback, started by the integration tests' harness (tests/integration/harness.py),
+one task that succeeds and one invalid event, so that the labelled counters have samples; then
+/metrics is read, the output topics are dumped and everything is stopped."""
 import json
 import os
 import re
 import unicodedata
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 
 CONFIG_BEGIN, CONFIG_END = "<!-- config-reference:begin -->", "<!-- config-reference:end -->"
 METRICS_BEGIN, METRICS_END = "<!-- metrics:begin -->", "<!-- metrics:end -->"
 IN, OUT, DLQ = "hire.delivery_tasks.created", "hire.delivery_tasks.resolved", "hire.delivery_tasks.dlq"
 CONFIG_DOC, METRICS_DOC = os.path.join("docs", "configuration.md"), os.path.join("docs", "operations.md")
 SCHEMAS = os.path.join("docs", "schemas")
-SLOW = 3.0 if os.environ.get("DW_SANITIZED") == "1" else 1.0
 
 
 def between(text, begin, end, where):
@@ -49,113 +42,48 @@ def config_reference(bin_dir):
                           check=True, capture_output=True, text=True).stdout
 
 
-def wait(cond, timeout, what):
-    deadline = time.monotonic() + timeout * SLOW
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.1)
-
-
-def read_file(path):
-    return os.path.exists(path) and open(path).read().strip()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
-        return None, ""
-
-
 def live_metrics(bin_dir):
     """Runs a worker briefly; returns the /metrics text."""
     return live_run(bin_dir)[0]
 
 
+def harness(bin_dir):
+    """The integration tests' harness (tests/integration/harness.py), on the binaries of
+    bin_dir."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+    import harness as h
+    h.BIN = bin_dir
+    return h
+
+
 def live_run(bin_dir):
     """Runs a worker briefly; returns the /metrics text and the records of the results and
     dead-letter topics (dw-kafkatool dump)."""
-    tmp = tempfile.mkdtemp(prefix="dw-deploy-")
-    procs = []
-
-    def start(args, name, **kw):
-        log = open(os.path.join(tmp, name + ".log"), "ab")
-        p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, **kw)
-        p.logfile = log.name
-        procs.append(p)
-        return p
-
+    h = harness(bin_dir)
+    procs = h.Processes()
+    ok = False
     try:
-        bs_file = os.path.join(tmp, "bootstrap")
-        start([os.path.join(bin_dir, "dw-kafkatool"), "mock", "--brokers", "1", "--bootstrap-file",
-               bs_file, "--topic", IN + ":2", "--topic", OUT + ":1", "--topic", DLQ + ":1"],
-              "mock", stdin=subprocess.PIPE)
-        bootstrap = wait(lambda: read_file(bs_file), 30, "the mock cluster")
-        port_file = os.path.join(tmp, "sim.port")
-        start([os.path.join(bin_dir, "dw-sim"), "--listen", "127.0.0.1:0", "--port-file", port_file], "sim")
-        sim = "http://127.0.0.1:%s" % wait(lambda: read_file(port_file), 30, "the simulator")
-        req = urllib.request.Request(sim + "/_sim/tasks", method="POST",
-                                     data=json.dumps([{"website_id": "7047318856652261676",
-                                                       "delivery_task_id": "deploy-docs",
-                                                       "ready_after_ms": 0}]).encode(),
-                                     headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(req, timeout=30).read()
-        admin = free_port()
-        conf = os.path.join(tmp, "worker.conf")
-        with open(conf, "w") as f:
-            f.write("""kafka = { brokers = "%s"; group_id = "deploy-docs"; commit_interval_ms = 200;
-  properties = ( ("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500") ); };
-feishu = { base_url = "%s"; app_id = "cli_test"; };
-poll = { first_delay_ms = 100; interval_ms = 200; max_interval_ms = 1000; };
-admin = { listen = "127.0.0.1:%d"; };
-""" % (bootstrap, sim, admin))
-        env = dict(os.environ, DELIVERY_WORKER_FEISHU_APP_SECRET="secret")
-        worker = start([os.path.join(bin_dir, "delivery-worker"), "run", "-c", conf], "worker", env=env)
-        url = "http://127.0.0.1:%d" % admin
-        wait(lambda: worker.poll() is None and get(url + "/readyz")[0] == 200 or
-             worker.poll() is not None, 60, "the worker to be ready")
-        if worker.poll() is not None:
-            raise AssertionError("the worker exited:\n" + open(worker.logfile).read()[-3000:])
-        lines = "".join(json.dumps(r) + "\n" for r in (
-            {"key": "deploy-docs", "value": json.dumps({"website_id": "7047318856652261676",
-                                                        "delivery_task_id": "deploy-docs"})},
-            {"key": "bad", "value": "not json"}))
-        subprocess.run([os.path.join(bin_dir, "dw-kafkatool"), "produce", "-b", bootstrap, IN],
-                       input=lines, text=True, check=True, capture_output=True, timeout=60 * SLOW)
+        kafka = h.MockKafka(procs, brokers=1, topics=((IN, 2), (OUT, 1), (DLQ, 1)))
+        sim = h.Sim(procs)
+        sim.register([{"website_id": h.WEBSITE, "delivery_task_id": "deploy-docs", "ready_after_ms": 0}])
+        worker = h.Worker(procs, kafka.bootstrap, sim.url, group="deploy-docs").start()
+        h.wait_until(lambda: worker.admin("/readyz")[0] == 200, 60, "the worker to be ready")
+        h.produce(kafka.bootstrap, IN, [h.event("deploy-docs"), {"key": "bad", "value": "not json"}])
 
         def done():
-            text = get(url + "/metrics")[1]
+            text = worker.admin("/metrics")[1]
             return text if ("dw_tasks_resolved_total{" in text and "dw_dead_letters_total{" in text) else None
-        text = wait(done, 60, "a result and a dead letter in /metrics")
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=60 * SLOW)
-        outputs = {}
-        for topic in (OUT, DLQ):
-            out = subprocess.run([os.path.join(bin_dir, "dw-kafkatool"), "dump", "-b", bootstrap, topic,
-                                  "--timeout-ms", "10000"], check=True, capture_output=True, text=True,
-                                 timeout=60 * SLOW).stdout
-            outputs[topic] = [json.loads(l) for l in out.splitlines() if l.strip()]
+        text = h.wait_until(done, 60, "a result and a dead letter in /metrics")
+        worker.stop()
+        outputs = {topic: h.dump(kafka.bootstrap, topic) for topic in (OUT, DLQ)}
+        ok = True
         return text, outputs
+    except AssertionError as e:
+        raise AssertionError("%s\n%s\nwork directory kept: %s" % (e, procs.log_tails(3000), procs.tmp))
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        procs.close()
+        if ok:
+            procs.remove()
 
 
 def parse_exposition(text):

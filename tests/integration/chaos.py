@@ -15,6 +15,8 @@ the same harness. Prints one summary line starting with "chaos:".
 
 By hand (DW_BIN_DIR = a build directory):
     python3 tests/integration/chaos.py --tasks 50000 --mode at_least_once --seed 7
+In the suite: test_chaos_alo_broker.py and test_chaos_eos_broker.py (pytest), which skip the
+exactly_once run the same way.
 Exit status: 0 passed, 1 failed, 77 when the worker does not accept processing.guarantee
 (exactly_once mode before that key exists)."""
 import argparse
@@ -500,6 +502,12 @@ def run_chaos(procs, args, kafka, rnd, started):
     assert rc == 0, "w0 exited %s after SIGTERM" % rc
 
 
+def announce(args):
+    h.log("chaos: mode=%s tasks=%d seed=%d feed_rate=%.0f/s rate=%d/s per worker%s"
+          % (args.mode, args.tasks, args.seed, args.feed_rate, args.rate,
+             " (sanitized build: smaller N)" if h.SANITIZED else ""))
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     why = mode_supported(args.mode)
@@ -507,14 +515,12 @@ def main(argv=None):
         h.log("chaos: SKIP mode=%s: delivery-worker check-config rejects processing.guarantee:\n%s"
               % (args.mode, why))
         sys.exit(77)
-    h.log("chaos: mode=%s tasks=%d seed=%d feed_rate=%.0f/s rate=%d/s per worker%s"
-          % (args.mode, args.tasks, args.seed, args.feed_rate, args.rate,
-             " (sanitized build: smaller N)" if h.SANITIZED else ""))
+    announce(args)
 
     def body(procs):
         h.log("chaos: logs in %s" % procs.tmp)
         chaos(procs, args)
-    h.run(body)
+    sys.exit(0 if h.run(body) else 1)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,18 @@
-"""Test harness for the integration tests: starts the real binaries (delivery-worker, the API
-simulator dw-sim, the Kafka tool dw-kafkatool with its mock cluster) and a real Kafka broker
+"""Test harness for the integration tests, the docs check (tests/deploy/docs.py), the chaos test
+and the benchmark (bench/bench.py): starts the real binaries (delivery-worker, the API simulator
+dw-sim, the Kafka tool dw-kafkatool with its mock cluster) and a real Kafka broker
 (tests/kafka/kafka.sh), and reads back from outside what a user would see: the topics, the
 group's committed offsets and what the simulator recorded. Every wait is for a condition with a
-deadline."""
+deadline. The pytest fixtures over it are in conftest.py."""
 import base64
 import binascii
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -58,7 +59,8 @@ def wait_file(path, timeout, what):
 
 
 class Processes:
-    """Owns every child process of a test and ends them all at exit."""
+    """Owns every child process of a test and ends them all at exit; their logs and files are
+    in self.tmp."""
 
     def __init__(self):
         self.procs = []
@@ -75,10 +77,28 @@ class Processes:
         return p
 
     def close(self):
+        """Kills what still runs; the processes are no longer watched (check_alive)."""
         for p in self.procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+            if p in _watched:
+                _watched.remove(p)
+
+    def remove(self):
+        """Removes self.tmp (after close)."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def log_tails(self, chars=6000):
+        """The last chars of every process's log, for a failure report."""
+        out = []
+        for p in self.procs:
+            try:
+                tail = open(p.logfile, errors="replace").read()[-chars:]
+            except OSError:
+                continue
+            out.append("---- %s (last lines) ----\n%s" % (os.path.basename(p.logfile), tail))
+        return "\n".join(out)
 
 
 class Sim:
@@ -142,11 +162,11 @@ class MockKafka:
 class RealKafka:
     """A real Apache Kafka 3.9 broker (KRaft, one node on loopback) from tests/kafka/kafka.sh;
     server_props are extra server.properties lines ("offset.metadata.max.bytes=256"),
-    start_args more `kafka.sh start` options ("--sasl-ssl"). self.started holds the KAFKA_*=
-    lines kafka.sh printed."""
+    start_args more `kafka.sh start` options ("--sasl-ssl"), directory its data directory
+    (default: kafka in the test's). self.started holds the KAFKA_*= lines kafka.sh printed."""
 
-    def __init__(self, procs, server_props=(), start_args=()):
-        self.dir = os.path.join(procs.tmp, "kafka")
+    def __init__(self, procs, server_props=(), start_args=(), directory=None):
+        self.dir = directory or os.path.join(procs.tmp, "kafka")
         self.script = os.path.join(SRC, "tests/kafka/kafka.sh")
         env = dict(os.environ)
         if server_props:
@@ -223,10 +243,33 @@ def all_committed(bootstrap, group, topic):
     return c and all(p["offset"] == p["high"] or (p["high"] == 0 and p["offset"] < 0) for p in c)
 
 
+class Topics:
+    """The three topics a worker reads and writes: input, results, dead letters."""
+
+    def __init__(self, inp=IN, out=OUT, dlq=DLQ):
+        self.IN, self.OUT, self.DLQ = inp, out, dlq
+
+    def all(self):
+        return (self.IN, self.OUT, self.DLQ)
+
+    def config(self):
+        """The kafka.* lines that name them (empty for the default names)."""
+        if self.all() == (IN, OUT, DLQ):
+            return ""
+        return '  input_topic = "%s";\n  results_topic = "%s";\n  dlq_topic = "%s";\n' % self.all()
+
+
+DEFAULT_TOPICS = Topics()
+
+
 class Worker:
+    """A delivery-worker with a test config: fast polls and commits, the admin endpoint on a free
+    port; extra is more config text, env more environment, topics a Topics (the defaults when
+    not given)."""
+
     def __init__(self, procs, bootstrap, sim_url, group="dw-test", secret="secret", app="cli_test",
                  extra="", properties=(("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500")),
-                 env=None, name="worker"):
+                 env=None, name="worker", topics=DEFAULT_TOPICS):
         self.procs = procs
         self.conf = os.path.join(procs.tmp, "%s.conf" % name)
         self.admin_port = free_port()
@@ -236,7 +279,7 @@ class Worker:
   brokers = "%s";
   group_id = "%s";
   commit_interval_ms = 200;
-  properties = ( %s );
+%s  properties = ( %s );
 };
 feishu = { base_url = "%s"; app_id = "%s"; };
 poll = { first_delay_ms = 100; interval_ms = 200; max_interval_ms = 1000; jitter = 0.2;
@@ -245,7 +288,7 @@ worker = { drain_timeout_ms = 20000; };
 admin = { listen = "127.0.0.1:%d"; };
 log = { level = "info"; };
 %s
-""" % (bootstrap, group, props, sim_url, app, self.admin_port, extra))
+""" % (bootstrap, group, topics.config(), props, sim_url, app, self.admin_port, extra))
         self.env = {"DELIVERY_WORKER_FEISHU_APP_SECRET": secret}
         self.env.update(env or {})
         self.name = name
@@ -304,7 +347,9 @@ def event(task, website=WEBSITE, **extra):
 
 
 def run(main):
-    """Runs a test function with a Processes fixture; exit code 0 on success."""
+    """Runs main(procs) with a Processes outside pytest (chaos.py from the command line): on
+    failure the traceback and the tail of every log, and the work directory is kept. Returns
+    True on success."""
     procs = Processes()
     ok = False
     try:
@@ -313,16 +358,12 @@ def run(main):
     except Exception:
         import traceback
         traceback.print_exc()
-        for p in procs.procs:
-            try:
-                tail = open(p.logfile, errors="replace").read()[-6000:]
-                log("---- %s (last lines) ----\n%s" % (os.path.basename(p.logfile), tail))
-            except OSError:
-                pass
+        log(procs.log_tails())
     finally:
         procs.close()
-    log("1 passed, 0 failed" if ok else "0 passed, 1 failed")
-    sys.exit(0 if ok else 1)
+    if not ok:
+        log("failed; work directory kept: %s" % procs.tmp)
+    return ok
 
 
 # ---- additions for the chaos test (tests/integration/chaos.py) ----

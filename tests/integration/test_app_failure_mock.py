@@ -9,15 +9,15 @@ import harness as h
 import scenario
 
 
-def main(procs):
-    kafka = h.MockKafka(procs)
-    sim = h.Sim(procs)
+def test_wrong_app_secret_pauses_work_and_loses_nothing(start_mock_kafka, start_sim, start_worker):
+    kafka = start_mock_kafka()
+    sim = start_sim()
     specs, records, expect = scenario.build("af", 34, never=False)
     sim.register(specs)
     h.produce(kafka.bootstrap, h.IN, records)
     env = {"DELIVERY_WORKER_WORKER_DRAIN_TIMEOUT_MS": "1000"}
-    bad = h.Worker(procs, kafka.bootstrap, sim.url, group="it-app", secret="wrong", env=env,
-                   name="bad").start()
+    bad = start_worker(kafka.bootstrap, sim.url, group="it-app", secret="wrong", env=env,
+                       name="bad")
     h.wait_until(lambda: sim.stats()["token_calls"] >= 3, 30, "token retries")
     h.wait_until(lambda: "app-level failure" in bad.log_text(), 10, "the reason in the log")
     st = sim.stats()
@@ -35,15 +35,15 @@ def main(procs):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
         nowhere = "http://127.0.0.1:%d" % closed.getsockname()[1]
-        lost = h.Worker(procs, kafka.bootstrap, nowhere, group="it-app", env=env,
-                        name="unreachable").start()
+        lost = start_worker(kafka.bootstrap, nowhere, group="it-app", env=env,
+                            name="unreachable")
         h.wait_until(lambda: lost.metrics()[failures % "unreachable"] >= 2, 30,
                      "unreachable token endpoint counted")
         assert lost.metrics()[failures % "refused"] == 0
         assert lost.stop() == 0
     assert len(h.dump(kafka.bootstrap, h.OUT)) == 0 and len(h.dump(kafka.bootstrap, h.DLQ)) == 0
 
-    good = h.Worker(procs, kafka.bootstrap, sim.url, group="it-app", name="good").start()
+    good = start_worker(kafka.bootstrap, sim.url, group="it-app", name="good")
     h.wait_until(lambda: len(h.dump(kafka.bootstrap, h.OUT)) + len(h.dump(kafka.bootstrap, h.DLQ))
                  >= len(records), 90, "every output")
     h.wait_until(lambda: h.all_committed(kafka.bootstrap, "it-app", h.IN), 30, "commits")
@@ -61,6 +61,3 @@ def main(procs):
     scenario.check(h.dump(kafka.bootstrap, h.OUT), h.dump(kafka.bootstrap, h.DLQ), records2, expect2,
                    sim.requests())
     assert good.stop() == 0
-
-
-h.run(main)

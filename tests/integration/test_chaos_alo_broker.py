@@ -4,4 +4,8 @@ restarted, the group scales 1 -> 3 -> 1, the broker restarts and the API fails i
 Nothing may be lost; duplicates are counted and reported. See chaos.py."""
 import chaos
 
-chaos.main(["--mode", "at_least_once", "--seed", "1"])
+
+def test_nothing_lost_under_chaos_at_least_once(procs):
+    args = chaos.parse_args(["--mode", "at_least_once", "--seed", "1"])
+    chaos.announce(args)
+    chaos.chaos(procs, args)

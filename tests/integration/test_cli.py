@@ -4,6 +4,8 @@ import os
 import subprocess
 import tempfile
 
+import pytest
+
 import harness as h
 
 BINARY = os.path.join(h.BIN, "delivery-worker")
@@ -22,12 +24,22 @@ def write(text):
     return path
 
 
-def main(procs):
+GOOD = ('kafka = { brokers = "k1:9092,k2:9092"; };\n'
+        'feishu = { app_id = "cli_a"; app_secret = "s3cr3t-value"; };\n')
+NOSECRET = 'feishu = { app_id = "a"; };\n'
+
+
+@pytest.fixture(scope="module")
+def good():
+    return write(GOOD)
+
+
+def test_version():
     r = run(["version"])
     assert r.returncode == 0 and r.stdout.startswith("delivery-worker "), r
 
-    good = write('kafka = { brokers = "k1:9092,k2:9092"; };\n'
-                 'feishu = { app_id = "cli_a"; app_secret = "s3cr3t-value"; };\n')
+
+def test_check_config_prints_a_valid_config_with_secrets_redacted(good):
     r = run(["check-config", "-c", good])
     assert r.returncode == 0, r.stderr
     assert "s3cr3t-value" not in r.stdout + r.stderr, "secret printed"
@@ -38,10 +50,14 @@ def main(procs):
     r2 = run(["check-config", "-c", again], env={"DELIVERY_WORKER_FEISHU_APP_SECRET": "x"})
     assert r2.returncode == 0, r2.stderr
 
+
+def test_environment_overrides_the_file(good):
     r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_GROUP_ID": "from-env",
                                                "DELIVERY_WORKER_POLL_FIRST_DELAY_MS": "1234"})
     assert r.returncode == 0 and '"from-env"' in r.stdout and "1234" in r.stdout, r
 
+
+def test_config_errors_name_file_and_line():
     bad = write('kafka = {\n  brokers = "x";\n  broker = "typo";\n};\nfeishu = { app_id = "a"; app_secret = "b"; };\n')
     r = run(["check-config", "-c", bad])
     assert r.returncode != 0 and r.stderr.startswith(bad + ":3:"), r.stderr
@@ -55,13 +71,19 @@ def main(procs):
     r = run(["check-config", "-c", syntax])
     assert r.returncode != 0 and r.stderr.startswith(syntax + ":1"), r.stderr
 
-    nosecret = write('feishu = { app_id = "a"; };\n')
+
+def test_run_refuses_a_config_without_app_secret():
+    nosecret = write(NOSECRET)
     r = run(["run", "-c", nosecret])
     assert r.returncode != 0 and "app_secret" in r.stderr, r.stderr
 
+
+def test_unknown_environment_variable_is_refused(good):
     r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_BROKRES": "x"})
     assert r.returncode != 0 and "DELIVERY_WORKER_KAFKA_BROKRES" in r.stderr, r.stderr
 
+
+def test_kafka_property_secrets_are_redacted_and_ca_file_checked(good):
     # Secrets of kafka.properties (file or environment) are redacted like the app secret;
     # feishu.ca_file is checked at once (a bad path would otherwise fail every API call).
     sasl = write('kafka = { properties = ( ("security.protocol", "SASL_SSL"), '
@@ -79,6 +101,8 @@ def main(procs):
     r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_FEISHU_CA_FILE": good})
     assert r.returncode != 0 and "holds no PEM certificate" in r.stderr, r.stderr
 
+
+def test_kafka_properties_are_checked_by_librdkafka(good):
     # kafka.properties go through librdkafka as `run` would give them: a misspelt name or a
     # bad value fails here, not at startup.
     r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_PROPERTIES": "linger.msec=5"})
@@ -86,68 +110,91 @@ def main(procs):
         in r.stderr, r.stderr
     r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_PROPERTIES": "acks=maybe"})
     assert r.returncode == 1 and "kafka.properties: acks" in r.stderr, r.stderr
+
+
+OIDC = ("sasl.mechanism=OAUTHBEARER,sasl.oauthbearer.method=oidc,sasl.oauthbearer.client.id=dw,"
+        "sasl.oauthbearer.client.secret=0idc-s3cret,")
+
+
+def test_oidc_without_token_endpoint_is_refused(good):
     r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_PROPERTIES":
                                                "sasl.mechanism=OAUTHBEARER,sasl.oauthbearer.method=oidc,"
                                                "sasl.oauthbearer.client.id=dw,"
                                                "sasl.oauthbearer.client.secret=0idc-s3cret"})
     assert r.returncode == 1 and "needs sasl.oauthbearer.token.endpoint.url" in r.stderr, r.stderr
     assert "0idc-s3cret" not in r.stdout + r.stderr
-    oidc = ("sasl.mechanism=OAUTHBEARER,sasl.oauthbearer.method=oidc,sasl.oauthbearer.client.id=dw,"
-            "sasl.oauthbearer.client.secret=0idc-s3cret,")
-    for extra, says in (("sasl.oauthbearer.token.endpoint.url=https://dw:pw@idp/token",
-                         "no user or password in the URL"),
-                        ("sasl.oauthbearer.token.endpoint.url=ftp://idp/token", "want an http://"),
-                        ("sasl.oauthbearer.token.endpoint.url=https://idp/token,"
-                         "sasl.oauthbearer.extensions=auth=x", "keys of letters only"),
-                        ("sasl.oauthbearer.token.endpoint.url=https://idp/token,"
-                         "sasl.oauthbearer.extensions=tenant1=x", "keys of letters only")):
-        r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_PROPERTIES": oidc + extra})
-        assert r.returncode == 1 and says in r.stderr, (extra, r.stderr)
-        assert "0idc-s3cret" not in r.stdout + r.stderr and ":pw@" not in r.stderr, r.stderr
-    r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_PROPERTIES": oidc +
+
+
+@pytest.mark.parametrize("extra, says", [
+    ("sasl.oauthbearer.token.endpoint.url=https://dw:pw@idp/token", "no user or password in the URL"),
+    ("sasl.oauthbearer.token.endpoint.url=ftp://idp/token", "want an http://"),
+    ("sasl.oauthbearer.token.endpoint.url=https://idp/token,"
+     "sasl.oauthbearer.extensions=auth=x", "keys of letters only"),
+    ("sasl.oauthbearer.token.endpoint.url=https://idp/token,"
+     "sasl.oauthbearer.extensions=tenant1=x", "keys of letters only"),
+], ids=["url-credentials", "url-scheme", "extension-auth", "extension-digit"])
+def test_bad_oidc_settings_are_refused_without_the_secret(good, extra, says):
+    r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_PROPERTIES": OIDC + extra})
+    assert r.returncode == 1 and says in r.stderr, (extra, r.stderr)
+    assert "0idc-s3cret" not in r.stdout + r.stderr and ":pw@" not in r.stderr, r.stderr
+
+
+def test_good_oidc_settings_are_accepted(good):
+    r = run(["check-config", "-c", good], env={"DELIVERY_WORKER_KAFKA_PROPERTIES": OIDC +
                                                "sasl.oauthbearer.token.endpoint.url=https://idp/token,"
                                                "sasl.oauthbearer.extensions=tenant=acme"})
     assert r.returncode == 0 and "0idc-s3cret" not in r.stdout, r.stderr
 
-    # Properties that would lose or duplicate tasks are refused by check-config and by run,
-    # naming the property and the key that does its job.
-    for env, says in (({"DELIVERY_WORKER_KAFKA_PROPERTIES":
-                        "enable.auto.commit=true,enable.auto.offset.store=true"},
-                       "enable.auto.commit = \"true\""),
-                      ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "acks=0"}, "acks = all"),
-                      ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "transactional.id=x"},
-                       "kafka.transactional_id"),
-                      ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "isolation.level=read_uncommitted",
-                        "DELIVERY_WORKER_PROCESSING_GUARANTEE": "exactly_once"},
-                       "processing.guarantee"),
-                      ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "enable.ssl.certificate.verification=false"},
-                       "kafka.allow_insecure_tls")):
-        for cmd in ("check-config", "run"):
-            r = run([cmd, "-c", good], env=env)
-            assert r.returncode == 1 and "DELIVERY_WORKER_KAFKA_PROPERTIES: sets" in r.stderr \
-                and says in r.stderr, (cmd, env, r.stderr)
+
+# Properties that would lose or duplicate tasks are refused by check-config and by run,
+# naming the property and the key that does its job.
+@pytest.mark.parametrize("cmd", ["check-config", "run"])
+@pytest.mark.parametrize("env, says", [
+    ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "enable.auto.commit=true,enable.auto.offset.store=true"},
+     "enable.auto.commit = \"true\""),
+    ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "acks=0"}, "acks = all"),
+    ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "transactional.id=x"}, "kafka.transactional_id"),
+    ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "isolation.level=read_uncommitted",
+      "DELIVERY_WORKER_PROCESSING_GUARANTEE": "exactly_once"}, "processing.guarantee"),
+    ({"DELIVERY_WORKER_KAFKA_PROPERTIES": "enable.ssl.certificate.verification=false"},
+     "kafka.allow_insecure_tls"),
+], ids=["auto-commit", "acks", "transactional-id", "isolation-level", "tls-verification"])
+def test_unsafe_kafka_properties_are_refused(good, env, says, cmd):
+    r = run([cmd, "-c", good], env=env)
+    assert r.returncode == 1 and "DELIVERY_WORKER_KAFKA_PROPERTIES: sets" in r.stderr \
+        and says in r.stderr, (cmd, env, r.stderr)
+
+
+def test_allowed_insecure_tls_is_printed_and_logged(good, start_worker):
     # A TLS weakening allowed by kafka.allow_insecure_tls is printed, and logged at start.
     insecure = {"DELIVERY_WORKER_KAFKA_ALLOW_INSECURE_TLS": "true",
                 "DELIVERY_WORKER_KAFKA_PROPERTIES": "ssl.endpoint.identification.algorithm=none"}
     r = run(["check-config", "-c", good], env=insecure)
     assert r.returncode == 0 and "allow_insecure_tls = true;" in r.stdout, r.stderr
-    worker = h.Worker(procs, "127.0.0.1:1", "http://127.0.0.1:1", env=insecure).start()
+    worker = start_worker("127.0.0.1:1", "http://127.0.0.1:1", env=insecure)
     h.wait_until(lambda: "kafka.allow_insecure_tls: the brokers' TLS is not fully verified "
                  "(ssl.endpoint.identification.algorithm=none)" in worker.log_text(), 30,
                  "the warning at start")
     worker.stop()
 
-    # feishu.base_url is a URL as libcurl reads it; its credentials are never repeated.
-    for url, says in (("https://dw:pa55word@open.feishu.cn", "must not hold a user name or password"),
-                      ("http://[::1:8080", "closed brackets"),
-                      ("https://open.feishu.cn/?x=1", "must not have a query")):
-        for cmd in ("check-config", "run"):
-            r = run([cmd, "-c", good], env={"DELIVERY_WORKER_FEISHU_BASE_URL": url})
-            assert r.returncode == 1 and says in r.stderr, (cmd, url, r.stderr)
-            assert "pa55word" not in r.stdout + r.stderr, r.stderr
 
+# feishu.base_url is a URL as libcurl reads it; its credentials are never repeated.
+@pytest.mark.parametrize("cmd", ["check-config", "run"])
+@pytest.mark.parametrize("url, says", [
+    ("https://dw:pa55word@open.feishu.cn", "must not hold a user name or password"),
+    ("http://[::1:8080", "closed brackets"),
+    ("https://open.feishu.cn/?x=1", "must not have a query"),
+], ids=["credentials", "brackets", "query"])
+def test_bad_base_url_is_refused_without_its_password(good, url, says, cmd):
+    r = run([cmd, "-c", good], env={"DELIVERY_WORKER_FEISHU_BASE_URL": url})
+    assert r.returncode == 1 and says in r.stderr, (cmd, url, r.stderr)
+    assert "pa55word" not in r.stdout + r.stderr, r.stderr
+
+
+def test_config_files_must_be_regular_files(procs):
     # Files the config reads must be regular files: a FIFO is refused at once, not waited on;
     # a /proc file (which reports size 0) is read to its end.
+    nosecret = write(NOSECRET)
     fifo = os.path.join(procs.tmp, "secret.fifo")
     os.mkfifo(fifo)
     nosecret_env = {"DELIVERY_WORKER_FEISHU_APP_SECRET_FILE": fifo}
@@ -158,8 +205,7 @@ def main(procs):
             env={"DELIVERY_WORKER_FEISHU_APP_SECRET_FILE": "/proc/self/comm"})
     assert r.returncode == 0, r.stderr
 
+
+def test_unknown_command_prints_usage():
     r = run(["frobnicate"])
     assert r.returncode != 0 and "usage" in r.stderr, r
-
-
-h.run(main)

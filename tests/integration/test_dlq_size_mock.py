@@ -28,9 +28,9 @@ def redrive(worker, *args):
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^([a-z ]+): (\d+)", r.stdout, re.M)}
 
 
-def main(procs):
-    kafka = h.MockKafka(procs, brokers=1)
-    sim = h.Sim(procs)
+def test_oversized_invalid_events_get_one_dead_letter_each(start_mock_kafka, start_sim, start_worker):
+    kafka = start_mock_kafka(brokers=1)
+    sim = start_sim()
     # One record per partition: the mock keeps only 5 MiB per partition.
     records = [
         {"key": "K" * MB, "value": "not json", "partition": 0, "headers": {"trace-id": "big-key"}},
@@ -43,7 +43,7 @@ def main(procs):
     lines = "".join(json.dumps(r) + "\n" for r in records)
     h.kafkatool("produce", "-b", kafka.bootstrap, "-X", "message.max.bytes=10000000", h.IN, stdin=lines)
 
-    worker = h.Worker(procs, kafka.bootstrap, sim.url, group=GROUP).start()
+    worker = start_worker(kafka.bootstrap, sim.url, group=GROUP)
     h.wait_until(lambda: h.all_committed(kafka.bootstrap, GROUP, h.IN), 90, "the commit of every record")
     # Committed only after the outputs: every dead letter is there already.
     letters = h.dump(kafka.bootstrap, h.DLQ)
@@ -93,7 +93,7 @@ def main(procs):
     h.produce(kafka.bootstrap, h.IN, [{"key": "doomed", "value": "nope", "partition": 0,
                                         "headers": {"trace-id": "doomed"}}])
     kafka.command("produce-errors 4 MSG_SIZE_TOO_LARGE")
-    worker2 = h.Worker(procs, kafka.bootstrap, sim.url, group=GROUP, name="worker2").start()
+    worker2 = start_worker(kafka.bootstrap, sim.url, group=GROUP, name="worker2")
     worker2.proc.stopping = True  # expected to stop by itself
     h.wait_until(lambda: worker2.proc.poll() is not None, 90, "the worker to stop")
     assert worker2.proc.returncode == 1, worker2.proc.returncode
@@ -101,11 +101,8 @@ def main(procs):
     [p0] = [c for c in h.committed(kafka.bootstrap, GROUP, h.IN) if c["partition"] == 0]
     assert p0["offset"] == 1 and p0["high"] == 2, p0
     assert len(h.dump(kafka.bootstrap, h.DLQ)) == 4
-    worker3 = h.Worker(procs, kafka.bootstrap, sim.url, group=GROUP, name="worker3").start()
+    worker3 = start_worker(kafka.bootstrap, sim.url, group=GROUP, name="worker3")
     h.wait_until(lambda: h.all_committed(kafka.bootstrap, GROUP, h.IN), 90, "the commit of the last record")
     [d] = [d for d in h.dump(kafka.bootstrap, h.DLQ) if d.get("key") == "doomed"]
     assert d["value"] == "nope" and d["headers"]["trace-id"] == "doomed", d
     assert worker3.stop() == 0
-
-
-h.run(main)

@@ -13,14 +13,14 @@ def outputs(kafka):
            {r["key"] for r in h.dump(kafka.bootstrap, h.DLQ)}
 
 
-def main(procs):
-    kafka = h.MockKafka(procs)
-    sim = h.Sim(procs, "--latency-ms", "1-10")
+def test_transaction_failures_abort_or_resume(start_mock_kafka, start_sim, start_worker):
+    kafka = start_mock_kafka()
+    sim = start_sim("--latency-ms", "1-10")
     specs, records, expect = scenario.build("em", 120, seed=5, never=False)
     sim.register(specs)
-    worker = h.Worker(procs, kafka.bootstrap, sim.url, group="it-eos-mock",
-                      env={"DELIVERY_WORKER_KAFKA_GROUP_INSTANCE_ID": "eos-mock-0"},
-                      extra='processing = { guarantee = "exactly_once"; transaction_interval_ms = 100; };').start()
+    worker = start_worker(kafka.bootstrap, sim.url, group="it-eos-mock",
+                          env={"DELIVERY_WORKER_KAFKA_GROUP_INSTANCE_ID": "eos-mock-0"},
+                          extra='processing = { guarantee = "exactly_once"; transaction_interval_ms = 100; };')
     h.wait_until(lambda: "assigned" in worker.log_text(), 60, "the first assignment")
     h.produce(kafka.bootstrap, h.IN, records[:40])
     h.wait_until(lambda: len(outputs(kafka)) >= 30, 60, "the first outputs")
@@ -45,6 +45,3 @@ def main(procs):
     h.log("exactly-once on the mock: %d events, %d transactions committed, %d aborted, every "
           "task written" % (len(records), m.get('dw_transactions_total{result="committed"}', 0),
                             m.get('dw_transactions_total{result="aborted"}', 0)))
-
-
-h.run(main)

@@ -17,14 +17,14 @@ def task_calls(sim):
     return [r for r in sim.requests() if "/delivery_tasks/" in r["path"]]
 
 
-def main(procs):
-    kafka = h.MockKafka(procs)
-    sim = h.Sim(procs)
+def test_one_day_429_holds_calls_back_for_a_minute(start_mock_kafka, start_sim, start_worker):
+    kafka = start_mock_kafka()
+    sim = start_sim()
     sim.register([{"website_id": h.WEBSITE, "delivery_task_id": "hb-never", "final": "never",
                    "pending": "rotate"},
                   {"website_id": h.WEBSITE, "delivery_task_id": "hb-late", "ready_after_ms": 0}])
-    worker = h.Worker(procs, kafka.bootstrap, sim.url, group="it-held-back",
-                      env={"DELIVERY_WORKER_POLL_DEADLINE_MS": str(DEADLINE_MS)}).start()
+    worker = start_worker(kafka.bootstrap, sim.url, group="it-held-back",
+                          env={"DELIVERY_WORKER_POLL_DEADLINE_MS": str(DEADLINE_MS)})
     h.produce(kafka.bootstrap, h.IN, [h.event("hb-never")])
     h.wait_until(lambda: len(task_calls(sim)) >= 1, 30, "the first call of the never-ready task")
 
@@ -62,6 +62,3 @@ def main(procs):
     assert status == 200 and body == "ready\n", (status, body)
     h.wait_until(lambda: h.all_committed(kafka.bootstrap, "it-held-back", h.IN), 30, "commits")
     assert worker.stop() == 0
-
-
-h.run(main)

@@ -29,15 +29,15 @@ def calls(metrics, code):
     return metrics.get('dw_api_calls_total{code="%s"}' % code, 0)
 
 
-def main(procs):
-    kafka = h.MockKafka(procs)
-    sim = h.Sim(procs)
+def test_hostile_answers_are_retried_or_dead_lettered(start_mock_kafka, start_sim, start_worker):
+    kafka = start_mock_kafka()
+    sim = start_sim()
     specs, records, expect = scenario.build("hm", 40, seed=5, never=False)
     sim.register(specs)
     env = {"DELIVERY_WORKER_FEISHU_REQUEST_TIMEOUT_MS": "2000",
            "DELIVERY_WORKER_FEISHU_CONNECT_TIMEOUT_MS": "1000",
            "DELIVERY_WORKER_FEISHU_MAX_RESPONSE_BYTES": "65536"}
-    worker = h.Worker(procs, kafka.bootstrap, sim.url, group="it-hostile", env=env).start()
+    worker = start_worker(kafka.bootstrap, sim.url, group="it-hostile", env=env)
     assert worker.admin("/healthz")[0] == 200
     before = worker.metrics()
 
@@ -93,6 +93,3 @@ def main(procs):
     for line in lines:
         json.loads(line.decode("utf-8"))  # strict: raises on invalid UTF-8 or JSON
     assert worker.stop() == 0
-
-
-h.run(main)

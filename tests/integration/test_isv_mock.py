@@ -19,6 +19,8 @@ import collections
 import json
 import os
 
+import pytest
+
 import harness as h
 
 TICKETS = "feishu.app_ticket"
@@ -85,7 +87,7 @@ def task_calls(sim):
     return [r for r in sim.requests() if r.get("task_id")]
 
 
-def file_source(procs, kafka):
+def test_ticket_from_a_file_gives_each_tenant_its_token(procs, kafka):
     sim = h.Sim(procs, "--app", "cli_test:secret", "--app", "%s:%s" % (APP, SECRET),
                 "--rate-per-second", str(RATE))
     path = os.path.join(procs.tmp, "app_ticket")
@@ -153,7 +155,7 @@ def file_source(procs, kafka):
     assert worker.stop() == 0
 
 
-def topic_source(procs, kafka):
+def test_ticket_from_a_topic_survives_rotation(procs, kafka):
     sim = h.Sim(procs, "--app", "%s:%s" % (APP, SECRET), "--token-ttl", "4")
     push_ticket(sim, "tk-topic-1")
 
@@ -199,7 +201,7 @@ def topic_source(procs, kafka):
     assert worker.stop() == 0
 
 
-def self_built(procs, kafka):
+def test_self_built_app_uses_tenant_access_token(procs, kafka):
     """A self-built app serves its own tenant: tenant_key changes nothing but the result."""
     sim = h.Sim(procs)
     specs, _ = tasks("sb", 10, None)
@@ -218,7 +220,7 @@ def self_built(procs, kafka):
     assert worker.stop() == 0
 
 
-def refused_tenant(procs, kafka):
+def test_tenant_without_the_app_is_dead_lettered_alone(procs, kafka):
     sim = h.Sim(procs, "--app", "%s:%s" % (APP, SECRET), "--tenants", ",".join(TENANTS[:2]))
     push_ticket(sim, "tk-refused-1")
     path = os.path.join(procs.tmp, "app_ticket_refused")
@@ -252,13 +254,8 @@ def refused_tenant(procs, kafka):
     assert worker.stop() == 0
 
 
-def main(procs):
-    kafka = h.MockKafka(procs, topics=[(t, 2) for p in PARTS for t in topics(p)] +
-                        [(t, 1) for t in topics("refused")] + [(TICKETS, 1)])
-    file_source(procs, kafka)
-    topic_source(procs, kafka)
-    self_built(procs, kafka)
-    refused_tenant(procs, kafka)
-
-
-h.run(main)
+@pytest.fixture(scope="module")
+def kafka(module_procs):
+    """One mock cluster for the four parts, each with topics of its own."""
+    return h.MockKafka(module_procs, topics=[(t, 2) for p in PARTS for t in topics(p)] +
+                       [(t, 1) for t in topics("refused")] + [(TICKETS, 1)])

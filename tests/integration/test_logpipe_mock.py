@@ -40,9 +40,9 @@ def check(kafka, worker, expect_outputs, what):
     assert worker.stop() == 0
 
 
-def main(procs):
-    kafka = h.MockKafka(procs)
-    sim = h.Sim(procs, "--latency-ms", "1-5")
+def test_stalled_or_lost_log_reader_stops_nothing(procs, start_mock_kafka, start_sim, start_worker):
+    kafka = start_mock_kafka()
+    sim = start_sim("--latency-ms", "1-5")
     tasks = ["lp-%03d" % i for i in range(TASKS)]
     sim.register([{"website_id": h.WEBSITE, "delivery_task_id": t, "ready_after_ms": 0}
                   for t in tasks])
@@ -51,7 +51,7 @@ def main(procs):
     # 1. A reader that stalls: the pipe fills with the start-up lines already.
     r, wfd = os.pipe()
     fcntl.fcntl(wfd, F_SETPIPE_SZ, 4096)
-    w1 = h.Worker(procs, kafka.bootstrap, sim.url, group="it-logpipe-1", name="stalled")
+    w1 = start_worker(kafka.bootstrap, sim.url, group="it-logpipe-1", name="stalled", start=False)
     start(procs, w1, wfd)
     os.close(wfd)
     check(kafka, w1, TASKS, "reader stalls")
@@ -60,12 +60,8 @@ def main(procs):
     # 2. A reader that went away (another group: the same tasks are resolved again).
     r, wfd = os.pipe()
     os.close(r)
-    w2 = h.Worker(procs, kafka.bootstrap, sim.url, group="it-logpipe-2", name="gone")
+    w2 = start_worker(kafka.bootstrap, sim.url, group="it-logpipe-2", name="gone", start=False)
     start(procs, w2, wfd)
     os.close(wfd)
     check(kafka, w2, 2 * TASKS, "reader gone")
     assert w2.proc.returncode != -signal.SIGPIPE
-
-
-if __name__ == "__main__":
-    h.run(main)

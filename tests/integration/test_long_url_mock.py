@@ -22,9 +22,9 @@ def padded_base_url(sim_url, task, cut_after):
     return sim_url + head + "/." * ((pad - len(head)) // 2)
 
 
-def main(procs):
-    kafka = h.MockKafka(procs, brokers=1)
-    sim = h.Sim(procs)
+def test_long_base_url_asks_only_about_the_events_task(procs, start_mock_kafka, start_sim, start_worker):
+    kafka = start_mock_kafka(brokers=1)
+    sim = start_sim()
     task = "long-url-task-0123456789-abcdefghijklmnop"
     other = task[:20]
     sim.register([{"website_id": h.WEBSITE, "delivery_task_id": t, "final": "succeeded"}
@@ -36,7 +36,7 @@ def main(procs):
         f.write("feishu = { base_url = \"%s\"; app_id = \"cli_test\"; };\n" % base)
     rc, out = h.check_config(conf, {"DELIVERY_WORKER_FEISHU_APP_SECRET": "secret"})
     assert rc == 0 and base in out, out
-    worker = h.Worker(procs, kafka.bootstrap, base, group="it-long-url").start()
+    worker = start_worker(kafka.bootstrap, base, group="it-long-url")
     h.produce(kafka.bootstrap, h.IN, [h.event(task)])
     h.wait_until(lambda: h.dump(kafka.bootstrap, h.OUT), 60, "the result")
     h.wait_until(lambda: h.all_committed(kafka.bootstrap, "it-long-url", h.IN), 30, "the commit")
@@ -47,6 +47,3 @@ def main(procs):
     assert res["key"] == task and v["delivery_task_id"] == task, v
     assert v["outcome"] == "succeeded" and v["application_id"] == "app-" + task, v
     assert worker.stop() == 0
-
-
-h.run(main)

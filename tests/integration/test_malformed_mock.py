@@ -21,9 +21,9 @@ def raw(body, http=200, count=1000000):
     return {"kind": "raw", "http": http, "msg": json.dumps(body), "count": count}
 
 
-def main(procs):
-    kafka = h.MockKafka(procs)
-    sim = h.Sim(procs)
+def test_answers_the_api_does_not_send(start_mock_kafka, start_sim, start_worker):
+    kafka = start_mock_kafka()
+    sim = start_sim()
     status_string = {"code": 0, "msg": "success",
                      "data": {"status": "2", "delivery": {"application_id": "1"}}}
     delivery_array = {"code": 0, "msg": "success",
@@ -57,7 +57,7 @@ def main(procs):
     records.append({"key": "mf-bad-utf8", "value_b64": base64.b64encode(bad_utf8).decode()})
 
     env = {"DELIVERY_WORKER_POLL_DEADLINE_MS": "4000"}
-    worker = h.Worker(procs, kafka.bootstrap, sim.url, group="it-malformed", env=env).start()
+    worker = start_worker(kafka.bootstrap, sim.url, group="it-malformed", env=env)
     h.produce(kafka.bootstrap, h.IN, records)
     h.wait_until(lambda: len(h.dump(kafka.bootstrap, h.OUT)) + len(h.dump(kafka.bootstrap, h.DLQ))
                  >= len(records), 60, "every output")
@@ -104,6 +104,3 @@ def main(procs):
     assert m.get('dw_dead_letters_total{reason="malformed_answer"}') == len(malformed), \
         {k: v for k, v in m.items() if k.startswith("dw_dead_letters_total")}
     assert worker.stop() == 0
-
-
-h.run(main)

@@ -18,6 +18,8 @@ again with shorter maps until the broker takes it."""
 import json
 import re
 
+import pytest
+
 import harness as h
 
 LIMIT = 256
@@ -168,7 +170,26 @@ class Phase:
         return got
 
 
-def shutdown_commit(procs, kafka, sim):
+@pytest.fixture(scope="module")
+def kafka(module_procs):
+    """The file's own broker: its offset.metadata.max.bytes is the point."""
+    kafka = h.RealKafka(module_procs, server_props=("offset.metadata.max.bytes=%d" % LIMIT,))
+    yield kafka
+    kafka.stop()
+
+
+@pytest.fixture(scope="module")
+def sim(module_procs):
+    # No rate limit: the waiting tasks are polled all along.
+    return h.Sim(module_procs, "--latency-ms", "2-10", "--rate-per-second", "0", "--rate-per-minute", "0")
+
+
+def test_at_least_once_gives_its_maps_less_room(procs, kafka, sim):
+    alo = Phase(kafka, sim, "alo", (h.IN, h.OUT, h.DLQ), "it-metalimit", {})
+    alo.run(procs)
+
+
+def test_refused_final_commit_is_sent_again_shorter(procs, kafka, sim):
     """At-least-once with no periodic commit before SIGTERM (commit_interval_ms 60 s): the
     final, synchronous commit is refused; it is sent again with shorter maps until the broker
     takes it, so the stopped worker leaves its map behind."""
@@ -190,26 +211,13 @@ def shutdown_commit(procs, kafka, sim):
               [x[1] for x in r], [x[2] for x in r], len(meta), len(done), K))
 
 
-def main(procs):
-    kafka = h.RealKafka(procs, server_props=("offset.metadata.max.bytes=%d" % LIMIT,))
-    try:
-        # No rate limit: the waiting tasks are polled all along.
-        sim = h.Sim(procs, "--latency-ms", "2-10", "--rate-per-second", "0", "--rate-per-minute", "0")
-        alo = Phase(kafka, sim, "alo", (h.IN, h.OUT, h.DLQ), "it-metalimit", {})
-        alo.run(procs)
-        shutdown_commit(procs, kafka, sim)
-
-        eos = Phase(kafka, sim, "eos", ("it-eos.in", "it-eos.out", "it-eos.dlq"), "it-metalimit-eos",
-                    {"DELIVERY_WORKER_PROCESSING_GUARANTEE": "exactly_once",
-                     "DELIVERY_WORKER_PROCESSING_TRANSACTION_INTERVAL_MS": "100",
-                     # The same transactional id across the kill: the next worker aborts what the
-                     # killed one left open at once.
-                     "DELIVERY_WORKER_KAFKA_GROUP_INSTANCE_ID": "eos-0"})
-        got = eos.run(procs, isolation="read_committed")
-        dups = sorted({k for k in got if got.count(k) > 1})
-        assert not dups and len(got) == len(eos.order), "read_committed duplicates: %s" % dups[:5]
-    finally:
-        kafka.stop()
-
-
-h.run(main)
+def test_exactly_once_reads_each_output_once(procs, kafka, sim):
+    eos = Phase(kafka, sim, "eos", ("it-eos.in", "it-eos.out", "it-eos.dlq"), "it-metalimit-eos",
+                {"DELIVERY_WORKER_PROCESSING_GUARANTEE": "exactly_once",
+                 "DELIVERY_WORKER_PROCESSING_TRANSACTION_INTERVAL_MS": "100",
+                 # The same transactional id across the kill: the next worker aborts what the
+                 # killed one left open at once.
+                 "DELIVERY_WORKER_KAFKA_GROUP_INSTANCE_ID": "eos-0"})
+    got = eos.run(procs, isolation="read_committed")
+    dups = sorted({k for k in got if got.count(k) > 1})
+    assert not dups and len(got) == len(eos.order), "read_committed duplicates: %s" % dups[:5]

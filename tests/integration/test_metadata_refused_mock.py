@@ -12,6 +12,8 @@ needs:
   to the broker test)."""
 import base64
 
+import pytest
+
 import harness as h
 
 EOS_TOPICS = ("eos.in", "eos.out", "eos.dlq")
@@ -50,7 +52,7 @@ def warnings(worker, text):
     return [l for l in worker.log_text().splitlines() if '"level":"warn"' in l and text in l]
 
 
-def at_least_once(procs, kafka, sim):
+def test_at_least_once_commits_without_a_map(procs, kafka, sim):
     blocker, ok = tasks("ra")
     w = h.Worker(procs, kafka.bootstrap, sim.url, group="it-refused-alo", name="alo",
                  env={"DELIVERY_WORKER_POLL_DEADLINE_MS": "600000",
@@ -73,7 +75,7 @@ def at_least_once(procs, kafka, sim):
     h.log("at-least-once: %s" % found[0])
 
 
-def exactly_once(procs, kafka, sim):
+def test_exactly_once_stops_rather_than_drop_the_map(procs, kafka, sim):
     blocker, ok = tasks("re")
     group = "it-refused-eos"
     env = {"DELIVERY_WORKER_POLL_DEADLINE_MS": "600000",
@@ -110,16 +112,18 @@ def exactly_once(procs, kafka, sim):
         l for l in text.splitlines() if "exactly-once: the broker refused" in l][0])
 
 
-def main(procs):
-    kafka = h.MockKafka(procs, brokers=1, topics=((h.IN, 1), (h.OUT, 1), (h.DLQ, 1)) +
-                        tuple((t, 1) for t in EOS_TOPICS))
-    sim = h.Sim(procs, "--latency-ms", "1-5")
+@pytest.fixture(scope="module")
+def kafka(module_procs):
+    return h.MockKafka(module_procs, brokers=1, topics=((h.IN, 1), (h.OUT, 1), (h.DLQ, 1)) +
+                       tuple((t, 1) for t in EOS_TOPICS))
+
+
+@pytest.fixture(scope="module")
+def sim(module_procs):
+    """One simulator for both modes, which know every task of both."""
+    sim = h.Sim(module_procs, "--latency-ms", "1-5")
     for p in ("ra", "re"):
         blocker, ok = tasks(p)
         sim.register([{"website_id": h.WEBSITE, "delivery_task_id": blocker, "final": "never"}] +
                      [{"website_id": h.WEBSITE, "delivery_task_id": t, "ready_after_ms": 0} for t in ok])
-    at_least_once(procs, kafka, sim)
-    exactly_once(procs, kafka, sim)
-
-
-h.run(main)
+    return sim

@@ -7,12 +7,12 @@ import harness as h
 import scenario
 
 
-def main(procs):
-    kafka = h.MockKafka(procs)
-    sim = h.Sim(procs, "--latency-ms", "1-10")
+def test_readyz_healthz_and_metrics_agree(start_mock_kafka, start_sim, start_worker):
+    kafka = start_mock_kafka()
+    sim = start_sim("--latency-ms", "1-10")
     specs, records, expect = scenario.build("mx", 120, never=False)
     sim.register(specs)
-    worker = h.Worker(procs, kafka.bootstrap, sim.url, group="it-metrics").start()
+    worker = start_worker(kafka.bootstrap, sim.url, group="it-metrics")
     # The mock cluster takes 3 s to assign: not ready until then, and it says why.
     status, body = worker.admin("/readyz")
     assert status == 503 and "waiting for the first partition assignment" in body, (status, body)
@@ -57,6 +57,3 @@ def main(procs):
     h.wait_until(lambda: "draining" in worker.admin("/readyz")[1], 10, "not ready while draining")
     assert worker.proc.wait(timeout=60 * h.SLOW) == 0
     assert any(r["key"] == "mx-slow" for r in h.dump(kafka.bootstrap, h.OUT))
-
-
-h.run(main)

@@ -41,6 +41,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import pytest
+
 import harness as h
 import scenario
 
@@ -393,22 +395,45 @@ def check_oidc_worker(procs, kafka, sim, provider, secret, needles, reauth, own)
         h.log("  session ended at token expiry, the worker logs: %s" % dropped[:200])
 
 
-def main(procs):
+@pytest.fixture(scope="module")
+def features():
     version, version_int, features = rdkafka_features()
     h.log("librdkafka %s, builtin.features %s" % (version, ",".join(features)))
-    secret = "oidc-" + secrets.token_hex(12)
-    provider = Provider(procs, secret, LIFETIME_S)
-    kafka = OidcKafka(procs, provider)
-    try:
-        h.wait_until(lambda: provider.stats()["jwks_fetches"] >= 1, 10, "the broker to fetch the JWKS")
-        sim = h.Sim(procs, "--app", "%s:%s" % (APP, APP_SECRET))
-        needles = [secret, APP_SECRET]
-        check_broker_validates(provider, kafka, secret)
-        check_unsecured_refused(procs, kafka, sim, needles)
-        check_oidc_worker(procs, kafka, sim, provider, secret, needles,
-                          reauth=version_int >= 0x020200ff, own="oidc" not in features)
-    finally:
-        kafka.stop()
+    return version_int, features
 
 
-h.run(main)
+@pytest.fixture(scope="module")
+def secret():
+    return "oidc-" + secrets.token_hex(12)
+
+
+@pytest.fixture(scope="module")
+def provider(module_procs, secret):
+    return Provider(module_procs, secret, LIFETIME_S)
+
+
+@pytest.fixture(scope="module")
+def kafka(module_procs, provider):
+    kafka = OidcKafka(module_procs, provider)
+    yield kafka
+    kafka.stop()
+
+
+@pytest.fixture(scope="module")
+def sim(module_procs, kafka, provider):
+    h.wait_until(lambda: provider.stats()["jwks_fetches"] >= 1, 10, "the broker to fetch the JWKS")
+    return h.Sim(module_procs, "--app", "%s:%s" % (APP, APP_SECRET))
+
+
+def test_broker_validates_tokens(provider, kafka, sim, secret):
+    check_broker_validates(provider, kafka, secret)
+
+
+def test_unsecured_token_is_refused(procs, kafka, sim, secret):
+    check_unsecured_refused(procs, kafka, sim, [secret, APP_SECRET])
+
+
+def test_oidc_worker_resolves_and_reauthenticates(procs, kafka, sim, provider, secret, features):
+    version_int, feats = features
+    check_oidc_worker(procs, kafka, sim, provider, secret, [secret, APP_SECRET],
+                      reauth=version_int >= 0x020200ff, own="oidc" not in feats)

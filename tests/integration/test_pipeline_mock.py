@@ -9,13 +9,13 @@ import harness as h
 import scenario
 
 
-def main(procs):
-    kafka = h.MockKafka(procs)
-    sim = h.Sim(procs, "--latency-ms", "1-20")
-    worker = h.Worker(procs, kafka.bootstrap, sim.url, group="it-mock",
-                      env={"DELIVERY_WORKER_FEISHU_REQUEST_TIMEOUT_MS": "1000",
-                           "DELIVERY_WORKER_FEISHU_CONNECT_TIMEOUT_MS": "1000",
-                           "DELIVERY_WORKER_POLL_DEADLINE_MS": "8000"}).start()
+def test_every_kind_of_task_then_everything_failing(start_mock_kafka, start_sim, start_worker):
+    kafka = start_mock_kafka()
+    sim = start_sim("--latency-ms", "1-20")
+    worker = start_worker(kafka.bootstrap, sim.url, group="it-mock",
+                          env={"DELIVERY_WORKER_FEISHU_REQUEST_TIMEOUT_MS": "1000",
+                               "DELIVERY_WORKER_FEISHU_CONNECT_TIMEOUT_MS": "1000",
+                               "DELIVERY_WORKER_POLL_DEADLINE_MS": "8000"})
 
     # Phase 1: every kind of task, nothing going wrong.
     specs, records, expect = scenario.build("p1", 170)
@@ -73,6 +73,3 @@ def main(procs):
 
     assert worker.stop() == 0, "worker did not exit 0 after SIGTERM"
     assert "drained" in worker.log_text()
-
-
-h.run(main)

@@ -5,13 +5,13 @@ SIGTERM still exits 0."""
 import harness as h
 
 
-def main(procs):
-    kafka = h.MockKafka(procs, brokers=1)
-    sim = h.Sim(procs)
+def test_dead_letter_refused_as_too_large_is_written_smaller(start_mock_kafka, start_sim, start_worker):
+    kafka = start_mock_kafka(brokers=1)
+    sim = start_sim()
     h.produce(kafka.bootstrap, h.IN, [{"key": "poison", "value": "not json at all", "partition": 0,
                                         "headers": {"trace-id": "p"}}])
     kafka.command("produce-errors 1 MSG_SIZE_TOO_LARGE")  # the worker's first produce fails
-    worker = h.Worker(procs, kafka.bootstrap, sim.url, group="it-poison").start()
+    worker = start_worker(kafka.bootstrap, sim.url, group="it-poison")
     h.wait_until(lambda: h.dump(kafka.bootstrap, h.DLQ), 60, "the dead letter")
     h.wait_until(lambda: h.all_committed(kafka.bootstrap, "it-poison", h.IN), 30, "the commit")
     [d] = h.dump(kafka.bootstrap, h.DLQ)
@@ -25,7 +25,7 @@ def main(procs):
     h.produce(kafka.bootstrap, h.IN, [{"key": "poison2", "value": "[1,2", "partition": 0,
                                         "headers": {"trace-id": "p2"}}])
     kafka.command("produce-errors 2 MSG_SIZE_TOO_LARGE")
-    worker2 = h.Worker(procs, kafka.bootstrap, sim.url, group="it-poison", name="worker2").start()
+    worker2 = start_worker(kafka.bootstrap, sim.url, group="it-poison", name="worker2")
     h.wait_until(lambda: len(h.dump(kafka.bootstrap, h.DLQ)) == 2, 60, "the second dead letter")
     h.wait_until(lambda: h.all_committed(kafka.bootstrap, "it-poison", h.IN), 30, "the commit")
     d2 = [d for d in h.dump(kafka.bootstrap, h.DLQ) if d["key"] == "poison2"][0]
@@ -33,6 +33,3 @@ def main(procs):
     assert "dlq.value_omitted" in hd2 and "dlq.headers_omitted" in hd2, d2
     assert "trace-id" not in hd2 and hd2["dlq.reason"] == "invalid_event", d2
     assert worker2.stop() == 0
-
-
-h.run(main)

@@ -16,13 +16,13 @@ def task_calls(sim):
     return [r for r in sim.requests() if "/delivery_tasks/" in r["path"]]
 
 
-def main(procs):
-    kafka = h.MockKafka(procs)
-    sim = h.Sim(procs)
+def test_refusing_gateway_leads_to_deadline_exceeded(start_mock_kafka, start_sim, start_worker):
+    kafka = start_mock_kafka()
+    sim = start_sim()
     sim.register([{"website_id": h.WEBSITE, "delivery_task_id": t, "ready_after_ms": 0}
                   for t in TASKS])
-    worker = h.Worker(procs, kafka.bootstrap, sim.url, group="it-refused",
-                      env={"DELIVERY_WORKER_POLL_DEADLINE_MS": str(DEADLINE_MS)}).start()
+    worker = start_worker(kafka.bootstrap, sim.url, group="it-refused",
+                          env={"DELIVERY_WORKER_POLL_DEADLINE_MS": str(DEADLINE_MS)})
     # The first two calls are refused: the second comes a clamped block after the first. One
     # task first, so that no second call leaves before the first 429 is back; the others then
     # wait behind the block without a call.
@@ -51,6 +51,3 @@ def main(procs):
     h.log("refused twice %.0f s apart: %d tasks dead-lettered, %d calls" % (
         second, len(dlq), len(task_calls(sim))))
     assert worker.stop() == 0
-
-
-h.run(main)

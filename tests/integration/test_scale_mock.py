@@ -10,16 +10,16 @@ N = 1500  # 1000 in the first 20 s (50/s), then 1000/min: about 50 s
 PENDING = 10000
 
 
-def main(procs):
-    kafka = h.MockKafka(procs)
-    sim = h.Sim(procs)
+def test_ten_thousand_tasks_at_the_rate_limit(start_mock_kafka, start_sim, start_worker):
+    kafka = start_mock_kafka()
+    sim = start_sim()
     w = h.WEBSITE
     sim.register([{"website_id": w, "delivery_task_id": "sc-%05d" % i, "ready_after_ms": 0}
                   for i in range(PENDING)])
-    worker = h.Worker(procs, kafka.bootstrap, sim.url, group="it-scale",
-                      env={"DELIVERY_WORKER_WORKER_MAX_IN_FLIGHT": "2000",
-                           "DELIVERY_WORKER_WORKER_RESUME_IN_FLIGHT": "1000",
-                           "DELIVERY_WORKER_POLL_DEADLINE_MS": "600000"}).start()
+    worker = start_worker(kafka.bootstrap, sim.url, group="it-scale",
+                          env={"DELIVERY_WORKER_WORKER_MAX_IN_FLIGHT": "2000",
+                               "DELIVERY_WORKER_WORKER_RESUME_IN_FLIGHT": "1000",
+                               "DELIVERY_WORKER_POLL_DEADLINE_MS": "600000"})
     h.produce(kafka.bootstrap, h.IN, [h.event("sc-%05d" % i) for i in range(PENDING)])
     paused_seen = h.wait_until(lambda: worker.metrics().get("dw_partitions_paused", 0) > 0, 60,
                                "partitions paused at the in-flight bound")
@@ -41,6 +41,3 @@ def main(procs):
     text = worker.log_text()
     assert not re.search(r"(lost|revoked) \d+ partition", text) and "SESSTMOUT" not in text, text[-3000:]
     assert worker.stop(timeout=120) == 0
-
-
-h.run(main)

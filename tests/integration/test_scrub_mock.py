@@ -17,12 +17,12 @@ def clean(text, secrets):
         assert s not in text, "secret %r found in: %r" % (s, text[:2000])
 
 
-def main(procs):
-    kafka = h.MockKafka(procs)
-    sim = h.Sim(procs, "--app", "cli_test:" + RIGHT)
+def test_upstream_text_carries_no_secret_out(start_mock_kafka, start_sim, start_worker):
+    kafka = start_mock_kafka()
+    sim = start_sim("--app", "cli_test:" + RIGHT)
     sim.config(token_echo=True)
-    bad = h.Worker(procs, kafka.bootstrap, sim.url, group="it-scrub", secret=SECRET,
-                   name="bad").start()
+    bad = start_worker(kafka.bootstrap, sim.url, group="it-scrub", secret=SECRET,
+                       name="bad")
     h.wait_until(lambda: sim.stats()["token_calls"] >= 3, 30, "token retries")
     h.wait_until(lambda: "app-level failure" in bad.log_text(), 10, "the reason in the log")
     h.wait_until(lambda: "app-level failure" in bad.admin("/readyz")[1], 30,
@@ -43,8 +43,8 @@ def main(procs):
     # The right secret; a task whose answer quotes what it should not.
     sim.config(token_echo=False)
     sim.register([{"website_id": h.WEBSITE, "delivery_task_id": "sc-ok", "ready_after_ms": 0}])
-    good = h.Worker(procs, kafka.bootstrap, sim.url, group="it-scrub", secret=RIGHT,
-                    name="good").start()
+    good = start_worker(kafka.bootstrap, sim.url, group="it-scrub", secret=RIGHT,
+                        name="good")
     h.produce(kafka.bootstrap, h.IN, [h.event("sc-ok")])
     h.wait_until(lambda: h.dump(kafka.bootstrap, h.OUT), 30, "a first result")
     tokens = {r["token"] for r in sim.requests() if "/delivery_tasks/" in r["path"] and r["token"]}
@@ -69,6 +69,3 @@ def main(procs):
     log = good.log_text()
     clean(log, [RIGHT, token])
     assert '{"level":"error","msg":"forged"}' not in log.splitlines(), "a forged log line"
-
-
-h.run(main)

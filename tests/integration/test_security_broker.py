@@ -14,6 +14,8 @@ import ssl
 import urllib.error
 import urllib.request
 
+import pytest
+
 import harness as h
 import scenario
 
@@ -202,59 +204,82 @@ def check_api_certificate(procs, kafka, sim, env, needles):
           % len(records))
 
 
-def main(procs):
-    kafka = SecureKafka(procs)
-    try:
-        sim = TlsSim(procs, kafka.tls, "--app", "%s:%s" % (APP, APP_SECRET))
-        scram_user, scram_pw = kafka.users["SCRAM-SHA-512"]
-        plain_user, plain_pw = kafka.users["PLAIN"]
-        oauth_user = kafka.users["OAUTHBEARER"][0]
-        needles = [scram_pw, plain_pw, APP_SECRET]
-
-        check_api_certificate(procs, kafka, sim, {}, needles)
-        check_admin(procs, kafka, sim, {}, needles)
-
-        # SCRAM-SHA-512: the password from the environment.
-        run_mechanism(procs, kafka, sim, "SCRAM-SHA-512",
-                      (("ssl.ca.location", kafka.ca), ("sasl.mechanism", "SCRAM-SHA-512"),
-                       ("sasl.username", scram_user)),
-                      {"DELIVERY_WORKER_KAFKA_PROPERTIES": "sasl.password=" + scram_pw}, needles,
-                      via_secure_dump=True)
-
-        # PLAIN: the password from a file of its own (a mounted secret), @included by the config.
-        # libconfig 1.5 resolves every @include path, even an absolute one, under the config
-        # file's directory, so the file lies next to the config (or in a directory below it).
-        pw_file = os.path.join(procs.tmp, "kafka-password.conf")
-        with open(pw_file, "w") as f:
-            f.write('("sasl.password", "%s"),\n' % plain_pw)
-        os.chmod(pw_file, 0o600)
-        run_mechanism(procs, kafka, sim, "PLAIN",
-                      (("ssl.ca.location", kafka.ca), ("sasl.mechanism", "PLAIN"),
-                       ("sasl.username", plain_user)), {}, needles, include=os.path.basename(pw_file))
-
-        # OAUTHBEARER: librdkafka's unsecured JWT (alg "none") against the broker's unsecured
-        # validator -- for tests; production uses sasl.oauthbearer.method=oidc.
-        run_mechanism(procs, kafka, sim, "OAUTHBEARER",
-                      (("ssl.ca.location", kafka.ca), ("sasl.mechanism", "OAUTHBEARER"),
-                       ("enable.sasl.oauthbearer.unsecure.jwt", "true"),
-                       ("sasl.oauthbearer.config", "principal=%s" % oauth_user)), {}, needles)
-
-        # A wrong password: a clear authentication error; the wrong password is not shown either.
-        wrong = "wrong-" + secrets.token_hex(8)
-        expect_failure(procs, kafka, sim, "badpw",
-                       BASE_PROPS + (("ssl.ca.location", kafka.ca), ("sasl.mechanism", "SCRAM-SHA-512"),
-                                     ("sasl.username", scram_user)),
-                       {"DELIVERY_WORKER_KAFKA_PROPERTIES": "sasl.password=" + wrong},
-                       r"SASL authentication error: Authentication failed[^\"]*", needles + [wrong],
-                       "an authentication error in the log")
-        # No ssl.ca.location: the system's CAs do not know the test CA; the broker is refused.
-        expect_failure(procs, kafka, sim, "noca",
-                       BASE_PROPS + (("sasl.mechanism", "SCRAM-SHA-512"), ("sasl.username", scram_user)),
-                       {"DELIVERY_WORKER_KAFKA_PROPERTIES": "sasl.password=" + scram_pw},
-                       r"SSL handshake failed: [^\"]*certificate verify failed", needles,
-                       "the broker's certificate refused")
-    finally:
-        kafka.stop()
+@pytest.fixture(scope="module")
+def kafka(module_procs):
+    kafka = SecureKafka(module_procs)
+    yield kafka
+    kafka.stop()
 
 
-h.run(main)
+@pytest.fixture(scope="module")
+def sim(module_procs, kafka):
+    return TlsSim(module_procs, kafka.tls, "--app", "%s:%s" % (APP, APP_SECRET))
+
+
+@pytest.fixture
+def needles(kafka):
+    """What must never show: the Kafka passwords and the app secret."""
+    return [kafka.users["SCRAM-SHA-512"][1], kafka.users["PLAIN"][1], APP_SECRET]
+
+
+def test_api_certificate_is_trusted_through_ca_file(procs, kafka, sim, needles):
+    check_api_certificate(procs, kafka, sim, {}, needles)
+
+
+def test_admin_endpoint_serves_only_its_paths(procs, kafka, sim, needles):
+    check_admin(procs, kafka, sim, {}, needles)
+
+
+def test_scram_password_from_the_environment(procs, kafka, sim, needles):
+    scram_user, scram_pw = kafka.users["SCRAM-SHA-512"]
+    run_mechanism(procs, kafka, sim, "SCRAM-SHA-512",
+                  (("ssl.ca.location", kafka.ca), ("sasl.mechanism", "SCRAM-SHA-512"),
+                   ("sasl.username", scram_user)),
+                  {"DELIVERY_WORKER_KAFKA_PROPERTIES": "sasl.password=" + scram_pw}, needles,
+                  via_secure_dump=True)
+
+
+def test_plain_password_from_an_included_file(procs, kafka, sim, needles):
+    # PLAIN: the password from a file of its own (a mounted secret), @included by the config.
+    # libconfig 1.5 resolves every @include path, even an absolute one, under the config
+    # file's directory, so the file lies next to the config (or in a directory below it).
+    plain_user, plain_pw = kafka.users["PLAIN"]
+    pw_file = os.path.join(procs.tmp, "kafka-password.conf")
+    with open(pw_file, "w") as f:
+        f.write('("sasl.password", "%s"),\n' % plain_pw)
+    os.chmod(pw_file, 0o600)
+    run_mechanism(procs, kafka, sim, "PLAIN",
+                  (("ssl.ca.location", kafka.ca), ("sasl.mechanism", "PLAIN"),
+                   ("sasl.username", plain_user)), {}, needles, include=os.path.basename(pw_file))
+
+
+def test_oauthbearer_unsecured_jwt(procs, kafka, sim, needles):
+    # OAUTHBEARER: librdkafka's unsecured JWT (alg "none") against the broker's unsecured
+    # validator -- for tests; production uses sasl.oauthbearer.method=oidc.
+    oauth_user = kafka.users["OAUTHBEARER"][0]
+    run_mechanism(procs, kafka, sim, "OAUTHBEARER",
+                  (("ssl.ca.location", kafka.ca), ("sasl.mechanism", "OAUTHBEARER"),
+                   ("enable.sasl.oauthbearer.unsecure.jwt", "true"),
+                   ("sasl.oauthbearer.config", "principal=%s" % oauth_user)), {}, needles)
+
+
+def test_wrong_password_is_a_clear_error_that_hides_it(procs, kafka, sim, needles):
+    # A wrong password: a clear authentication error; the wrong password is not shown either.
+    scram_user = kafka.users["SCRAM-SHA-512"][0]
+    wrong = "wrong-" + secrets.token_hex(8)
+    expect_failure(procs, kafka, sim, "badpw",
+                   BASE_PROPS + (("ssl.ca.location", kafka.ca), ("sasl.mechanism", "SCRAM-SHA-512"),
+                                 ("sasl.username", scram_user)),
+                   {"DELIVERY_WORKER_KAFKA_PROPERTIES": "sasl.password=" + wrong},
+                   r"SASL authentication error: Authentication failed[^\"]*", needles + [wrong],
+                   "an authentication error in the log")
+
+
+def test_broker_certificate_refused_without_its_ca(procs, kafka, sim, needles):
+    # No ssl.ca.location: the system's CAs do not know the test CA; the broker is refused.
+    scram_user, scram_pw = kafka.users["SCRAM-SHA-512"]
+    expect_failure(procs, kafka, sim, "noca",
+                   BASE_PROPS + (("sasl.mechanism", "SCRAM-SHA-512"), ("sasl.username", scram_user)),
+                   {"DELIVERY_WORKER_KAFKA_PROPERTIES": "sasl.password=" + scram_pw},
+                   r"SSL handshake failed: [^\"]*certificate verify failed", needles,
+                   "the broker's certificate refused")

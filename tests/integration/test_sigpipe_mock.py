@@ -22,10 +22,10 @@ def run_closed_stderr(args, env=None, timeout=120):
     return p.returncode
 
 
-def main(procs):
-    kafka = h.MockKafka(procs)
-    sim = h.Sim(procs, "--latency-ms", "1-5")
-    w = h.Worker(procs, kafka.bootstrap, sim.url, group="it-sigpipe", name="sigpipe")
+def test_commands_outlive_their_log_reader(start_mock_kafka, start_sim, start_worker):
+    kafka = start_mock_kafka()
+    sim = start_sim("--latency-ms", "1-5")
+    w = start_worker(kafka.bootstrap, sim.url, group="it-sigpipe", name="sigpipe", start=False)
 
     cases = [
         (["no-such-command"], None, 2),
@@ -40,7 +40,3 @@ def main(procs):
         h.log("$ delivery-worker %s 2>closed-pipe -> %d" % (" ".join(args), rc))
         assert rc != -signal.SIGPIPE, "%s: killed by SIGPIPE" % args
         assert rc == want, (args, rc)
-
-
-if __name__ == "__main__":
-    h.run(main)

@@ -13,13 +13,13 @@ import harness as h
 STARTUP_BOUND_S = 30  # the worker's start-up bound (worker.c: STARTUP_TIMEOUT_S)
 
 
-def main(procs):
+def test_startup_bound_holds_with_the_log_lock_held(procs, start_mock_kafka, start_sim, start_worker):
     if not shutil.which("gdb"):
         h.log("skipping: no gdb to stop the worker with the log's lock held")
         return
-    kafka = h.MockKafka(procs)
-    sim = h.Sim(procs, "--latency-ms", "1-5")
-    w = h.Worker(procs, kafka.bootstrap, sim.url, group="it-startup-lock", name="locked")
+    kafka = start_mock_kafka()
+    sim = start_sim("--latency-ms", "1-5")
+    w = start_worker(kafka.bootstrap, sim.url, group="it-startup-lock", name="locked", start=False)
     gdb = procs.start(["gdb", "-nx", "-batch", "-ex", "set pagination off", "-ex", "set confirm off",
                        "-ex", "break dw_admin_start", "-ex", "run", "-ex", "info proc",
                        "-ex", "call (int)pthread_mutex_lock(&'log.c'::lock)",
@@ -55,7 +55,3 @@ def main(procs):
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
-
-
-if __name__ == "__main__":
-    h.run(main)

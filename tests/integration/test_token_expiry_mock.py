@@ -8,14 +8,14 @@ import harness as h
 import scenario
 
 
-def main(procs):
-    kafka = h.MockKafka(procs)
-    sim = h.Sim(procs, "--token-ttl", "4")
+def test_short_lived_tokens_are_refreshed_before_expiry(start_mock_kafka, start_sim, start_worker):
+    kafka = start_mock_kafka()
+    sim = start_sim("--token-ttl", "4")
     specs, records, expect = scenario.build("tx", 60, never=False)
     for s in specs:  # spread readiness over ~10 s so polling spans several token lifetimes
         s["ready_after_ms"] = 4000 + s["ready_after_ms"] * 4
     sim.register(specs)
-    worker = h.Worker(procs, kafka.bootstrap, sim.url, group="it-token").start()
+    worker = start_worker(kafka.bootstrap, sim.url, group="it-token")
     h.produce(kafka.bootstrap, h.IN, records)
     h.wait_until(lambda: len(h.dump(kafka.bootstrap, h.OUT)) + len(h.dump(kafka.bootstrap, h.DLQ))
                  >= len(records), 90, "every output")
@@ -32,7 +32,7 @@ def main(procs):
     # A second signal while draining ends the worker at once.
     sim.register([{"website_id": h.WEBSITE, "delivery_task_id": "tx-slow", "final": "never"}])
     h.produce(kafka.bootstrap, h.IN, [h.event("tx-slow")])
-    w2 = h.Worker(procs, kafka.bootstrap, sim.url, group="it-token", name="worker2").start()
+    w2 = start_worker(kafka.bootstrap, sim.url, group="it-token", name="worker2")
     h.wait_until(lambda: any(q.get("task_id") == "tx-slow" for q in sim.requests()), 30, "tx-slow polled")
     w2.proc.stopping = True
     w2.proc.send_signal(signal.SIGTERM)
@@ -40,6 +40,3 @@ def main(procs):
     w2.proc.send_signal(signal.SIGTERM)
     rc = w2.proc.wait(timeout=10 * h.SLOW)
     assert rc == 128 + signal.SIGTERM, rc
-
-
-h.run(main)

@@ -10,13 +10,13 @@ import harness as h
 DEADLINE_MS = 3000
 
 
-def main(procs):
-    kafka = h.MockKafka(procs)
+def test_token_wait_reaches_the_deadline(start_mock_kafka, start_worker):
+    kafka = start_mock_kafka()
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
         nowhere = "http://127.0.0.1:%d" % closed.getsockname()[1]
-        worker = h.Worker(procs, kafka.bootstrap, nowhere, group="it-token-wait",
-                          env={"DELIVERY_WORKER_POLL_DEADLINE_MS": str(DEADLINE_MS)}).start()
+        worker = start_worker(kafka.bootstrap, nowhere, group="it-token-wait",
+                              env={"DELIVERY_WORKER_POLL_DEADLINE_MS": str(DEADLINE_MS)})
         h.produce(kafka.bootstrap, h.IN, [h.event("tw-1")])
         h.wait_until(lambda: h.dump(kafka.bootstrap, h.DLQ), DEADLINE_MS / 1000 + 30,
                      "the task dead-lettered while no token can be had")
@@ -32,6 +32,3 @@ def main(procs):
         status, body = worker.admin("/readyz")
         assert status == 200, (status, body)
         assert worker.stop() == 0
-
-
-h.run(main)
