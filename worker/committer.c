@@ -280,7 +280,8 @@ const struct dw_committer_batch *dw_committer_collect(struct dw_committer *c,
   for (size_t i = 0; i < (only ? only_n : c->nparts); i++) {
     int32_t id = only ? only[i] : (int32_t)i;
     struct dw_committer_part *p = dw_committer_part(c, id);
-    /* An entry per partition known: a partition named twice is committed once. */
+    /* At most an entry per partition known: the room of the batch's arrays (`only` names
+     * each partition once, as librdkafka's revoke lists do). */
     if (!p || !p->assigned || b->n == c->nparts || b->nholds == c->nparts)
       continue;
     int64_t off = dw_tracker_committable_staged(&p->tracker, c->staged);

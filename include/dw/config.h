@@ -15,8 +15,8 @@ struct dw_config_property {
 };
 
 /* The configuration, one struct per section of the file (kafka, feishu, poll, ...). A module
- * takes the section it reads (dw_http_new, dw_token_new: feishu; dw_poller_new: feishu and
- * poll; the Kafka clients: the whole config), so a new key is declared here, in config.c's
+ * takes the section it reads (dw_http_new, dw_token_new: feishu; dw_poller_new and the Kafka
+ * clients: the whole config), so a new key is declared here, in config.c's
  * table, and read where it is used. */
 struct dw_config {
   struct dw_config_kafka {

@@ -1,5 +1,5 @@
-/* Dead letters: what a dead letter keeps of its record, decided without I/O (kafka.h is
- * included for struct dw_header only; nothing here calls Kafka or the loop). A dead letter
+/* Dead letters: what a dead letter keeps of its record, decided without I/O (record.h
+ * gives struct dw_header; nothing here calls Kafka or the loop). A dead letter
  * carries the record's key, value and headers and the worker's own dlq.* headers. Kafka takes
  * a record only up to the producer's message.max.bytes (sized from the broker's and the
  * topics' limits at start), so parts that do not fit are left out, each with a marker header

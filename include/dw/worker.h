@@ -1,4 +1,4 @@
-/* The worker: wires consumer, event, poller, producer and offset trackers together, owns the
+/* The worker: wires consumer, event, poller, producer and committer together, owns the
  * libuv loop and the lifecycle (starting -> running -> draining -> stopped). Off the loop: a
  * start-up guard thread, alive until the loop runs, takes SIGTERM and SIGINT and ends a
  * start-up stuck in a library after 30 s (90 s in exactly-once mode). */

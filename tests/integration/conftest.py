@@ -16,6 +16,7 @@ On a failure the report holds the tail of every process's log, and the work dire
 kept (DW_KEEP_TMP=1 keeps them always). A run whose every test was skipped exits 77, which
 ctest reports as skipped (SKIP_RETURN_CODE)."""
 import os
+import uuid
 
 import pytest
 
@@ -119,10 +120,15 @@ class SharedBroker:
         self.bootstrap = bootstrap
 
     def topics(self, tag, partitions=4):
-        """Creates the topics it-<tag>.in, .out and .dlq with that many partitions; returns
-        them as a harness.Topics whose bootstrap is the broker's (in place of a broker)."""
-        t = h.Topics("it-%s.in" % tag, "it-%s.out" % tag, "it-%s.dlq" % tag)
+        """Creates the topics it-<tag>-<run>.in, .out and .dlq with that many partitions, where
+        <run> is new on every call, so that a broker kept running between runs hands no test
+        the records, offsets or transactions of an earlier one; returns them as a
+        harness.Topics whose bootstrap is the broker's (in place of a broker) and whose group
+        (it-<tag>-<run>) is the consumer group id to use."""
+        name = "it-%s-%s" % (tag, uuid.uuid4().hex[:8])
+        t = h.Topics(name + ".in", name + ".out", name + ".dlq")
         t.bootstrap = self.bootstrap
+        t.group = name
         for name in t.all():
             h.kafkatool("create-topic", "-b", self.bootstrap, name, str(partitions))
         return t

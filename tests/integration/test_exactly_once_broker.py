@@ -9,7 +9,6 @@ import time
 import harness as h
 import scenario
 
-GROUP = "it-eos"
 
 
 def committed_outputs(kafka):
@@ -24,6 +23,7 @@ def count(kafka):
 
 def test_killed_and_fenced_workers_write_each_output_once(start_sim, start_worker, broker):
     kafka = broker.topics("eos", 4)
+    group = kafka.group
     sim = start_sim("--latency-ms", "5-50")
     specs, records, expect = scenario.build("eo", 300, seed=11)
     sim.register(specs)
@@ -33,7 +33,7 @@ def test_killed_and_fenced_workers_write_each_output_once(start_sim, start_worke
     started = time.monotonic()
 
     def worker(name):
-        return start_worker(kafka.bootstrap, sim.url, group=GROUP, env=env, extra=extra,
+        return start_worker(kafka.bootstrap, sim.url, group=group, env=env, extra=extra,
                             name=name, topics=kafka)
 
     w1 = worker("worker1")
@@ -51,7 +51,7 @@ def test_killed_and_fenced_workers_write_each_output_once(start_sim, start_worke
 
     w3 = worker("worker3")
     h.wait_until(lambda: count(kafka) >= len(expect), 120, "every output")
-    h.wait_until(lambda: h.all_committed(kafka.bootstrap, GROUP, kafka.IN), 60, "the final offsets")
+    h.wait_until(lambda: h.all_committed(kafka.bootstrap, group, kafka.IN), 60, "the final offsets")
     out, dlq = committed_outputs(kafka)
     scenario.check(out, dlq, records, expect, sim.requests())  # no duplicates allowed
     raw = len(h.dump(kafka.bootstrap, kafka.OUT, isolation="read_uncommitted")) + \

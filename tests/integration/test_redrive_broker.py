@@ -15,7 +15,6 @@ import time
 
 import harness as h
 
-GROUP = "it-redrive"
 
 
 def redrive(worker, *args):
@@ -41,9 +40,10 @@ def by_key(records):
 
 def test_redrive_moves_letters_back_until_max_redrives(start_sim, start_worker, broker):
     kafka = broker.topics("redrive", 2)
+    group = kafka.group
     sim = start_sim()
     started = time.monotonic()
-    w = start_worker(kafka.bootstrap, sim.url, group=GROUP, topics=kafka)
+    w = start_worker(kafka.bootstrap, sim.url, group=group, topics=kafka)
     late = ["rd-late-%d" % i for i in range(6)]  # known to the API only after they failed
     records = [dict(h.event(t), headers={"trace": "tr-" + t}) for t in late + ["rd-loop"]]
     records += [{"key": "rd-bad-%d" % i, "value": '{"website_id": "abc", "delivery_task_id": "x"}',

@@ -14,7 +14,6 @@ import time
 import harness as h
 
 PARTS, PER_PART, FROM = 4, 10, 6
-GROUP = "it-replay"
 
 
 def replay(worker, *args):
@@ -42,6 +41,7 @@ def results_by_task(kafka):
 
 def test_replay_resets_offsets_and_reprocesses_the_range(start_sim, start_worker, broker):
     kafka = broker.topics("replay", PARTS)
+    group = kafka.group
     sim = start_sim()
     t0 = int(time.time() * 1000) - 600000
     t1 = t0 + 60000  # the last 4 records of each partition
@@ -59,9 +59,9 @@ def test_replay_resets_offsets_and_reprocesses_the_range(start_sim, start_worker
     h.produce(kafka.bootstrap, kafka.IN, records)
     started = time.monotonic()
 
-    w1 = start_worker(kafka.bootstrap, sim.url, group=GROUP, name="worker1", topics=kafka)
+    w1 = start_worker(kafka.bootstrap, sim.url, group=group, name="worker1", topics=kafka)
     h.wait_until(lambda: sum(results_by_task(kafka).values()) >= len(records), 60, "every result")
-    h.wait_until(lambda: h.all_committed(kafka.bootstrap, GROUP, kafka.IN), 30, "the commits")
+    h.wait_until(lambda: h.all_committed(kafka.bootstrap, group, kafka.IN), 30, "the commits")
     assert w1.stop() == 0
 
     # Dry run from an offset, with a to bound and two partitions: the plan, nothing changed.
@@ -80,10 +80,10 @@ def test_replay_resets_offsets_and_reprocesses_the_range(start_sim, start_worker
     r = replay(w1, "--from-time", str(t0), "--to-time", str(t1), "--dry-run")
     rows = plan_rows(r.stdout)
     assert r.returncode == 0 and all(row[:5] == ("10", 0, 10, FROM, 10) for row in rows.values()), r.stdout
-    assert all(c["offset"] == PER_PART for c in h.committed(kafka.bootstrap, GROUP, kafka.IN))
+    assert all(c["offset"] == PER_PART for c in h.committed(kafka.bootstrap, group, kafka.IN))
 
     # A running worker: refused, with the members and the fix; --force: the broker refuses.
-    w2 = start_worker(kafka.bootstrap, sim.url, group=GROUP, name="worker2", topics=kafka)
+    w2 = start_worker(kafka.bootstrap, sim.url, group=group, name="worker2", topics=kafka)
     h.wait_until(lambda: w2.admin("/readyz")[0] == 200, 60, "the second worker's assignment")
     r = replay(w2, "--from-time", str(t1))
     assert r.returncode == 3, r.returncode
@@ -91,7 +91,7 @@ def test_replay_resets_offsets_and_reprocesses_the_range(start_sim, start_worker
     assert "Stop the workers first (scale to 0) or pass --force" in r.stderr, r.stderr
     r = replay(w2, "--from-time", str(t1), "--force")
     assert r.returncode == 3 and "the broker refused" in r.stderr, r.stderr
-    assert all(c["offset"] == PER_PART for c in h.committed(kafka.bootstrap, GROUP, kafka.IN))
+    assert all(c["offset"] == PER_PART for c in h.committed(kafka.bootstrap, group, kafka.IN))
     assert w2.stop() == 0
 
     # The real replay, from a time: offsets back to 6, commit metadata empty.
@@ -100,14 +100,14 @@ def test_replay_resets_offsets_and_reprocesses_the_range(start_sim, start_worker
                      30, "the group to be empty after the second worker left")
     assert r.returncode == 0, r.stderr
     assert "committed the new offsets of 4 partition(s)" in r.stdout, r.stdout
-    c = h.committed(kafka.bootstrap, GROUP, kafka.IN)
+    c = h.committed(kafka.bootstrap, group, kafka.IN)
     assert [x["offset"] for x in c] == [FROM] * PARTS and all(not x.get("metadata") for x in c), c
 
     mark = len(sim.requests())
-    w3 = start_worker(kafka.bootstrap, sim.url, group=GROUP, name="worker3", topics=kafka)
+    w3 = start_worker(kafka.bootstrap, sim.url, group=group, name="worker3", topics=kafka)
     h.wait_until(lambda: sum(results_by_task(kafka).values()) >= len(records) + len(in_range), 60,
                  "the replayed results")
-    h.wait_until(lambda: h.all_committed(kafka.bootstrap, GROUP, kafka.IN), 30, "the commits")
+    h.wait_until(lambda: h.all_committed(kafka.bootstrap, group, kafka.IN), 30, "the commits")
     assert w3.stop() == 0
     counts = results_by_task(kafka)
     for r_ in records:

@@ -23,13 +23,13 @@ def test_finished_tasks_are_skipped_after_a_crash(start_sim, start_worker, broke
                   for t in tasks])
     env = {"DELIVERY_WORKER_POLL_DEADLINE_MS": "600000",
            "DELIVERY_WORKER_WORKER_DRAIN_TIMEOUT_MS": "1000"}
-    w1 = start_worker(kafka.bootstrap, sim.url, group="it-resume", env=env, name="worker1", topics=kafka)
+    w1 = start_worker(kafka.bootstrap, sim.url, group=kafka.group, env=env, name="worker1", topics=kafka)
     h.produce(kafka.bootstrap, kafka.IN, [{"key": blocker, "value": h.json.dumps(
         {"website_id": h.WEBSITE, "delivery_task_id": blocker})}] + [h.event(t) for t in tasks])
     h.wait_until(lambda: len(h.dump(kafka.bootstrap, kafka.OUT)) >= N, 90, "every result but the blocker's")
 
     def map_committed():
-        c = h.committed(kafka.bootstrap, "it-resume", kafka.IN)
+        c = h.committed(kafka.bootstrap, kafka.group, kafka.IN)
         return c and c[0]["offset"] == 0 and c[0].get("metadata", "").startswith("dw1.") and \
             len(h.decode_map(c[0]["metadata"])[1]) == N and c[0]
     c = h.wait_until(map_committed, 30, "offset 0 committed with a map of %d finished tasks" % N)
@@ -40,7 +40,7 @@ def test_finished_tasks_are_skipped_after_a_crash(start_sim, start_worker, broke
     w1.proc.wait()
     mark = len(sim.requests())
 
-    w2 = start_worker(kafka.bootstrap, sim.url, group="it-resume", env=env, name="worker2", topics=kafka)
+    w2 = start_worker(kafka.bootstrap, sim.url, group=kafka.group, env=env, name="worker2", topics=kafka)
     h.wait_until(lambda: "%d task(s) after offset 0 were finished before" % N in w2.log_text(), 60,
                  "the restarted worker to read the map")
     h.wait_until(lambda: w2.metrics().get("dw_tasks_skipped_total", 0) >= N, 60, "the skipped tasks")
@@ -54,16 +54,16 @@ def test_finished_tasks_are_skipped_after_a_crash(start_sim, start_worker, broke
     assert w2.stop() == 0
     h.log("resume: %d finished tasks skipped after SIGKILL, 0 polled again, 0 duplicate results" % N)
 
-    c = h.committed(kafka.bootstrap, "it-resume", kafka.IN)[0]
+    c = h.committed(kafka.bootstrap, kafka.group, kafka.IN)[0]
     assert c["offset"] == 0 and len(h.decode_map(c["metadata"])[1]) == N, c
     r = subprocess.run([os.path.join(h.BIN, "delivery-worker"), "replay", "-c", w2.conf,
                         "--from-offset", "0"], capture_output=True, text=True, timeout=120)
     h.log("$ delivery-worker replay --from-offset 0 -> %d\n%s%s" % (r.returncode, r.stdout, r.stderr))
     assert r.returncode == 0 and "is cleared" in r.stdout, r
-    c = h.committed(kafka.bootstrap, "it-resume", kafka.IN)[0]
+    c = h.committed(kafka.bootstrap, kafka.group, kafka.IN)[0]
     assert c["offset"] == 0 and not c.get("metadata"), c
     mark = len(sim.requests())
-    w3 = start_worker(kafka.bootstrap, sim.url, group="it-resume", env=env, name="worker3", topics=kafka)
+    w3 = start_worker(kafka.bootstrap, sim.url, group=kafka.group, env=env, name="worker3", topics=kafka)
     h.wait_until(lambda: len(h.dump(kafka.bootstrap, kafka.OUT)) >= 2 * N, 90, "every task resolved again")
     again = {q["task_id"] for q in sim.requests()[mark:] if q.get("task_id")}
     assert again >= set(tasks), "not polled again after the replay: %s" % sorted(set(tasks) - again)[:5]

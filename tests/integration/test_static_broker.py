@@ -15,17 +15,17 @@ def test_replica_restarted_in_its_session_keeps_its_partitions(start_sim, start_
     kafka = broker.topics("static", 4)
     sim = start_sim()
     props = (("session.timeout.ms", "10000"), ("heartbeat.interval.ms", "500"))
-    a = start_worker(kafka.bootstrap, sim.url, group="it-static", properties=props,
+    a = start_worker(kafka.bootstrap, sim.url, group=kafka.group, properties=props,
                      env={"DELIVERY_WORKER_KAFKA_GROUP_INSTANCE_ID": "replica-a"}, name="a1", topics=kafka)
     h.wait_until(lambda: "assigned 4 partition" in a.log_text(), 60, "replica a assigned")
-    b = start_worker(kafka.bootstrap, sim.url, group="it-static", properties=props,
+    b = start_worker(kafka.bootstrap, sim.url, group=kafka.group, properties=props,
                      env={"DELIVERY_WORKER_KAFKA_GROUP_INSTANCE_ID": "replica-b"}, name="b", topics=kafka)
     # The group settles with two partitions each.
     h.wait_until(lambda: re.search(r"assigned 2 partition", b.log_text()), 60, "replica b assigned")
     h.wait_until(lambda: re.search(r"revoked 2 partition", a.log_text()), 60, "replica a gave two up")
     settled = assignments(b)
     assert a.stop() == 0
-    a2 = start_worker(kafka.bootstrap, sim.url, group="it-static", properties=props,
+    a2 = start_worker(kafka.bootstrap, sim.url, group=kafka.group, properties=props,
                       env={"DELIVERY_WORKER_KAFKA_GROUP_INSTANCE_ID": "replica-a"}, name="a2", topics=kafka)
     h.wait_until(lambda: "assigned 2 partition" in a2.log_text(), 30, "replica a back with its partitions")
     # Work flows through both and b was never rebalanced.
