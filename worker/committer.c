@@ -233,6 +233,18 @@ void dw_committer_settle(struct dw_committer *c, int committed)
       dw_tracker_settle(&c->parts[i].tracker, committed);
 }
 
+enum dw_committer_txn_step dw_committer_txn_step(const struct dw_committer *c, int in_flight,
+                                                 int unknown, int doomed, int force)
+{
+  if (c->stuck)
+    return DW_COMMITTER_TXN_NONE;
+  if (in_flight)
+    return force ? DW_COMMITTER_TXN_WAIT : DW_COMMITTER_TXN_NONE;
+  if (unknown)
+    return DW_COMMITTER_TXN_RESUME; /* never swapped for an abort: that would wedge it */
+  return doomed ? DW_COMMITTER_TXN_ABORT : DW_COMMITTER_TXN_COMMIT;
+}
+
 static int add_run(void *arg, int64_t from, int64_t to)
 {
   return dw_offsetmap_add(arg, from, to) < 0;

@@ -1,11 +1,14 @@
 /* The producer at the end of the flow: it writes results and dead letters, idempotent, and in
  * exactly-once mode transactional (the input offsets committed in the same transaction). It
- * sizes its message.max.bytes from the cluster's limits at start. Delivery reports are served
- * on the loop by the waker (dw/kafka.h). */
+ * sizes its message.max.bytes from the cluster's limits at start. Delivery reports and errors
+ * are events of its main queue, served on the loop by the waker (dw/kafka.h). A transaction's
+ * commit or abort waits for the broker, so it runs on libuv's thread pool, and its outcome
+ * comes back on the loop. */
 #include "dw/producer.h"
 
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +20,20 @@
 #include "dw/kafka.h"
 #include "dw/log.h"
 
-#define TXN_CALL_TIMEOUT_MS 5000 /* the loop waits at most this long per transaction call */
+#define TXN_CALL_TIMEOUT_MS 5000 /* each transaction call waits at most this long */
+#define TXN_WAIT_SERVE_MS 10     /* a synchronous wait serves delivery reports this often */
 
 enum txn_pending { TXN_NONE, TXN_COMMITTING, TXN_ABORTING };
+
+/* The transaction's state as the transaction calls see it. The loop owns the producer's copy;
+ * a call on the thread pool works on its own copy, which the loop takes back when it is over. */
+struct txn_state {
+  rd_kafka_t *rk;
+  int in_txn;               /* a transaction is open */
+  enum txn_pending pending; /* a commit or abort timed out and continues in the background */
+};
+
+struct txn_call;
 
 struct dw_producer {
   rd_kafka_t *rk;
@@ -27,10 +41,29 @@ struct dw_producer {
   size_t outstanding;
   size_t max_bytes;         /* its message.max.bytes */
   int transactional;
-  int in_txn;               /* a transaction is open */
-  enum txn_pending pending; /* a commit or abort timed out and continues in the background */
+  struct txn_state txn;
+  struct txn_call *call;    /* the transaction call on the thread pool, NULL none */
   void (*done)(void *arg); /* the close callback and its argument */
   void *done_arg;
+};
+
+/* One commit or abort on libuv's thread pool. The pool thread reads rk (librdkafka's calls are
+ * thread-safe), the offsets and the group, and writes state, rc and err, then `finished`; the
+ * loop reads them only after that (from the after-work callback, or from a synchronous wait,
+ * which sets `taken` so the after-work callback only frees the call). */
+struct txn_call {
+  uv_work_t req;
+  struct dw_producer *p;
+  int abort;                                /* abort the transaction, else commit it */
+  struct txn_state state;                   /* the producer's, taken back when it is over */
+  rd_kafka_topic_partition_list_t *offsets; /* the offsets to commit with it, NULL none */
+  rd_kafka_consumer_group_metadata_t *group;
+  int rc;
+  char err[512];
+  atomic_int finished;
+  int taken;
+  dw_txn_done_cb done;
+  void *arg;
 };
 
 /* The transactional.id: configured, or stable per replica when it has a group instance id
@@ -65,63 +98,61 @@ static int txn_error(rd_kafka_error_t *e, const char *what, char *err, size_t er
 }
 
 /* Opens a transaction if none is open. */
-static int txn_begin(struct dw_producer *p, char *err, size_t errlen)
+static int txn_begin(struct txn_state *s, char *err, size_t errlen)
 {
-  if (p->in_txn)
+  if (s->in_txn)
     return 0;
-  rd_kafka_error_t *e = rd_kafka_begin_transaction(p->rk);
+  rd_kafka_error_t *e = rd_kafka_begin_transaction(s->rk);
   if (e)
     return txn_error(e, "cannot begin a transaction", err, errlen);
-  p->in_txn = 1;
+  s->in_txn = 1;
   return 0;
 }
 
 /* The transaction ended (committed or aborted): open the next one now, or lazily later. */
-static int txn_next(struct dw_producer *p, char *err, size_t errlen)
+static int txn_next(struct txn_state *s, char *err, size_t errlen)
 {
-  p->in_txn = 0;
-  p->pending = TXN_NONE;
-  int rc = txn_begin(p, err, errlen);
+  s->in_txn = 0;
+  s->pending = TXN_NONE;
+  int rc = txn_begin(s, err, errlen);
   return rc == DW_ESTATE ? rc : 0;
 }
 
-/* A commit or abort that timed out goes on in the background; calling the same function
- * again resumes it (librdkafka 2.0+). Neither may be swapped for the other meanwhile: an
- * abort while a commit is in progress is refused, and would wedge the producer. */
-int dw_producer_txn_abort(struct dw_producer *p, char *err, size_t errlen)
+/* On the thread pool, as every function down to txn_commit. A commit or abort that timed out
+ * goes on in the background; calling the same function again resumes it (librdkafka 2.0+).
+ * Neither may be swapped for the other meanwhile: an abort while a commit is in progress is
+ * refused, and would wedge the producer. */
+static int txn_abort(struct txn_state *s, char *err, size_t errlen)
 {
-  if (p->pending == TXN_COMMITTING)
+  if (s->pending == TXN_COMMITTING)
     return DW_ETIMEDOUT;
-  if (!p->in_txn)
-    return txn_next(p, err, errlen);
-  rd_kafka_error_t *e = rd_kafka_abort_transaction(p->rk, TXN_CALL_TIMEOUT_MS);
+  if (!s->in_txn)
+    return txn_next(s, err, errlen);
+  rd_kafka_error_t *e = rd_kafka_abort_transaction(s->rk, TXN_CALL_TIMEOUT_MS);
   int rc = e ? txn_error(e, "cannot abort the transaction", err, errlen) : 0;
   if (rc == DW_ESTATE)
     return rc;
   if (rc < 0) {
-    p->pending = TXN_ABORTING;
+    s->pending = TXN_ABORTING;
     return DW_ETIMEDOUT;
   }
-  return txn_next(p, err, errlen);
+  return txn_next(s, err, errlen);
 }
 
-int dw_producer_txn_commit(struct dw_producer *p, struct dw_consumer *c,
-                           const int32_t *partitions, const int64_t *offsets,
-                           const char *const *metadata, size_t n, char *err, size_t errlen)
+/* Commits with the offsets l (NULL: none) of group g; returns as dw_txn_done_cb has it. */
+static int txn_commit(struct txn_state *s, rd_kafka_topic_partition_list_t *l,
+                      rd_kafka_consumer_group_metadata_t *g, char *err, size_t errlen)
 {
   rd_kafka_error_t *e = NULL;
   int rc = 0, too_long = 0;
-  if (p->pending == TXN_ABORTING)
-    return dw_producer_txn_abort(p, err, errlen) == 0 ? DW_EAGAIN : DW_ETIMEDOUT;
-  if (p->pending == TXN_NONE) {
-    if ((rc = txn_begin(p, err, errlen)) < 0)
+  if (s->pending == TXN_ABORTING)
+    return txn_abort(s, err, errlen) == 0 ? DW_EAGAIN : DW_ETIMEDOUT;
+  if (s->pending == TXN_NONE) {
+    if ((rc = txn_begin(s, err, errlen)) < 0)
       return rc == DW_ESTATE ? rc : DW_ETIMEDOUT; /* nothing was produced without one */
-    if (n > 0) {
-      rd_kafka_topic_partition_list_t *l =
-          dw_kafka_offsets_list(dw_consumer_topic(c), partitions, offsets, metadata, n);
-      rd_kafka_consumer_group_metadata_t *g = dw_consumer_group_metadata(c);
+    if (l) {
       for (int attempt = 0; attempt < 3; attempt++) {
-        e = rd_kafka_send_offsets_to_transaction(p->rk, l, g, TXN_CALL_TIMEOUT_MS);
+        e = rd_kafka_send_offsets_to_transaction(s->rk, l, g, TXN_CALL_TIMEOUT_MS);
         /* A TxnOffsetCommit refused as OFFSET_METADATA_TOO_LARGE makes the transaction
          * abortable in 2.0.2 (an error with that code that requires an abort). */
         too_long = e && rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE;
@@ -129,38 +160,141 @@ int dw_producer_txn_commit(struct dw_producer *p, struct dw_consumer *c,
         if (rc != DW_ETIMEDOUT)
           break;
       }
-      rd_kafka_consumer_group_metadata_destroy(g);
-      rd_kafka_topic_partition_list_destroy(l);
       if (rc == DW_ETIMEDOUT)
         rc = DW_EAGAIN; /* the offsets may be half added: start over */
     }
   }
   if (rc == 0) {
-    e = rd_kafka_commit_transaction(p->rk, TXN_CALL_TIMEOUT_MS);
+    e = rd_kafka_commit_transaction(s->rk, TXN_CALL_TIMEOUT_MS);
     rc = e ? txn_error(e, "cannot commit the transaction", err, errlen) : 0;
     if (rc == DW_ETIMEDOUT) {
-      p->pending = TXN_COMMITTING; /* the outcome is not known yet: resume next time */
+      s->pending = TXN_COMMITTING; /* the outcome is not known yet: resume next time */
       return rc;
     }
   }
-  p->pending = TXN_NONE;
+  s->pending = TXN_NONE;
   if (rc == DW_ESTATE)
     return rc;
   if (rc < 0) {
     char why[512];
-    int arc = dw_producer_txn_abort(p, why, sizeof(why));
+    int arc = txn_abort(s, why, sizeof(why));
     if (arc == DW_ESTATE) {
       snprintf(err, errlen, "%s", why);
       return arc;
     }
     return arc == DW_ETIMEDOUT ? DW_ETIMEDOUT : too_long ? DW_ERANGE : DW_EAGAIN;
   }
-  return txn_next(p, err, errlen);
+  return txn_next(s, err, errlen);
+}
+
+static void on_txn_work(uv_work_t *req)
+{
+  struct txn_call *t = req->data;
+  t->rc = t->abort ? txn_abort(&t->state, t->err, sizeof(t->err))
+                   : txn_commit(&t->state, t->offsets, t->group, t->err, sizeof(t->err));
+  atomic_store(&t->finished, 1);
+}
+
+/* On the loop: the call is over. The delivery reports librdkafka had queued before it ended
+ * are served first, as they were when the call served them itself; then the producer takes
+ * its state back and done learns the outcome (it may produce into the next transaction). */
+static int producer_serve(void *owner);
+
+static void txn_take(struct txn_call *t)
+{
+  struct dw_producer *p = t->p;
+  while (producer_serve(p))
+    ;
+  t->taken = 1;
+  p->txn = t->state;
+  p->call = NULL;
+  t->done(t->arg, t->rc, t->err);
+}
+
+static void on_txn_done(uv_work_t *req, int status)
+{
+  struct txn_call *t = req->data;
+  (void)status; /* never cancelled */
+  if (!t->taken)
+    txn_take(t);
+  if (t->offsets)
+    rd_kafka_topic_partition_list_destroy(t->offsets);
+  if (t->group)
+    rd_kafka_consumer_group_metadata_destroy(t->group);
+  free(t);
+}
+
+/* Queues the call (its offsets, if any, already set). */
+static int txn_start(struct dw_producer *p, struct txn_call *t, dw_txn_done_cb done, void *arg)
+{
+  t->req.data = t;
+  t->p = p;
+  t->state = p->txn;
+  t->done = done;
+  t->arg = arg;
+  atomic_init(&t->finished, 0);
+  if (uv_queue_work(p->waker.poll.loop, &t->req, on_txn_work, on_txn_done) < 0) {
+    if (t->offsets)
+      rd_kafka_topic_partition_list_destroy(t->offsets);
+    if (t->group)
+      rd_kafka_consumer_group_metadata_destroy(t->group);
+    free(t);
+    return DW_EIO;
+  }
+  p->call = t;
+  return 0;
+}
+
+int dw_producer_txn_commit(struct dw_producer *p, struct dw_consumer *c,
+                           const int32_t *partitions, const int64_t *offsets,
+                           const char *const *metadata, size_t n, dw_txn_done_cb done,
+                           void *arg)
+{
+  if (p->call)
+    return DW_ESTATE;
+  struct txn_call *t = calloc(1, sizeof(*t));
+  if (!t)
+    return DW_ENOMEM;
+  /* Offsets only with a fresh commit: one that timed out resumes with those it has. */
+  if (n > 0 && p->txn.pending == TXN_NONE) {
+    t->offsets = dw_kafka_offsets_list(dw_consumer_topic(c), partitions, offsets, metadata, n);
+    t->group = dw_consumer_group_metadata(c);
+  }
+  return txn_start(p, t, done, arg);
+}
+
+int dw_producer_txn_abort(struct dw_producer *p, dw_txn_done_cb done, void *arg)
+{
+  if (p->call)
+    return DW_ESTATE;
+  struct txn_call *t = calloc(1, sizeof(*t));
+  if (!t)
+    return DW_ENOMEM;
+  t->abort = 1;
+  return txn_start(p, t, done, arg);
+}
+
+static int serve_until(struct dw_producer *p, int timeout_ms);
+
+void dw_producer_txn_wait(struct dw_producer *p)
+{
+  struct txn_call *t = p->call;
+  if (!t)
+    return;
+  /* librdkafka's commit and abort wait for the delivery reports to be served (event mode). */
+  while (!atomic_load(&t->finished))
+    serve_until(p, TXN_WAIT_SERVE_MS);
+  txn_take(t);
+}
+
+int dw_producer_txn_in_flight(const struct dw_producer *p)
+{
+  return p->call != NULL;
 }
 
 int dw_producer_txn_busy(const struct dw_producer *p)
 {
-  return p->pending != TXN_NONE;
+  return p->call || p->txn.pending != TXN_NONE;
 }
 
 int dw_producer_transactional(const struct dw_producer *p)
@@ -173,15 +307,14 @@ struct delivery {
   void *arg;
 };
 
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+static void on_delivery(struct dw_producer *p, const rd_kafka_message_t *m)
 {
-  struct dw_producer *p = opaque;
   struct delivery *d = m->_private;
   p->outstanding--;
   int fatal = 0, err = 0;
   char buf[512] = "";
   if (m->err) {
-    fatal = rd_kafka_fatal_error(rk, buf, sizeof(buf)) != RD_KAFKA_RESP_ERR_NO_ERROR;
+    fatal = rd_kafka_fatal_error(p->rk, buf, sizeof(buf)) != RD_KAFKA_RESP_ERR_NO_ERROR;
     switch (m->err) {
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_INVALID_RECORD:
@@ -201,11 +334,39 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
   free(d);
 }
 
+/* Serves one event of the main queue: delivery reports (RD_KAFKA_EVENT_DR) and errors. Any
+ * other event is only destroyed, which runs what librdkafka attached to it. Returns 0 when the
+ * queue had none within timeout_ms. */
+static int serve_until(struct dw_producer *p, int timeout_ms)
+{
+  rd_kafka_event_t *ev = rd_kafka_queue_poll(p->waker.queue, timeout_ms);
+  const rd_kafka_message_t *m;
+  if (!ev)
+    return 0;
+  switch (rd_kafka_event_type(ev)) {
+  case RD_KAFKA_EVENT_DR:
+    while ((m = rd_kafka_event_message_next(ev)))
+      on_delivery(p, m);
+    break;
+  case RD_KAFKA_EVENT_ERROR:
+    /* The event carries a fatal error's own code; the callback wants ERR__FATAL. */
+    dw_kafka_on_error(p->rk,
+                      rd_kafka_event_error_is_fatal(ev) ? RD_KAFKA_RESP_ERR__FATAL
+                                                        : rd_kafka_event_error(ev),
+                      rd_kafka_event_error_string(ev), p);
+    break;
+  default:
+    break;
+  }
+  rd_kafka_event_destroy(ev);
+  return 1;
+}
+
 static int producer_serve(void *owner)
 {
   struct dw_producer *p = owner;
   for (int i = 0; i < DW_KAFKA_SERVE_BUDGET; i++)
-    if (rd_kafka_poll(p->rk, 0) == 0)
+    if (serve_until(p, 0) == 0)
       return 0;
   return 1;
 }
@@ -397,8 +558,9 @@ int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_c
     }
     dw_info("exactly-once: transactional.id %s", id);
   }
-  rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-  rd_kafka_conf_set_error_cb(conf, dw_kafka_on_error);
+  /* Delivery reports and errors come as events the waker serves on the loop: with a
+   * delivery-report callback, the flush inside a commit would call it on the thread pool. */
+  rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR);
   rd_kafka_conf_set_opaque(conf, p);
   p->rk = dw_kafka_client_new(0, conf, "the Kafka producer", err, errlen);
   if (!p->rk)
@@ -407,7 +569,8 @@ int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_c
     /* Blocks until the coordinator answers; it also fences an older producer with the same
      * transactional.id and aborts what it left open. */
     rd_kafka_error_t *e = rd_kafka_init_transactions(p->rk, 60000);
-    if (e || txn_begin(p, errstr, sizeof(errstr)) < 0) {
+    p->txn.rk = p->rk;
+    if (e || txn_begin(&p->txn, errstr, sizeof(errstr)) < 0) {
       snprintf(err, errlen, "cannot start transactions (exactly_once needs Kafka 2.5 or "
                "newer and the right to use transactional ids): %s",
                e ? rd_kafka_error_string(e) : errstr);
@@ -432,9 +595,13 @@ fail:
 int dw_producer_send(struct dw_producer *p, const struct dw_message *m, dw_delivery_cb cb,
                      void *arg)
 {
-  if (p->transactional && !p->in_txn) {
+  if (p->call) {
+    dw_warn("cannot produce to %s while a transaction call is in flight", m->topic);
+    return DW_EIO;
+  }
+  if (p->transactional && !p->txn.in_txn) {
     char why[512];
-    int rc = txn_begin(p, why, sizeof(why));
+    int rc = txn_begin(&p->txn, why, sizeof(why));
     if (rc < 0) {
       dw_warn("%s", why);
       return rc == DW_ESTATE ? rc : DW_EIO;
@@ -499,6 +666,12 @@ static void producer_freed(void *owner)
 
 void dw_producer_close(struct dw_producer *p, void (*done)(void *arg), void *arg)
 {
+  if (p->call) { /* the client must outlive the call; its outcome no longer matters */
+    while (!atomic_load(&p->call->finished))
+      serve_until(p, TXN_WAIT_SERVE_MS);
+    p->call->taken = 1;
+    p->call = NULL;
+  }
   p->done = done;
   p->done_arg = arg;
   rd_kafka_queue_t *q = p->waker.queue;

@@ -130,6 +130,8 @@ struct dw_worker {
   uint64_t log_dropped; /* dw_log_dropped() as last added to m_log_dropped */
   const struct strategy *strategy; /* at_least_once or exactly_once */
   int txn_doomed;   /* something in the open transaction failed: abort it, produce again */
+  int txn_doom_next; /* the same, learnt while a commit was in flight: for the next one */
+  size_t txn_longest; /* the longest map of the transaction call in flight */
   struct job *parked; /* exactly-once: outputs waiting for the next transaction */
   struct dw_committer commit; /* the partitions' ledgers and commit decisions */
   int ever_assigned;
@@ -304,7 +306,8 @@ static void count_output(struct dw_worker *w, const struct job *j)
 }
 
 /* Exactly-once: a delivery report only notes what went wrong; the transaction's commit (or
- * abort) decides what becomes of the job. This may run inside dw_producer_txn_commit. */
+ * abort) decides what becomes of the job. This may run while the commit is in flight (its
+ * outcome is settled after the reports), or inside dw_producer_txn_wait. */
 static void eos_delivered(struct dw_worker *w, struct job *j, int err, const char *errstr,
                           int fatal)
 {
@@ -989,7 +992,8 @@ static void txn_settle(struct dw_worker *w, int committed)
       again = j;
     }
   }
-  w->txn_doomed = 0;
+  w->txn_doomed = w->txn_doom_next;
+  w->txn_doom_next = 0;
   while (again) {
     struct job *j = again;
     again = j->retry_next;
@@ -1002,37 +1006,11 @@ static void txn_settle(struct dw_worker *w, int committed)
   maybe_stop(w);
 }
 
-/* Exactly-once: commits the open transaction with the offsets and maps of every assigned
- * partition (each tick of processing.transaction_interval_ms, on revoke and at shutdown). */
-static void txn_commit(struct dw_worker *w, int force)
+/* Exactly-once: a transaction call is over (dw_txn_done_cb), on the loop: its outputs are
+ * settled (committed, or aborted and produced again), or the worker stops. */
+static void txn_done(void *arg, int rc, const char *err)
 {
-  char err[512] = "";
-  int rc, staged = 0;
-  size_t longest = 0; /* the longest map sent */
-  if (w->commit.stuck)
-    return;
-  for (struct job *j = w->jobs; j && !staged; j = j->next)
-    staged = dw_job_staged(j->state);
-  if (dw_producer_txn_busy(w->producer)) {
-    /* Resume the commit or abort that timed out, with the offsets it already has. */
-    rc = dw_producer_txn_commit(w->producer, w->consumer, NULL, NULL, NULL, 0, err,
-                                sizeof(err));
-  } else if (w->txn_doomed) {
-    rc = dw_producer_txn_abort(w->producer, err, sizeof(err));
-    if (rc == 0)
-      rc = DW_EAGAIN;
-  } else {
-    const struct dw_committer_batch *b = collect_commits(w, NULL, 0, force);
-    longest = b->longest;
-    rc = b->n == 0 && !staged ? 1
-                              : dw_producer_txn_commit(w->producer, w->consumer, b->partitions,
-                                                       b->offsets, b->metadata, b->n, err,
-                                                       sizeof(err));
-    if (rc == 1) {
-      unpark(w); /* nothing to commit, but the maps were measured again */
-      return;
-    }
-  }
+  struct dw_worker *w = arg;
   if (rc == DW_ETIMEDOUT) {
     /* The outcome is not known yet; outputs wait (parked) until it is. */
     dw_warn("exactly-once: %s; trying again", err[0] ? err : "the transaction is not done yet");
@@ -1043,7 +1021,7 @@ static void txn_commit(struct dw_worker *w, int force)
     return;
   }
   dw_committer_forget(&w->commit);
-  if (rc == DW_ERANGE && lower_map_room_txn(w, longest) < 0) {
+  if (rc == DW_ERANGE && lower_map_room_txn(w, w->txn_longest) < 0) {
     rc = DW_ESTATE; /* stuck: every later transaction would be refused the same way */
     drop_polling(w, 0);
   }
@@ -1068,6 +1046,64 @@ static void txn_commit(struct dw_worker *w, int force)
   dw_warn("exactly-once: transaction aborted%s%s; producing its outputs again",
           err[0] ? ": " : "", err);
   txn_settle(w, 0);
+}
+
+/* Exactly-once: an abort the worker asked for is over; aborted means produce again. */
+static void txn_aborted(void *arg, int rc, const char *err)
+{
+  txn_done(arg, rc == 0 ? DW_EAGAIN : rc, err);
+}
+
+/* Exactly-once: commits the open transaction with the offsets and maps of every assigned
+ * partition (each tick of processing.transaction_interval_ms, on revoke and at shutdown). The
+ * call runs on libuv's thread pool and txn_done settles it on the loop; a tick never starts
+ * a second call beside one in flight, and a revoke or the shutdown (force) waits for the call
+ * in flight, then for its own: they must know the outcome before they go on. */
+static void txn_commit(struct dw_worker *w, int force)
+{
+  int rc = 0, staged = 0;
+  for (;;) {
+    switch (dw_committer_txn_step(&w->commit, dw_producer_txn_in_flight(w->producer),
+                                  dw_producer_txn_busy(w->producer), w->txn_doomed, force)) {
+    case DW_COMMITTER_TXN_NONE:
+      return;
+    case DW_COMMITTER_TXN_WAIT:
+      dw_producer_txn_wait(w->producer);
+      continue;
+    case DW_COMMITTER_TXN_RESUME:
+      /* Resume the commit or abort that timed out, with the offsets it already has. */
+      w->txn_longest = 0;
+      rc = dw_producer_txn_commit(w->producer, w->consumer, NULL, NULL, NULL, 0, txn_done, w);
+      break;
+    case DW_COMMITTER_TXN_ABORT:
+      w->txn_longest = 0;
+      rc = dw_producer_txn_abort(w->producer, txn_aborted, w);
+      break;
+    case DW_COMMITTER_TXN_COMMIT: {
+      for (struct job *j = w->jobs; j && !staged; j = j->next)
+        staged = dw_job_staged(j->state);
+      const struct dw_committer_batch *b = collect_commits(w, NULL, 0, force);
+      if (b->n == 0 && !staged) {
+        unpark(w); /* nothing to commit, but the maps were measured again */
+        return;
+      }
+      w->txn_longest = b->longest; /* the longest map sent */
+      rc = dw_producer_txn_commit(w->producer, w->consumer, b->partitions, b->offsets,
+                                  b->metadata, b->n, txn_done, w);
+      break;
+    }
+    }
+    break;
+  }
+  if (rc < 0) {
+    /* Not started: nothing changed, the next tick tries again. */
+    dw_committer_forget(&w->commit);
+    dw_warn("exactly-once: cannot start the transaction call (%s); trying again",
+            dw_strerror(rc));
+    return;
+  }
+  if (force)
+    dw_producer_txn_wait(w->producer);
 }
 
 /* Stops the jobs still polling (with stale_only, those of revoked partitions only) without
@@ -1116,6 +1152,7 @@ static void eos_revoke(struct dw_worker *w, const int32_t *ids, size_t n, int lo
 {
   (void)ids;
   (void)n;
+  dw_producer_txn_wait(w->producer); /* a tick's commit in flight ends first */
   if (lost)
     w->txn_doomed = 1;
   txn_commit(w, 1);
@@ -1426,7 +1463,11 @@ static void alo_abandon(struct dw_worker *w)
  * commit. */
 static void eos_abandon(struct dw_worker *w)
 {
-  w->txn_doomed = 1;
+  /* While a commit is in flight its output can only wait for the next transaction. */
+  if (dw_producer_txn_in_flight(w->producer))
+    w->txn_doom_next = 1;
+  else
+    w->txn_doomed = 1;
 }
 
 static int64_t alo_interval_ms(const struct dw_config *cfg)

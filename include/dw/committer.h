@@ -142,7 +142,7 @@ enum dw_committer_staging {
 };
 
 /* Exactly-once: the output of this record is about to join the open transaction. It waits
- * while a commit's outcome is unknown (txn_busy), or when the partition's map may have no
+ * while a commit is in flight or its outcome is unknown (txn_busy), or when the partition's map may have no
  * room left to record it (a finished record the map cannot hold would be processed again
  * after a crash: a duplicate); the lowest unfinished record never waits, since finishing it
  * shrinks the map. */
@@ -153,6 +153,24 @@ enum dw_committer_staging dw_committer_stage(struct dw_committer *c, int32_t par
 /* Exactly-once: the open transaction committed (staged records are finished) or aborted
  * (they are pending again), in every assigned partition. */
 void dw_committer_settle(struct dw_committer *c, int committed);
+
+/* Exactly-once: what a commit tick, a revoke or the shutdown does with the transaction. */
+enum dw_committer_txn_step {
+  DW_COMMITTER_TXN_NONE = 0, /* nothing: the broker cannot take the maps, or (a tick) a call
+                                is in flight, and a second one is not started beside it */
+  DW_COMMITTER_TXN_WAIT,     /* (a revoke, the shutdown) wait for the call in flight, then ask
+                                again */
+  DW_COMMITTER_TXN_RESUME,   /* resume the commit or abort whose outcome is not known yet */
+  DW_COMMITTER_TXN_ABORT,    /* abort it: something in it failed (doomed) */
+  DW_COMMITTER_TXN_COMMIT,   /* commit it with the offsets and maps (dw_committer_collect) */
+};
+
+/* The next step for the transaction: in_flight when a commit or abort runs now, unknown when
+ * one timed out and goes on in the background, doomed when something in the open transaction
+ * failed, force for a revoke or the shutdown (which must know the outcome before they go on);
+ * a tick never waits. */
+enum dw_committer_txn_step dw_committer_txn_step(const struct dw_committer *c, int in_flight,
+                                                 int unknown, int doomed, int force);
 
 /* The offsets to commit with their maps (of `only`, or of every assigned partition when only
  * is NULL): those that changed since the last commit, or with `force` every one known (a

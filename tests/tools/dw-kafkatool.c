@@ -53,6 +53,8 @@ static const char usage_text[] =
     "        rtt ID MS                       broker round-trip time\n"
     "        produce-errors N ERR            next N Produce requests fail with ERR\n"
     "        request-errors API N ERR        same for any API (name or key number)\n"
+    "        request-rtts API N MS           each broker answers its next N API requests\n"
+    "                                        after MS, without error (a slow coordinator)\n"
     "        clear-errors API                drop queued errors for API\n"
     "        leader TOPIC PARTITION ID       move a partition leader\n"
     "        topic NAME PARTITIONS [RF]      create a topic\n"
@@ -848,6 +850,22 @@ static void mock_command(rd_kafka_mock_cluster_t *mc, char *line, long broker_cn
             errs[i] = kerr;
         rd_kafka_mock_push_request_errors_array(mc, api, (size_t)n, errs);
         free(errs);
+    } else if (strcmp(argv[0], "request-rtts") == 0) {
+        NEED(4, "request-rtts API N MS");
+        if (!parse_api_key(argv[1], &api)) {
+            mock_reply("error: unknown API '%s' (name like EndTxn or key number)", argv[1]);
+            return;
+        }
+        if (!parse_long(argv[2], 1, 100000, &n) || !parse_long(argv[3], 0, INT_MAX, &ms)) {
+            mock_reply("error: bad N or MS");
+            return;
+        }
+        /* On every broker: whichever is the coordinator gets them. */
+        for (long b = 1; b <= broker_cnt && !e; b++)
+            for (long i = 0; i < n && !e; i++)
+                e = rd_kafka_mock_broker_push_request_error_rtts(mc, (int32_t)b, api, 1,
+                                                                 RD_KAFKA_RESP_ERR_NO_ERROR,
+                                                                 (int)ms);
     } else if (strcmp(argv[0], "clear-errors") == 0) {
         NEED(2, "clear-errors API");
         if (!parse_api_key(argv[1], &api)) {
@@ -893,7 +911,7 @@ static void mock_command(rd_kafka_mock_cluster_t *mc, char *line, long broker_cn
         /* nothing */
     } else if (strcmp(argv[0], "help") == 0) {
         mock_reply("ok down ID | up ID | rtt ID MS | produce-errors N ERR | request-errors API N ERR"
-                   " | clear-errors API | leader TOPIC PART ID | topic NAME PARTS [RF]"
+                   " | request-rtts API N MS | clear-errors API | leader TOPIC PART ID | topic NAME PARTS [RF]"
                    " | topic-error NAME ERR | ping");
         return;
     } else {

@@ -469,6 +469,61 @@ static void test_refused_exactly_once_no_room(void **state)
   dw_committer_cleanup(&c);
 }
 
+static void test_txn_step(void **state)
+{
+  struct dw_committer c;
+  (void)state;
+  assert_int_equal(dw_committer_init(&c, 4096, 1), 0);
+  /* Nothing in flight: commit, abort a doomed transaction, resume one whose outcome is
+   * unknown (never swapped for an abort, even doomed); the same with force. */
+  for (int force = 0; force < 2; force++) {
+    assert_int_equal(dw_committer_txn_step(&c, 0, 0, 0, force), DW_COMMITTER_TXN_COMMIT);
+    assert_int_equal(dw_committer_txn_step(&c, 0, 0, 1, force), DW_COMMITTER_TXN_ABORT);
+    assert_int_equal(dw_committer_txn_step(&c, 0, 1, 0, force), DW_COMMITTER_TXN_RESUME);
+    assert_int_equal(dw_committer_txn_step(&c, 0, 1, 1, force), DW_COMMITTER_TXN_RESUME);
+  }
+  /* A call in flight: a tick starts no second one; a revoke or the shutdown waits for it. */
+  for (int unknown = 0; unknown < 2; unknown++)
+    for (int doomed = 0; doomed < 2; doomed++) {
+      assert_int_equal(dw_committer_txn_step(&c, 1, unknown, doomed, 0), DW_COMMITTER_TXN_NONE);
+      assert_int_equal(dw_committer_txn_step(&c, 1, unknown, doomed, 1), DW_COMMITTER_TXN_WAIT);
+    }
+  /* Stuck (the broker cannot take the maps): nothing more, whatever else holds. */
+  c.stuck = 1;
+  for (int i = 0; i < 16; i++)
+    assert_int_equal(dw_committer_txn_step(&c, i & 1, i >> 1 & 1, i >> 2 & 1, i >> 3 & 1),
+                     DW_COMMITTER_TXN_NONE);
+  dw_committer_cleanup(&c);
+}
+
+static void test_stage_while_committing(void **state)
+{
+  struct dw_committer c;
+  const int32_t id = 0;
+  (void)state;
+  assert_int_equal(dw_committer_init(&c, 4096, 1), 0);
+  dw_committer_assign(&c, &id, 1);
+  for (int64_t o = 0; o < 3; o++)
+    assert_int_equal(arrive(&c, 0, o), DW_COMMITTER_TAKE);
+  assert_int_equal(dw_committer_stage(&c, 0, 0, 0, 0), DW_COMMITTER_STAGE);
+  dw_committer_collect(&c, NULL, 0, 0);
+  /* A commit in flight (txn_busy): an output waits for the next transaction, even the lowest
+   * unfinished record's, and nothing is staged into the one being committed. */
+  assert_int_equal(dw_committer_stage(&c, 0, 0, 1, 1), DW_COMMITTER_PARK);
+  assert_int_equal(dw_committer_stage(&c, 0, 0, 2, 1), DW_COMMITTER_PARK);
+  assert_int_equal(c.parts[0].staged_since, 0);
+  /* Committed: the staged record is finished; the parked ones join the next transaction. */
+  dw_committer_settle(&c, 1);
+  assert_int_equal(dw_tracker_committable(&c.parts[0].tracker), 1);
+  assert_int_equal(dw_committer_stage(&c, 0, 0, 1, 0), DW_COMMITTER_STAGE);
+  assert_int_equal(dw_committer_stage(&c, 0, 0, 2, 0), DW_COMMITTER_STAGE);
+  assert_int_equal(dw_committer_collect(&c, NULL, 0, 0)->offsets[0], 3);
+  /* A partition revoked while the commit was in flight: its output is dropped. */
+  dw_committer_revoking(&c, &id, 1);
+  assert_int_equal(dw_committer_stage(&c, 0, 0, 3, 1), DW_COMMITTER_DROP);
+  dw_committer_cleanup(&c);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -484,6 +539,8 @@ int main(void)
       cmocka_unit_test(test_stage_room),
       cmocka_unit_test(test_refused_exactly_once),
       cmocka_unit_test(test_refused_exactly_once_no_room),
+      cmocka_unit_test(test_txn_step),
+      cmocka_unit_test(test_stage_while_committing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

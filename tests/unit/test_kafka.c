@@ -30,6 +30,7 @@ struct fixture {
   int assigned;
   struct dw_record *rec;
   int closed;
+  int txn_done, txn_rc, delivered_at_done; /* the last transaction call's outcome */
 };
 
 /* Runs the loop until *flag is set or DEADLINE_MS passed (the wakers' one-second ticks keep
@@ -100,6 +101,16 @@ static void on_fatal(void *arg, const char *reason)
 {
   (void)arg;
   fail_msg("fatal: %s", reason);
+}
+
+static void on_txn_done(void *arg, int rc, const char *err)
+{
+  struct fixture *f = arg;
+  if (rc != 0)
+    print_message("transaction call: %s\n", err);
+  f->txn_rc = rc;
+  f->delivered_at_done = f->delivered;
+  f->txn_done++;
 }
 
 static void on_closed(void *arg)
@@ -200,7 +211,8 @@ static void test_produce_consume_close(void **state)
 }
 
 /* Exactly-once: what is produced is committed in a transaction with the input offsets and
- * their map; the consumer reads it (read_committed) once committed. */
+ * their map, on the thread pool with the outcome back on the loop, or waited for; the consumer
+ * reads it (read_committed) once committed. An abort; a close while a call is in flight. */
 static void test_transaction(void **state)
 {
   (void)state;
@@ -234,10 +246,19 @@ static void test_transaction(void **state)
   int32_t part = 0;
   int64_t offset = 0;
   const char *map = "m1";
-  /* Delivery reports are served from inside the commit while it flushes. */
-  if (dw_producer_txn_commit(p, c, &part, &offset, &map, 1, err, sizeof(err)) != 0)
-    fail_msg("commit: %s", err);
+  /* The commit runs on the thread pool; the loop serves the delivery reports it waits for,
+   * and its outcome comes back on the loop after them. Nothing may be produced meanwhile. */
+  assert_int_equal(dw_producer_txn_commit(p, c, &part, &offset, &map, 1, on_txn_done, &f), 0);
+  assert_true(dw_producer_txn_in_flight(p));
+  assert_true(dw_producer_txn_busy(p));
+  assert_int_equal(dw_producer_txn_commit(p, c, NULL, NULL, NULL, 0, on_txn_done, &f),
+                   DW_ESTATE);
+  assert_int_equal(dw_producer_send(p, &m, on_delivered, &f), DW_EIO);
+  assert_true(run_until(&f.loop, &f.txn_done));
+  assert_int_equal(f.txn_rc, 0);
   assert_false(dw_producer_txn_busy(p));
+  assert_false(dw_producer_txn_in_flight(p));
+  assert_int_equal(f.delivered_at_done, 1);
   assert_int_equal(f.delivered, 1);
   assert_int_equal(f.delivery_err, 0);
   assert_true(run_until(&f.loop, (const int *)&f.rec));
@@ -245,10 +266,38 @@ static void test_transaction(void **state)
   dw_record_free(f.rec);
   f.rec = NULL;
 
+  /* A revoke or the shutdown waits for the call on the loop: the delivery reports are served
+   * from inside the wait, and done runs there. */
+  struct dw_message m2 = {.topic = "in", .key = "k", .key_len = 1, .value = "second",
+                          .value_len = 6};
+  assert_int_equal(dw_producer_send(p, &m2, on_delivered, &f), 0);
+  offset = 1;
+  assert_int_equal(dw_producer_txn_commit(p, c, &part, &offset, &map, 1, on_txn_done, &f), 0);
+  dw_producer_txn_wait(p);
+  assert_int_equal(f.txn_done, 2);
+  assert_int_equal(f.txn_rc, 0);
+  assert_int_equal(f.delivered_at_done, 2);
+  assert_false(dw_producer_txn_in_flight(p));
+  assert_true(run_until(&f.loop, (const int *)&f.rec));
+  assert_memory_equal(f.rec->value, "second", 6);
+  dw_record_free(f.rec);
+  f.rec = NULL;
+
+  /* An abort of an empty transaction; the close waits for a call still in flight, without
+   * its done. */
+  assert_int_equal(dw_producer_txn_abort(p, on_txn_done, &f), 0);
+  uint64_t end = uv_now(&f.loop) + DEADLINE_MS;
+  while (f.txn_done < 3 && uv_now(&f.loop) < end)
+    uv_run(&f.loop, UV_RUN_ONCE);
+  assert_int_equal(f.txn_done, 3);
+  assert_int_equal(f.txn_rc, 0);
+  assert_int_equal(dw_producer_txn_commit(p, c, NULL, NULL, NULL, 0, on_txn_done, &f), 0);
+
   dw_consumer_close(c, on_closed, &f);
   dw_producer_close(p, on_closed, &f);
   uv_run(&f.loop, UV_RUN_DEFAULT);
   assert_int_equal(f.closed, 2);
+  assert_int_equal(f.txn_done, 3);
   assert_int_equal(uv_loop_close(&f.loop), 0);
   rd_kafka_mock_cluster_destroy(mc);
   rd_kafka_destroy(mrk);
