@@ -1171,8 +1171,8 @@ static int scan_text(struct load *ld, struct scan *sc, const char *file, const c
     }
     if (isdigit((unsigned char)c) || c == '-' || c == '+' || c == '.') {
       const char *start = p;
-      int64_t value;
-      int overflow;
+      int64_t value = 0; /* wide_literal leaves it unset on overflow */
+      int overflow = 0;
       for (p++; isalnum((unsigned char)*p) || *p == '.' ||
                 ((*p == '-' || *p == '+') && (p[-1] == 'e' || p[-1] == 'E'));
            p++)
