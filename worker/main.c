@@ -89,6 +89,9 @@ int main(int argc, char **argv)
       return 1;
     }
     dw_config_print(&cfg, stdout);
+    char line[512];
+    dw_kafka_describe_features(&cfg, line, sizeof(line));
+    printf("# %s\n", line);
   } else {
     dw_log_setup(cfg.log.level, cfg.log.format);
     rc = dw_worker_run(&cfg);
