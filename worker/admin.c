@@ -44,6 +44,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "dw/common.h"
 #include "dw/log.h"
@@ -482,6 +483,25 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *e
   return 0;
 }
 
+/* What binding ss as libmicrohttpd does (SO_REUSEADDR, dual-stack IPv6) fails with: errno,
+ * or 0 when it binds now. */
+static int bind_errno(const struct sockaddr_storage *ss)
+{
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return errno;
+  int on = 1, off = 0, e = 0;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+  if (ss->ss_family == AF_INET6)
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+  socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                            : sizeof(struct sockaddr_in);
+  if (bind(fd, (const struct sockaddr *)ss, len) != 0)
+    e = errno;
+  close(fd);
+  return e;
+}
+
 static struct MHD_Response *fixed_response(const char *text)
 {
   struct MHD_Response *r =
@@ -555,6 +575,10 @@ int dw_admin_start(struct dw_admin **out, uv_loop_t *loop, const char *listen,
     /* errno is bind's or listen's. MHD's own message names "port 0" whenever the address
      * came through MHD_OPTION_SOCK_ADDR, so it is only the fallback. */
     rc = DW_EIO;
+    /* libmicrohttpd 1.0 closes its socket after a failed bind, which leaves EBADF in errno:
+     * bind the address once more, as MHD did, to name the cause. */
+    if (saved_errno == EBADF || saved_errno == 0)
+      saved_errno = bind_errno(&ss);
     if (saved_errno)
       snprintf(err, errlen, "admin listen %s: %s", listen, strerror(saved_errno));
     else

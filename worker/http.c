@@ -406,6 +406,12 @@ fail:
   return rc;
 }
 
+#ifdef CURLU_GET_EMPTY
+#define URL_GET_EMPTY CURLU_GET_EMPTY
+#else
+#define URL_GET_EMPTY 0 /* before 8.8 an empty part is reported as present */
+#endif
+
 const char *dw_http_url_check(const char *url)
 {
   static const struct {
@@ -458,8 +464,9 @@ const char *dw_http_url_check(const char *url)
   for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++) {
     curl_free(part);
     part = NULL;
-    /* Present, even empty ("http://@host", "http://host?"): refused as written. */
-    if (curl_url_get(u, absent[i].part, &part, 0) == CURLUE_OK) {
+    /* Present, even empty ("http://@host", "http://host?"): refused as written. libcurl
+     * 8.8 and later report an empty part as absent unless asked with CURLU_GET_EMPTY. */
+    if (curl_url_get(u, absent[i].part, &part, URL_GET_EMPTY) == CURLUE_OK) {
       why = absent[i].why;
       goto out;
     }

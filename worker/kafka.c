@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "dw/common.h"
+#include "dw/features.h"
 #include "dw/log.h"
 #include "dw/oidc.h"
 
@@ -137,6 +138,15 @@ rd_kafka_conf_t *dw_kafka_conf_new(const struct dw_config *cfg, const char *cons
   }
   if (own_oidc && dw_oidc_configure(conf, cfg, err, errlen) < 0)
     goto fail;
+  /* Once per process, for a client's configuration (check-config passes no defaults and
+   * prints the same line itself). Configurations are made on the main thread only. */
+  static int described;
+  if (defaults && !described) {
+    char line[512];
+    described = 1;
+    dw_kafka_describe_features(cfg, line, sizeof(line));
+    dw_info("%s", line);
+  }
   rd_kafka_conf_set_log_cb(conf, on_rdkafka_log);
   return conf;
 fail:
@@ -151,6 +161,23 @@ int dw_kafka_conf_check(const struct dw_config *cfg, char *err, size_t errlen)
     return DW_EINVAL;
   rd_kafka_conf_destroy(conf);
   return 0;
+}
+
+void dw_kafka_describe_features(const struct dw_config *cfg, char *buf, size_t size)
+{
+  char features[1024];
+  size_t fsize = sizeof(features);
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  if (rd_kafka_conf_get(conf, "builtin.features", features, &fsize) != RD_KAFKA_CONF_OK)
+    features[0] = '\0';
+  rd_kafka_conf_destroy(conf);
+  const char *method = NULL;
+  if (cfg) {
+    method = dw_config_property(cfg, "sasl.oauthbearer.method");
+    if (!method)
+      method = "";
+  }
+  dw_features_describe(features, rd_kafka_version(), method, buf, size);
 }
 
 rd_kafka_t *dw_kafka_client_new(int consumer, rd_kafka_conf_t *conf, const char *what,

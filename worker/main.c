@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dw/config.h"
+#include "dw/healthcheck.h"
 #include "dw/kafka.h"
 #include "dw/log.h"
 #include "dw/redrive.h"
@@ -14,11 +15,13 @@ extern char **environ;
 
 static void usage(FILE *out)
 {
-  fputs("usage: delivery-worker run -c FILE           run until SIGTERM/SIGINT, then drain\n"
-        "       delivery-worker check-config -c FILE  validate and print the effective config\n"
+  fputs("usage: delivery-worker run [-c FILE]         run until SIGTERM/SIGINT, then drain\n"
+        "       delivery-worker check-config [-c FILE] validate and print the effective config\n"
+        "         (without -c: the defaults and DELIVERY_WORKER_<GROUP>_<KEY> variables alone)\n"
         "       delivery-worker config-reference      print every config key (Markdown)\n"
         "       delivery-worker replay -c FILE ...    re-process a range of the input topic\n"
         "       delivery-worker redrive -c FILE ...   move dead letters back to the input topic\n"
+        "       delivery-worker healthcheck [--address HOST:PORT]  GET /healthz: exit 0 or 1\n"
         "       delivery-worker version\n"
         "  (delivery-worker replay --help, delivery-worker redrive --help: their options)\n",
         out);
@@ -53,6 +56,8 @@ int main(int argc, char **argv)
     return dw_replay_main(argc - 1, argv + 1);
   if (strcmp(cmd, "redrive") == 0)
     return dw_redrive_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "healthcheck") == 0)
+    return dw_healthcheck_main(argc - 1, argv + 1);
   if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check-config") != 0) {
     fprintf(stderr, "delivery-worker: unknown command \"%s\"\n", cmd);
     usage(stderr);
@@ -66,10 +71,6 @@ int main(int argc, char **argv)
       usage(stderr);
       return 2;
     }
-  }
-  if (!file) {
-    fprintf(stderr, "delivery-worker %s: -c FILE is required\n", cmd);
-    return 2;
   }
   struct dw_config cfg;
   char err[1024];
@@ -89,6 +90,9 @@ int main(int argc, char **argv)
       return 1;
     }
     dw_config_print(&cfg, stdout);
+    char line[512];
+    dw_kafka_describe_features(&cfg, line, sizeof(line));
+    printf("# %s\n", line);
   } else {
     dw_log_setup(cfg.log.level, cfg.log.format);
     rc = dw_worker_run(&cfg);

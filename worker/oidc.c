@@ -15,6 +15,7 @@
 #include "dw/auth.h"
 #include "dw/common.h"
 #include "dw/config.h"
+#include "dw/features.h"
 #include "dw/log.h"
 
 #define TOKEN_MAX 16384          /* bytes of an access token */
@@ -43,25 +44,16 @@ static const char *const properties[] = {
     "sasl.oauthbearer.scope",          "sasl.oauthbearer.extensions",
 };
 
-static int librdkafka_has_oidc(void)
+int dw_oidc_needed(const struct dw_config *cfg)
 {
   char features[1024];
   size_t size = sizeof(features);
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  int has = 0;
-  if (rd_kafka_conf_get(conf, "builtin.features", features, &size) == RD_KAFKA_CONF_OK) {
-    for (char *save = NULL, *f = strtok_r(features, ",", &save); f && !has;
-         f = strtok_r(NULL, ",", &save))
-      has = strcmp(f, "oidc") == 0;
-  }
+  if (rd_kafka_conf_get(conf, "builtin.features", features, &size) != RD_KAFKA_CONF_OK)
+    features[0] = '\0';
   rd_kafka_conf_destroy(conf);
-  return has;
-}
-
-int dw_oidc_needed(const struct dw_config *cfg)
-{
-  const char *method = dw_config_property(cfg, "sasl.oauthbearer.method");
-  return method && strcasecmp(method, "oidc") == 0 && !librdkafka_has_oidc();
+  return dw_features_oidc_path(features, dw_config_property(cfg, "sasl.oauthbearer.method")) ==
+         DW_OIDC_OWN;
 }
 
 int dw_oidc_is_property(const char *name)
@@ -331,6 +323,7 @@ static void on_refresh(rd_kafka_t *rk, const char *oauthbearer_config, void *opa
   (void)opaque;
   const struct settings *s = &settings;
   struct answer a = {0};
+  /* s->url is at most 1023 bytes; %.1023s says so to the compiler's truncation check. */
   char why[2048] = "", parse_why[256], errstr[512], sub[256];
   char *token = malloc(TOKEN_MAX);
   int64_t expires_in, exp;
@@ -341,24 +334,24 @@ static void on_refresh(rd_kafka_t *rk, const char *oauthbearer_config, void *opa
     /* why is set */
   } else if (dw_oauth_answer_parse(a.buf, a.len, token, TOKEN_MAX, &expires_in, parse_why,
                                    sizeof(parse_why)) < 0) {
-    snprintf(why, sizeof(why), "%s: %s", s->url, parse_why);
+    snprintf(why, sizeof(why), "%.1023s: %s", s->url, parse_why);
   } else if (dw_jwt_claims_parse(token, &exp, sub, sizeof(sub), parse_why, sizeof(parse_why)) <
              0) {
-    snprintf(why, sizeof(why), "%s: %s", s->url, parse_why[0] ? parse_why : "out of memory");
+    snprintf(why, sizeof(why), "%.1023s: %s", s->url, parse_why[0] ? parse_why : "out of memory");
   } else {
     /* exp from the token itself, as librdkafka's own OIDC does; expires_in when it has none. */
     int64_t expiry_ms = exp > 0 ? exp * 1000 : expires_in > 0 ? now_ms + expires_in * 1000 : -1;
     const char *principal = sub[0] ? sub : s->client_id;
     if (expiry_ms < 0)
-      snprintf(why, sizeof(why), "%s: the token has no exp claim and the answer no expires_in",
+      snprintf(why, sizeof(why), "%.1023s: the token has no exp claim and the answer no expires_in",
                s->url);
     else if (expiry_ms <= now_ms)
-      snprintf(why, sizeof(why), "%s: the token expired %lld s ago (clock skew?)", s->url,
+      snprintf(why, sizeof(why), "%.1023s: the token expired %lld s ago (clock skew?)", s->url,
                (long long)((now_ms - expiry_ms) / 1000));
     else if (rd_kafka_oauthbearer_set_token(rk, token, expiry_ms, principal,
                                             (const char **)s->ext, s->next, errstr,
                                             sizeof(errstr)) != RD_KAFKA_RESP_ERR_NO_ERROR)
-      snprintf(why, sizeof(why), "librdkafka refused the token of %s: %s", s->url, errstr);
+      snprintf(why, sizeof(why), "librdkafka refused the token of %.1023s: %s", s->url, errstr);
     else
       dw_info("OAUTHBEARER token for %s from %s, expires in %lld s (%s)", principal, s->url,
               (long long)((expiry_ms - now_ms) / 1000), rd_kafka_name(rk));

@@ -26,6 +26,12 @@ struct rd_kafka_conf_s *dw_kafka_conf_new(const struct dw_config *cfg,
  * build), without connecting: check-config. 0, or DW_EINVAL with err set. */
 int dw_kafka_conf_check(const struct dw_config *cfg, char *err, size_t errlen);
 
+/* One line on the loaded librdkafka for people: its version, which OAUTHBEARER OIDC client
+ * cfg uses (librdkafka's own where its builtin.features has "oidc", else the worker's,
+ * dw/oidc.h) and whether SASL connections re-authenticate (dw/features.h). cfg NULL: what
+ * this build offers, for `version`. buf is always NUL-terminated. */
+void dw_kafka_describe_features(const struct dw_config *cfg, char *buf, size_t size);
+
 struct rd_kafka_s;
 
 /* rd_kafka_new of a consumer or a producer from conf (taken over, also on failure), then the

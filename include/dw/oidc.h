@@ -22,7 +22,7 @@ struct rd_kafka_conf_s;
 struct rd_kafka_s;
 
 /* Whether this process fetches the tokens for cfg itself (sasl.oauthbearer.method is "oidc"
- * and the librdkafka loaded lacks the feature). */
+ * and the librdkafka loaded lacks the feature: dw_features_oidc_path of dw/features.h). */
 int dw_oidc_needed(const struct dw_config *cfg);
 
 /* Whether a kafka.properties name is one of the OIDC properties taken here. */

@@ -6,11 +6,14 @@
 #       deploy/docker/worker.conf, promtool on the stack's Prometheus config, bash -n
 #   tests/e2e/compose.sh run [BIN_DIR]    the end-to-end test: the static checks, then a Docker
 #       engine (the one DOCKER_HOST or the default socket reaches, else a private dockerd this
-#       script starts and stops), the Debian base image (base-image.sh) and the Kafka image
+#       script starts and stops), the Debian 13 base image (base-image.sh) and the Kafka image
 #       (kafka-image.sh) built locally, the worker and tools images from deploy/Dockerfile
-#       (the build runs the unit tests), `docker-compose up` of kafka, topics, sim, generator,
+#       (the build runs the unit tests on Debian 13); the worker image at most 30 MB, and
+#       `docker run` of it with variables alone stopping on a missing app id or secret with
+#       the variable's name, and its check-config with OIDC configured saying librdkafka's own
+#       OIDC and re-authentication are in use; `docker-compose up` of kafka, topics, sim, generator,
 #       worker-1, worker-2 and prometheus; waits for results on the results topic and for
-#       both workers to be healthy; checks Prometheus (prom_check.py: both workers scraped, the
+#       both workers to be healthy (the image's HEALTHCHECK: `delivery-worker healthcheck`); checks Prometheus (prom_check.py: both workers scraped, the
 #       alert rules loaded and evaluating, every Grafana dashboard query answered with live
 #       numbers); scales up (worker-extra) and down (SIGTERM: exit 0), stops the generator,
 #       checks every generated task has a result or a dead letter, and tears everything down.
@@ -203,9 +206,16 @@ run_test() {
   trap cleanup EXIT
   start_engine
 
-  "$here/base-image.sh" debian:bookworm-slim
-  docker run --rm debian:bookworm-slim true 2>"$cache/run-error.log" ||
+  # Debian 13 for the worker's builder and the tools image; Debian 12 for the Kafka and
+  # Prometheus stand-ins (only built when missing).
+  "$here/base-image.sh" debian:trixie-slim
+  docker run --rm debian:trixie-slim true 2>"$cache/run-error.log" ||
     skip "the engine cannot run a container: $(tail -n 3 "$cache/run-error.log")"
+  local img
+  for img in apache/kafka prom/prometheus; do
+    docker image inspect "$(sed -n "s|^    image: *\($img:.*\)|\1|p" "$root/docker-compose.yml")" \
+      >/dev/null 2>&1 || { "$here/base-image.sh" debian:bookworm-slim; break; }
+  done
   "$here/kafka-image.sh"
   "$here/prometheus-image.sh"
   local t0=$SECONDS ctx=${DW_E2E_CONTEXT:-$root}
@@ -214,8 +224,33 @@ run_test() {
     -t delivery-worker:local "$ctx" >/dev/null
   DOCKER_BUILDKIT=0 docker build -q --network host -f "$root/deploy/Dockerfile" --target tools \
     -t delivery-worker-tools:local "$ctx" >/dev/null
+  local size
+  size=$(docker image inspect -f '{{.Size}}' delivery-worker:local)
   say "ok: images built in $((SECONDS - t0)) s (unit tests passed in the builder); worker image" \
-      "$(docker image inspect -f '{{.Size}}' delivery-worker:local) bytes"
+      "$size bytes"
+  ((size <= 30000000)) || die "the worker image is $size bytes, more than 30 MB"
+  say "ok: the worker image is at most 30 MB"
+  # No config file in the image: from variables alone, a missing app id or secret stops the
+  # worker at once with the variable to set.
+  local out
+  out=$(docker run --rm --network none -e DELIVERY_WORKER_FEISHU_APP_SECRET=x delivery-worker:local 2>&1) &&
+    die "docker run without an app id did not fail: $out"
+  [[ $out == *DELIVERY_WORKER_FEISHU_APP_ID* ]] || die "docker run without an app id: \"$out\" names no variable"
+  out=$(docker run --rm --network none -e DELIVERY_WORKER_FEISHU_APP_ID=cli_x delivery-worker:local 2>&1) &&
+    die "docker run without an app secret did not fail: $out"
+  [[ $out == *DELIVERY_WORKER_FEISHU_APP_SECRET* ]] || die "docker run without an app secret: \"$out\" names no variable"
+  say "ok: docker run from variables alone stops on a missing app id or secret, naming the variable"
+  # OIDC configured: Debian 13's librdkafka takes the properties itself (it refuses what it
+  # does not know), and check-config says its own OIDC is in use.
+  out=$(docker run --rm --network none -e DELIVERY_WORKER_FEISHU_APP_ID=cli_x \
+        -e DELIVERY_WORKER_FEISHU_APP_SECRET=x -e DELIVERY_WORKER_KAFKA_PROPERTIES="$(printf '%s,' \
+          security.protocol=SASL_PLAINTEXT sasl.mechanism=OAUTHBEARER sasl.oauthbearer.method=oidc \
+          sasl.oauthbearer.client.id=delivery-worker sasl.oauthbearer.client.secret=x \
+          sasl.oauthbearer.token.endpoint.url=http://idp.invalid/token)sasl.oauthbearer.scope=kafka" \
+        delivery-worker:local check-config 2>&1) || die "check-config from variables alone failed: $out"
+  [[ $out == *"by librdkafka itself (builtin feature oidc): in use; SASL re-authentication (KIP-368): yes"* ]] ||
+    die "check-config with OIDC on Debian 13: not librdkafka's own OIDC: $(tail -n 1 <<<"$out")"
+  say "ok: check-config from variables alone, with OIDC: $(tail -n 1 <<<"$out")"
 
   # The test's stack: an internal network (no way out of this machine), a short session
   # timeout so a stopped static member's partitions move on quickly, a steady generator.

@@ -31,7 +31,9 @@ def test_commands_outlive_their_log_reader(start_mock_kafka, start_sim, start_wo
         (["no-such-command"], None, 2),
         (["replay", "--no-such-option"], None, 2),
         (["redrive", "--no-such-option"], None, 2),
-        (["run"], None, 2),  # -c missing
+        (["run", "--no-such-option"], None, 2),
+        # No file and no app id in the environment: the config's error, exit 1.
+        (["run"], {"DELIVERY_WORKER_FEISHU_APP_ID": ""}, 1),
         # A whole redrive (of no letters): it saves its position, then reports on stderr.
         (["redrive", "-c", w.conf, "--from-beginning"], w.env, 0),
     ]

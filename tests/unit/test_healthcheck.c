@@ -1,0 +1,164 @@
+/* Unit tests of `delivery-worker healthcheck`: the address it asks (a wildcard listen address
+ * becomes loopback, IPv6 in brackets), the status line it reads, and the exit status against a
+ * local server that answers 200, answers 503, or accepts and never answers (the deadline). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dw/common.h"
+#include "dw/healthcheck.h"
+
+static void test_target(void **state)
+{
+  (void)state;
+  char host[64], port[8];
+  assert_int_equal(dw_healthcheck_target("0.0.0.0:9464", host, sizeof(host), port, sizeof(port)), 0);
+  assert_string_equal(host, "127.0.0.1");
+  assert_string_equal(port, "9464");
+  assert_int_equal(dw_healthcheck_target("[::]:9464", host, sizeof(host), port, sizeof(port)), 0);
+  assert_string_equal(host, "::1");
+  assert_int_equal(dw_healthcheck_target(":8080", host, sizeof(host), port, sizeof(port)), 0);
+  assert_string_equal(host, "127.0.0.1");
+  assert_string_equal(port, "8080");
+  assert_int_equal(dw_healthcheck_target("10.1.2.3:1", host, sizeof(host), port, sizeof(port)), 0);
+  assert_string_equal(host, "10.1.2.3");
+  assert_int_equal(dw_healthcheck_target("[fd00::1]:9", host, sizeof(host), port, sizeof(port)), 0);
+  assert_string_equal(host, "fd00::1");
+  assert_int_equal(dw_healthcheck_target("worker-1:9464", host, sizeof(host), port, sizeof(port)), 0);
+  assert_string_equal(host, "worker-1");
+  /* no port, a port that is not a number, a bracket not closed, too long a port */
+  assert_int_equal(dw_healthcheck_target("localhost", host, sizeof(host), port, sizeof(port)), DW_EINVAL);
+  assert_int_equal(dw_healthcheck_target("localhost:", host, sizeof(host), port, sizeof(port)), DW_EINVAL);
+  assert_int_equal(dw_healthcheck_target("h:80x", host, sizeof(host), port, sizeof(port)), DW_EINVAL);
+  assert_int_equal(dw_healthcheck_target("[::1:80", host, sizeof(host), port, sizeof(port)), DW_EINVAL);
+  assert_int_equal(dw_healthcheck_target("h:123456789", host, sizeof(host), port, sizeof(port)), DW_EINVAL);
+  assert_int_equal(dw_healthcheck_target(NULL, host, sizeof(host), port, sizeof(port)), DW_EINVAL);
+}
+
+static int status(const char *s)
+{
+  return dw_healthcheck_status(s, strlen(s));
+}
+
+static void test_status(void **state)
+{
+  (void)state;
+  assert_int_equal(status("HTTP/1.1 200 OK\r\n"), 200);
+  assert_int_equal(status("HTTP/1.0 503 Service Unavailable\r\n"), 503);
+  assert_int_equal(status("HTTP/1.1 204\r\n"), 204);
+  assert_int_equal(status(""), DW_EAGAIN);
+  assert_int_equal(status("HTTP/1"), DW_EAGAIN);
+  assert_int_equal(status("HTTP/1.1 20"), DW_EAGAIN);
+  assert_int_equal(status("HTTP/1.1 200"), DW_EAGAIN); /* the code's end not seen yet */
+  assert_int_equal(status("SSH-2.0-OpenSSH\r\n"), DW_EINVAL);
+  assert_int_equal(status("HTTP/2 200 \r\n"), DW_EINVAL);
+  assert_int_equal(status("HTTP/1.1 2x0 OK\r\n"), DW_EINVAL);
+  assert_int_equal(status("HTTP/1.1 2000 OK\r\n"), DW_EINVAL);
+}
+
+/* A one-connection server on loopback: answers `reply` after reading the request, or nothing
+ * (reply NULL) until the client goes away. */
+struct server {
+  int fd;
+  char port[8];
+  const char *reply;
+  pthread_t thread;
+};
+
+static void *serve(void *arg)
+{
+  struct server *s = arg;
+  int c = accept(s->fd, NULL, NULL);
+  if (c < 0)
+    return NULL;
+  char buf[512];
+  ssize_t n = recv(c, buf, sizeof(buf), 0);
+  if (n > 0 && s->reply)
+    (void)!send(c, s->reply, strlen(s->reply), MSG_NOSIGNAL);
+  else
+    while (recv(c, buf, sizeof(buf), 0) > 0) /* until the client closes */
+      ;
+  close(c);
+  return NULL;
+}
+
+static void server_start(struct server *s, const char *reply)
+{
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof(a);
+  s->reply = reply;
+  s->fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(s->fd >= 0);
+  assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  assert_int_equal(listen(s->fd, 1), 0);
+  assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &len), 0);
+  snprintf(s->port, sizeof(s->port), "%u", (unsigned)ntohs(a.sin_port));
+  assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
+}
+
+static int check(struct server *s, const char *timeout_ms)
+{
+  char address[32];
+  snprintf(address, sizeof(address), "0.0.0.0:%s", s->port);
+  char *argv[] = {"healthcheck", "--address", address, "--timeout-ms", (char *)timeout_ms, NULL};
+  int rc = dw_healthcheck_main(5, argv);
+  pthread_join(s->thread, NULL);
+  close(s->fd);
+  return rc;
+}
+
+static void test_exit_status(void **state)
+{
+  (void)state;
+  struct server s;
+  server_start(&s, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n");
+  assert_int_equal(check(&s, "2000"), 0);
+  server_start(&s, "HTTP/1.1 503 Service Unavailable\r\n\r\n");
+  assert_int_equal(check(&s, "2000"), 1);
+  server_start(&s, "garbage\r\n");
+  assert_int_equal(check(&s, "2000"), 1);
+  /* accepted, never answered: fails at the deadline, not later */
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  server_start(&s, NULL);
+  assert_int_equal(check(&s, "300"), 1);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+  assert_true(took >= 0.29 && took < 5.0);
+}
+
+static void test_arguments(void **state)
+{
+  (void)state;
+  char *bad_timeout[] = {"healthcheck", "--timeout-ms", "0", NULL};
+  assert_int_equal(dw_healthcheck_main(3, bad_timeout), 2);
+  char *bad_address[] = {"healthcheck", "--address", "nowhere", NULL};
+  assert_int_equal(dw_healthcheck_main(3, bad_address), 2);
+  char *stray[] = {"healthcheck", "extra", NULL};
+  assert_int_equal(dw_healthcheck_main(2, stray), 2);
+  char *missing[] = {"healthcheck", "-c", "/nonexistent/worker.conf", NULL};
+  assert_int_equal(dw_healthcheck_main(3, missing), 2);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_target),
+      cmocka_unit_test(test_status),
+      cmocka_unit_test(test_exit_status),
+      cmocka_unit_test(test_arguments),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
