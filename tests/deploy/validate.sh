@@ -5,8 +5,9 @@
 #                                   schema (npm kubernetes-models), how the pieces fit together,
 #                                   and the ConfigMap's worker.conf through `check-config`;
 #                                   `kubectl kustomize` too when kubectl is installed
-#   validate.sh prometheus          deploy/prometheus: promtool check rules / check config, and
-#                                   promtool test rules (tests/deploy/alerts_test.yml)
+#   validate.sh prometheus          deploy/prometheus: promtool check rules / check config,
+#                                   promtool test rules (tests/deploy/alerts_test.yml), and each
+#                                   alert's runbook_url naming a heading of docs/operations.md
 #   validate.sh grafana BIN_DIR     deploy/grafana: dashboard structure, every query parsed by
 #                                   promtool, every metric one the worker exports
 #   validate.sh docs BIN_DIR        docs/: config table == `config-reference`, metrics table == a
@@ -88,6 +89,28 @@ open(sys.argv[2], "w").write(text)
 PY
   promtool check config "$tmp/prometheus.yml"
   (cd "$here" && promtool test rules alerts_test.yml)
+  # Every alert links its runbook entry: a runbook_url on the documented base whose anchor is
+  # a heading of docs/operations.md.
+  python3 - "$prom/alerts.yml" "$root/docs/operations.md" <<'PY'
+import re, sys, yaml
+BASE = "https://delivery-worker.example/docs/operations.md#"
+rules = [r for g in yaml.safe_load(open(sys.argv[1]))["groups"] for r in g["rules"] if "alert" in r]
+heads = set()
+for line in open(sys.argv[2], encoding="utf-8"):
+    if line.startswith("#"):
+        heads.add(re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-"))
+bad = []
+for r in rules:
+    url = r.get("annotations", {}).get("runbook_url", "")
+    if not url.startswith(BASE) or url[len(BASE):] not in heads:
+        bad.append("%s: runbook_url %r is not %s<a heading of docs/operations.md>" % (r["alert"], url, BASE))
+    if "runbook" in r.get("annotations", {}):
+        bad.append("%s: a `runbook` path annotation besides runbook_url" % r["alert"])
+for b in bad:
+    print("FAIL " + b)
+print("runbook_url: %d alerts, %d without a runbook entry" % (len(rules), len(bad)))
+sys.exit(1 if bad else 0)
+PY
   ;;
 grafana)
   need promtool
