@@ -517,6 +517,11 @@ int64_t dw_consumer_lag(struct dw_consumer *c, size_t *assigned)
   return lag;
 }
 
+int dw_consumer_joined(const struct dw_consumer *c)
+{
+  return c->ever_assigned;
+}
+
 static void consumer_freed(void *owner)
 {
   struct dw_consumer *c = owner;

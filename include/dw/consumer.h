@@ -60,6 +60,10 @@ void dw_consumer_hold(struct dw_consumer *c, int32_t partition, unsigned reason,
  * librdkafka's cached watermarks: no request is made), and how many partitions are assigned. */
 int64_t dw_consumer_lag(struct dw_consumer *c, size_t *assigned);
 
+/* Non-zero once the group has handed this member an assignment, even an empty one (a member
+ * beyond the partition count): it is then a member in good standing, idle. */
+int dw_consumer_joined(const struct dw_consumer *c);
+
 /* Pauses or resumes fetching of every assigned partition (backpressure, draining). */
 void dw_consumer_pause_all(struct dw_consumer *c, int pause);
 
