@@ -33,6 +33,7 @@
 #include "dw/metrics.h"
 #include "dw/offsetmap.h"
 #include "dw/poller.h"
+#include "dw/procstat.h"
 #include "dw/token.h"
 #include "dw/text.h"
 
@@ -130,6 +131,7 @@ struct dw_worker {
   struct dw_metric *m_consumed, *m_resolved, *m_dead, *m_token_refreshes, *m_produce_retries;
   struct dw_metric *m_token_failures, *m_skipped, *m_txns, *m_log_dropped, *m_redelivered;
   uint64_t log_dropped; /* dw_log_dropped() as last added to m_log_dropped */
+  struct dw_procstat proc; /* the process_* metrics, read at each scrape */
   const struct strategy *strategy; /* at_least_once or exactly_once */
   int txn_doomed;   /* something in the open transaction failed: abort it, produce again */
   int txn_doom_next; /* the same, learnt while a commit was in flight: for the next one */
@@ -668,6 +670,7 @@ static int on_render(void *arg, char **body, size_t *len)
   uint64_t dropped = dw_log_dropped();
   dw_metric_inc(w->m_log_dropped, NULL, (double)(dropped - w->log_dropped));
   w->log_dropped = dropped;
+  dw_procstat_read(&w->proc); /* a few bounded reads of /proc; zeros if it is not there */
   return dw_metrics_render(w->metrics, body, len);
 }
 
@@ -702,6 +705,67 @@ static double gauge_ready(void *arg)
 static double gauge_map_bytes(void *arg)
 {
   return (double)((struct dw_worker *)arg)->commit.map_bytes;
+}
+
+static double proc_cpu(void *arg)
+{
+  return ((struct dw_worker *)arg)->proc.cpu_seconds;
+}
+
+static double proc_resident(void *arg)
+{
+  return ((struct dw_worker *)arg)->proc.resident_bytes;
+}
+
+static double proc_open_fds(void *arg)
+{
+  return ((struct dw_worker *)arg)->proc.open_fds;
+}
+
+static double proc_max_fds(void *arg)
+{
+  return ((struct dw_worker *)arg)->proc.max_fds;
+}
+
+static double proc_start_time(void *arg)
+{
+  return ((struct dw_worker *)arg)->proc.start_time_seconds;
+}
+
+/* The per-partition lags of librdkafka's last statistics: committed or fetched. */
+static void partition_lags(struct dw_worker *w, struct dw_metrics_sink *sink, int committed)
+{
+  const struct dw_kstats_lag *l = NULL;
+  size_t n = w->consumer ? dw_consumer_partition_lags(w->consumer, &l) : 0;
+  char id[16];
+  for (size_t i = 0; i < n; i++) {
+    int64_t v = committed ? l[i].committed : l[i].fetched;
+    if (v < 0)
+      continue; /* unknown yet */
+    snprintf(id, sizeof(id), "%d", (int)l[i].partition);
+    dw_metrics_sink_add(sink, id, (double)v);
+  }
+}
+
+static void lag_committed(void *arg, struct dw_metrics_sink *sink)
+{
+  partition_lags(arg, sink, 1);
+}
+
+static void lag_fetched(void *arg, struct dw_metrics_sink *sink)
+{
+  partition_lags(arg, sink, 0);
+}
+
+/* When the first token held expires, as Unix time (loop time is monotonic). */
+static double gauge_token_expiry(void *arg)
+{
+  struct dw_worker *w = arg;
+  uint64_t at = w->token ? dw_token_earliest_expiry(w->token) : 0;
+  if (!at)
+    return 0;
+  double left_ms = (double)at - (double)uv_now(&w->loop);
+  return ((double)dw_wallclock_ms() + left_ms) / 1000.0;
 }
 
 static void register_metrics(struct dw_worker *w)
@@ -754,6 +818,38 @@ static void register_metrics(struct dw_worker *w)
   dw_metrics_gauge_fn(r, "dw_consumer_lag",
                       "Records of the assigned partitions not yet fetched (cached watermarks).",
                       gauge_lag, w);
+  dw_metrics_gauge_vec_fn(r, "dw_consumer_committed_lag",
+                          "Records of an assigned partition not yet committed as done (end "
+                          "offset - committed offset), from librdkafka's last statistics.",
+                          "partition", lag_committed, w);
+  dw_metrics_gauge_vec_fn(r, "dw_consumer_fetched_lag",
+                          "Records of an assigned partition not yet fetched (end offset - next "
+                          "fetch offset), from librdkafka's last statistics.",
+                          "partition", lag_fetched, w);
+  dw_metrics_gauge_fn(r, "dw_token_expiry_timestamp_seconds",
+                      "Unix time the first access token held expires (it is refreshed before); "
+                      "0 while none is held.",
+                      gauge_token_expiry, w);
+  const char *build[] = {"version",    DW_VERSION,
+                         "commit",     DW_COMMIT,
+                         "librdkafka", dw_consumer_kafka_version(),
+                         "libcurl",    dw_http_version(),
+                         "libuv",      uv_version_string()};
+  dw_metrics_info(r, "dw_build_info",
+                  "Always 1: the worker's version and commit, and its libraries' versions.",
+                  build, DW_ARRAY_SIZE(build) / 2);
+  /* Prometheus's standard process metrics, as its client libraries name them. */
+  dw_metrics_counter_fn(r, "process_cpu_seconds_total",
+                        "Total user and system CPU time spent in seconds.", proc_cpu, w);
+  dw_metrics_gauge_fn(r, "process_resident_memory_bytes", "Resident memory size in bytes.",
+                      proc_resident, w);
+  dw_metrics_gauge_fn(r, "process_open_fds", "Number of open file descriptors.",
+                      proc_open_fds, w);
+  dw_metrics_gauge_fn(r, "process_max_fds", "Maximum number of open file descriptors.",
+                      proc_max_fds, w);
+  dw_metrics_gauge_fn(r, "process_start_time_seconds",
+                      "Start time of the process since unix epoch in seconds.",
+                      proc_start_time, w);
 }
 
 static void on_record(void *arg, struct dw_record *rec)
@@ -1601,6 +1697,7 @@ int dw_worker_run(const struct dw_config *cfg)
     snprintf(err, sizeof(err), "cannot set up the HTTP client");
     goto fail;
   }
+  dw_http_metrics(w->http, w->metrics);
   atomic_store(&startup_step, "opening the admin endpoint");
   if (dw_admin_start(&w->admin, &w->loop, cfg->admin.listen, &ah, err, sizeof(err)) < 0)
     goto fail;

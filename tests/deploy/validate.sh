@@ -11,8 +11,9 @@
 #   validate.sh grafana BIN_DIR     deploy/grafana: dashboard structure, every query parsed by
 #                                   promtool, every metric one the worker exports
 #   validate.sh docs BIN_DIR        docs/: config table == `config-reference`, metrics table == a
-#                                   running worker's /metrics (mock Kafka, simulator), and that
-#                                   worker's outputs valid against docs/schemas
+#                                   running worker's /metrics (mock Kafka, simulator), which also
+#                                   passes `promtool check metrics`, and that worker's outputs
+#                                   valid against docs/schemas
 #   validate.sh references          every file and anchor the repository names exists, one copy
 #                                   of each generated table, the JSON Schemas and their examples
 #
@@ -132,6 +133,7 @@ process.exit(ok ? 0 : 1);
 JS
   ;;
 docs)
+  need promtool
   python3 "$here/docs.py" check "$root" "$bin"
   ;;
 references)
