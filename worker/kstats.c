@@ -1,8 +1,8 @@
 /* The consumer's statistics, reduced to what the lag metrics need. librdkafka's statistics are
  * one JSON object: topics -> <name> -> partitions -> <id> -> offsets (as librdkafka documents
  * its statistics); the partition "-1" is the internal unassigned one, and partitions the
- * application did not assign (desired false) are the client's own bookkeeping. Offsets it does not know are negative
- * (-1001, OFFSET_INVALID). */
+ * application did not assign (desired false) are the client's own bookkeeping. Offsets it does
+ * not know are negative (-1001, OFFSET_INVALID). */
 #include "dw/kstats.h"
 
 #include <cjson/cJSON.h>
