@@ -1,5 +1,6 @@
 /* The HTTP client: libcurl's multi interface driven by the libuv loop (one uv_poll per socket,
- * one uv_timer), keep-alive and HTTP/2 where offered. The only module on the loop that sees
+ * one uv_timer), keep-alive and HTTP/2 where offered; it times each call by the endpoint its
+ * caller names (dw_http_metrics). The only module on the loop that sees
  * curl.h (oidc.c uses libcurl's easy interface on librdkafka's background thread). */
 #ifndef DW_HTTP_H
 #define DW_HTTP_H
