@@ -572,7 +572,7 @@ static void dead_letter(struct dw_worker *w, struct job *j, const char *reason, 
   add_header(j, "dlq.attempts", num);
   add_header(j, "dlq.failed_at", dw_rfc3339(dw_wallclock_ms(), ts, sizeof(ts)));
   j->dlq->base = j->dlq->count;
-  char line[DW_TEXT_MAX + 64];
+  char line[4096]; /* the API's msg and why an event is invalid are far shorter */
   snprintf(line, sizeof(line), "dead letter %s: %s", reason, msg ? msg : "");
   log_outcome(w, j, DW_LOG_WARN, "dead_letter", reason, attempts, log_id, line);
   j->ev = NULL; /* borrowed for the line only; the job may be gone once produce returns */

@@ -151,14 +151,20 @@ def test_operator_metrics(start_mock_kafka, start_sim, start_worker):
     assert m["process_resident_memory_bytes"][""] > 1 << 20, m
     assert 3 <= m["process_open_fds"][""] < m["process_max_fds"][""], m
 
-    # Every call the simulator answered is in the histogram, under its endpoint.
-    calls = m["dw_api_call_duration_seconds_count"]
-    st = sim.stats()
-    assert calls['endpoint="delivery_task"'] == st["calls"], (calls, st)
+    # Every call the simulator answered is in the histogram, under its endpoint. om-never is
+    # still polling: compare at a moment no call of it is on its way.
+    def agree():
+        st = sim.stats()
+        d = samples(worker)
+        return (d, st) if d["dw_api_call_duration_seconds_count"].get(
+            'endpoint="delivery_task"') == st["calls"] == sim.stats()["calls"] else None
+    d, st = h.wait_until(agree, 30, "the call histogram to agree with the simulator")
+    calls = d["dw_api_call_duration_seconds_count"]
     assert calls['endpoint="tenant_access_token_internal"'] == st["tokens_issued"] == 1, calls
-    buckets = m["dw_api_call_duration_seconds_bucket"]
+    buckets = d["dw_api_call_duration_seconds_bucket"]
     assert buckets['endpoint="delivery_task",le="+Inf"'] == st["calls"], buckets
     assert buckets['endpoint="delivery_task",le="0.025"'] <= st["calls"], buckets
+    assert d["dw_api_call_duration_seconds_sum"]['endpoint="delivery_task"'] > 0, d
 
     expiry = m["dw_token_expiry_timestamp_seconds"][""]
     assert now < expiry < now + 3 * 3600, (now, expiry)
