@@ -14,6 +14,7 @@
 
 #include "dw/common.h"
 #include "dw/kafka.h"
+#include "dw/kstats.h"
 #include "dw/log.h"
 
 #define HOLD_FETCH 0x80000000u /* reading the committed metadata of a new assignment */
@@ -41,6 +42,10 @@ struct dw_consumer {
   void (*done)(void *arg); /* the close callback and its argument */
   void *done_arg;
   int must_read;        /* exactly-once: never go on without the map (duplicates) */
+  /* The lag of each assigned partition as of librdkafka's last statistics. */
+  struct dw_kstats_lag *lags; /* DW_KSTATS_MAX_PARTITIONS entries, from the first statistics */
+  size_t nlags;
+  int read_committed;   /* isolation.level: which end offset the lag counts to */
 };
 
 /* Grows the per-partition arrays to hold partition id. */
@@ -117,6 +122,7 @@ static void consumer_free(struct dw_consumer *c)
   uv_cond_destroy(&c->idle);
   free(c->holds);
   free(c->assign_seq);
+  free(c->lags);
   free(c->topic);
   free(c);
   if (done)
@@ -332,6 +338,26 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 
+/* librdkafka's statistics, every statistics.interval.ms, served on the loop by
+ * rd_kafka_consumer_poll like the other callbacks (the main queue is forwarded to the
+ * consumer's). Returning 0 leaves json to librdkafka. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+  struct dw_consumer *c = opaque;
+  size_t n = 0;
+  (void)rk;
+  if (!c->lags)
+    c->lags = calloc(DW_KSTATS_MAX_PARTITIONS, sizeof(*c->lags));
+  if (!c->lags)
+    return 0;
+  int rc = dw_kstats_lags(json, len, c->topic, c->read_committed, c->lags,
+                          DW_KSTATS_MAX_PARTITIONS, &n);
+  if (rc < 0)
+    dw_debug("consumer: librdkafka statistics not read: %s", dw_strerror(rc));
+  c->nlags = rc < 0 ? 0 : n;
+  return 0;
+}
+
 static int consumer_serve(void *owner)
 {
   struct dw_consumer *c = owner;
@@ -373,6 +399,9 @@ int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_c
       "enable.auto.offset.store", "false",
       "auto.offset.reset", "earliest",
       "enable.partition.eof", "false",
+      /* For the per-partition lag metrics (dw_consumer_committed_lag, ...); "0" turns them
+       * off. */
+      "statistics.interval.ms", "15000",
       NULL,
   };
   struct dw_consumer *c = calloc(1, sizeof(*c));
@@ -400,7 +429,13 @@ int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_c
     rd_kafka_conf_destroy(conf);
     goto fail;
   }
+  char iso[32] = "";
+  size_t isolen = sizeof(iso);
+  c->read_committed = rd_kafka_conf_get(conf, "isolation.level", iso, &isolen) ==
+                          RD_KAFKA_CONF_OK &&
+                      strcmp(iso, "read_committed") == 0;
   rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+  rd_kafka_conf_set_stats_cb(conf, on_stats);
   rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
   rd_kafka_conf_set_error_cb(conf, dw_kafka_on_error);
   rd_kafka_conf_set_opaque(conf, c);
@@ -515,6 +550,17 @@ int64_t dw_consumer_lag(struct dw_consumer *c, size_t *assigned)
   }
   rd_kafka_topic_partition_list_destroy(l);
   return lag;
+}
+
+int dw_consumer_joined(const struct dw_consumer *c)
+{
+  return c->ever_assigned;
+}
+
+size_t dw_consumer_partition_lags(const struct dw_consumer *c, const struct dw_kstats_lag **lags)
+{
+  *lags = c->lags;
+  return c->nlags;
 }
 
 static void consumer_freed(void *owner)
@@ -683,4 +729,9 @@ void dw_ticket_reader_close(struct dw_ticket_reader *r, void (*done)(void *arg),
   /* Nothing was committed, so there is nothing to leave cleanly; skipping the close also
    * avoids 2.0.2's crash closing a consumer that never got an assignment (fixed in 2.3.0). */
   rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+const char *dw_consumer_kafka_version(void)
+{
+  return rd_kafka_version_str();
 }

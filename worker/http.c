@@ -32,6 +32,7 @@ struct dw_http {
   struct transfer *transfers; /* doubly linked list of active transfers */
   CURL *idle[64];             /* easy handles kept for reuse (curl_easy_reset on return) */
   size_t nidle;
+  struct dw_metric *m_duration; /* dw_api_call_duration_seconds, by endpoint */
 };
 
 struct transfer {
@@ -43,6 +44,7 @@ struct transfer {
   char *body;
   size_t body_len, body_cap;
   int too_large;
+  const char *endpoint; /* the request's, for m_duration; NULL = not measured */
   char log_id[128];
   int64_t ratelimit_reset_s;
   char errbuf[CURL_ERROR_SIZE];
@@ -174,6 +176,8 @@ static void transfer_finish(struct transfer *t, CURLcode rc, int canceled)
   curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &elapsed);
   resp.status = status;
   resp.elapsed_s = elapsed;
+  if (!canceled && t->endpoint)
+    dw_metric_observe_label(t->h->m_duration, t->endpoint, elapsed);
   resp.body = t->body ? t->body : "";
   resp.body_len = t->body_len;
   resp.log_id = t->log_id;
@@ -340,6 +344,7 @@ int dw_http_send(struct dw_http *h, const struct dw_http_request *req, dw_http_c
   t->h = h;
   t->cb = cb;
   t->arg = arg;
+  t->endpoint = req->endpoint;
   t->ratelimit_reset_s = -1;
   t->easy = h->nidle ? h->idle[--h->nidle] : curl_easy_init();
   if (!t->easy)
@@ -500,4 +505,23 @@ void dw_http_close(struct dw_http *h, void (*done)(void *arg), void *arg)
   h->multi = NULL;
   uv_timer_stop(&h->timer);
   uv_close((uv_handle_t *)&h->timer, on_handle_closed);
+}
+
+/* Feishu's API answers in tens to hundreds of milliseconds; token endpoints and a loaded
+ * gateway take longer, and feishu.request_timeout_ms (10 s by default) ends the tail. */
+static const double duration_buckets[] = {0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1,
+                                          1.5,   2.5,  5,   10,  30};
+
+void dw_http_metrics(struct dw_http *h, struct dw_metrics *reg)
+{
+  h->m_duration = dw_metrics_histogram_labelled(
+      reg, "dw_api_call_duration_seconds",
+      "Feishu API calls from start to answer (or failure), by endpoint (delivery_task, "
+      "tenant_access_token_internal, app_access_token, tenant_access_token, app_ticket_resend).",
+      "endpoint", duration_buckets, DW_ARRAY_SIZE(duration_buckets));
+}
+
+const char *dw_http_version(void)
+{
+  return curl_version_info(CURLVERSION_NOW)->version;
 }

@@ -33,8 +33,9 @@
 #include "dw/text.h"
 
 #define LINE_MAX_BYTES 8192  /* a whole line, newline included */
-#define FIELDS_MAX 5120      /* the context fields of a line: 3 escaped strings fit */
+#define FIELDS_MAX 7168      /* the context fields of a line: 3 + 5 short escaped strings fit */
 #define FIELD_VALUE_MAX 256  /* one context string, before escaping */
+#define OUTCOME_VALUE_MAX 128 /* one string of a task's outcome, before escaping */
 #define SUPPRESS_MS 1000
 
 enum format { FORMAT_JSON, FORMAT_TEXT };
@@ -133,6 +134,42 @@ static int put_escaped(struct buf *b, const char *s, size_t max, int json)
 }
 
 /* The context part of a line, in the configured format. */
+static void put_string_field(struct buf *b, const char *name, const char *value, size_t max,
+                             int json)
+{
+  if (!value || !value[0])
+    return;
+  buf_puts(b, json ? ",\"" : " ");
+  buf_puts(b, name);
+  buf_puts(b, json ? "\":\"" : "=");
+  put_escaped(b, value, max, json);
+  if (json)
+    buf_puts(b, "\"");
+}
+
+static void put_number_field(struct buf *b, const char *name, int64_t value, int json)
+{
+  char num[32];
+  if (value < 0)
+    return;
+  snprintf(num, sizeof(num), json ? ",\"%s\":%" PRId64 : " %s=%" PRId64, name, value);
+  buf_puts(b, num);
+}
+
+/* A task's outcome: its fields after the context's, in a fixed order. */
+static void format_outcome(struct buf *b, const struct dw_log_outcome *o, int json)
+{
+  if (!o)
+    return;
+  put_string_field(b, "website", o->website, OUTCOME_VALUE_MAX, json);
+  put_string_field(b, "tenant", o->tenant, OUTCOME_VALUE_MAX, json);
+  put_string_field(b, "event_id", o->event_id, OUTCOME_VALUE_MAX, json);
+  put_string_field(b, "outcome", o->outcome, OUTCOME_VALUE_MAX, json);
+  put_string_field(b, "reason", o->reason, OUTCOME_VALUE_MAX, json);
+  put_number_field(b, "calls", o->calls, json);
+  put_number_field(b, "duration_ms", o->duration_ms, json);
+}
+
 static void format_fields(struct buf *b, const struct dw_log_ctx *ctx, int json)
 {
   char num[32];
@@ -167,6 +204,7 @@ static void format_fields(struct buf *b, const struct dw_log_ctx *ctx, int json)
     if (json)
       buf_puts(b, "\"");
   }
+  format_outcome(b, ctx->outcome, json);
 }
 
 /* How lines reach stderr; chosen again whenever stderr is another file (tests redirect it). */

@@ -709,6 +709,7 @@ static void send_call(struct dw_poller *p, struct dw_task *t, const char *token)
       .url = p->url,
       .authorization = auth,
       .timeout_ms = p->opt.request_timeout_ms,
+      .endpoint = "delivery_task",
   };
   /* CALLING; the first call extends the deadline (dw_task_on_send). */
   dw_task_on_send(&t->st, uv_now(p->loop), p->opt.deadline_ms);

@@ -1,7 +1,8 @@
 /* The last step of a task that has an outcome: the final answer (succeeded or failed) and
  * the event it answers become the JSON value of the results topic (docs/contracts.md,
  * "Result"). Only valid UTF-8 is ever written. A dead letter carries the event's own value
- * (dlq.c decides what it keeps); this is the only record the worker writes itself. */
+ * (dlq.c decides what it keeps); this is the only record the worker writes itself. The input's
+ * headers go onto the result as they came, within a count and a size. */
 #include "dw/result.h"
 
 #include "dw/common.h"
@@ -80,4 +81,20 @@ int dw_result_encode(const struct dw_result *res, char **out, size_t *len)
 out:
   cJSON_Delete(root);
   return rc;
+}
+
+size_t dw_result_headers(const struct dw_header *in, size_t n, struct dw_header *out,
+                         size_t max)
+{
+  size_t count = 0, bytes = 0;
+  if (max > DW_RESULT_MAX_HEADERS)
+    max = DW_RESULT_MAX_HEADERS;
+  for (size_t i = 0; i < n && count < max; i++) {
+    size_t size = strlen(in[i].name) + (in[i].value ? in[i].len : 0);
+    if (size > DW_RESULT_MAX_HEADER_BYTES - bytes)
+      continue; /* too large for what is left: later, smaller ones may still fit */
+    bytes += size;
+    out[count++] = in[i];
+  }
+  return count;
 }

@@ -207,7 +207,7 @@ static void request_resend(struct dw_token *t)
     return;
   struct dw_http_request req = {
       .method = "POST", .url = t->url_resend, .body = body, .body_len = len,
-      .timeout_ms = t->timeout_ms,
+      .timeout_ms = t->timeout_ms, .endpoint = "app_ticket_resend",
   };
   int rc = dw_http_send(t->http, &req, on_resend_answer, t);
   explicit_bzero(body, len);
@@ -453,6 +453,9 @@ static void refresh(struct entry *e)
       .body = body,
       .body_len = len,
       .timeout_ms = t->timeout_ms,
+      .endpoint = e->kind == K_SELF  ? "tenant_access_token_internal"
+                  : e->kind == K_APP ? "app_access_token"
+                                     : "tenant_access_token",
   };
   uv_timer_stop(&e->timer);
   rc = dw_http_send(t->http, &req, on_answer, e);
@@ -703,4 +706,18 @@ void dw_token_close(struct dw_token *t, void (*done)(void *arg), void *arg)
     for (struct entry *e = t->buckets[i]; e; e = e->next)
       uv_close((uv_handle_t *)&e->timer, on_timer_closed);
   release(t);
+}
+
+uint64_t dw_token_earliest_expiry(const struct dw_token *t)
+{
+  uint64_t earliest = 0;
+  const struct entry *own[] = {t->self, t->app};
+  for (size_t i = 0; i < DW_ARRAY_SIZE(own); i++)
+    if (own[i] && own[i]->expires_at && (!earliest || own[i]->expires_at < earliest))
+      earliest = own[i]->expires_at;
+  for (size_t i = 0; i < t->nbuckets; i++)
+    for (const struct entry *e = t->buckets[i]; e; e = e->next)
+      if (e->expires_at && (!earliest || e->expires_at < earliest))
+        earliest = e->expires_at;
+  return earliest;
 }

@@ -33,6 +33,7 @@
 #include "dw/metrics.h"
 #include "dw/offsetmap.h"
 #include "dw/poller.h"
+#include "dw/procstat.h"
 #include "dw/token.h"
 #include "dw/text.h"
 
@@ -103,6 +104,8 @@ struct job {
   unsigned sends;         /* produced, delivery report not yet received */
   const char *outcome;    /* "succeeded" or "failed", for the metrics */
   const char *reason;     /* the dead letter's reason, for the metrics */
+  uint64_t taken_ms;      /* uv_now when the record was taken, for the outcome line */
+  const struct dw_event *ev; /* borrowed while its outcome is decided, for the outcome line */
   struct job *prev, *next;      /* every job */
   struct job *retry_next;       /* waiting to be produced again */
   enum dw_job_action then;      /* exactly-once: what the end of its transaction decided */
@@ -128,6 +131,7 @@ struct dw_worker {
   struct dw_metric *m_consumed, *m_resolved, *m_dead, *m_token_refreshes, *m_produce_retries;
   struct dw_metric *m_token_failures, *m_skipped, *m_txns, *m_log_dropped, *m_redelivered;
   uint64_t log_dropped; /* dw_log_dropped() as last added to m_log_dropped */
+  struct dw_procstat proc; /* the process_* metrics, read at each scrape */
   const struct strategy *strategy; /* at_least_once or exactly_once */
   int txn_doomed;   /* something in the open transaction failed: abort it, produce again */
   int txn_doom_next; /* the same, learnt while a commit was in flight: for the next one */
@@ -442,10 +446,13 @@ static void produce(struct dw_worker *w, struct job *j)
   if (w->strategy->admit(w, j) < 0)
     return;
   struct dw_message m;
+  struct dw_header carried[DW_RESULT_MAX_HEADERS];
   if (j->is_result)
-    m = (struct dw_message){.topic = c->kafka.results_topic, .key = j->key,
-                            .key_len = strlen(j->key), .value = j->payload,
-                            .value_len = j->payload_len};
+    m = (struct dw_message){
+        .topic = c->kafka.results_topic, .key = j->key, .key_len = strlen(j->key),
+        .value = j->payload, .value_len = j->payload_len, .headers = carried,
+        .header_count = dw_result_headers(j->rec->headers, j->rec->header_count, carried,
+                                          DW_ARRAY_SIZE(carried))};
   else
     m = (struct dw_message){
         .topic = c->kafka.dlq_topic,
@@ -510,6 +517,25 @@ static void add_header_static(struct job *j, const char *name, const char *value
   d->h[i].len = strlen(value);
 }
 
+/* A task's outcome line: msg stays readable, and the task's facts are fields of their own. */
+static void log_outcome(struct dw_worker *w, const struct job *j, enum dw_log_level level,
+                        const char *outcome, const char *reason, unsigned calls,
+                        const char *log_id, const char *msg)
+{
+  const struct dw_event *ev = j->ev;
+  struct dw_log_outcome o = {.website = ev ? ev->website_id : NULL,
+                             .tenant = ev ? ev->tenant_key : NULL,
+                             .event_id = ev ? ev->event_id : NULL,
+                             .outcome = outcome,
+                             .reason = reason,
+                             .calls = calls,
+                             .duration_ms = (int64_t)(uv_now(&w->loop) - j->taken_ms)};
+  struct dw_log_ctx ctx = job_ctx(w, j);
+  ctx.log_id = log_id && log_id[0] ? log_id : NULL;
+  ctx.outcome = &o;
+  dw_log_write(level, &ctx, "%s", msg);
+}
+
 static void dead_letter(struct dw_worker *w, struct job *j, const char *reason, long code,
                         const char *msg, const char *log_id, unsigned attempts)
 {
@@ -546,12 +572,10 @@ static void dead_letter(struct dw_worker *w, struct job *j, const char *reason, 
   add_header(j, "dlq.attempts", num);
   add_header(j, "dlq.failed_at", dw_rfc3339(dw_wallclock_ms(), ts, sizeof(ts)));
   j->dlq->base = j->dlq->count;
-  struct dw_log_ctx ctx = {.task = j->key[0] ? j->key : NULL,
-                           .topic = w->cfg->kafka.input_topic,
-                           .partition = j->partition,
-                           .offset = j->rec->offset,
-                           .log_id = log_id};
-  dw_log_write(DW_LOG_WARN, &ctx, "dead letter %s: %s", reason, msg ? msg : "");
+  char line[4096]; /* the API's msg and why an event is invalid are far shorter */
+  snprintf(line, sizeof(line), "dead letter %s: %s", reason, msg ? msg : "");
+  log_outcome(w, j, DW_LOG_WARN, "dead_letter", reason, attempts, log_id, line);
+  j->ev = NULL; /* borrowed for the line only; the job may be gone once produce returns */
   if (shed_to_fit(w, j, 0, NULL) < 0) {
     never_writable(w, j, "the worker's own headers exceed it");
     return;
@@ -564,6 +588,7 @@ static void on_outcome(void *arg, void *owner, const struct dw_outcome *o)
   struct dw_worker *w = arg;
   struct job *j = owner;
   j->task = NULL;
+  j->ev = o->event; /* the task's, freed after this callback */
   if (o->kind == DW_OUTCOME_DEAD_LETTER) {
     dead_letter(w, j, o->reason, o->error_code, o->error_msg, o->log_id, o->attempts);
     return;
@@ -577,11 +602,10 @@ static void on_outcome(void *arg, void *owner, const struct dw_outcome *o)
   }
   j->is_result = 1;
   j->outcome = o->answer->kind == DW_ANSWER_SUCCEEDED ? "succeeded" : "failed";
-  struct dw_log_ctx ctx = {.task = j->key, .topic = w->cfg->kafka.input_topic,
-                           .partition = j->partition, .offset = j->rec->offset,
-                           .log_id = o->log_id};
-  dw_log_write(DW_LOG_INFO, &ctx, "resolved: %s after %u call(s)",
-               o->answer->kind == DW_ANSWER_SUCCEEDED ? "succeeded" : "failed", o->attempts);
+  char line[96];
+  snprintf(line, sizeof(line), "resolved: %s after %u call(s)", j->outcome, o->attempts);
+  log_outcome(w, j, DW_LOG_INFO, j->outcome, NULL, o->attempts, o->log_id, line);
+  j->ev = NULL;
   produce(w, j);
 }
 
@@ -605,20 +629,27 @@ static void on_token(void *arg, const char *tenant_key, int err, const char *rea
   dw_poller_on_token(w->poller, tenant_key, err, reason);
 }
 
-/* /readyz: ready only while running with partitions, and the app healthy. A worker the API's
- * rate limit holds back stays ready (nothing a restart or another replica would do better: they
- * share the budget) but says so. */
+/* /readyz: ready while running once the group has given this member its assignment, and the
+ * app healthy. An empty assignment is ready too ("idle"): a replica beyond the partition count
+ * is not broken, and holding it unready would stall a rolling update for ever. A worker the
+ * API's rate limit holds back stays ready (nothing a restart or another replica would do
+ * better: they share the budget) but says so. */
 static int on_ready(void *arg, char *why, size_t whylen)
 {
   struct dw_worker *w = arg;
+  size_t assigned = 0;
   if (w->state != S_RUNNING)
     snprintf(why, whylen, "draining: shutting down");
-  else if (!w->ever_assigned)
+  else if (!w->ever_assigned && !(w->consumer && dw_consumer_joined(w->consumer)))
     snprintf(why, whylen, "waiting for the first partition assignment of %s",
              w->cfg->kafka.input_topic);
   else if (!w->healthy)
     dw_text_format(why, whylen, "app-level failure: %s", w->unhealthy_reason);
-  else {
+  else if (w->consumer && (dw_consumer_lag(w->consumer, &assigned), assigned == 0)) {
+    snprintf(why, whylen, "ready (idle: no partitions of %s assigned)",
+             w->cfg->kafka.input_topic);
+    return 1;
+  } else {
     size_t lanes = 0;
     uint64_t held = w->poller ? dw_poller_held_back_ms(w->poller, &lanes) : 0;
     if (held && lanes > 1)
@@ -639,6 +670,7 @@ static int on_render(void *arg, char **body, size_t *len)
   uint64_t dropped = dw_log_dropped();
   dw_metric_inc(w->m_log_dropped, NULL, (double)(dropped - w->log_dropped));
   w->log_dropped = dropped;
+  dw_procstat_read(&w->proc); /* a few bounded reads of /proc; zeros if it is not there */
   return dw_metrics_render(w->metrics, body, len);
 }
 
@@ -673,6 +705,67 @@ static double gauge_ready(void *arg)
 static double gauge_map_bytes(void *arg)
 {
   return (double)((struct dw_worker *)arg)->commit.map_bytes;
+}
+
+static double proc_cpu(void *arg)
+{
+  return ((struct dw_worker *)arg)->proc.cpu_seconds;
+}
+
+static double proc_resident(void *arg)
+{
+  return ((struct dw_worker *)arg)->proc.resident_bytes;
+}
+
+static double proc_open_fds(void *arg)
+{
+  return ((struct dw_worker *)arg)->proc.open_fds;
+}
+
+static double proc_max_fds(void *arg)
+{
+  return ((struct dw_worker *)arg)->proc.max_fds;
+}
+
+static double proc_start_time(void *arg)
+{
+  return ((struct dw_worker *)arg)->proc.start_time_seconds;
+}
+
+/* The per-partition lags of librdkafka's last statistics: committed or fetched. */
+static void partition_lags(struct dw_worker *w, struct dw_metrics_sink *sink, int committed)
+{
+  const struct dw_kstats_lag *l = NULL;
+  size_t n = w->consumer ? dw_consumer_partition_lags(w->consumer, &l) : 0;
+  char id[16];
+  for (size_t i = 0; i < n; i++) {
+    int64_t v = committed ? l[i].committed : l[i].fetched;
+    if (v < 0)
+      continue; /* unknown yet */
+    snprintf(id, sizeof(id), "%d", (int)l[i].partition);
+    dw_metrics_sink_add(sink, id, (double)v);
+  }
+}
+
+static void lag_committed(void *arg, struct dw_metrics_sink *sink)
+{
+  partition_lags(arg, sink, 1);
+}
+
+static void lag_fetched(void *arg, struct dw_metrics_sink *sink)
+{
+  partition_lags(arg, sink, 0);
+}
+
+/* When the first token held expires, as Unix time (loop time is monotonic). */
+static double gauge_token_expiry(void *arg)
+{
+  struct dw_worker *w = arg;
+  uint64_t at = w->token ? dw_token_earliest_expiry(w->token) : 0;
+  if (!at)
+    return 0;
+  double left_ms = (double)at - (double)uv_now(&w->loop);
+  return ((double)dw_wallclock_ms() + left_ms) / 1000.0;
 }
 
 static void register_metrics(struct dw_worker *w)
@@ -710,7 +803,8 @@ static void register_metrics(struct dw_worker *w)
                                        "Log lines dropped because stderr could not take them "
                                        "(a full pipe, a reader that went away).", NULL);
   dw_metrics_gauge_fn(r, "dw_ready",
-                      "1 when /readyz answers 200 (running, assigned, app healthy), else 0.",
+                      "1 when /readyz answers 200 (running, assignment received, app healthy), "
+                      "else 0.",
                       gauge_ready, w);
   dw_metrics_gauge_fn(r, "dw_commit_metadata_bytes",
                       "Largest map of finished tasks in the last commit, in bytes (limit: "
@@ -724,6 +818,38 @@ static void register_metrics(struct dw_worker *w)
   dw_metrics_gauge_fn(r, "dw_consumer_lag",
                       "Records of the assigned partitions not yet fetched (cached watermarks).",
                       gauge_lag, w);
+  dw_metrics_gauge_vec_fn(r, "dw_consumer_committed_lag",
+                          "Records of an assigned partition not yet committed as done (end "
+                          "offset - committed offset), from librdkafka's last statistics.",
+                          "partition", lag_committed, w);
+  dw_metrics_gauge_vec_fn(r, "dw_consumer_fetched_lag",
+                          "Records of an assigned partition not yet fetched (end offset - next "
+                          "fetch offset), from librdkafka's last statistics.",
+                          "partition", lag_fetched, w);
+  dw_metrics_gauge_fn(r, "dw_token_expiry_timestamp_seconds",
+                      "Unix time the first access token held expires (it is refreshed before); "
+                      "0 while none is held.",
+                      gauge_token_expiry, w);
+  const char *build[] = {"version",    DW_VERSION,
+                         "commit",     DW_COMMIT,
+                         "librdkafka", dw_consumer_kafka_version(),
+                         "libcurl",    dw_http_version(),
+                         "libuv",      uv_version_string()};
+  dw_metrics_info(r, "dw_build_info",
+                  "Always 1: the worker's version and commit, and its libraries' versions.",
+                  build, DW_ARRAY_SIZE(build) / 2);
+  /* Prometheus's standard process metrics, as its client libraries name them. */
+  dw_metrics_counter_fn(r, "process_cpu_seconds_total",
+                        "Total user and system CPU time spent in seconds.", proc_cpu, w);
+  dw_metrics_gauge_fn(r, "process_resident_memory_bytes", "Resident memory size in bytes.",
+                      proc_resident, w);
+  dw_metrics_gauge_fn(r, "process_open_fds", "Number of open file descriptors.",
+                      proc_open_fds, w);
+  dw_metrics_gauge_fn(r, "process_max_fds", "Maximum number of open file descriptors.",
+                      proc_max_fds, w);
+  dw_metrics_gauge_fn(r, "process_start_time_seconds",
+                      "Start time of the process since unix epoch in seconds.",
+                      proc_start_time, w);
 }
 
 static void on_record(void *arg, struct dw_record *rec)
@@ -778,6 +904,7 @@ static void on_record(void *arg, struct dw_record *rec)
   }
   j->w = w;
   j->rec = rec;
+  j->taken_ms = uv_now(&w->loop);
   j->partition = rec->partition;
   j->generation = a.generation;
   j->next = w->jobs;
@@ -802,15 +929,18 @@ static void on_record(void *arg, struct dw_record *rec)
     dead_letter(w, j, "invalid_event", -1, why, NULL, 0);
     return;
   }
+  dw_strlcpy(j->key, ev.task_id, sizeof(j->key));
+  j->ev = &ev; /* for the outcome line, until this function returns */
   if (!ev.tenant_key[0] && strcmp(w->cfg->feishu.app_type, "store") == 0) {
     dead_letter(w, j, "invalid_event", -1, "tenant_key is required by a store app", NULL, 0);
     return;
   }
-  dw_strlcpy(j->key, ev.task_id, sizeof(j->key));
   j->state = DW_JOB_POLLING;
   int rc = dw_poller_submit(w->poller, &ev, rec->timestamp_ms, j, &j->task);
   if (rc < 0)
     dead_letter(w, j, "internal_error", -1, dw_strerror(rc), NULL, 0);
+  else
+    j->ev = NULL;
 }
 
 static void on_assign(void *arg, const int32_t *ids, size_t n)
@@ -1567,6 +1697,7 @@ int dw_worker_run(const struct dw_config *cfg)
     snprintf(err, sizeof(err), "cannot set up the HTTP client");
     goto fail;
   }
+  dw_http_metrics(w->http, w->metrics);
   atomic_store(&startup_step, "opening the admin endpoint");
   if (dw_admin_start(&w->admin, &w->loop, cfg->admin.listen, &ah, err, sizeof(err)) < 0)
     goto fail;

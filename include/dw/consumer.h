@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "dw/config.h"
+#include "dw/kstats.h"
 #include "dw/record.h"
 
 struct dw_consumer;
@@ -59,6 +60,18 @@ void dw_consumer_hold(struct dw_consumer *c, int32_t partition, unsigned reason,
 /* Records behind the end of the assigned partitions (high watermark minus position, from
  * librdkafka's cached watermarks: no request is made), and how many partitions are assigned. */
 int64_t dw_consumer_lag(struct dw_consumer *c, size_t *assigned);
+
+/* Non-zero once the group has handed this member an assignment, even an empty one (a member
+ * beyond the partition count): it is then a member in good standing, idle. */
+int dw_consumer_joined(const struct dw_consumer *c);
+
+/* The lag of each assigned partition as of librdkafka's last statistics (every
+ * statistics.interval.ms, 15 s unless kafka.properties says otherwise; "0" means none), by
+ * partition id: *lags points into c, valid until the next statistics. Returns how many. */
+size_t dw_consumer_partition_lags(const struct dw_consumer *c, const struct dw_kstats_lag **lags);
+
+/* librdkafka's version ("2.0.2"), for dw_build_info. */
+const char *dw_consumer_kafka_version(void);
 
 /* Pauses or resumes fetching of every assigned partition (backpressure, draining). */
 void dw_consumer_pause_all(struct dw_consumer *c, int pause);

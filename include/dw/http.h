@@ -1,5 +1,6 @@
 /* The HTTP client: libcurl's multi interface driven by the libuv loop (one uv_poll per socket,
- * one uv_timer), keep-alive and HTTP/2 where offered. The only module on the loop that sees
+ * one uv_timer), keep-alive and HTTP/2 where offered; it times each call by the endpoint its
+ * caller names (dw_http_metrics). The only module on the loop that sees
  * curl.h (oidc.c uses libcurl's easy interface on librdkafka's background thread). */
 #ifndef DW_HTTP_H
 #define DW_HTTP_H
@@ -9,6 +10,7 @@
 #include <uv.h>
 
 #include "dw/config.h"
+#include "dw/metrics.h"
 
 struct dw_http;
 
@@ -19,6 +21,9 @@ struct dw_http_request {
   const char *body;          /* POST body (JSON) or NULL */
   size_t body_len;
   long timeout_ms;
+  /* The endpoint's name for the call duration histogram ("delivery_task", ...); a string
+   * that outlives the request (a literal); NULL = not measured. */
+  const char *endpoint;
 };
 
 struct dw_http_response {
@@ -53,6 +58,14 @@ int dw_http_send(struct dw_http *h, const struct dw_http_request *req, dw_http_c
  * belong in a URL that is printed and logged), ;options, a query or a fragment, and anything
  * libcurl cannot parse (an unclosed [ of an IPv6 address, a bad port). Pure: no I/O. */
 const char *dw_http_url_check(const char *url);
+
+/* Registers dw_api_call_duration_seconds{endpoint} in reg: the time of every answered or
+ * failed request that named an endpoint (cancelled ones are not measured), as libcurl counts
+ * it (CURLINFO_TOTAL_TIME: name lookup, connect, TLS, request, answer). Once, before requests. */
+void dw_http_metrics(struct dw_http *h, struct dw_metrics *reg);
+
+/* libcurl's version ("7.88.1"), for dw_build_info. */
+const char *dw_http_version(void);
 
 /* Transfers in progress. */
 size_t dw_http_active(const struct dw_http *h);

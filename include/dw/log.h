@@ -12,13 +12,28 @@
 
 enum dw_log_level { DW_LOG_DEBUG = 0, DW_LOG_INFO, DW_LOG_WARN, DW_LOG_ERROR };
 
-/* Context fields; NULL strings and negative numbers are left out. */
+/* The fields of a task's outcome line: website, tenant, event_id, outcome (succeeded, failed,
+ * dead_letter), reason (a dead letter's), calls (API calls made) and duration_ms (from taking
+ * the record to its outcome). NULL or "" strings and negative numbers are left out. */
+struct dw_log_outcome {
+  const char *website;
+  const char *tenant;
+  const char *event_id;
+  const char *outcome;
+  const char *reason;
+  int64_t calls;
+  int64_t duration_ms;
+};
+
+/* Context fields; NULL strings and negative numbers are left out, and so is outcome when
+ * NULL. JSON lines carry them as members after msg; text lines append them as key=value. */
 struct dw_log_ctx {
   const char *task;
   const char *topic;
   int32_t partition;
   int64_t offset;
   const char *log_id;
+  const struct dw_log_outcome *outcome;
 };
 
 #define DW_LOG_CTX_NONE ((const struct dw_log_ctx *)0)

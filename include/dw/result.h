@@ -8,6 +8,12 @@
 
 #include "dw/answer.h"
 #include "dw/event.h"
+#include "dw/record.h"
+
+/* Of the input record's headers, at most this many are carried onto its result... */
+#define DW_RESULT_MAX_HEADERS 32
+/* ...with at most this many bytes of names and values together. */
+#define DW_RESULT_MAX_HEADER_BYTES 8192
 
 /* A result for the results topic. */
 struct dw_result {
@@ -25,5 +31,13 @@ struct dw_result {
  * DW_EINVAL unless the answer is SUCCEEDED or FAILED, or when a string to write is not valid
  * UTF-8. Caller frees *out with free(). */
 int dw_result_encode(const struct dw_result *res, char **out, size_t *len);
+
+/* The input record's headers its result carries (so a W3C traceparent survives): in, in order,
+ * skipping any header that would take the count past DW_RESULT_MAX_HEADERS or the bytes of
+ * names and values past DW_RESULT_MAX_HEADER_BYTES. The worker sets no header of its own on a
+ * result, so none is replaced. Writes at most max entries to out (values shared with in, not
+ * copied) and returns how many. */
+size_t dw_result_headers(const struct dw_header *in, size_t n, struct dw_header *out,
+                         size_t max);
 
 #endif

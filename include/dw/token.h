@@ -64,6 +64,10 @@ void dw_token_invalidate(struct dw_token *t, const char *tenant_key, uint64_t ge
 void dw_token_scrub(struct dw_token *t, const char *tenant_key, char *dst, size_t size,
                     const char *src);
 
+/* When the first of the tokens held expires (the self-built app's token, or a store app's
+ * app_access_token and its tenants' tokens), in loop time (uv_now, ms); 0 when none is held. */
+uint64_t dw_token_earliest_expiry(const struct dw_token *t);
+
 /* Tenant access tokens obtained, all tenants. */
 uint64_t dw_token_refreshes(const struct dw_token *t);
 

@@ -105,12 +105,24 @@ def parse_exposition(text):
     return out
 
 
+def promtool_lint(exposition):
+    """`promtool check metrics` on a /metrics text: Prometheus's own lint of names, units, help
+    and types. Its complaints are failures."""
+    r = subprocess.run(["promtool", "check", "metrics"], input=exposition, capture_output=True,
+                       text=True)
+    problems = [l for l in (r.stdout + r.stderr).splitlines() if l.strip()]
+    if r.returncode != 0 or problems:
+        return ["promtool check metrics: %s" % p for p in problems or ["exit %d" % r.returncode]]
+    print("promtool check metrics: the live /metrics passes Prometheus's lint")
+    return []
+
+
 def parse_doc_table(block):
     """Rows `| `name` | type | `label`, ... | what |` -> {name: {"type", "labels"}}"""
     out = {}
     for line in block.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) < 3 or not cells[0].startswith("`dw_"):
+        if len(cells) < 3 or not cells[0].startswith(("`dw_", "`process_")):
             continue
         labels = set(re.findall(r"`(\w+)`", cells[2]))
         out[cells[0].strip("`")] = {"type": cells[1], "labels": labels}
@@ -383,6 +395,7 @@ def main():
             failures.append("metric %s: the docs list labels %s, /metrics has %s" % (name, sorted(doc[name]["labels"]), sorted(live[name]["labels"])))
     if not failures:
         print("metrics table: %d metrics, names, types and labels equal to a running worker's /metrics" % len(live))
+    failures += promtool_lint(exposition)
     out_failures = check_outputs(root, outputs)
     if not out_failures:
         print("outputs: the worker's result and dead letter are valid against %s" % SCHEMAS)

@@ -29,6 +29,9 @@ INCLUDES = {
     # The HTTP client; oidc.c fetches Kafka's OAUTHBEARER token with one easy transfer on
     # librdkafka's background thread, never on the loop.
     "curl/curl.h": ("http.c", "oidc.c"),
+    # The JSON codec (events, answers, results, token answers, the JSON helpers) and the reader
+    # of librdkafka's statistics.
+    "cjson/cJSON.h": ("json.c", "event.c", "answer.c", "result.c", "auth.c", "kstats.c"),
 }
 # Type pattern -> the public headers (in include/dw/) allowed to name such types.
 TYPES = {

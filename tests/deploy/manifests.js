@@ -1,7 +1,9 @@
 // Validates deploy/kubernetes: every manifest against the Kubernetes OpenAPI schema (the
-// validators kubernetes-models compiles from it) or, for KEDA's ScaledObject, against the
-// schema of KEDA's CRD (@kubernetes-models/keda); then what the schemas cannot know: that the
-// pieces fit together and with the worker's effective configuration.
+// validators kubernetes-models compiles from it) or, for KEDA's ScaledObject and the Prometheus
+// Operator's PodMonitor, against the schema of their CRDs (@kubernetes-models/keda,
+// @kubernetes-models/prometheus-operator); the Secret of the kustomization's secretGenerator as
+// kustomize makes it; then what the schemas cannot know: that the pieces fit together and with
+// the worker's effective configuration.
 //
 //   node manifests.js extract-config DIR            print the ConfigMap's worker.conf
 //   node manifests.js check DIR EFFECTIVE_CONF      validate (EFFECTIVE_CONF: the output of
@@ -19,6 +21,26 @@ function expect(cond, what) {
   if (!cond) failures.push(what);
 }
 
+// The keys of an env file ("key=value" lines; # comments and blank lines skipped).
+function envKeys(file) {
+  return fs.readFileSync(file, "utf8").split("\n").map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#")).map((l) => l.split("=")[0]);
+}
+
+// The Secret a secretGenerator entry makes (its name before kustomize's hash suffix, which
+// kustomize also writes into the references). An env file the operator writes and never
+// commits is read from its committed ".example" while it does not exist.
+function generatedSecret(dir, gen) {
+  const data = {};
+  for (const env of gen.envs || []) {
+    const file = path.join(dir, env);
+    for (const k of envKeys(fs.existsSync(file) ? file : file + ".example")) data[k] = "";
+  }
+  for (const f of gen.files || []) data[f.includes("=") ? f.split("=")[0] : path.basename(f)] = "";
+  for (const l of gen.literals || []) data[l.split("=")[0]] = "";
+  return { apiVersion: "v1", kind: "Secret", metadata: { name: gen.name }, type: "Opaque", data };
+}
+
 function loadDir(dir) {
   const kust = YAML.parse(fs.readFileSync(path.join(dir, "kustomization.yaml"), "utf8"));
   const docs = [];
@@ -30,14 +52,30 @@ function loadDir(dir) {
       if (obj) docs.push({ file, obj });
     }
   }
+  for (const gen of kust.secretGenerator || [])
+    docs.push({ file: "kustomization.yaml secretGenerator", obj: generatedSecret(dir, gen) });
   return { kust, docs };
+}
+
+// The ports a NetworkPolicy rule allows ([] = every port), as {port, protocol}.
+function rulePorts(rule) {
+  return (rule.ports || []).map((p) => ({ port: p.port, protocol: p.protocol || "TCP" }));
+}
+
+// Whether the policy's egress lets TCP or UDP traffic to port out (to some destination).
+function egressAllows(np, port, protocol) {
+  return (np.spec.egress || []).some((r) => {
+    const ports = rulePorts(r);
+    return !ports.length || ports.some((p) => p.port === port && p.protocol === protocol);
+  });
 }
 
 // apiVersion + kind -> the model class whose validate() applies the schema.
 function modelFor(apiVersion, kind) {
   const [group, version] = apiVersion.includes("/") ? apiVersion.split("/") : ["", apiVersion];
-  const mod = group === "keda.sh"
-    ? `@kubernetes-models/keda/keda.sh/${version}/${kind}`
+  const crds = { "keda.sh": "@kubernetes-models/keda",
+    "monitoring.coreos.com": "@kubernetes-models/prometheus-operator" };
+  const mod = crds[group] ? `${crds[group]}/${group}/${version}/${kind}`
     : group === "" ? `kubernetes-models/${version}/${kind}`
     : `kubernetes-models/${group}/${version}/${kind}`;
   return require(mod)[kind];
@@ -206,6 +244,45 @@ function check(dir, effectiveFile) {
   const pdb = find(docs, "PodDisruptionBudget")[0];
   expect(pdb && matches(pdb.spec.selector.matchLabels, podLabels), "PodDisruptionBudget selecting the pods");
   expect(pdb && (pdb.spec.maxUnavailable !== undefined || pdb.spec.minAvailable !== undefined), "PDB budget");
+
+  // The app secret comes from the secretGenerator (or from outside), never from a committed
+  // placeholder Secret that would overwrite one created out of band.
+  for (const { file, obj } of docs)
+    expect(obj.kind !== "Secret" || file === "kustomization.yaml secretGenerator",
+      `${file}: a committed Secret overwrites one created out of band: use the secretGenerator`);
+
+  // NetworkPolicy: the pods' ingress only on the admin port from a monitoring namespace;
+  // egress to DNS, each Kafka broker's port and the Feishu API (443).
+  const np = find(docs, "NetworkPolicy", (x) => matches(x.spec.podSelector.matchLabels, podLabels))[0];
+  expect(np, "no NetworkPolicy selecting the pods");
+  if (np) {
+    const types = np.spec.policyTypes || [];
+    expect(types.includes("Ingress") && types.includes("Egress"), "NetworkPolicy policyTypes Ingress and Egress");
+    const ing = np.spec.ingress || [];
+    expect(ing.length > 0 && ing.every((r) => rulePorts(r).length > 0 && rulePorts(r).every((p) =>
+      p.port === "admin" || p.port === adminPort)),
+      "NetworkPolicy ingress: only the admin port");
+    expect(ing.some((r) => (r.from || []).some((f) => f.namespaceSelector && !f.ipBlock)),
+      "NetworkPolicy ingress: from the monitoring namespace (a namespaceSelector)");
+    expect(egressAllows(np, 53, "UDP") && egressAllows(np, 53, "TCP"), "NetworkPolicy egress: DNS (53 UDP and TCP)");
+    for (const b of cfg["kafka.brokers"].split(",")) {
+      const port = parseInt(b.split(":").pop(), 10);
+      expect(egressAllows(np, port, "TCP"), `NetworkPolicy egress: Kafka broker ${b} (TCP ${port})`);
+    }
+    const api = parseInt((cfg["feishu.base_url"].match(/^https?:\/\/[^/:]+:(\d+)/) || [])[1] ||
+      (cfg["feishu.base_url"].startsWith("http://") ? "80" : "443"), 10);
+    expect(egressAllows(np, api, "TCP"), `NetworkPolicy egress: the Feishu API (TCP ${api})`);
+  }
+
+  // PodMonitor: the pods' admin port, /metrics.
+  const pm = find(docs, "PodMonitor")[0];
+  expect(pm, "no PodMonitor");
+  if (pm) {
+    expect(matches(pm.spec.selector.matchLabels, podLabels), "PodMonitor does not select the pods");
+    const ep = (pm.spec.podMetricsEndpoints || [])[0] || {};
+    expect(ep.port === "admin" && (ep.path || "/metrics") === "/metrics",
+      "PodMonitor endpoint must scrape /metrics on the port named admin");
+  }
 
   // KEDA ScaledObject on consumer lag.
   const so = find(docs, "ScaledObject")[0];

@@ -383,6 +383,115 @@ static void test_render_cap(void **state)
   dw_metrics_free(reg);
 }
 
+static double cpu_seconds(void *arg)
+{
+  (void)arg;
+  return 1.5;
+}
+
+static void two_partitions(void *arg, struct dw_metrics_sink *sink)
+{
+  int *calls = arg;
+  (*calls)++;
+  dw_metrics_sink_add(sink, "0", 7);
+  dw_metrics_sink_add(sink, "3", 0);
+}
+
+static void too_many(void *arg, struct dw_metrics_sink *sink)
+{
+  (void)arg;
+  char label[16];
+  for (int i = 0; i < DW_METRICS_MAX_FN_SERIES + 10; i++) {
+    snprintf(label, sizeof(label), "%d", i);
+    dw_metrics_sink_add(sink, label, i);
+  }
+}
+
+/* The kinds of the process and operator metrics: an info metric, a counter read from a
+ * callback, a labelled histogram and a labelled gauge listed at render time, rendered exactly. */
+static void test_info_fn_and_labelled(void **state)
+{
+  (void)state;
+  struct dw_metrics *reg = dw_metrics_new();
+  const char *pairs[] = {"version", "1.2.3", "commit", "abc\"d", "librdkafka", "2.0.2"};
+  int calls = 0;
+  const double bounds[] = {0.1, 1};
+  assert_non_null(dw_metrics_info(reg, "dw_build_info", "Build.", pairs, 3));
+  assert_non_null(dw_metrics_counter_fn(reg, "process_cpu_seconds_total", "CPU.", cpu_seconds,
+                                        NULL));
+  struct dw_metric *h =
+      dw_metrics_histogram_labelled(reg, "dw_api_call_duration_seconds", "Calls.", "endpoint",
+                                    bounds, 2);
+  assert_non_null(h);
+  assert_non_null(dw_metrics_gauge_vec_fn(reg, "dw_consumer_committed_lag", "Lag.", "partition",
+                                          two_partitions, &calls));
+  dw_metric_observe_label(h, "delivery_task", 0.05);
+  dw_metric_observe_label(h, "delivery_task", 0.5);
+  dw_metric_observe_label(h, "app_access_token", 3);
+  dw_metric_observe(h, 1); /* the unlabelled series of a labelled histogram: label "" */
+  char *out = render(reg);
+  assert_string_equal(out,
+                      "# HELP dw_build_info Build.\n"
+                      "# TYPE dw_build_info gauge\n"
+                      "dw_build_info{version=\"1.2.3\",commit=\"abc\\\"d\",librdkafka=\"2.0.2\"} 1\n"
+                      "# HELP process_cpu_seconds_total CPU.\n"
+                      "# TYPE process_cpu_seconds_total counter\n"
+                      "process_cpu_seconds_total 1.5\n"
+                      "# HELP dw_api_call_duration_seconds Calls.\n"
+                      "# TYPE dw_api_call_duration_seconds histogram\n"
+                      "dw_api_call_duration_seconds_bucket{endpoint=\"delivery_task\",le=\"0.1\"} 1\n"
+                      "dw_api_call_duration_seconds_bucket{endpoint=\"delivery_task\",le=\"1\"} 2\n"
+                      "dw_api_call_duration_seconds_bucket{endpoint=\"delivery_task\",le=\"+Inf\"} 2\n"
+                      "dw_api_call_duration_seconds_sum{endpoint=\"delivery_task\"} 0.55\n"
+                      "dw_api_call_duration_seconds_count{endpoint=\"delivery_task\"} 2\n"
+                      "dw_api_call_duration_seconds_bucket{endpoint=\"app_access_token\",le=\"0.1\"} 0\n"
+                      "dw_api_call_duration_seconds_bucket{endpoint=\"app_access_token\",le=\"1\"} 0\n"
+                      "dw_api_call_duration_seconds_bucket{endpoint=\"app_access_token\",le=\"+Inf\"} 1\n"
+                      "dw_api_call_duration_seconds_sum{endpoint=\"app_access_token\"} 3\n"
+                      "dw_api_call_duration_seconds_count{endpoint=\"app_access_token\"} 1\n"
+                      "dw_api_call_duration_seconds_bucket{endpoint=\"\",le=\"0.1\"} 0\n"
+                      "dw_api_call_duration_seconds_bucket{endpoint=\"\",le=\"1\"} 1\n"
+                      "dw_api_call_duration_seconds_bucket{endpoint=\"\",le=\"+Inf\"} 1\n"
+                      "dw_api_call_duration_seconds_sum{endpoint=\"\"} 1\n"
+                      "dw_api_call_duration_seconds_count{endpoint=\"\"} 1\n"
+                      "# HELP dw_consumer_committed_lag Lag.\n"
+                      "# TYPE dw_consumer_committed_lag gauge\n"
+                      "dw_consumer_committed_lag{partition=\"0\"} 7\n"
+                      "dw_consumer_committed_lag{partition=\"3\"} 0\n");
+  free(out);
+  assert_int_equal(calls, 1);
+  assert_true(dw_metrics_value(reg, "dw_build_info", NULL) == 1);
+  assert_true(dw_metrics_value(reg, "process_cpu_seconds_total", NULL) == 1.5);
+  assert_true(dw_metrics_value(reg, "dw_api_call_duration_seconds_count", "delivery_task") == 2);
+  assert_true(dw_metrics_value(reg, "dw_api_call_duration_seconds_sum", "app_access_token") == 3);
+  assert_true(isnan(dw_metrics_value(reg, "dw_api_call_duration_seconds_count", "resend")));
+  assert_true(dw_metrics_value(reg, "dw_consumer_committed_lag", "0") == 7);
+  assert_true(isnan(dw_metrics_value(reg, "dw_consumer_committed_lag", "1")));
+
+  /* Registration errors: a counter_fn not ending in _total, an info label "le" or invalid, no
+   * label for a labelled kind. */
+  assert_null(dw_metrics_counter_fn(reg, "process_cpu_seconds", NULL, cpu_seconds, NULL));
+  const char *le[] = {"le", "x"}, *bad[] = {"a-b", "x"};
+  assert_null(dw_metrics_info(reg, "dw_x_info", NULL, le, 1));
+  assert_null(dw_metrics_info(reg, "dw_x_info", NULL, bad, 1));
+  assert_null(dw_metrics_info(reg, "dw_x_info", NULL, pairs, 0));
+  assert_null(dw_metrics_histogram_labelled(reg, "dw_h", NULL, NULL, bounds, 2));
+  assert_null(dw_metrics_histogram_labelled(reg, "dw_h", NULL, "le", bounds, 2));
+  assert_null(dw_metrics_gauge_vec_fn(reg, "dw_g", NULL, NULL, two_partitions, &calls));
+  dw_metrics_free(reg);
+
+  /* A callback listing more series than the cap: the scrape stays bounded. */
+  reg = dw_metrics_new();
+  assert_non_null(dw_metrics_gauge_vec_fn(reg, "dw_many", NULL, "p", too_many, NULL));
+  out = render(reg);
+  size_t lines = 0;
+  for (const char *c = out; *c; c++)
+    lines += *c == '\n';
+  assert_int_equal(lines, DW_METRICS_MAX_FN_SERIES + 1);
+  free(out);
+  dw_metrics_free(reg);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -390,6 +499,7 @@ int main(void)
       cmocka_unit_test(test_label_cap),    cmocka_unit_test(test_histogram),
       cmocka_unit_test(test_escaping),     cmocka_unit_test(test_numbers),
       cmocka_unit_test(test_registration_errors), cmocka_unit_test(test_render_cap),
+      cmocka_unit_test(test_info_fn_and_labelled),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -228,12 +228,44 @@ static void test_result_utf8(void **state)
   free(out);
 }
 
+/* The input's headers ride on the result in order; one too large is skipped (a later, small
+ * traceparent still goes), and the count is capped. */
+static void test_result_headers(void **state)
+{
+  (void)state;
+  static char big[DW_RESULT_MAX_HEADER_BYTES];
+  memset(big, 'x', sizeof(big));
+  const char *tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  struct dw_header in[DW_RESULT_MAX_HEADERS + 8] = {
+      {.name = "tenant", .value = "t1", .len = 2},
+      {.name = "blob", .value = big, .len = sizeof(big)},
+      {.name = "empty", .value = NULL, .len = 0},
+      {.name = "traceparent", .value = tp, .len = strlen(tp)},
+  };
+  struct dw_header out[DW_RESULT_MAX_HEADERS + 8];
+  size_t n = dw_result_headers(in, 4, out, DW_ARRAY_SIZE(out));
+  assert_int_equal(n, 3);
+  assert_string_equal(out[0].name, "tenant");
+  assert_string_equal(out[1].name, "empty");
+  assert_null(out[1].value);
+  assert_string_equal(out[2].name, "traceparent");
+  assert_memory_equal(out[2].value, tp, strlen(tp));
+
+  for (size_t i = 0; i < DW_ARRAY_SIZE(in); i++)
+    in[i] = (struct dw_header){.name = "h", .value = "v", .len = 1};
+  assert_int_equal(dw_result_headers(in, DW_ARRAY_SIZE(in), out, DW_ARRAY_SIZE(out)),
+                   DW_RESULT_MAX_HEADERS);
+  assert_int_equal(dw_result_headers(in, DW_ARRAY_SIZE(in), out, 2), 2);
+  assert_int_equal(dw_result_headers(in, 0, out, DW_ARRAY_SIZE(out)), 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_result_succeeded),
       cmocka_unit_test(test_result_failed),
       cmocka_unit_test(test_result_utf8),
+      cmocka_unit_test(test_result_headers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
