@@ -406,6 +406,11 @@ fail:
   return rc;
 }
 
+const char *dw_http_version(void)
+{
+  return curl_version();
+}
+
 const char *dw_http_url_check(const char *url)
 {
   static const struct {

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dw/config.h"
+#include "dw/http.h"
 #include "dw/kafka.h"
 #include "dw/log.h"
 #include "dw/redrive.h"
@@ -12,22 +13,73 @@
 
 extern char **environ;
 
+#define OVERRIDES_MAX 64 /* -X and --set, each */
+
 static void usage(FILE *out)
 {
-  fputs("usage: delivery-worker run -c FILE           run until SIGTERM/SIGINT, then drain\n"
-        "       delivery-worker check-config -c FILE  validate and print the effective config\n"
+  fputs("usage: delivery-worker run -c FILE [OVERRIDES]           run until SIGTERM/SIGINT, "
+        "then drain\n"
+        "       delivery-worker check-config -c FILE [OVERRIDES]  validate and print the "
+        "effective config\n"
         "       delivery-worker config-reference      print every config key (Markdown)\n"
         "       delivery-worker replay -c FILE ...    re-process a range of the input topic\n"
         "       delivery-worker redrive -c FILE ...   move dead letters back to the input topic\n"
-        "       delivery-worker version\n"
-        "  (delivery-worker replay --help, delivery-worker redrive --help: their options)\n",
+        "       delivery-worker version               versions of the worker and its libraries\n"
+        "  OVERRIDES: --set group.key=value  a config key, over the file and the environment\n"
+        "             -X name=value          a librdkafka property, over every other source\n"
+        "  (delivery-worker COMMAND --help: the options of one command)\n",
         out);
+}
+
+static const char *const command_help[][2] = {
+  {"run", "usage: delivery-worker run -c FILE [--set group.key=value]... [-X name=value]...\n"
+          "  Runs the worker until SIGTERM or SIGINT, then drains tasks in flight.\n"},
+  {"check-config",
+   "usage: delivery-worker check-config -c FILE [--set group.key=value]... [-X name=value]...\n"
+   "  Validates the configuration (file, DELIVERY_WORKER_* environment, --set, the\n"
+   "  properties as librdkafka takes them) without connecting, and prints the effective\n"
+   "  configuration with secrets redacted. Exit 0 when valid, 1 with file:line otherwise.\n"},
+  {"config-reference", "usage: delivery-worker config-reference\n"
+                       "  Prints every configuration key as a Markdown table.\n"},
+  {"version", "usage: delivery-worker version\n"
+              "  Prints the worker's version and commit, librdkafka's version and features,\n"
+              "  and libcurl's version.\n"},
+};
+
+static int is_help(const char *arg)
+{
+  return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+static const char *help_of(const char *cmd)
+{
+  for (size_t i = 0; i < sizeof(command_help) / sizeof(command_help[0]); i++)
+    if (strcmp(command_help[i][0], cmd) == 0)
+      return command_help[i][1];
+  return NULL;
+}
+
+static int print_version(void)
+{
+  char rdkafka[1024];
+  dw_kafka_version(rdkafka, sizeof(rdkafka));
+  printf("delivery-worker %s (commit %s)\n%s\n%s\n", DW_VERSION, DW_COMMIT, rdkafka,
+         dw_http_version());
+  return 0;
+}
+
+static int usage_error(const char *cmd, const char *what, const char *arg)
+{
+  fprintf(stderr, "delivery-worker %s: %s \"%s\"\n%s", cmd, what, arg, help_of(cmd));
+  return 2;
 }
 
 int main(int argc, char **argv)
 {
   const char *cmd = argc > 1 ? argv[1] : NULL;
   const char *file = NULL;
+  const char *set[OVERRIDES_MAX], *props[OVERRIDES_MAX];
+  struct dw_config_args args = {set, 0, props, 0};
   /* For every command: a log reader that went away must not end the process (writes to it
    * fail with EPIPE and the line is dropped). Dying mid-redrive after producing but before
    * committing its position would redrive the same letters again. Library sockets use
@@ -37,52 +89,68 @@ int main(int argc, char **argv)
     usage(stderr);
     return 2;
   }
-  if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-    printf("delivery-worker %s\n", DW_VERSION);
-    return 0;
-  }
-  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+  if (strcmp(cmd, "help") == 0 || is_help(cmd)) {
     usage(stdout);
-    return 0;
-  }
-  if (strcmp(cmd, "config-reference") == 0) {
-    dw_config_print_reference(stdout);
     return 0;
   }
   if (strcmp(cmd, "replay") == 0)
     return dw_replay_main(argc - 1, argv + 1);
   if (strcmp(cmd, "redrive") == 0)
     return dw_redrive_main(argc - 1, argv + 1);
-  if (strcmp(cmd, "run") != 0 && strcmp(cmd, "check-config") != 0) {
+  if (strcmp(cmd, "--version") == 0)
+    return print_version();
+  if (!help_of(cmd)) {
     fprintf(stderr, "delivery-worker: unknown command \"%s\"\n", cmd);
     usage(stderr);
     return 2;
   }
+  int takes_config = strcmp(cmd, "version") != 0 && strcmp(cmd, "config-reference") != 0;
   for (int i = 2; i < argc; i++) {
-    if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+    const char *a = argv[i];
+    if (is_help(a)) {
+      fputs(help_of(cmd), stdout);
+      return 0;
+    }
+    if (!takes_config)
+      return usage_error(cmd, "takes no argument, got", a);
+    if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) {
       file = argv[++i];
+    } else if ((strcmp(a, "-X") == 0 || strcmp(a, "--set") == 0) && i + 1 < argc) {
+      int x = a[1] == 'X';
+      size_t *n = x ? &args.props_count : &args.set_count;
+      if (*n == OVERRIDES_MAX)
+        return usage_error(cmd, "too many overrides (at most 64 of each) at", argv[i + 1]);
+      (x ? props : set)[(*n)++] = argv[++i];
+    } else if (strncmp(a, "-X", 2) == 0 && a[2]) { /* -Xname=value, as kcat takes it */
+      if (args.props_count == OVERRIDES_MAX)
+        return usage_error(cmd, "too many overrides (at most 64 of each) at", a);
+      props[args.props_count++] = a + 2;
     } else {
-      fprintf(stderr, "delivery-worker %s: unexpected argument \"%s\"\n", cmd, argv[i]);
-      usage(stderr);
-      return 2;
+      return usage_error(cmd, "unexpected argument", a);
     }
   }
+  if (strcmp(cmd, "version") == 0)
+    return print_version();
+  if (strcmp(cmd, "config-reference") == 0) {
+    dw_config_print_reference(stdout);
+    return 0;
+  }
   if (!file) {
-    fprintf(stderr, "delivery-worker %s: -c FILE is required\n", cmd);
+    fprintf(stderr, "delivery-worker %s: -c FILE is required\n%s", cmd, help_of(cmd));
     return 2;
   }
   struct dw_config cfg;
   char err[1024];
   dw_config_init(&cfg);
-  if (dw_config_load(&cfg, file, environ, err, sizeof(err)) < 0) {
+  if (dw_config_load_args(&cfg, file, environ, &args, 0, err, sizeof(err)) < 0) {
     fprintf(stderr, "%s\n", err);
     dw_config_cleanup(&cfg);
     return 1;
   }
   int rc = 0;
   if (strcmp(cmd, "check-config") == 0) {
-    /* kafka.properties as librdkafka itself takes them (names, values, features of this
-     * build), without connecting. */
+    /* The properties as librdkafka itself takes them (names, values, features of this build),
+     * for the consumers and the producers, without connecting. */
     if (dw_kafka_conf_check(&cfg, err, sizeof(err)) < 0) {
       fprintf(stderr, "%s\n", err);
       dw_config_cleanup(&cfg);

@@ -54,6 +54,9 @@ int dw_http_send(struct dw_http *h, const struct dw_http_request *req, dw_http_c
  * libcurl cannot parse (an unclosed [ of an IPv6 address, a bad port). Pure: no I/O. */
 const char *dw_http_url_check(const char *url);
 
+/* libcurl's version line ("libcurl/7.88.1 OpenSSL/3.0.x zlib/..."), for `version`. */
+const char *dw_http_version(void);
+
 /* Transfers in progress. */
 size_t dw_http_active(const struct dw_http *h);
 

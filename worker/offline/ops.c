@@ -274,7 +274,7 @@ struct rd_kafka_s *dw_ops_kafka_new(const struct dw_config *cfg, int consumer,
                                     void (*setup)(struct rd_kafka_conf_s *conf, void *arg),
                                     void *arg, char *err, size_t errlen)
 {
-  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, defaults, err, errlen);
+  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, consumer, defaults, err, errlen);
   if (!conf)
     return NULL;
   rd_kafka_conf_set_log_cb(conf, on_rdkafka_log); /* a command talks to a terminal */
