@@ -1,12 +1,15 @@
 /* delivery-worker's command line: parses argv and hands over; nothing else lives here. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dw/config.h"
 #include "dw/http.h"
 #include "dw/kafka.h"
 #include "dw/log.h"
+#include "dw/preflight.h"
 #include "dw/redrive.h"
 #include "dw/replay.h"
 #include "dw/worker.h"
@@ -21,6 +24,8 @@ static void usage(FILE *out)
         "then drain\n"
         "       delivery-worker check-config -c FILE [OVERRIDES]  validate and print the "
         "effective config\n"
+        "       delivery-worker preflight -c FILE [OVERRIDES]     check brokers, topics, ACLs, "
+        "limits, token and scope\n"
         "       delivery-worker config-reference      print every config key (Markdown)\n"
         "       delivery-worker replay -c FILE ...    re-process a range of the input topic\n"
         "       delivery-worker redrive -c FILE ...   move dead letters back to the input topic\n"
@@ -39,6 +44,14 @@ static const char *const command_help[][2] = {
    "  Validates the configuration (file, DELIVERY_WORKER_* environment, --set, the\n"
    "  properties as librdkafka takes them) without connecting, and prints the effective\n"
    "  configuration with secrets redacted. Exit 0 when valid, 1 with file:line otherwise.\n"},
+  {"preflight",
+   "usage: delivery-worker preflight -c FILE [--set group.key=value]... [-X name=value]...\n"
+   "                                 [--timeout SECONDS]\n"
+   "  Checks online, before the first event, what the worker needs: brokers reachable with\n"
+   "  the configured security, the three topics, the ACLs of the chosen mode, the broker's\n"
+   "  offset.metadata.max.bytes, a token from the app credentials, the app's scope. Prints\n"
+   "  one line per check (ok, FAIL or skip, with the fix of a failure). Each check gives up\n"
+   "  after --timeout seconds (default 10, 1-120). Exit 0 when nothing failed, 1 otherwise.\n"},
   {"config-reference", "usage: delivery-worker config-reference\n"
                        "  Prints every configuration key as a Markdown table.\n"},
   {"version", "usage: delivery-worker version\n"
@@ -80,6 +93,7 @@ int main(int argc, char **argv)
   const char *file = NULL;
   const char *set[OVERRIDES_MAX], *props[OVERRIDES_MAX];
   struct dw_config_args args = {set, 0, props, 0};
+  long timeout_s = 10;
   /* For every command: a log reader that went away must not end the process (writes to it
    * fail with EPIPE and the line is dropped). Dying mid-redrive after producing but before
    * committing its position would redrive the same letters again. Library sockets use
@@ -125,6 +139,12 @@ int main(int argc, char **argv)
       if (args.props_count == OVERRIDES_MAX)
         return usage_error(cmd, "too many overrides (at most 64 of each) at", a);
       props[args.props_count++] = a + 2;
+    } else if (strcmp(cmd, "preflight") == 0 && strcmp(a, "--timeout") == 0 && i + 1 < argc) {
+      char *end;
+      errno = 0;
+      timeout_s = strtol(argv[++i], &end, 10);
+      if (errno || end == argv[i] || *end || timeout_s < 1 || timeout_s > 120)
+        return usage_error(cmd, "--timeout wants whole seconds 1-120, got", argv[i]);
     } else {
       return usage_error(cmd, "unexpected argument", a);
     }
@@ -157,6 +177,8 @@ int main(int argc, char **argv)
       return 1;
     }
     dw_config_print(&cfg, stdout);
+  } else if (strcmp(cmd, "preflight") == 0) {
+    rc = dw_preflight_run(&cfg, stdout, (int)timeout_s * 1000);
   } else {
     dw_log_setup(cfg.log.level, cfg.log.format);
     rc = dw_worker_run(&cfg);

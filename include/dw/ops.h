@@ -1,10 +1,11 @@
 /* Offline Kafka operations (`delivery-worker replay`, `delivery-worker redrive`): the parts the
- * two commands share. Parsing of times, lists and dead-letter headers is pure (no I/O) so unit
- * tests reach it; the rest makes librdkafka clients from the worker's config and shows progress.
- * With replay.c and redrive.c (all three in worker/offline/) this is the "Kafka operations"
- * module: besides the Kafka modules (kafka.c, consumer.c, producer.c) and oidc.c the only code
- * that sees rdkafka.h, because these commands talk to the cluster once and exit instead of
- * running on the worker's loop. They may block: nothing here runs on the loop. */
+ * two commands share (`delivery-worker preflight` makes its client here too). Parsing of
+ * times, lists and dead-letter headers is pure (no I/O) so unit tests reach it; the rest makes
+ * librdkafka clients from the worker's config and shows progress. With replay.c, redrive.c and
+ * preflight.c (all in worker/offline/) this is the "Kafka operations" module: besides the Kafka
+ * modules (kafka.c, consumer.c, producer.c) and oidc.c the only code that sees rdkafka.h,
+ * because these commands talk to the cluster once and exit instead of running on the worker's
+ * loop. They may block: nothing here runs on the loop. */
 #ifndef DW_OPS_H
 #define DW_OPS_H
 

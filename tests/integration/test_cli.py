@@ -212,7 +212,7 @@ def test_unknown_command_prints_usage():
     assert r.returncode != 0 and "usage" in r.stderr, r
 
 
-@pytest.mark.parametrize("cmd", ["run", "check-config", "config-reference",
+@pytest.mark.parametrize("cmd", ["run", "check-config", "preflight", "config-reference",
                                  "version", "replay", "redrive"])
 @pytest.mark.parametrize("flag", ["--help", "-h"])
 def test_every_command_has_help(cmd, flag):
@@ -268,3 +268,15 @@ def test_properties_file(good):
     assert r.returncode == 1 and r.stderr.startswith(syntax + ":2: expected name=value"), \
         r.stderr
 
+
+def test_production_example_passes_check_config():
+    secret = write("the-secret\n")
+    example = os.path.join(h.SRC, "examples", "production.conf")
+    r = run(["check-config", "-c", example, "--set", "feishu.app_secret_file=" + secret])
+    assert r.returncode == 0, r.stderr
+    assert 'app_id = "cli_a1b2c3d4e5f6a7b8"' in r.stdout, r.stdout
+    r = run(["check-config", "-c", example, "--set", "feishu.app_secret_file=" + secret,
+             "--set", "kafka.properties_file=" +
+             os.path.join(h.SRC, "examples", "client.properties")])
+    assert r.returncode == 0, r.stderr
+    assert '("ssl.ca.location", "/etc/ssl/certs/ca-certificates.crt")' in r.stdout, r.stdout
