@@ -2,8 +2,8 @@
 every check passes, and one run per class of failure (brokers unreachable, a topic missing,
 kafka.commit_metadata_max_bytes above the broker's offset.metadata.max.bytes, bad app
 credentials, the app's scope missing). Each asserts the checklist lines and the exit code.
-The shared broker has no authorizer, so its ACL line is skipped; the ACL verdicts themselves
-are unit-tested (tests/unit/test_checklist.c)."""
+The shared broker has no authorizer, so its ACL line is skipped; test_preflight_acl_broker.py
+checks the ACL lines against a broker with one."""
 import os
 import re
 import subprocess
