@@ -280,3 +280,12 @@ def test_production_example_passes_check_config():
              os.path.join(h.SRC, "examples", "client.properties")])
     assert r.returncode == 0, r.stderr
     assert '("ssl.ca.location", "/etc/ssl/certs/ca-certificates.crt")' in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("cmd", [["replay", "--from-offset", "0"], ["redrive", "--dry-run"]])
+def test_offline_commands_take_overrides(good, cmd):
+    r = run([cmd[0], "-c", good] + cmd[1:] + ["-X", "enable.auto.commit=true"])
+    assert r.returncode == 1 and "command line: -X: sets enable.auto.commit" in r.stderr, r.stderr
+    r = run([cmd[0], "-c", good] + cmd[1:] + ["--set", "kafka.brokerz=x"])
+    assert r.returncode == 1 and 'command line: --set: unknown key "kafka.brokerz"' in r.stderr, \
+        r.stderr
