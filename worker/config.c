@@ -20,6 +20,7 @@
 
 #include "dw/common.h"
 #include "dw/http.h"
+#include "dw/properties.h"
 
 #define ENV_PREFIX "DELIVERY_WORKER_"
 #define PATH_MAX_LEN 128         /* longest key path or environment name we handle */
@@ -86,7 +87,8 @@ static const char *const app_types[] = {"self_built", "store", NULL};
    .max_float = hi, .desc = d}
 #define BOOL(p, field, def, d)                                                                \
   {.path = p, .kind = KIND_BOOL, .offset = OFF(field), .def_int = def, .desc = d}
-#define PROPERTIES(p, d) {.path = p, .kind = KIND_PROPERTIES, .offset = 0, .desc = d}
+#define PROPERTIES(p, sc, d)                                                                  \
+  {.path = p, .kind = KIND_PROPERTIES, .offset = 0, .def_int = sc, .desc = d}
 
 /* Rows are grouped by their first path component; dw_config_print relies on that order. */
 static const struct option options[] = {
@@ -105,7 +107,17 @@ static const struct option options[] = {
          F_REQUIRED, check_topic, "Topic results are produced to (key = delivery_task_id)."),
   STRING("kafka.dlq_topic", kafka.dlq_topic, "hire.delivery_tasks.dlq", F_REQUIRED,
          check_topic, "Dead-letter topic."),
-  PROPERTIES("kafka.properties",
+  STRING("kafka.properties_file", kafka.properties_file, "", 0, NULL,
+         "A Java-style properties file of librdkafka properties, as kcat -F and Kafka's "
+         "clients read it: `name=value` or `name: value` per line, `#` and `!` comment "
+         "lines, blank lines; spaces around names and values are trimmed; a line ending in "
+         "`\\` continues on the next; escapes `\\t`, `\\n`, `\\uXXXX`, `\\=`, `\\:` and "
+         "`\\\\`. A regular file of at most 1 MiB, lines of at most 70000 bytes; errors "
+         "name the file and line. Its properties go to both clients, each only where "
+         "librdkafka applies it (a consumer property to the consumers); kafka.properties, "
+         "then kafka.consumer_properties / kafka.producer_properties, then `-X` on the "
+         "command line override it. The same properties are refused as in kafka.properties."),
+  PROPERTIES("kafka.properties", DW_CONFIG_SHARED,
              "librdkafka properties passed verbatim (TLS, SASL, ...), as a list of "
              "(name, value) pairs: `( (\"security.protocol\", \"SSL\"), "
              "(\"session.timeout.ms\", 6000) )`; values may be strings, numbers or booleans. "
@@ -126,7 +138,18 @@ static const struct option options[] = {
              "`cooperative-sticky`); `isolation.level` = `read_uncommitted` with "
              "processing.guarantee = `exactly_once`. `enable.ssl.certificate.verification` = "
              "false and `ssl.endpoint.identification.algorithm` = `none` are refused unless "
-             "kafka.allow_insecure_tls is true."),
+             "kafka.allow_insecure_tls is true. These refusals apply to every source of "
+             "properties (kafka.properties_file, the consumer and producer lists, `-X`), and "
+             "name where the value came from. Each property goes to the clients librdkafka "
+             "applies it to (a consumer-only property is not given to the producers)."),
+  PROPERTIES("kafka.consumer_properties", DW_CONFIG_CONSUMER,
+             "librdkafka properties for the consumers only, in the form of kafka.properties; "
+             "they override kafka.properties and kafka.properties_file for the consumers "
+             "(e.g. `( (\"fetch.wait.max.ms\", 100) )`)."),
+  PROPERTIES("kafka.producer_properties", DW_CONFIG_PRODUCER,
+             "librdkafka properties for the producers only, in the form of kafka.properties; "
+             "they override kafka.properties and kafka.properties_file for the producers "
+             "(e.g. `( (\"linger.ms\", 20) )`)."),
   BOOL("kafka.allow_insecure_tls", kafka.allow_insecure_tls, 0,
        "Allows kafka.properties to turn off the verification of the brokers' TLS certificates "
        "(`enable.ssl.certificate.verification` = false) or of their host names "
@@ -282,7 +305,14 @@ struct wide {
 };
 
 /* Where a key's value came from, for error messages. */
-enum origin_kind { FROM_DEFAULT, FROM_FILE, FROM_ENV };
+enum origin_kind {
+  FROM_DEFAULT,
+  FROM_FILE,
+  FROM_ENV,
+  FROM_SET,        /* --set on the command line */
+  FROM_PROPS_FILE, /* kafka.properties_file (file, line) */
+  FROM_X,          /* -X on the command line */
+};
 
 struct origin {
   enum origin_kind kind;
@@ -299,6 +329,7 @@ struct load {
   int kafka_only; /* for commands that never call the API: the app secret is not needed */
   struct origin origin[NOPT];
   struct origin property_origin[DW_CONFIG_MAX_PROPERTIES]; /* where each property was set */
+  size_t property_option[DW_CONFIG_MAX_PROPERTIES];        /* by which key (table index) */
   struct wide wide[WIDE_MAX]; /* integer literals libconfig would wrap, found by scan_text */
   size_t nwide;
 };
@@ -534,6 +565,12 @@ static int fail(struct load *ld, size_t idx, const char *fmt, ...)
   if (org->kind == FROM_ENV) {
     env_name(options[idx].path, name, sizeof(name));
     n = snprintf(ld->err, ld->errlen, "environment: %s: ", name);
+  } else if (org->kind == FROM_SET) {
+    n = snprintf(ld->err, ld->errlen, "command line: --set %s: ", options[idx].path);
+  } else if (org->kind == FROM_X) {
+    n = snprintf(ld->err, ld->errlen, "command line: -X: ");
+  } else if (org->kind == FROM_PROPS_FILE) {
+    n = snprintf(ld->err, ld->errlen, "%s:%d: (kafka.properties_file) ", org->file, org->line);
   } else {
     const char *file = file_name(ld, org->file, name, sizeof(name));
     if (org->kind == FROM_FILE && org->line > 0)
@@ -710,22 +747,24 @@ static int set_float(struct load *ld, size_t idx, double v)
 /* ---- kafka.properties ---- */
 
 static const struct dw_config_property *property_entry(const struct dw_config *cfg,
+                                                      enum dw_config_scope scope,
                                                       const char *name)
 {
   for (size_t i = 0; i < cfg->kafka.properties_count; i++)
-    if (strcmp(cfg->kafka.properties[i].name, name) == 0)
+    if (cfg->kafka.properties[i].scope == scope && strcmp(cfg->kafka.properties[i].name, name) == 0)
       return &cfg->kafka.properties[i];
   return NULL;
 }
 
-static struct dw_config_property *property_find(struct dw_config *cfg, const char *name)
+static struct dw_config_property *property_find(struct dw_config *cfg,
+                                                enum dw_config_scope scope, const char *name)
 {
-  return (struct dw_config_property *)property_entry(cfg, name);
+  return (struct dw_config_property *)property_entry(cfg, scope, name);
 }
 
 const char *dw_config_property(const struct dw_config *cfg, const char *name)
 {
-  const struct dw_config_property *p = property_entry(cfg, name);
+  const struct dw_config_property *p = property_entry(cfg, DW_CONFIG_SHARED, name);
   return p ? p->value : NULL;
 }
 
@@ -747,56 +786,99 @@ static const char *property_name_problem(const char *name)
   return NULL;
 }
 
-/* Adds or (when replace) overrides a property. DW_EINVAL when it exists and !replace. */
-static int property_set(struct dw_config *cfg, const char *name, const char *value,
-                        int replace)
+/* "app.conf:12: kafka.properties", "environment: DELIVERY_WORKER_KAFKA_PROPERTIES:
+ * kafka.properties", "client.properties:3", "command line: -X": where a property entry was
+ * set. */
+static void origin_text(const struct load *ld, const struct origin *org, size_t idx, char *buf,
+                        size_t size)
 {
-  struct dw_config_property *p = property_find(cfg, name);
-  char *v;
-  if (p && !replace)
-    return DW_EINVAL;
-  if (!p && cfg->kafka.properties_count >= DW_CONFIG_MAX_PROPERTIES)
-    return DW_ERANGE;
-  v = strdup(value);
-  if (!v)
-    return DW_ENOMEM;
-  if (p) {
-    free(p->value);
-    p->value = v;
-    return 0;
+  char name[4096 + 256];
+  switch (org->kind) {
+  case FROM_ENV:
+    env_name(options[idx].path, name, sizeof(name));
+    snprintf(buf, size, "environment: %s: %s", name, options[idx].path);
+    return;
+  case FROM_SET:
+    snprintf(buf, size, "command line: --set %s", options[idx].path);
+    return;
+  case FROM_X:
+    snprintf(buf, size, "command line: -X");
+    return;
+  case FROM_PROPS_FILE:
+    snprintf(buf, size, "%s:%d", org->file, org->line);
+    return;
+  case FROM_FILE:
+  case FROM_DEFAULT:
+    break;
   }
-  p = &cfg->kafka.properties[cfg->kafka.properties_count];
-  p->name = strdup(name);
-  if (!p->name) {
-    free(v);
-    return DW_ENOMEM;
-  }
-  p->value = v;
-  cfg->kafka.properties_count++;
-  return 0;
+  const char *file = file_name(ld, org->file, name, sizeof(name));
+  if (org->line > 0)
+    snprintf(buf, size, "%s:%d: %s", file, org->line, options[idx].path);
+  else
+    snprintf(buf, size, "%s: %s", file, options[idx].path);
 }
 
+/* How property_add treats a name already set in the same scope. */
+enum replace_mode {
+  ADD_ONLY,     /* an error: the same list sets it twice */
+  REPLACE,      /* a later source overrides it */
+  UNDER_OTHERS, /* kafka.properties_file: overrides only its own earlier lines */
+};
+
+/* Adds or overrides a property of the scope of key idx, recording where it was set. */
 static int property_add(struct load *ld, size_t idx, const char *name, const char *value,
-                        int replace)
+                        enum replace_mode mode)
 {
+  struct dw_config *cfg = ld->cfg;
+  enum dw_config_scope scope = (enum dw_config_scope)options[idx].def_int;
   char buf[SHOWN_MAX + 16];
+  char where[4096 + 512];
   const char *why = property_name_problem(name);
-  int rc;
+  struct dw_config_property *p;
+  char *v, *w;
   if (why)
     return fail(ld, idx, "%s, got %s", why, shown(name, buf, sizeof(buf)));
   if (strlen(value) > VALUE_MAX)
     return fail(ld, idx, "value of %s must be at most %d bytes", shown(name, buf, sizeof(buf)),
                 VALUE_MAX);
-  rc = property_set(ld->cfg, name, value, replace);
-  if (rc == 0)
-    ld->property_origin[property_find(ld->cfg, name) - ld->cfg->kafka.properties] =
-        ld->origin[idx];
-  if (rc == DW_EINVAL)
-    return fail(ld, idx, "sets %s twice", shown(name, buf, sizeof(buf)));
-  if (rc == DW_ERANGE)
-    return fail(ld, idx, "holds more than %d properties", DW_CONFIG_MAX_PROPERTIES);
-  if (rc == DW_ENOMEM)
+  p = property_find(cfg, scope, name);
+  if (p) {
+    size_t i = (size_t)(p - cfg->kafka.properties);
+    if (mode == ADD_ONLY)
+      return fail(ld, idx, "sets %s twice", shown(name, buf, sizeof(buf)));
+    if (mode == UNDER_OTHERS && ld->property_origin[i].kind != FROM_PROPS_FILE)
+      return 0;
+  } else if (cfg->kafka.properties_count >= DW_CONFIG_MAX_PROPERTIES) {
+    return fail(ld, idx, "makes more than %d properties in all", DW_CONFIG_MAX_PROPERTIES);
+  }
+  origin_text(ld, &ld->origin[idx], idx, where, sizeof(where));
+  v = strdup(value);
+  w = strdup(where);
+  if (!v || !w) {
+    free(v);
+    free(w);
     return fail_nomem(ld);
+  }
+  if (!p) {
+    p = &cfg->kafka.properties[cfg->kafka.properties_count];
+    memset(p, 0, sizeof(*p));
+    p->name = strdup(name);
+    if (!p->name) {
+      free(v);
+      free(w);
+      return fail_nomem(ld);
+    }
+    p->scope = scope;
+    cfg->kafka.properties_count++;
+  }
+  if (dw_config_property_is_secret(p->name) && p->value)
+    explicit_bzero(p->value, strlen(p->value));
+  free(p->value);
+  free(p->where);
+  p->value = v;
+  p->where = w;
+  ld->property_origin[p - cfg->kafka.properties] = ld->origin[idx];
+  ld->property_option[p - cfg->kafka.properties] = idx;
   return 0;
 }
 
@@ -859,7 +941,7 @@ static int properties_from_file(struct load *ld, size_t idx, const config_settin
       return fail(ld, idx, "value of %s must be a string, number or boolean",
                   shown(config_setting_get_string(name), buf, sizeof(buf)));
     }
-    rc = property_add(ld, idx, config_setting_get_string(name), text, 0);
+    rc = property_add(ld, idx, config_setting_get_string(name), text, ADD_ONLY);
     if (rc)
       return rc;
   }
@@ -895,7 +977,7 @@ static int properties_from_env(struct load *ld, size_t idx, const char *spec)
       goto out;
     }
     *eq = '\0';
-    rc = property_add(ld, idx, item, eq + 1, 1);
+    rc = property_add(ld, idx, item, eq + 1, REPLACE);
     if (rc)
       goto out;
   }
@@ -1347,11 +1429,12 @@ static int load_file(struct load *ld, config_t *lc)
 
 /* ---- the environment ---- */
 
-static int apply_env(struct load *ld, size_t idx, const char *value)
+/* A value given as text (environment or --set), validated as the file's would be. */
+static int apply_text(struct load *ld, size_t idx, const char *value, enum origin_kind kind)
 {
   const struct option *o = &options[idx];
   char buf[SHOWN_MAX + 16];
-  ld->origin[idx].kind = FROM_ENV;
+  ld->origin[idx].kind = kind;
   switch (o->kind) {
   case KIND_STRING:
     return set_string(ld, idx, value);
@@ -1427,11 +1510,127 @@ static int load_env(struct load *ld, char *const *envp)
       }
       return DW_EINVAL;
     }
-    int rc = apply_env(ld, (size_t)idx, eq + 1);
+    int rc = apply_text(ld, (size_t)idx, eq + 1, FROM_ENV);
     if (rc)
       return rc;
   }
   return 0;
+}
+
+static int read_small_file(struct load *ld, size_t idx, const char *path, size_t max,
+                           char **out, size_t *outlen);
+
+/* ---- the command line ---- */
+
+/* --set group.key=value, validated like the file. */
+static int load_set(struct load *ld, const char *arg)
+{
+  const char *eq = strchr(arg, '=');
+  char path[PATH_MAX_LEN];
+  char hint[PATH_MAX_LEN];
+  char buf[SHOWN_MAX + 16];
+  size_t n = eq ? (size_t)(eq - arg) : 0;
+  int idx;
+  if (!eq || n == 0) {
+    if (ld->err && ld->errlen)
+      snprintf(ld->err, ld->errlen, "command line: --set %s: want group.key=value",
+               shown(arg, buf, sizeof(buf)));
+    return DW_EINVAL;
+  }
+  if (n >= sizeof(path))
+    n = sizeof(path) - 1; /* longer than any key: unknown */
+  memcpy(path, arg, n);
+  path[n] = '\0';
+  idx = find_option(path);
+  if (idx < 0) {
+    if (ld->err && ld->errlen) {
+      if (suggest(path, 0, hint, sizeof(hint)))
+        snprintf(ld->err, ld->errlen, "command line: --set: unknown key %s (did you mean "
+                 "\"%s\"?)", shown(path, buf, sizeof(buf)), hint);
+      else
+        snprintf(ld->err, ld->errlen, "command line: --set: unknown key %s (see "
+                 "`delivery-worker config-reference`)", shown(path, buf, sizeof(buf)));
+    }
+    return DW_EINVAL;
+  }
+  return apply_text(ld, (size_t)idx, eq + 1, FROM_SET);
+}
+
+/* -X name=value: a shared property over every other source, the consumer's and producer's
+ * own lists included. */
+static int load_x(struct load *ld, const char *arg)
+{
+  size_t shared = (size_t)option_index("kafka.properties");
+  const char *eq = strchr(arg, '=');
+  char buf[SHOWN_MAX + 16];
+  char *name;
+  int rc;
+  ld->origin[shared].kind = FROM_X;
+  if (!eq)
+    return fail(ld, shared, "%s must be name=value", shown(arg, buf, sizeof(buf)));
+  name = strndup(arg, (size_t)(eq - arg));
+  if (!name)
+    return fail_nomem(ld);
+  rc = property_add(ld, shared, name, eq + 1, REPLACE);
+  for (size_t i = 0; rc == 0 && i < ld->cfg->kafka.properties_count; i++) {
+    struct dw_config_property *p = &ld->cfg->kafka.properties[i];
+    if (p->scope != DW_CONFIG_SHARED && strcmp(p->name, name) == 0) {
+      size_t own = ld->property_option[i];
+      ld->origin[own].kind = FROM_X;
+      rc = property_add(ld, own, name, eq + 1, REPLACE);
+    }
+  }
+  free(name);
+  return rc;
+}
+
+struct props_file {
+  struct load *ld;
+  size_t idx; /* kafka.properties: the scope and key its entries count as */
+  const char *path;
+  int failed; /* an entry was refused (its message is written) */
+};
+
+static int on_props_entry(void *ctx, int line, const char *name, const char *value)
+{
+  struct props_file *pf = ctx;
+  struct origin *org = &pf->ld->origin[pf->idx];
+  org->kind = FROM_PROPS_FILE;
+  org->file = pf->path;
+  org->line = line;
+  int rc = property_add(pf->ld, pf->idx, name, value, UNDER_OTHERS);
+  pf->failed = rc != 0;
+  return rc;
+}
+
+/* kafka.properties_file: read once file, environment and --set have named it; its entries
+ * rank below kafka.properties'. */
+static int load_properties_file(struct load *ld)
+{
+  const char *path = ld->cfg->kafka.properties_file;
+  size_t ifile = (size_t)option_index("kafka.properties_file");
+  struct props_file pf = {ld, (size_t)option_index("kafka.properties"), path, 0};
+  struct origin saved = ld->origin[pf.idx];
+  char what[256];
+  char *data;
+  size_t len;
+  int line = 0, rc;
+  if (!path || !path[0])
+    return 0;
+  rc = read_small_file(ld, ifile, path, DW_PROPERTIES_FILE_MAX, &data, &len);
+  if (rc)
+    return rc;
+  rc = dw_properties_parse(data, len, on_props_entry, &pf, &line, what, sizeof(what));
+  if (rc && !pf.failed) { /* the file's syntax; an entry's own error is written already */
+    if (rc == DW_ENOMEM)
+      rc = fail_nomem(ld);
+    else if (ld->err && ld->errlen)
+      snprintf(ld->err, ld->errlen, "%s:%d: %s (kafka.properties_file)", path, line, what);
+  }
+  ld->origin[pf.idx] = saved;
+  explicit_bzero(data, len);
+  free(data);
+  return rc;
 }
 
 /* ---- kafka.properties that break the worker's promises ---- */
@@ -1510,12 +1709,12 @@ static const char *property_refusal(const struct dw_config *cfg, const char *nam
 static int check_properties(struct load *ld)
 {
   const struct dw_config *cfg = ld->cfg;
-  size_t idx = (size_t)option_index("kafka.properties");
   char buf[SHOWN_MAX + 16];
   int insecure;
   for (size_t i = 0; i < cfg->kafka.properties_count; i++) {
     const struct dw_config_property *p = &cfg->kafka.properties[i];
     const char *why = property_refusal(cfg, p->name, p->value, &insecure);
+    size_t idx = ld->property_option[i];
     if (!why)
       continue;
     ld->origin[idx] = ld->property_origin[i];
@@ -1871,13 +2070,15 @@ void dw_config_cleanup(struct dw_config *cfg)
       explicit_bzero(p->value, strlen(p->value));
     free(p->name);
     free(p->value);
-    p->name = p->value = NULL;
+    free(p->where);
+    p->name = p->value = p->where = NULL;
   }
   cfg->kafka.properties_count = 0;
 }
 
-static int load(struct dw_config *cfg, const char *file, char *const *envp, char *err,
-                size_t errlen, int kafka_only)
+int dw_config_load_args(struct dw_config *cfg, const char *file, char *const *envp,
+                        const struct dw_config_args *args, int kafka_only, char *err,
+                        size_t errlen)
 {
   struct load ld;
   config_t lc;
@@ -1900,6 +2101,19 @@ static int load(struct dw_config *cfg, const char *file, char *const *envp, char
   rc = load_env(&ld, envp);
   if (rc)
     goto out;
+  for (size_t i = 0; args && i < args->set_count; i++) {
+    rc = load_set(&ld, args->set[i]);
+    if (rc)
+      goto out;
+  }
+  rc = load_properties_file(&ld);
+  if (rc)
+    goto out;
+  for (size_t i = 0; args && i < args->props_count; i++) {
+    rc = load_x(&ld, args->props[i]);
+    if (rc)
+      goto out;
+  }
   rc = validate(&ld);
 out:
   for (size_t i = 0; i < ld.nwide; i++)
@@ -1911,13 +2125,13 @@ out:
 int dw_config_load(struct dw_config *cfg, const char *file, char *const *envp, char *err,
                    size_t errlen)
 {
-  return load(cfg, file, envp, err, errlen, 0);
+  return dw_config_load_args(cfg, file, envp, NULL, 0, err, errlen);
 }
 
 int dw_config_load_kafka(struct dw_config *cfg, const char *file, char *const *envp, char *err,
                          size_t errlen)
 {
-  return load(cfg, file, envp, err, errlen, 1);
+  return dw_config_load_args(cfg, file, envp, NULL, 1, err, errlen);
 }
 
 int dw_config_property_is_secret(const char *name)
@@ -2007,14 +2221,19 @@ void dw_config_print(const struct dw_config *cfg, FILE *out)
     case KIND_BOOL:
       fputs(*(const int *)((const char *)cfg + o->offset) ? "true" : "false", out);
       break;
-    case KIND_PROPERTIES:
-      if (cfg->kafka.properties_count == 0) {
+    case KIND_PROPERTIES: {
+      size_t left = 0;
+      for (size_t j = 0; j < cfg->kafka.properties_count; j++)
+        left += cfg->kafka.properties[j].scope == (enum dw_config_scope)o->def_int;
+      if (left == 0) {
         fputs("( )", out);
         break;
       }
       fputs("(\n", out);
       for (size_t j = 0; j < cfg->kafka.properties_count; j++) {
         const struct dw_config_property *p = &cfg->kafka.properties[j];
+        if (p->scope != (enum dw_config_scope)o->def_int)
+          continue;
         fputs("    (", out);
         print_string(out, p->name);
         fputs(", ", out);
@@ -2022,10 +2241,11 @@ void dw_config_print(const struct dw_config *cfg, FILE *out)
           fputs("\"<redacted>\"", out);
         else
           print_string(out, p->value);
-        fputs(j + 1 < cfg->kafka.properties_count ? "),\n" : ")\n", out);
+        fputs(--left > 0 ? "),\n" : ")\n", out);
       }
       fputs("  )", out);
       break;
+    }
     }
     fputs(";\n", out);
   }

@@ -414,7 +414,7 @@ int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_c
   uv_mutex_init(&c->lock);
   uv_cond_init(&c->idle);
   c->topic = strdup(cfg->kafka.input_topic);
-  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, defaults, err, errlen);
+  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, 1, defaults, err, errlen);
   if (!conf || !c->topic)
     goto fail;
   if (rd_kafka_conf_set(conf, "group.id", cfg->kafka.group_id, errstr, sizeof(errstr))) {
@@ -663,7 +663,7 @@ int dw_ticket_reader_new(struct dw_ticket_reader **out, uv_loop_t *loop,
     return DW_ENOMEM;
   r->cb = cb;
   r->arg = arg;
-  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, defaults, err, errlen);
+  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, 1, defaults, err, errlen);
   if (!conf)
     goto fail;
   gethostname(host, sizeof(host) - 1);

@@ -417,6 +417,11 @@ fail:
 #define URL_GET_EMPTY 0 /* before 8.8 an empty part is reported as present */
 #endif
 
+const char *dw_http_version_line(void)
+{
+  return curl_version();
+}
+
 const char *dw_http_url_check(const char *url)
 {
   static const struct {

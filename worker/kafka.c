@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "dw/features.h"
 #include "dw/log.h"
 #include "dw/oidc.h"
+#include "dw/properties.h"
 
 static void on_idle(uv_idle_t *idle)
 {
@@ -97,18 +99,58 @@ static void on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac, con
   (void)rk;
   enum dw_log_level l = level <= 3 ? DW_LOG_ERROR : level == 4 ? DW_LOG_WARN
                         : level <= 6 ? DW_LOG_INFO : DW_LOG_DEBUG;
-  /* kafka.properties go to both clients; each ignores the other's properties with a warning
-   * that would only confuse the reader. */
+  /* Shared properties reach only the clients librdkafka applies them to, but a consumer or
+   * producer list may still name the other's: its warning would only confuse the reader. */
   if (strcmp(fac, "CONFWARN") == 0 && strstr(buf, "will be ignored by this"))
     l = DW_LOG_DEBUG;
   dw_log_write(l, DW_LOG_CTX_NONE, "librdkafka %s: %s", fac, buf);
 }
 
-/* Applies defaults, then the user's properties (which win). */
-rd_kafka_conf_t *dw_kafka_conf_new(const struct dw_config *cfg, const char *const *defaults,
-                                   char *err, size_t errlen)
+/* librdkafka's table of its properties (rd_kafka_conf_properties_show), read once: the
+ * scope of each (consumer, producer or both) as this build of librdkafka knows it. */
+static char *scope_table;
+static pthread_once_t scope_once = PTHREAD_ONCE_INIT;
+
+static void read_scope_table(void)
+{
+  size_t len = 0;
+  FILE *fp = open_memstream(&scope_table, &len);
+  if (!fp)
+    return;
+  rd_kafka_conf_properties_show(fp);
+  fclose(fp);
+}
+
+/* Does a shared property reach a consumer (consumer != 0) or a producer? Unknown names do,
+ * so that librdkafka refuses them with its own message. */
+static int applies_to(const char *name, int consumer)
+{
+  pthread_once(&scope_once, read_scope_table);
+  if (!scope_table)
+    return 1;
+  enum dw_properties_scope sc = dw_properties_scope(scope_table, name);
+  return sc == DW_PROPERTIES_CONSUMER ? consumer : sc == DW_PROPERTIES_PRODUCER ? !consumer : 1;
+}
+
+static int conf_set_property(rd_kafka_conf_t *conf, const struct dw_config_property *pr,
+                             char *err, size_t errlen)
+{
+  char errstr[512];
+  if (rd_kafka_conf_set(conf, pr->name, pr->value, errstr, sizeof(errstr)) == RD_KAFKA_CONF_OK)
+    return 0;
+  /* librdkafka's text may repeat the value: keep secrets out of it. */
+  snprintf(err, errlen, "%s: %s: %s", pr->where ? pr->where : "kafka.properties", pr->name,
+           dw_config_property_is_secret(pr->name) ? "invalid value" : errstr);
+  return DW_EINVAL;
+}
+
+/* Applies defaults, then the shared properties that apply to this client, then its own
+ * (consumer or producer) properties: each later one wins. */
+rd_kafka_conf_t *dw_kafka_conf_new(const struct dw_config *cfg, int consumer,
+                                   const char *const *defaults, char *err, size_t errlen)
 {
   rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  enum dw_config_scope own = consumer ? DW_CONFIG_CONSUMER : DW_CONFIG_PRODUCER;
   char errstr[512];
   for (size_t i = 0; defaults && defaults[i]; i += 2) {
     if (rd_kafka_conf_set(conf, defaults[i], defaults[i + 1], errstr, sizeof(errstr)) !=
@@ -124,16 +166,16 @@ rd_kafka_conf_t *dw_kafka_conf_new(const struct dw_config *cfg, const char *cons
   }
   /* OIDC that this librdkafka cannot do itself is done by dw/oidc.h: its properties stay out. */
   int own_oidc = dw_oidc_needed(cfg);
-  for (size_t i = 0; i < cfg->kafka.properties_count; i++) {
-    const struct dw_config_property *pr = &cfg->kafka.properties[i];
-    if (own_oidc && dw_oidc_is_property(pr->name))
-      continue;
-    if (rd_kafka_conf_set(conf, pr->name, pr->value, errstr, sizeof(errstr)) !=
-        RD_KAFKA_CONF_OK) {
-      /* librdkafka's text may repeat the value: keep secrets out of it. */
-      snprintf(err, errlen, "kafka.properties: %s: %s", pr->name,
-               dw_config_property_is_secret(pr->name) ? "invalid value" : errstr);
-      goto fail;
+  for (int pass = 0; pass < 2; pass++) {
+    for (size_t i = 0; i < cfg->kafka.properties_count; i++) {
+      const struct dw_config_property *pr = &cfg->kafka.properties[i];
+      if (own_oidc && dw_oidc_is_property(pr->name))
+        continue;
+      if (pass == 0 ? pr->scope != DW_CONFIG_SHARED || !applies_to(pr->name, consumer)
+                    : pr->scope != own)
+        continue;
+      if (conf_set_property(conf, pr, err, errlen) < 0)
+        goto fail;
     }
   }
   if (own_oidc && dw_oidc_configure(conf, cfg, err, errlen) < 0)
@@ -156,10 +198,12 @@ fail:
 
 int dw_kafka_conf_check(const struct dw_config *cfg, char *err, size_t errlen)
 {
-  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, NULL, err, errlen);
-  if (!conf)
-    return DW_EINVAL;
-  rd_kafka_conf_destroy(conf);
+  for (int consumer = 0; consumer < 2; consumer++) {
+    rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, consumer, NULL, err, errlen);
+    if (!conf)
+      return DW_EINVAL;
+    rd_kafka_conf_destroy(conf);
+  }
   return 0;
 }
 
@@ -178,6 +222,17 @@ void dw_kafka_describe_features(const struct dw_config *cfg, char *buf, size_t s
       method = "";
   }
   dw_features_describe(features, rd_kafka_version(), method, buf, size);
+}
+
+void dw_kafka_version(char *buf, size_t size)
+{
+  char features[512] = "unknown";
+  size_t flen = sizeof(features);
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  if (rd_kafka_conf_get(conf, "builtin.features", features, &flen) != RD_KAFKA_CONF_OK)
+    dw_strlcpy(features, "unknown", sizeof(features));
+  rd_kafka_conf_destroy(conf);
+  snprintf(buf, size, "librdkafka %s (builtin.features: %s)", rd_kafka_version_str(), features);
 }
 
 rd_kafka_t *dw_kafka_client_new(int consumer, rd_kafka_conf_t *conf, const char *what,

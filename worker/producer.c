@@ -407,7 +407,7 @@ static void read_limits(const struct dw_config *cfg, int64_t limits[3], char *wh
   char errstr[512], id[16];
   size_t n = 0;
   limits[0] = limits[1] = limits[2] = -1;
-  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, defaults, why, whylen);
+  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, 0, defaults, why, whylen);
   rd_kafka_t *rk = conf ? dw_kafka_client_new(0, conf, "a Kafka client", why, whylen) : NULL;
   if (!rk)
     return;
@@ -523,7 +523,7 @@ int dw_producer_new(struct dw_producer **out, uv_loop_t *loop, const struct dw_c
   char errstr[512];
   if (!p)
     return DW_ENOMEM;
-  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, defaults, err, errlen);
+  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, 0, defaults, err, errlen);
   if (!conf)
     goto fail;
   int64_t max_bytes = size_producer(conf, cfg, err, errlen);

@@ -1,5 +1,8 @@
 /* The configuration: one declarative table drives parsing of the libconfig file, environment
- * overrides (DELIVERY_WORKER_<GROUP>_<KEY>), validation, defaults and `check-config` output. */
+ * overrides (DELIVERY_WORKER_<GROUP>_<KEY>), command-line overrides (--set group.key=value,
+ * -X name=value), validation, defaults and `check-config` output. Precedence: defaults <
+ * file < environment < --set; librdkafka properties: kafka.properties_file < kafka.properties
+ * < kafka.consumer_properties / kafka.producer_properties < -X. */
 #ifndef DW_CONFIG_H
 #define DW_CONFIG_H
 
@@ -7,11 +10,22 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define DW_CONFIG_MAX_PROPERTIES 64
+#define DW_CONFIG_MAX_PROPERTIES 128
+
+/* Which client a property entry is for. */
+enum dw_config_scope {
+  DW_CONFIG_SHARED = 0, /* kafka.properties, kafka.properties_file, -X: every client it applies
+                           to (librdkafka's scope decides) */
+  DW_CONFIG_CONSUMER,   /* kafka.consumer_properties: consumers only */
+  DW_CONFIG_PRODUCER,   /* kafka.producer_properties: producers only */
+};
 
 struct dw_config_property {
   char *name;  /* librdkafka property name, e.g. "security.protocol" */
   char *value; /* its value as a string */
+  enum dw_config_scope scope;
+  char *where; /* where it was set, for messages: "app.conf:12: kafka.properties",
+                  "client.properties:3", "command line: -X" */
 };
 
 /* The configuration, one struct per section of the file (kafka, feishu, poll, ...). A module
@@ -26,7 +40,9 @@ struct dw_config {
     char *input_topic;
     char *results_topic;
     char *dlq_topic;
-    struct dw_config_property properties[DW_CONFIG_MAX_PROPERTIES]; /* passed verbatim */
+    char *properties_file; /* Java-style properties file; "" = none */
+    /* passed verbatim, all scopes, in precedence order within a scope */
+    struct dw_config_property properties[DW_CONFIG_MAX_PROPERTIES];
     size_t properties_count;
     int allow_insecure_tls;     /* properties may turn off broker TLS verification */
     int64_t commit_interval_ms; /* how often finished offsets are committed */
@@ -99,7 +115,23 @@ int dw_config_load(struct dw_config *cfg, const char *file, char *const *envp, c
 int dw_config_load_kafka(struct dw_config *cfg, const char *file, char *const *envp, char *err,
                          size_t errlen);
 
-/* The value of kafka.properties' entry `name` (file or environment), or NULL. */
+/* Overrides from the command line, applied over file and environment: set holds
+ * "group.key=value" strings (--set; validated like the file), props "name=value" strings (-X;
+ * librdkafka properties for every client, over all other sources). */
+struct dw_config_args {
+  const char *const *set;
+  size_t set_count;
+  const char *const *props;
+  size_t props_count;
+};
+
+/* dw_config_load (kafka_only = 0) or dw_config_load_kafka (1) with command-line overrides;
+ * args may be NULL. */
+int dw_config_load_args(struct dw_config *cfg, const char *file, char *const *envp,
+                        const struct dw_config_args *args, int kafka_only, char *err,
+                        size_t errlen);
+
+/* The value of the shared property `name` (kafka.properties, its file, -X), or NULL. */
 const char *dw_config_property(const struct dw_config *cfg, const char *name);
 
 /* Non-zero when a librdkafka property holds a secret (its name contains "password" or

@@ -67,6 +67,9 @@ void dw_http_metrics(struct dw_http *h, struct dw_metrics *reg);
 /* libcurl's version ("7.88.1"), for dw_build_info. */
 const char *dw_http_version(void);
 
+/* libcurl's version line ("libcurl/7.88.1 OpenSSL/3.0.x zlib/..."), for `version`. */
+const char *dw_http_version_line(void);
+
 /* Transfers in progress. */
 size_t dw_http_active(const struct dw_http *h);
 

@@ -15,10 +15,13 @@
 
 struct rd_kafka_conf_s;
 
-/* A librdkafka configuration: `defaults` (name, value pairs, NULL-terminated; may be NULL),
- * kafka.brokers, then kafka.properties (which win), logging through the worker's log. NULL
- * with err set when a value is refused (a secret's value is never repeated). */
-struct rd_kafka_conf_s *dw_kafka_conf_new(const struct dw_config *cfg,
+/* A librdkafka configuration of a consumer (consumer != 0) or a producer: `defaults` (name,
+ * value pairs, NULL-terminated; may be NULL), kafka.brokers, then the shared properties that
+ * librdkafka applies to this kind of client (kafka.properties_file, kafka.properties, -X),
+ * then the client's own list (kafka.consumer_properties or kafka.producer_properties), each
+ * later one winning; logging through the worker's log. NULL with err naming where the refused
+ * property was set (a secret's value is never repeated). */
+struct rd_kafka_conf_s *dw_kafka_conf_new(const struct dw_config *cfg, int consumer,
                                           const char *const *defaults, char *err,
                                           size_t errlen);
 
@@ -31,6 +34,9 @@ int dw_kafka_conf_check(const struct dw_config *cfg, char *err, size_t errlen);
  * dw/oidc.h) and whether SASL connections re-authenticate (dw/features.h). cfg NULL: what
  * this build offers, for `version`. buf is always NUL-terminated. */
 void dw_kafka_describe_features(const struct dw_config *cfg, char *buf, size_t size);
+
+/* "librdkafka 2.0.2 (builtin.features: gzip, snappy, ...)" into buf (NUL-terminated). */
+void dw_kafka_version(char *buf, size_t size);
 
 struct rd_kafka_s;
 

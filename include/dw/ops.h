@@ -1,10 +1,11 @@
 /* Offline Kafka operations (`delivery-worker replay`, `delivery-worker redrive`): the parts the
- * two commands share. Parsing of times, lists and dead-letter headers is pure (no I/O) so unit
- * tests reach it; the rest makes librdkafka clients from the worker's config and shows progress.
- * With replay.c and redrive.c (all three in worker/offline/) this is the "Kafka operations"
- * module: besides the Kafka modules (kafka.c, consumer.c, producer.c) and oidc.c the only code
- * that sees rdkafka.h, because these commands talk to the cluster once and exit instead of
- * running on the worker's loop. They may block: nothing here runs on the loop. */
+ * two commands share (`delivery-worker preflight` makes its client here too). Parsing of
+ * times, lists and dead-letter headers is pure (no I/O) so unit tests reach it; the rest makes
+ * librdkafka clients from the worker's config and shows progress. With replay.c, redrive.c and
+ * preflight.c (all in worker/offline/) this is the "Kafka operations" module: besides the Kafka
+ * modules (kafka.c, consumer.c, producer.c) and oidc.c the only code that sees rdkafka.h,
+ * because these commands talk to the cluster once and exit instead of running on the worker's
+ * loop. They may block: nothing here runs on the loop. */
 #ifndef DW_OPS_H
 #define DW_OPS_H
 
@@ -88,8 +89,21 @@ int dw_ops_header_kept(const char *name);
 int dw_ops_usage_error(const char *cmd, void (*usage)(FILE *out), const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Loads the config file the way `run` does; on error prints it and returns non-zero. */
-int dw_ops_load_config(struct dw_config *cfg, const char *cmd, const char *file);
+/* --set group.key=value and -X name=value of an offline command, as `run` takes them. */
+#define DW_OPS_OVERRIDES_MAX 64
+struct dw_ops_overrides {
+  const char *set[DW_OPS_OVERRIDES_MAX];
+  const char *props[DW_OPS_OVERRIDES_MAX];
+  size_t set_count, props_count;
+};
+
+/* Adds one -X (x != 0) or --set value (kept, not copied). 0, or DW_ERANGE past the bound. */
+int dw_ops_override_add(struct dw_ops_overrides *ov, int x, const char *value);
+
+/* Loads the config file the way `run` does, then ov (may be NULL); on error prints it and
+ * returns non-zero. */
+int dw_ops_load_config(struct dw_config *cfg, const char *cmd, const char *file,
+                       const struct dw_ops_overrides *ov);
 
 struct rd_kafka_s;
 struct rd_kafka_conf_s;

@@ -21,10 +21,10 @@ import tempfile
 
 # Library header -> the files (by name, anywhere under worker/) allowed to include it.
 KAFKA = ("kafka.c", "consumer.c", "producer.c")
-OFFLINE = ("ops.c", "replay.c", "redrive.c")
+OFFLINE = ("ops.c", "replay.c", "redrive.c", "preflight.c")
 INCLUDES = {
     # The Kafka modules; oidc.c hooks the token refresh into librdkafka; the offline commands
-    # (replay, redrive and what they share) talk to the cluster once and exit, off any loop.
+    # (replay, redrive, preflight and what they share) talk to the cluster once and exit, off any loop.
     "librdkafka/rdkafka.h": KAFKA + ("oidc.c",) + OFFLINE,
     # The HTTP client; oidc.c fetches Kafka's OAUTHBEARER token with one easy transfer on
     # librdkafka's background thread, never on the loop.

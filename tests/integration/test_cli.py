@@ -1,6 +1,7 @@
 """The command line a user meets first: version, check-config (effective config with secrets
 redacted; errors as file:line), env overrides, and run refusing a bad config."""
 import os
+import re
 import subprocess
 import tempfile
 
@@ -209,3 +210,82 @@ def test_config_files_must_be_regular_files(procs):
 def test_unknown_command_prints_usage():
     r = run(["frobnicate"])
     assert r.returncode != 0 and "usage" in r.stderr, r
+
+
+@pytest.mark.parametrize("cmd", ["run", "check-config", "preflight", "config-reference",
+                                 "version", "replay", "redrive"])
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_every_command_has_help(cmd, flag):
+    r = run([cmd, flag])
+    assert r.returncode == 0 and r.stdout.startswith("usage: delivery-worker %s" % cmd), r
+    assert r.stderr == "", r.stderr
+
+
+def test_version_names_commit_and_libraries():
+    r = run(["version"])
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    assert re.match(r"delivery-worker \d+\.\d+\.\d+ \(commit \S+\)$", lines[0]), r.stdout
+    assert re.match(r"librdkafka \d+\.\d+\.\d+ \(builtin\.features: .*sasl_scram.*\)$",
+                    lines[1]), r.stdout
+    assert lines[2].startswith("libcurl/"), r.stdout
+
+
+def test_command_line_overrides_file_and_environment(good):
+    r = run(["check-config", "-c", good, "--set", "kafka.group_id=from-set",
+             "--set", "poll.first_delay_ms=77", "-X", "linger.ms=9", "-Xclient.id=x"],
+            env={"DELIVERY_WORKER_KAFKA_GROUP_ID": "from-env",
+                 "DELIVERY_WORKER_KAFKA_PROPERTIES": "linger.ms=1"})
+    assert r.returncode == 0, r.stderr
+    assert 'group_id = "from-set"' in r.stdout and "first_delay_ms = 77;" in r.stdout, r.stdout
+    assert '("linger.ms", "9")' in r.stdout and '("client.id", "x")' in r.stdout, r.stdout
+    r = run(["check-config", "-c", good, "--set", "poll.jitter=lots"])
+    assert r.returncode == 1 and r.stderr.startswith(
+        'command line: --set poll.jitter: must be between 0 and 1, got "lots"'), r.stderr
+    r = run(["check-config", "-c", good, "-X", "enable.auto.commit=true"])
+    assert r.returncode == 1 and r.stderr.startswith(
+        "command line: -X: sets enable.auto.commit"), r.stderr
+    r = run(["check-config", "-c", good, "-X", "linger.msec=3"])
+    assert r.returncode == 1 and \
+        "command line: -X: linger.msec: No such configuration property" in r.stderr, r.stderr
+    r = run(["check-config", "-c", good, "--set"])
+    assert r.returncode == 2 and "unexpected argument" in r.stderr, r.stderr
+
+
+def test_properties_file(good):
+    props = write("# as kcat -F reads it\nsocket.timeout.ms = 12000\n"
+                  "fetch.wait.max.ms: 100\nclient.id=from-file\n")
+    r = run(["check-config", "-c", good, "--set", "kafka.properties_file=" + props])
+    assert r.returncode == 0, r.stderr
+    assert '("socket.timeout.ms", "12000")' in r.stdout, r.stdout
+    bad = write("socket.timeout.ms = 12000\n\nacks=0\n")
+    r = run(["check-config", "-c", good, "--set", "kafka.properties_file=" + bad])
+    assert r.returncode == 1 and r.stderr.startswith(
+        bad + ':3: (kafka.properties_file) sets acks = "0"'), r.stderr
+    syntax = write("a=1\nno separator here\n")
+    r = run(["check-config", "-c", good],
+            env={"DELIVERY_WORKER_KAFKA_PROPERTIES_FILE": syntax})
+    assert r.returncode == 1 and r.stderr.startswith(syntax + ":2: expected name=value"), \
+        r.stderr
+
+
+def test_production_example_passes_check_config():
+    secret = write("the-secret\n")
+    example = os.path.join(h.SRC, "examples", "production.conf")
+    r = run(["check-config", "-c", example, "--set", "feishu.app_secret_file=" + secret])
+    assert r.returncode == 0, r.stderr
+    assert 'app_id = "cli_a1b2c3d4e5f6a7b8"' in r.stdout, r.stdout
+    r = run(["check-config", "-c", example, "--set", "feishu.app_secret_file=" + secret,
+             "--set", "kafka.properties_file=" +
+             os.path.join(h.SRC, "examples", "client.properties")])
+    assert r.returncode == 0, r.stderr
+    assert '("ssl.ca.location", "/etc/ssl/certs/ca-certificates.crt")' in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("cmd", [["replay", "--from-offset", "0"], ["redrive", "--dry-run"]])
+def test_offline_commands_take_overrides(good, cmd):
+    r = run([cmd[0], "-c", good] + cmd[1:] + ["-X", "enable.auto.commit=true"])
+    assert r.returncode == 1 and "command line: -X: sets enable.auto.commit" in r.stderr, r.stderr
+    r = run([cmd[0], "-c", good] + cmd[1:] + ["--set", "kafka.brokerz=x"])
+    assert r.returncode == 1 and 'command line: --set: unknown key "kafka.brokerz"' in r.stderr, \
+        r.stderr

@@ -9,6 +9,7 @@
  *                             [--isolation read_committed|read_uncommitted] [--expect N]
  *   dw-kafkatool committed    -b B GROUP TOPIC
  *   dw-kafkatool group        -b B GROUP
+ *   dw-kafkatool create-acl   -b B topic|group|cluster NAME PRINCIPAL OPERATION[,OPERATION...]
  *
  * Common options: -b/--bootstrap BROKERS (default: $KAFKA_BOOTSTRAP), -X key=value (any
  * librdkafka property, applied last), --timeout-ms MS (request timeout; dump: see below).
@@ -62,6 +63,11 @@ static const char usage_text[] =
     "        ping | help\n"
     "      ERR is a librdkafka error name (NOT_LEADER_FOR_PARTITION, _TRANSPORT,\n"
     "      REQUEST_TIMED_OUT, ...; the RD_KAFKA_RESP_ERR_ prefix is optional) or a number.\n"
+    "\n"
+    "  create-acl -b B topic|group|cluster NAME PRINCIPAL OPERATION[,OPERATION...]\n"
+    "      Add ALLOW bindings (literal name, any host), e.g. create-acl topic in User:alice\n"
+    "      READ,DESCRIBE. OPERATION: READ, WRITE, DESCRIBE, DESCRIBE_CONFIGS, ALL. The\n"
+    "      cluster's NAME is kafka-cluster.\n"
     "\n"
     "  create-topic -b B TOPIC PARTITIONS [--replication 1] [--config K=V]...\n"
     "      Create with the Admin API, then wait until the topic has leaders for all\n"
@@ -384,7 +390,8 @@ enum {
     C_DUMP = 1 << 3,
     C_COMMITTED = 1 << 4,
     C_GROUP = 1 << 5,
-    C_ALL = 0x3f,
+    C_ACL = 1 << 6,
+    C_ALL = 0x7f,
     C_CLIENTS = C_ALL & ~C_MOCK,
 };
 
@@ -1665,6 +1672,96 @@ static int cmd_group(struct opts *o)
 
 /* ------------------------------------------------------------------ main */
 
+static int acl_operation(const char *name, size_t len, rd_kafka_AclOperation_t *op)
+{
+    static const struct {
+        const char *name;
+        rd_kafka_AclOperation_t op;
+    } ops[] = {{"READ", RD_KAFKA_ACL_OPERATION_READ},
+               {"WRITE", RD_KAFKA_ACL_OPERATION_WRITE},
+               {"DESCRIBE", RD_KAFKA_ACL_OPERATION_DESCRIBE},
+               {"DESCRIBE_CONFIGS", RD_KAFKA_ACL_OPERATION_DESCRIBE_CONFIGS},
+               {"ALL", RD_KAFKA_ACL_OPERATION_ALL}};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (strlen(ops[i].name) == len && strncasecmp(ops[i].name, name, len) == 0) {
+            *op = ops[i].op;
+            return 0;
+        }
+    return -1;
+}
+
+/* create-acl: ALLOW bindings of one principal on one literal resource, any host. OPERATION
+ * names are librdkafka's (its enum without the prefix). */
+static int cmd_create_acl(struct opts *o)
+{
+    char errstr[512];
+    rd_kafka_AclBinding_t *b[8];
+    size_t nb = 0;
+    int timeout = timeout_or(o, 30000), rc = EXIT_FAIL;
+    rd_kafka_ResourceType_t rt;
+    if (o->npos != 4)
+        usage_error("usage: create-acl -b BROKERS topic|group|cluster NAME PRINCIPAL OPS");
+    if (strcmp(o->pos[0], "topic") == 0)
+        rt = RD_KAFKA_RESOURCE_TOPIC;
+    else if (strcmp(o->pos[0], "group") == 0)
+        rt = RD_KAFKA_RESOURCE_GROUP;
+    else if (strcmp(o->pos[0], "cluster") == 0)
+        rt = RD_KAFKA_RESOURCE_BROKER; /* Kafka's Cluster resource */
+    else
+        usage_error("create-acl: resource type must be topic, group or cluster, got '%s'",
+                    o->pos[0]);
+    for (const char *p = o->pos[3]; *p && nb < 8;) {
+        size_t len = strcspn(p, ",");
+        rd_kafka_AclOperation_t op;
+        if (acl_operation(p, len, &op) < 0)
+            usage_error("create-acl: unknown operation '%.*s'", (int)len, p);
+        b[nb] = rd_kafka_AclBinding_new(rt, o->pos[1], RD_KAFKA_RESOURCE_PATTERN_LITERAL,
+                                        o->pos[2], "*", op, RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW,
+                                        errstr, sizeof errstr);
+        if (!b[nb]) {
+            errmsg("create-acl: %s", errstr);
+            goto out;
+        }
+        nb++;
+        p += len + (p[len] == ',');
+    }
+    rd_kafka_t *rk = client_new(RD_KAFKA_PRODUCER, client_conf(o), o);
+    rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATEACLS);
+    rd_kafka_AdminOptions_set_request_timeout(ao, timeout, errstr, sizeof errstr);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateAcls(rk, b, nb, ao, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout + 5000);
+    if (!ev) {
+        errmsg("create-acl: no answer within %d ms", timeout + 5000);
+    } else if (rd_kafka_event_error(ev)) {
+        errmsg("create-acl: %s", rd_kafka_event_error_string(ev));
+    } else {
+        size_t cnt = 0;
+        const rd_kafka_acl_result_t **r =
+            rd_kafka_CreateAcls_result_acls(rd_kafka_event_CreateAcls_result(ev), &cnt);
+        rc = 0;
+        for (size_t i = 0; i < cnt; i++) {
+            const rd_kafka_error_t *e = rd_kafka_acl_result_error(r[i]);
+            if (e) {
+                errmsg("create-acl: %s", rd_kafka_error_string(e));
+                rc = EXIT_FAIL;
+            }
+        }
+        if (rc == 0)
+            printf("created %zu binding(s) on %s %s for %s\n", nb, o->pos[0], o->pos[1],
+                   o->pos[2]);
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_AdminOptions_destroy(ao);
+    rd_kafka_destroy(rk);
+out:
+    for (size_t i = 0; i < nb; i++)
+        rd_kafka_AclBinding_destroy(b[i]);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -1678,6 +1775,7 @@ int main(int argc, char **argv)
         {"dump", C_DUMP, cmd_dump},
         {"committed", C_COMMITTED, cmd_committed},
         {"group", C_GROUP, cmd_group},
+        {"create-acl", C_ACL, cmd_create_acl},
     };
     struct opts o;
     int (*fn)(struct opts *) = NULL;

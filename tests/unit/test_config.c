@@ -24,7 +24,8 @@ static char *const minimal_env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=cli_test",
 /* Every key; also the table of docs/configuration.md. */
 static const char *const all_keys[] = {
   "kafka.brokers", "kafka.group_id", "kafka.group_instance_id", "kafka.input_topic", "kafka.results_topic",
-  "kafka.dlq_topic", "kafka.properties", "kafka.allow_insecure_tls",
+  "kafka.dlq_topic", "kafka.properties_file", "kafka.properties", "kafka.consumer_properties",
+  "kafka.producer_properties", "kafka.allow_insecure_tls",
   "kafka.commit_interval_ms",
   "kafka.commit_metadata_max_bytes", "kafka.transactional_id", "feishu.base_url",
   "feishu.app_id", "feishu.app_secret", "feishu.app_secret_file", "feishu.ca_file", "feishu.app_type",
@@ -1131,6 +1132,135 @@ static void test_include_relative(void **state)
   rmdir(dir);
 }
 
+/* The value and origin of property name in scope (NULL when not set). */
+static const struct dw_config_property *scoped(const struct dw_config *cfg,
+                                               enum dw_config_scope scope, const char *name)
+{
+  for (size_t i = 0; i < cfg->kafka.properties_count; i++)
+    if (cfg->kafka.properties[i].scope == scope &&
+        strcmp(cfg->kafka.properties[i].name, name) == 0)
+      return &cfg->kafka.properties[i];
+  return NULL;
+}
+
+/* Precedence: kafka.properties_file < kafka.properties (file < environment) < the consumer's
+ * and producer's lists < -X; file < environment < --set for the worker's own keys. Each entry
+ * says where it was set. */
+static void test_property_sources(void **state)
+{
+  (void)state;
+  char conf[1024], want[512];
+  char err[ERRLEN];
+  struct dw_config cfg;
+  const char *props = write_tmp("# shared with kcat -F\n"
+                                "client.id = from-file\n"
+                                "socket.timeout.ms: 1000\n"
+                                "linger.ms=1\n"
+                                "fetch.wait.max.ms=10\n"
+                                "client.id = from-file-again\n");
+  snprintf(conf, sizeof(conf),
+           "kafka = { properties_file = \"%s\";\n"
+           "  properties = ( (\"socket.timeout.ms\", 2000), (\"linger.ms\", 2) );\n"
+           "  consumer_properties = ( (\"fetch.wait.max.ms\", 20) );\n"
+           "  producer_properties = ( (\"linger.ms\", 3) ); };\n"
+           "poll = { first_delay_ms = 5; };\n",
+           props);
+  const char *path = write_tmp(conf);
+  char *env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=cli_test",
+                 "DELIVERY_WORKER_FEISHU_APP_SECRET=env-secret",
+                 "DELIVERY_WORKER_POLL_FIRST_DELAY_MS=6",
+                 "DELIVERY_WORKER_KAFKA_PROPERTIES=socket.timeout.ms=3000", NULL};
+  const char *set[] = {"poll.first_delay_ms=7"};
+  const char *x[] = {"linger.ms=9"};
+  struct dw_config_args args = {set, 1, x, 1};
+  dw_config_init(&cfg);
+  assert_int_equal(dw_config_load_args(&cfg, path, env, &args, 0, err, sizeof(err)), 0);
+  assert_int_equal(cfg.poll.first_delay_ms, 7);
+  assert_string_equal(dw_config_property(&cfg, "client.id"), "from-file-again");
+  snprintf(want, sizeof(want), "%s:6", props);
+  assert_string_equal(scoped(&cfg, DW_CONFIG_SHARED, "client.id")->where, want);
+  assert_string_equal(dw_config_property(&cfg, "socket.timeout.ms"), "3000");
+  assert_string_equal(scoped(&cfg, DW_CONFIG_SHARED, "socket.timeout.ms")->where,
+                      "environment: DELIVERY_WORKER_KAFKA_PROPERTIES: kafka.properties");
+  assert_string_equal(scoped(&cfg, DW_CONFIG_SHARED, "fetch.wait.max.ms")->value, "10");
+  assert_string_equal(scoped(&cfg, DW_CONFIG_CONSUMER, "fetch.wait.max.ms")->value, "20");
+  snprintf(want, sizeof(want), "%s:3: kafka.consumer_properties", path);
+  assert_string_equal(scoped(&cfg, DW_CONFIG_CONSUMER, "fetch.wait.max.ms")->where, want);
+  /* -X wins over every list, the producer's own included. */
+  assert_string_equal(scoped(&cfg, DW_CONFIG_SHARED, "linger.ms")->value, "9");
+  assert_string_equal(scoped(&cfg, DW_CONFIG_PRODUCER, "linger.ms")->value, "9");
+  assert_string_equal(scoped(&cfg, DW_CONFIG_PRODUCER, "linger.ms")->where, "command line: -X");
+  assert_null(scoped(&cfg, DW_CONFIG_CONSUMER, "linger.ms"));
+  dw_config_cleanup(&cfg);
+}
+
+static void expect_args_error(const char *content, const struct dw_config_args *args,
+                              const char *want)
+{
+  struct loaded l;
+  dw_config_init(&l.cfg);
+  l.path = content ? write_tmp(content) : NULL;
+  l.rc = dw_config_load_args(&l.cfg, l.path, minimal_env, args, 0, l.err, sizeof(l.err));
+  if (l.rc == 0 || strcmp(l.err, want) != 0)
+    fail_msg("want \"%s\", got %d \"%s\"", want, l.rc, l.err);
+  dw_config_cleanup(&l.cfg);
+}
+
+/* Refused properties and bad overrides name where they came from, from every source. */
+static void test_property_source_errors(void **state)
+{
+  (void)state;
+  char conf[512], want[1024];
+  const char *refused = write_tmp("linger.ms=5\n\nacks = 0\n");
+  snprintf(conf, sizeof(conf), "kafka = { properties_file = \"%s\"; };\n", refused);
+  snprintf(want, sizeof(want),
+           "%s:3: (kafka.properties_file) sets acks = \"0\", which lets a broker failure lose "
+           "acknowledged results: the worker's producer needs acks = all (its default), "
+           "remove it", refused);
+  expect_args_error(conf, NULL, want);
+
+  const char *syntax = write_tmp("a=1\n# fine\nnot a pair\n");
+  snprintf(conf, sizeof(conf), "kafka = { properties_file = \"%s\"; };\n", syntax);
+  snprintf(want, sizeof(want),
+           "%s:3: expected name=value or name: value (write \\= or \\: for one inside a name) "
+           "(kafka.properties_file)", syntax);
+  expect_args_error(conf, NULL, want);
+
+  const char *x[] = {"enable.idempotence=false"};
+  struct dw_config_args xa = {NULL, 0, x, 1};
+  expect_args_error(NULL, &xa,
+                    "command line: -X: sets enable.idempotence = \"false\", which lets a retried "
+                    "send write a result twice or out of order: the worker's producer is always "
+                    "idempotent, remove it (processing.guarantee = \"exactly_once\" for one "
+                    "result per task)");
+  const char *xbad[] = {"group.id=x"};
+  struct dw_config_args xb = {NULL, 0, xbad, 1};
+  expect_args_error(NULL, &xb, "command line: -X: set the group with kafka.group_id, not as a "
+                               "property, got \"group.id\"");
+
+  const char *consumer =
+      "kafka = {\n  consumer_properties = ( (\"enable.auto.commit\", true) ); };\n";
+  struct loaded l;
+  load(&l, consumer, minimal_env);
+  assert_int_equal(l.rc, DW_EINVAL);
+  snprintf(want, sizeof(want), "%s:2: kafka.consumer_properties sets enable.auto.commit", l.path);
+  assert_non_null(strstr(l.err, want));
+  dw_config_cleanup(&l.cfg);
+
+  const char *set[] = {"kafka.brokerz=x"};
+  struct dw_config_args sa = {set, 1, NULL, 0};
+  expect_args_error(NULL, &sa,
+                    "command line: --set: unknown key \"kafka.brokerz\" (did you mean "
+                    "\"kafka.brokers\"?)");
+  const char *setbad[] = {"poll.jitter=lots"};
+  struct dw_config_args sb = {setbad, 1, NULL, 0};
+  expect_args_error(NULL, &sb, "command line: --set poll.jitter: must be between 0 and 1, got "
+                               "\"lots\"");
+  const char *noeq[] = {"poll.jitter"};
+  struct dw_config_args sc = {noeq, 1, NULL, 0};
+  expect_args_error(NULL, &sc, "command line: --set \"poll.jitter\": want group.key=value");
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1155,6 +1285,8 @@ int main(void)
     cmocka_unit_test_teardown(test_bounds, teardown),
     cmocka_unit_test_teardown(test_properties_refused, teardown),
     cmocka_unit_test_teardown(test_file_kinds, teardown),
+    cmocka_unit_test_teardown(test_property_sources, teardown),
+    cmocka_unit_test_teardown(test_property_source_errors, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include "dw/common.h"
 #include "dw/config.h"
 #include "dw/consumer.h"
+#include "dw/kafka.h"
 #include "dw/producer.h"
 
 #define DEADLINE_MS 30000
@@ -304,11 +305,67 @@ static void test_transaction(void **state)
   dw_config_cleanup(&f.cfg);
 }
 
+/* The value of name in conf ("" when unset). */
+static const char *conf_value(rd_kafka_conf_t *conf, const char *name, char *buf, size_t size)
+{
+  buf[0] = '\0';
+  rd_kafka_conf_get(conf, name, buf, &size);
+  return buf;
+}
+
+/* Shared properties reach only the clients librdkafka applies them to; each client's own list
+ * comes after them. */
+static void test_property_scope(void **state)
+{
+  (void)state;
+  struct dw_config cfg;
+  char err[512], buf[64];
+  char *env[] = {"DELIVERY_WORKER_FEISHU_APP_ID=cli_test", "DELIVERY_WORKER_FEISHU_APP_SECRET=s",
+                 "DELIVERY_WORKER_KAFKA_PROPERTIES=fetch.wait.max.ms=10,linger.ms=7,"
+                 "client.id=shared",
+                 NULL};
+  const char *x[] = {"socket.timeout.ms=12345"};
+  struct dw_config_args args = {NULL, 0, x, 1};
+  char path[] = "/tmp/dw_test_kafka_scopeXXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  const char *text = "kafka = { producer_properties = ( (\"linger.ms\", 20) );\n"
+                     "  consumer_properties = ( (\"client.id\", \"mine\") ); };\n";
+  assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+  close(fd);
+  dw_config_init(&cfg);
+  assert_int_equal(dw_config_load_args(&cfg, path, env, &args, 0, err, sizeof(err)), 0);
+  unlink(path);
+  rd_kafka_conf_t *consumer = dw_kafka_conf_new(&cfg, 1, NULL, err, sizeof(err));
+  rd_kafka_conf_t *producer = dw_kafka_conf_new(&cfg, 0, NULL, err, sizeof(err));
+  assert_non_null(consumer);
+  assert_non_null(producer);
+  assert_string_equal(conf_value(consumer, "fetch.wait.max.ms", buf, sizeof(buf)), "10");
+  assert_string_equal(conf_value(producer, "fetch.wait.max.ms", buf, sizeof(buf)), "500");
+  assert_string_equal(conf_value(producer, "linger.ms", buf, sizeof(buf)), "20");
+  assert_string_equal(conf_value(consumer, "client.id", buf, sizeof(buf)), "mine");
+  assert_string_equal(conf_value(producer, "client.id", buf, sizeof(buf)), "shared");
+  assert_string_equal(conf_value(consumer, "socket.timeout.ms", buf, sizeof(buf)), "12345");
+  assert_string_equal(conf_value(producer, "socket.timeout.ms", buf, sizeof(buf)), "12345");
+  rd_kafka_conf_destroy(consumer);
+  rd_kafka_conf_destroy(producer);
+  /* A property librdkafka refuses names where it was set. */
+  const char *bad[] = {"linger.msec=3"};
+  struct dw_config_args badargs = {NULL, 0, bad, 1};
+  dw_config_cleanup(&cfg);
+  dw_config_init(&cfg);
+  assert_int_equal(dw_config_load_args(&cfg, NULL, env, &badargs, 0, err, sizeof(err)), 0);
+  assert_int_equal(dw_kafka_conf_check(&cfg, err, sizeof(err)), DW_EINVAL);
+  assert_non_null(strstr(err, "command line: -X: linger.msec: No such configuration property"));
+  dw_config_cleanup(&cfg);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_produce_consume_close),
       cmocka_unit_test(test_transaction),
+      cmocka_unit_test(test_property_scope),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

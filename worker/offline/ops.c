@@ -247,10 +247,23 @@ int dw_ops_usage_error(const char *cmd, void (*usage)(FILE *out), const char *fm
   return DW_OPS_EXIT_USAGE;
 }
 
-int dw_ops_load_config(struct dw_config *cfg, const char *cmd, const char *file)
+int dw_ops_override_add(struct dw_ops_overrides *ov, int x, const char *value)
+{
+  size_t *n = x ? &ov->props_count : &ov->set_count;
+  if (*n == DW_OPS_OVERRIDES_MAX)
+    return DW_ERANGE;
+  (x ? ov->props : ov->set)[(*n)++] = value;
+  return 0;
+}
+
+int dw_ops_load_config(struct dw_config *cfg, const char *cmd, const char *file,
+                       const struct dw_ops_overrides *ov)
 {
   char err[1024];
-  if (dw_config_load_kafka(cfg, file, environ, err, sizeof(err)) < 0) {
+  struct dw_config_args args = {NULL, 0, NULL, 0};
+  if (ov)
+    args = (struct dw_config_args){ov->set, ov->set_count, ov->props, ov->props_count};
+  if (dw_config_load_args(cfg, file, environ, &args, 1, err, sizeof(err)) < 0) {
     fprintf(stderr, "delivery-worker %s: %s\n", cmd, err);
     return -1;
   }
@@ -274,7 +287,7 @@ struct rd_kafka_s *dw_ops_kafka_new(const struct dw_config *cfg, int consumer,
                                     void (*setup)(struct rd_kafka_conf_s *conf, void *arg),
                                     void *arg, char *err, size_t errlen)
 {
-  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, defaults, err, errlen);
+  rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, consumer, defaults, err, errlen);
   if (!conf)
     return NULL;
   rd_kafka_conf_set_log_cb(conf, on_rdkafka_log); /* a command talks to a terminal */

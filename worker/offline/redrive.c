@@ -35,6 +35,7 @@ struct redrive_opts {
   struct dw_redrive_filter filter;
   int dry_run;
   int from_beginning;
+  struct dw_ops_overrides overrides; /* --set, -X */
 };
 
 /* Counts of one dlq.reason. */
@@ -85,6 +86,8 @@ void dw_redrive_usage(FILE *out)
       "                     (not a dry run) ended: its position is kept in the consumer group\n"
       "                     <kafka.group_id>.redrive, committed after every record is delivered\n"
       "  --dry-run          print what would be redriven; produce and commit nothing\n"
+      "  --set group.key=value, -X name=value\n"
+      "                     a config key, a librdkafka property: over file and environment\n"
       "  Exit codes: 0 done, 1 failure (a record not delivered, Kafka unreachable), 2 usage.\n",
       out);
 }
@@ -100,16 +103,21 @@ static int parse_args(int argc, char **argv, struct redrive_opts *o)
       {"until", required_argument, NULL, 'u'}, {"max-redrives", required_argument, NULL, 'm'},
       {"to-topic", required_argument, NULL, 't'}, {"dry-run", no_argument, NULL, 'n'},
       {"from-beginning", no_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
+      {"set", required_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
   memset(o, 0, sizeof(*o));
   o->filter.since_ms = o->filter.until_ms = -1;
   o->filter.max_redrives = 3;
   optind = 1;
   opterr = 0;
   int c;
-  while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "c:hX:", longopts, NULL)) != -1) {
     switch (c) {
     case 'c': o->config = optarg; break;
+    case 'S':
+    case 'X':
+      if (dw_ops_override_add(&o->overrides, c == 'X', optarg) < 0)
+        return usage_error("at most %d of --set and of -X", DW_OPS_OVERRIDES_MAX);
+      break;
     case 'r': o->filter.reasons = optarg; break;
     case 'e': o->filter.error_codes = optarg; break;
     case 't': o->to_topic = optarg; break;
@@ -512,7 +520,7 @@ int dw_redrive_main(int argc, char **argv)
   if ((rc = parse_args(argc, argv, &o)) >= 0)
     goto out;
   rc = DW_OPS_EXIT_FAIL;
-  if (dw_ops_load_config(&cfg, "redrive", o.config) < 0)
+  if (dw_ops_load_config(&cfg, "redrive", o.config, &o.overrides) < 0)
     goto out;
   size_t glen = strlen(cfg.kafka.group_id) + sizeof(".redrive");
   if (!(group = malloc(glen)))

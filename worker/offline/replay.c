@@ -34,6 +34,7 @@ struct replay_opts {
   size_t partition_count; /* 0: every partition */
   int dry_run;
   int force;
+  struct dw_ops_overrides overrides; /* --set, -X */
 };
 
 /* The plan of one partition. */
@@ -65,6 +66,8 @@ void dw_replay_usage(FILE *out)
       "  --dry-run    print the plan per partition and change nothing\n"
       "  --force      try even if the group has live members (the broker still refuses to\n"
       "               change the offsets of a group with members)\n"
+      "  --set group.key=value, -X name=value\n"
+      "                     a config key, a librdkafka property: over file and environment\n"
       "  Exit codes: 0 done, 1 failure, 2 usage error, 3 refused: the group has live members.\n",
       out);
 }
@@ -80,15 +83,20 @@ static int parse_args(int argc, char **argv, struct replay_opts *o)
       {"to-time", required_argument, NULL, 'T'}, {"partitions", required_argument, NULL, 'p'},
       {"group", required_argument, NULL, 'g'}, {"dry-run", no_argument, NULL, 'n'},
       {"force", no_argument, NULL, 'x'}, {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
+      {"set", required_argument, NULL, 'S'}, {NULL, 0, NULL, 0}};
   memset(o, 0, sizeof(*o));
   o->from_offset = o->from_ms = o->to_offset = o->to_ms = -1;
   optind = 1;
   opterr = 0;
   int c;
-  while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "c:hX:", longopts, NULL)) != -1) {
     switch (c) {
     case 'c': o->config = optarg; break;
+    case 'S':
+    case 'X':
+      if (dw_ops_override_add(&o->overrides, c == 'X', optarg) < 0)
+        return usage_error("at most %d of --set and of -X", DW_OPS_OVERRIDES_MAX);
+      break;
     case 'g': o->group = optarg; break;
     case 'n': o->dry_run = 1; break;
     case 'x': o->force = 1; break;
@@ -498,7 +506,7 @@ int dw_replay_main(int argc, char **argv)
   if ((rc = parse_args(argc, argv, o)) >= 0)
     goto out;
   rc = DW_OPS_EXIT_FAIL;
-  if (dw_ops_load_config(&cfg, "replay", o->config) < 0)
+  if (dw_ops_load_config(&cfg, "replay", o->config, &o->overrides) < 0)
     goto out;
   /* A consumer of the group that never subscribes: it reads offsets, it never joins. */
   const char *defaults[] = {"group.id", o->group ? o->group : cfg.kafka.group_id,
