@@ -82,7 +82,7 @@ static int print_version(void)
   dw_kafka_version(rdkafka, sizeof(rdkafka));
   dw_kafka_describe_features(NULL, oidc, sizeof(oidc));
   printf("delivery-worker %s (commit %s)\n%s\n%s\n%s\n", DW_VERSION, DW_COMMIT, rdkafka,
-         oidc, dw_http_version_line());
+         dw_http_version_line(), oidc);
   return 0;
 }
 
