@@ -29,6 +29,10 @@ INCLUDES = {
     # The HTTP client; oidc.c fetches Kafka's OAUTHBEARER token with one easy transfer on
     # librdkafka's background thread, never on the loop.
     "curl/curl.h": ("http.c", "oidc.c"),
+    # The shared budget store's client.
+    "hiredis/hiredis.h": ("store.c",),
+    "hiredis/async.h": ("store.c",),
+    "hiredis/adapters/libuv.h": ("store.c",),
 }
 # Type pattern -> the public headers (in include/dw/) allowed to name such types.
 TYPES = {
