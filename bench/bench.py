@@ -870,6 +870,8 @@ def main():
     ap.add_argument("--replicas", type=int, default=3, help="replicas of the shared-budget scenario (0: skip)")
     ap.add_argument("--replicas-strategy", default="exponential")
     ap.add_argument("--phases", default="realistic,throughput,memory,jitter,replicas")
+    ap.add_argument("--backlog", type=int, help="tasks of the jitter and replicas phases (default: %s)"
+                    % ", ".join("%d %s" % (v, k) for k, v in BACKLOG.items()))
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
     ap.add_argument("--report-only", action="store_true",
@@ -941,9 +943,11 @@ def main():
             res["memory"] = phase_memory(procs, kafka, size["mem"], run_id)
             log("memory: %.0f KiB per 1,000 tasks in flight" % res["memory"]["rss_per_1000_kb"])
         if "jitter" in phases:
-            res["jitter"] = phase_budget(procs, kafka, "jitter", BACKLOG[mode], 1, ARRIVAL_JITTER_MS, run_id)
+            res["jitter"] = phase_budget(procs, kafka, "jitter", args.backlog or BACKLOG[mode], 1,
+                                         ARRIVAL_JITTER_MS, run_id)
         if "replicas" in phases:
-            res["replicas"] = phase_budget(procs, kafka, "replicas", BACKLOG[mode], 3, ARRIVAL_JITTER_MS, run_id)
+            res["replicas"] = phase_budget(procs, kafka, "replicas", args.backlog or BACKLOG[mode], 3,
+                                           ARRIVAL_JITTER_MS, run_id)
         ok = True
     except Exception:
         import traceback
