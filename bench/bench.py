@@ -14,6 +14,9 @@ Phases, each on a real Kafka 3.9 broker (tests/kafka/kafka.sh) and the API simul
    in the simulator or the worker): tasks per CPU-second of the worker process.
 3. memory: one worker holding N never-ready tasks (polled once, next poll in an hour): RSS per
    1,000 tasks in flight.
+4. jitter: a backlog (every task ready at once) for one worker against a simulator that counts
+   each call up to 150 ms after it arrives: 429s, and the budget used while backlogged.
+5. replicas: the same backlog for three replicas of one app (one budget): 429s and budget use.
 
 Writes bench/results/results.md, results.json and polling.png (with gnuplot)."""
 import argparse
@@ -64,6 +67,9 @@ SIZES = {
     "full": dict(arrival=2.0, paced_s=270, burst=800, deadline_ms=300000, tput=50000, mem=10000),
     "quick": dict(arrival=2.0, paced_s=30, burst=150, deadline_ms=90000, tput=5000, mem=2000),
 }
+# The budget phases (jitter, replicas): tasks in the backlog, and the simulator's arrival jitter.
+BACKLOG = {"full": 3000, "quick": 1500}
+ARRIVAL_JITTER_MS = 150
 
 KAFKA_PROPS = (("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500"))
 TASK_PATH = "/delivery_tasks/"
@@ -489,6 +495,71 @@ def phase_realistic(procs, kafka, size, strategies, replicas, replicas_strategy,
             "paced_tasks": len(paced), "burst_tasks": len(burst), "elapsed_s": end_wall - t0}
 
 
+# ------------------------------------------------------------------ phases 4, 5: the budget
+
+def phase_budget(procs, kafka, tag, n, replicas, jitter_ms, run_id):
+    """A backlog: n tasks ready at once, taken by `replicas` workers of one app (one budget, the
+    worker's defaults) from a 6-partition topic, against a simulator at Feishu's limits that
+    counts each call 0..jitter_ms after it arrives. Reports the 429s, and the budget used while
+    backlogged: calls admitted over what a client keeping to both limits could have made from the
+    first call to the last (capacity(), from a fresh budget)."""
+    app = "cli_" + tag
+    sim = h.Sim(procs, "--rate-per-second", str(RATE_PER_SECOND), "--rate-per-minute", str(RATE_PER_MINUTE),
+                "--arrival-jitter-ms", str(jitter_ms), "--app", "%s:%s" % (app, SECRET))
+    topic, out, dlq, group = "bench.in." + tag, "bench.out." + tag, "bench.dlq." + tag, "bench-" + tag
+    create_topics(kafka.bootstrap, [(topic, 6), (out, 1), (dlq, 1)])
+    env = {"DELIVERY_WORKER_POLL_DEADLINE_MS": 900000}
+    workers = [BenchWorker(procs, "%s-%d" % (tag, i + 1), kafka.bootstrap, sim.url, group, app, topic, out,
+                           dlq, env).start() for i in range(replicas)]
+    wait_groups_stable(kafka.bootstrap, {group: replicas})
+    tasks = [{"website_id": h.WEBSITE, "delivery_task_id": "%s-%s-%05d" % (run_id, tag, i), "ready_after_ms": 0}
+             for i in range(n)]
+    sim.register(tasks)
+    log("%s: a backlog of %d tasks for %d replica(s), arrivals counted up to %d ms late"
+        % (tag, n, replicas, jitter_ms))
+    t0 = time.monotonic()
+    h.produce(kafka.bootstrap, topic, [h.event(t["delivery_task_id"]) for t in tasks])
+    h.wait_until(lambda: committed_progress(kafka.bootstrap, group, topic)[0] >= n,
+                 n / BUDGET + 180, "%s: %d tasks committed" % (tag, n), interval=2)
+    elapsed = time.monotonic() - t0
+    for w in workers:
+        w.stop()
+    calls = [r for r in sim_records(sim) if TASK_PATH in r["path"]]
+    admitted = sorted(r["ts_ms"] for r in calls if r["http"] != 429)
+    limited = sum(1 for r in calls if r["http"] == 429)
+    cap = capacity([(admitted[0], admitted[-1] + 1)]) if admitted else 0
+    out = {"tag": tag, "replicas": replicas, "jitter_ms": jitter_ms, "tasks": n, "calls": len(calls),
+           "rate_limited": limited, "rate_limited_pct": 100.0 * limited / len(calls) if calls else 0.0,
+           "calls_per_task": len(calls) / n, "span_s": (admitted[-1] - admitted[0]) / 1000.0 if admitted else 0,
+           "budget_used": len(admitted) / cap if cap else None,
+           "max_admitted_1s": max_in_window(admitted), "max_admitted_60s": max_in_window(admitted, 60000),
+           "elapsed_s": elapsed, "cpu_s": sum(w.final.get("cpu_s", 0) for w in workers)}
+    log("%s: %d calls, %d answered 429 (%.2f%%), %.1f%% of the budget used while backlogged"
+        % (tag, out["calls"], limited, out["rate_limited_pct"], 100 * (out["budget_used"] or 0)))
+    return out
+
+
+def budget_lines(res):
+    """The budget phases' section of results.md."""
+    rows = [res[k] for k in ("jitter", "replicas") if res.get(k)]
+    if not rows:
+        return []
+    lines = ["## The budget: arrival jitter and replicas", "",
+             "A backlog (every task ready at once) against a simulator at %d/s and %d/min that counts each "
+             "call up to the jitter after it arrives (`dw-sim --arrival-jitter-ms`); the workers run with "
+             "their defaults. Budget used: calls admitted over what a client keeping to both limits could "
+             "have made between the first call and the last. Goals: no 429 with one replica; at most 0.1%% "
+             "of calls with three, and at least 90%% of the budget used." % (RATE_PER_SECOND, RATE_PER_MINUTE), "",
+             "| phase | replicas | jitter | tasks | calls | 429s | budget used | most admitted in 1 s / 60 s | span |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append("| %s | %d | %d ms | %d | %d | %d (%.2f%%) | %.1f%% | %d / %d | %.0f s |"
+                     % (r["tag"], r["replicas"], r["jitter_ms"], r["tasks"], r["calls"], r["rate_limited"],
+                        r["rate_limited_pct"], 100 * (r["budget_used"] or 0), r["max_admitted_1s"],
+                        r["max_admitted_60s"], r["span_s"]))
+    return lines + [""]
+
+
 # ------------------------------------------------------------------ phase 2: CPU per task
 
 def phase_throughput(procs, kafka, n, run_id, max_in_flight=None):
@@ -697,6 +768,7 @@ def report(res, args, cmd, out_dir):
                   "thousands of tasks. Each task has been polled once (first polls spread over %d s, so few "
                   "transfers at a time) and waits for its next poll." % M["spread_s"]]
     lines.append("")
+    lines += budget_lines(res)
     text = "\n".join(lines)
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(text)
@@ -797,7 +869,9 @@ def main():
     ap.add_argument("--strategies", help="comma-separated subset of: " + ",".join(s[0] for s in STRATEGIES))
     ap.add_argument("--replicas", type=int, default=3, help="replicas of the shared-budget scenario (0: skip)")
     ap.add_argument("--replicas-strategy", default="exponential")
-    ap.add_argument("--phases", default="realistic,throughput,memory")
+    ap.add_argument("--phases", default="realistic,throughput,memory,jitter,replicas")
+    ap.add_argument("--backlog", type=int, help="tasks of the jitter and replicas phases (default: %s)"
+                    % ", ".join("%d %s" % (v, k) for k, v in BACKLOG.items()))
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
     ap.add_argument("--report-only", action="store_true",
@@ -868,6 +942,12 @@ def main():
         if "memory" in phases:
             res["memory"] = phase_memory(procs, kafka, size["mem"], run_id)
             log("memory: %.0f KiB per 1,000 tasks in flight" % res["memory"]["rss_per_1000_kb"])
+        if "jitter" in phases:
+            res["jitter"] = phase_budget(procs, kafka, "jitter", args.backlog or BACKLOG[mode], 1,
+                                         ARRIVAL_JITTER_MS, run_id)
+        if "replicas" in phases:
+            res["replicas"] = phase_budget(procs, kafka, "replicas", args.backlog or BACKLOG[mode], 3,
+                                           ARRIVAL_JITTER_MS, run_id)
         ok = True
     except Exception:
         import traceback

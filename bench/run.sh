@@ -2,7 +2,8 @@
 # Benchmark of delivery-worker's polling against a real Kafka broker and the API simulator.
 #
 #   bench/run.sh [--quick] [--strategies fixed-1s,exponential,...] [--replicas 3|0]
-#                [--phases realistic,throughput,memory] [--keep] [size overrides, see --help]
+#                [--phases realistic,throughput,memory,jitter,replicas] [--keep]
+#                [size overrides, see --help]
 #
 # Checks the prerequisites (installs gnuplot-nox with apt-get when it is missing), builds
 # build/release, runs bench/bench.py and writes bench/results/results.md, results.json and

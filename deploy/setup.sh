@@ -6,7 +6,9 @@ set -euo pipefail
 
 build_pkgs=(gcc make cmake pkg-config librdkafka-dev libcurl4-openssl-dev libcjson-dev
             libconfig-dev libuv1-dev libmicrohttpd-dev libcmocka-dev python3 kcat curl)
+build_pkgs+=(libhiredis-dev) # optional: the shared budget store (limits.store)
 quick_pkgs=(jq python3-pytest) # sim.selfcheck; pytest: the integration tests
+quick_pkgs+=(redis-server) # the shared budget store's integration test
 test_pkgs=(openjdk-17-jre-headless maven jq python3-pytest clang libclang-rt-14-dev) # clang + libFuzzer: fuzz.run
 test_pkgs+=(prometheus nodejs npm python3-jsonschema) # promtool, node + npm, JSON Schema: tests/deploy
 test_pkgs+=(docker.io docker-compose debootstrap) # tests/e2e: engine, compose, base image

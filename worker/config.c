@@ -65,12 +65,14 @@ static const char *check_listen(char *value);
 static const char *check_topic(char *value);
 static const char *check_brokers(char *value);
 static const char *check_kafka_id(char *value);
+static const char *check_store(char *value);
 
 static const char *const schedules[] = {"adaptive", "exponential", "fixed", NULL};
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const formats[] = {"json", "text", NULL};
 static const char *const guarantees[] = {"at_least_once", "exactly_once", NULL};
 static const char *const app_types[] = {"self_built", "store", NULL};
+static const char *const shares[] = {"partitions", "whole", NULL};
 
 #define OFF(field) offsetof(struct dw_config, field)
 #define STRING(p, field, def, fl, chk, d)                                                     \
@@ -229,6 +231,28 @@ static const struct option options[] = {
   INT("feishu.token_refresh_margin_s", feishu.token_refresh_margin_s, 300, 60, 1799,
       "Refresh the tenant access token when less than this many seconds are left "
       "(inside Feishu's 30-minute refresh window)."),
+
+  ENUM("limits.share", limits.share, "partitions", shares,
+       "This replica's part of feishu.rate_per_second and rate_per_minute (one app's budget is "
+       "shared by every replica): `partitions` (its share of the input topic's partitions, the "
+       "whole budget until the topic's size is known) or `whole` (each replica takes the whole "
+       "budget and adapts to 429s). With limits.store the replicas draw from one budget and "
+       "the share applies only while the store does not answer."),
+  INT("limits.jitter_ms", limits.jitter_ms, 250, 0, 500,
+      "Headroom, in milliseconds, for calls that reach the API later than they were sent (the "
+      "API counts arrivals): the limiter's 1 s and 60 s windows are this much longer. A 429 "
+      "widens it by half, up to 500."),
+  STRING("limits.store", limits.store, "", 0, check_store,
+         "Shared budget store: `redis://HOST:PORT` of a Redis or Valkey server (a name is "
+         "resolved off the loop). Every replica, and any program using the same keys, then "
+         "draws its calls from one budget per app and tenant, kept by an atomic script in the "
+         "store. Empty: none."),
+  STRING("limits.store_key", limits.store_key, "delivery-worker", F_REQUIRED, check_kafka_id,
+         "Prefix of the store's keys (PREFIX:APP_ID:TENANT_KEY). At most 200 bytes."),
+  INT("limits.store_timeout_ms", limits.store_timeout_ms, 200, 10, 10000,
+      "A store that has not answered within this many milliseconds is treated as down: the "
+      "replica falls back to its share at once and asks the store again after 1 s, then less "
+      "often."),
 
   ENUM("poll.schedule", poll.schedule, "adaptive", schedules,
        "When to poll: `adaptive` (learns when tasks become ready, per website, and places "
@@ -622,6 +646,32 @@ static const char *check_kafka_id(char *value)
 {
   if (strlen(value) > KAFKA_ID_MAX)
     return "must be at most 200 bytes";
+  return NULL;
+}
+
+/* redis://HOST:PORT (HOST a name, an IPv4 address or [IPv6]), or "". */
+static const char *check_store(char *value)
+{
+  static const char form[] = "must be redis://HOST:PORT (like redis://127.0.0.1:6379) or empty";
+  const char *hp;
+  const char *colon;
+  char *end;
+  long long port;
+  if (!value[0])
+    return NULL;
+  if (strncmp(value, "redis://", 8) != 0)
+    return form;
+  hp = value + 8;
+  colon = strrchr(hp, ':');
+  if (!colon || colon == hp || colon - hp > 255)
+    return form;
+  for (const char *c = hp; c < colon; c++)
+    if ((unsigned char)*c <= ' ' || *c == '/' || *c == '@' || *c == 0x7f)
+      return form;
+  errno = 0;
+  port = strtoll(colon + 1, &end, 10);
+  if (errno || end == colon + 1 || *end || port < 1 || port > 65535)
+    return "must end with a port between 1 and 65535 (redis://HOST:PORT)";
   return NULL;
 }
 

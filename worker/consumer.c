@@ -46,6 +46,7 @@ struct dw_consumer {
   struct dw_kstats_lag *lags; /* DW_KSTATS_MAX_PARTITIONS entries, from the first statistics */
   size_t nlags;
   int read_committed;   /* isolation.level: which end offset the lag counts to */
+  size_t topic_partitions; /* the topic's partition count, last read (0: not yet) */
 };
 
 /* Grows the per-partition arrays to hold partition id. */
@@ -248,6 +249,8 @@ static void assigned(struct dw_consumer *c, const int32_t *ids, size_t n)
     read_committed(c, ids, n, 0);
 }
 
+static void partitions_changed(struct dw_consumer *c, int assign);
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -292,6 +295,93 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
   }
   free(ids);
+  partitions_changed(c, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS);
+}
+
+/* ---- the topic's partition count (the replica's share of the API budget) ---- */
+
+#define METADATA_TIMEOUT_MS 5000
+
+struct count_read {
+  uv_work_t req;
+  struct dw_consumer *c;
+  size_t count;
+};
+
+static size_t assigned_count(struct dw_consumer *c)
+{
+  rd_kafka_topic_partition_list_t *l = NULL;
+  size_t n = 0;
+  if (rd_kafka_assignment(c->rk, &l) == RD_KAFKA_RESP_ERR_NO_ERROR && l) {
+    n = (size_t)l->cnt;
+    rd_kafka_topic_partition_list_destroy(l);
+  }
+  return n;
+}
+
+/* rd_kafka_metadata blocks: on the pool's thread, counted like a read of committed offsets so
+ * that the close waits for it. */
+static void count_work(uv_work_t *req)
+{
+  struct count_read *r = req->data;
+  const struct rd_kafka_metadata *md = NULL;
+  rd_kafka_topic_t *rkt = rd_kafka_topic_new(r->c->rk, r->c->topic, NULL);
+  if (rkt && rd_kafka_metadata(r->c->rk, 0, rkt, &md, METADATA_TIMEOUT_MS) ==
+                 RD_KAFKA_RESP_ERR_NO_ERROR && md) {
+    for (int i = 0; i < md->topic_cnt; i++)
+      if (!md->topics[i].err && strcmp(md->topics[i].topic, r->c->topic) == 0 &&
+          md->topics[i].partition_cnt > 0)
+        r->count = (size_t)md->topics[i].partition_cnt;
+  }
+  if (md)
+    rd_kafka_metadata_destroy(md);
+  if (rkt)
+    rd_kafka_topic_destroy(rkt);
+  uv_mutex_lock(&r->c->lock);
+  r->c->fetching--;
+  uv_cond_signal(&r->c->idle);
+  uv_mutex_unlock(&r->c->lock);
+}
+
+static void count_done(uv_work_t *req, int status)
+{
+  struct count_read *r = req->data;
+  struct dw_consumer *c = r->c;
+  c->requests--;
+  if (status == 0 && !c->closing && r->count > 0) {
+    c->topic_partitions = r->count;
+    c->h.on_partitions(c->h.arg, assigned_count(c), c->topic_partitions);
+  }
+  free(r);
+  if (c->closed && c->requests == 0)
+    consumer_free(c);
+}
+
+/* After a rebalance: says the new count with the topic's size known so far, and after an
+ * assignment reads the size again (partitions may have been added to the topic). */
+static void partitions_changed(struct dw_consumer *c, int assign)
+{
+  if (!c->h.on_partitions || c->closing)
+    return;
+  c->h.on_partitions(c->h.arg, assigned_count(c), c->topic_partitions);
+  if (!assign)
+    return;
+  struct count_read *r = calloc(1, sizeof(*r));
+  if (!r)
+    return; /* the share stays as it was: the next assignment reads again */
+  r->c = c;
+  r->req.data = r;
+  uv_mutex_lock(&c->lock);
+  c->fetching++;
+  uv_mutex_unlock(&c->lock);
+  c->requests++;
+  if (uv_queue_work(c->loop, &r->req, count_work, count_done) != 0) {
+    uv_mutex_lock(&c->lock);
+    c->fetching--;
+    uv_mutex_unlock(&c->lock);
+    c->requests--;
+    free(r);
+  }
 }
 
 /* The outcome of a commit, asynchronous (the offset_commit_cb) or synchronous (served inside

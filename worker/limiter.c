@@ -24,6 +24,8 @@ int dw_limiter_init(struct dw_limiter *l, uint32_t per_second, uint32_t per_minu
   memset(l, 0, sizeof(*l));
   l->per_second = l->max_per_second = l->good_per_second = per_second;
   l->per_minute = l->max_per_minute = l->good_per_minute = per_minute;
+  l->conf_per_second = per_second;
+  l->conf_per_minute = per_minute;
   cap = DW_MAX(per_second, per_minute);
   if (cap == 0) /* unlimited: no log at all */
     return 0;
@@ -155,6 +157,12 @@ uint64_t dw_limiter_refused_ms(const struct dw_limiter *l)
              : 0;
 }
 
+/* A 429 the limits did not foresee: the server may count arrivals later than slack_ms allowed
+ * for. Widening the windows by half costs little (with 250 ms, 0.4% of the minute window) and
+ * three 429s reach the ceiling. */
+#define SLACK_GROWTH_NUM 3
+#define SLACK_GROWTH_DEN 2
+
 #define DECREASE_FACTOR 0.7
 #define DECREASE_SPACING_MS 1000
 #define INCREASE_AFTER_MS 5000
@@ -204,6 +212,11 @@ static uint32_t calls_since(const struct dw_limiter *l, uint64_t window_ms, uint
   return n;
 }
 
+uint32_t dw_limiter_calls_in(const struct dw_limiter *l, uint64_t window_ms, uint64_t now_ms)
+{
+  return l ? calls_since(l, window_ms, now_ms) : 0;
+}
+
 /* A window whose calls tell our share of the budget: the first 429 of a run of them, so no
  * earlier one held us back (a storm of 429s leaves only a trickle of calls in each window, and
  * our own cut limit, which say nothing about the budget). */
@@ -216,8 +229,15 @@ static int window_was_open(const struct dw_limiter *l, uint64_t window_ms, uint6
 
 void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms)
 {
-  if (!l || (l->decreases_total && now_ms - l->last_decrease_ms < DECREASE_SPACING_MS))
+  if (!l)
     return;
+  /* Where the server's full window ends: a fixed window's edge, learnt from its reset. */
+  l->window_end_ms = now_ms + DW_MIN(reset_ms, (uint64_t)DW_LIMITER_RESET_MAX_MS);
+  if (l->decreases_total && now_ms - l->last_decrease_ms < DECREASE_SPACING_MS)
+    return;
+  if (l->slack_ms) /* 0: the caller wants exact windows */
+    l->slack_ms = DW_MIN(DW_MAX(l->slack_ms, (uint64_t)DW_LIMITER_SLACK_MAX_MS),
+                         l->slack_ms * SLACK_GROWTH_NUM / SLACK_GROWTH_DEN);
   /* A reset longer than a second means the minute window is full. What we got through in that
    * window before the wall is our share of it: take a little less than that at once, rather
    * than finding it 30% at a time, one 429 and one blocked minute per step. That share is
@@ -296,4 +316,36 @@ void dw_limiter_on_accepted(struct dw_limiter *l, uint64_t now_ms)
   l->per_minute = climb(l->per_minute, l->good_per_minute, l->max_per_minute, since, &stepped);
   if (stepped)
     l->last_increase_ms = now_ms;
+}
+
+uint32_t dw_limiter_share(uint32_t configured, size_t assigned, size_t total)
+{
+  if (configured == 0 || total == 0 || assigned >= total)
+    return configured;
+  uint64_t share = (uint64_t)configured * assigned / total;
+  return share < 1 ? 1 : (uint32_t)share;
+}
+
+/* v moved by the ratio to/from, within [1, to]; 0 (unlimited) stays. */
+static uint32_t rescaled(uint32_t v, uint32_t from, uint32_t to)
+{
+  if (v == 0 || from == 0)
+    return to;
+  uint64_t x = (uint64_t)v * to / from;
+  return x < 1 ? 1 : x > to ? to : (uint32_t)x;
+}
+
+void dw_limiter_set_ceiling(struct dw_limiter *l, uint32_t per_second, uint32_t per_minute)
+{
+  if (!l)
+    return;
+  /* The log holds max(conf_per_second, conf_per_minute) calls: no ceiling may pass those. */
+  per_second = l->conf_per_second ? DW_MAX(1, DW_MIN(per_second, l->conf_per_second)) : 0;
+  per_minute = l->conf_per_minute ? DW_MAX(1, DW_MIN(per_minute, l->conf_per_minute)) : 0;
+  l->per_second = rescaled(l->per_second, l->max_per_second, per_second);
+  l->good_per_second = rescaled(l->good_per_second, l->max_per_second, per_second);
+  l->per_minute = rescaled(l->per_minute, l->max_per_minute, per_minute);
+  l->good_per_minute = rescaled(l->good_per_minute, l->max_per_minute, per_minute);
+  l->max_per_second = per_second;
+  l->max_per_minute = per_minute;
 }

@@ -12,19 +12,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dw/budget.h"
 #include "dw/common.h"
 #include "dw/limiter.h"
 #include "dw/log.h"
+#include "dw/store.h"
 #include "dw/task.h"
 #include "dw/text.h"
 
 #define APP_BACKOFF_MIN_MS 1000
 #define APP_BACKOFF_MAX_MS 60000
-/* A call is counted when it leaves the ready queue; it reaches the server a little later, and
- * much later on a loaded machine, when it can land in a later window of the server's than the
- * one we counted it in. 100 ms of slack costs 9% of the per-second burst allowance but almost
- * nothing of the per-minute budget, which is what bounds sustained work (1000/min = 16.7/s). */
-#define LIMITER_SLACK_MS 100
+/* Shared budget store: permits asked at once for a lane (a few calls' worth: one round trip
+ * per call would cost the store's latency on each), and how long granted permits stay good
+ * (they are counted in the store when granted; an old one would be a call outside its window). */
+#define STORE_BATCH 8
+#define STORE_PERMIT_TTL_MS 200
 /* A tenant's lane with no task for this long is freed (a store app may serve many tenants, most
  * of them now and then); the sweep that does it runs every LANE_SWEEP_MS. */
 #define LANE_IDLE_MS (10 * 60 * 1000)
@@ -48,6 +50,7 @@ struct options {
   uint64_t deadline_ms;
   uint32_t rate_per_second;
   uint32_t rate_per_minute;
+  uint64_t jitter_ms;          /* the limiters' headroom for late arrivals (limits.jitter_ms) */
   size_t max_calls_in_flight;  /* HTTP calls at once (the connections to the API) */
 };
 
@@ -64,6 +67,10 @@ struct lane {
   size_t ntasks;         /* the tenant's tasks in the poller, in any state */
   uint64_t idle_since;   /* loop time ntasks became 0 */
   int parked;            /* no token: out of the ring until dw_poller_on_token */
+  uint32_t permits;      /* granted by the shared store, not used yet */
+  uint64_t permits_at;   /* when they were granted */
+  uint64_t store_wait_until; /* the store said none is free before this */
+  int asking;            /* an ask of the store is pending */
   int in_ring;
   char why[320];         /* why the tenant has no token (the token manager's last reason), "" */
   struct lane *hnext;    /* hash chain */
@@ -115,6 +122,10 @@ struct dw_poller {
   int driving;
   int healthy;
   struct dw_task *probe; /* while unhealthy, one call at a time finds out if it is over */
+  struct dw_budget budget; /* the share of the app's budget, and the store's state */
+  struct dw_store *store;  /* limits.store, or NULL */
+  char store_key[256];     /* limits.store_key:app_id: the lanes' keys add their tenant */
+  uint32_t ceil_per_second, ceil_per_minute; /* the ceilings the lanes' limiters have */
   uint64_t unhealthy_since;
   uint64_t gate_until;   /* no call before this (app failure backoff) */
   uint64_t app_backoff_ms;
@@ -153,6 +164,44 @@ static double gauge_rate_second(void *arg)
 static double gauge_rate_minute(void *arg)
 {
   return lowest_rate(arg, 1);
+}
+
+static double gauge_budget_second(void *arg)
+{
+  return ((struct dw_poller *)arg)->opt.rate_per_second;
+}
+
+static double gauge_budget_minute(void *arg)
+{
+  return ((struct dw_poller *)arg)->opt.rate_per_minute;
+}
+
+/* This replica's ceilings now (dw/budget.h); the windows as the limiters see them. */
+static uint32_t ceiling_second(const struct dw_poller *p)
+{
+  return dw_budget_ceiling(&p->budget, 0, p->opt.rate_per_second, 1000 + p->opt.jitter_ms,
+                           uv_now(p->loop));
+}
+
+static uint32_t ceiling_minute(const struct dw_poller *p)
+{
+  return dw_budget_ceiling(&p->budget, 1, p->opt.rate_per_minute, 60000 + p->opt.jitter_ms,
+                           uv_now(p->loop));
+}
+
+static double gauge_share_second(void *arg)
+{
+  return ceiling_second(arg);
+}
+
+static double gauge_share_minute(void *arg)
+{
+  return ceiling_minute(arg);
+}
+
+static double gauge_store_in_use(void *arg)
+{
+  return ((struct dw_poller *)arg)->budget.in_use;
 }
 
 static double gauge_held_back(void *arg)
@@ -199,6 +248,25 @@ static void register_metrics(struct dw_poller *p, struct dw_metrics *r)
                       gauge_rate_second, p);
   dw_metrics_gauge_fn(r, "dw_limiter_rate_per_minute",
                       "Calls per minute the limiter allows now.", gauge_rate_minute, p);
+  dw_metrics_gauge_fn(r, "dw_limiter_budget_per_second",
+                      "The app's configured budget per second and tenant "
+                      "(feishu.rate_per_second; 0 = unlimited), shared by every replica.",
+                      gauge_budget_second, p);
+  dw_metrics_gauge_fn(r, "dw_limiter_budget_per_minute",
+                      "The app's configured budget per minute and tenant "
+                      "(feishu.rate_per_minute; 0 = unlimited), shared by every replica.",
+                      gauge_budget_minute, p);
+  dw_metrics_gauge_fn(r, "dw_limiter_share_per_second",
+                      "This replica's ceiling per second: its share of the budget (by "
+                      "partitions), or the whole budget while the shared store is in use.",
+                      gauge_share_second, p);
+  dw_metrics_gauge_fn(r, "dw_limiter_share_per_minute",
+                      "This replica's ceiling per minute (see dw_limiter_share_per_second).",
+                      gauge_share_minute, p);
+  dw_metrics_gauge_fn(r, "dw_limiter_store_in_use",
+                      "1 while calls take their permits from the shared budget store "
+                      "(limits.store), 0 without one or while it does not answer.",
+                      gauge_store_in_use, p);
   dw_metrics_gauge_fn(r, "dw_api_held_back_seconds",
                       "Seconds until the API's rate limit lets calls through again (a 429's "
                       "x-ogw-ratelimit-reset, at most 65 s; the longest of the tenants'), 0 "
@@ -735,6 +803,126 @@ static void on_dispatch(uv_timer_t *timer)
   drive(timer->data);
 }
 
+static struct lane *lane_find(struct dw_poller *p, const char *key);
+
+/* Every lane's limiter climbs to the budget's ceilings (a share, or the whole budget) when
+ * they changed: the assignment, the store's state, or time (after the store's return). */
+static void apply_ceilings(struct dw_poller *p)
+{
+  uint32_t ps = ceiling_second(p), pm = ceiling_minute(p);
+  if (ps == p->ceil_per_second && pm == p->ceil_per_minute)
+    return;
+  p->ceil_per_second = ps;
+  p->ceil_per_minute = pm;
+  for (struct lane *l = p->lanes; l; l = l->next)
+    dw_limiter_set_ceiling(&l->limiter, ps, pm);
+}
+
+/* An ask of the store carries its lane's key, not the lane: the lane may be freed meanwhile. */
+struct store_ask {
+  struct dw_poller *p;
+  char key[DW_TENANT_KEY_MAX + 1];
+};
+
+static void store_failed(struct dw_poller *p)
+{
+  if (dw_budget_on_store_failure(&p->budget, uv_now(p->loop)))
+    apply_ceilings(p);
+}
+
+/* The store's count less this lane's own calls and the permits just granted. */
+static uint32_t others_of(uint32_t in_window, uint32_t own, uint32_t granted)
+{
+  uint64_t ours = (uint64_t)own + granted;
+  return in_window > ours ? (uint32_t)(in_window - ours) : 0;
+}
+
+static void on_store_answer(void *arg, int err, const struct dw_store_answer *ans)
+{
+  struct store_ask *a = arg;
+  struct dw_poller *p = a->p;
+  struct lane *l = p->closing ? NULL : lane_find(p, a->key);
+  free(a);
+  if (p->closing)
+    return;
+  if (l)
+    l->asking = 0;
+  if (err < 0) {
+    store_failed(p);
+  } else {
+    uint64_t now = uv_now(p->loop);
+    uint32_t os = 0, om = 0;
+    if (l) {
+      os = others_of(ans->in_second,
+                     dw_limiter_calls_in(&l->limiter, 1000 + l->limiter.slack_ms, now),
+                     ans->granted);
+      om = others_of(ans->in_minute,
+                     dw_limiter_calls_in(&l->limiter, 60000 + l->limiter.slack_ms, now),
+                     ans->granted);
+    }
+    if (dw_budget_on_store_answer(&p->budget, now, os, om))
+      dw_info("shared budget store answering: calls take their permits from it");
+    apply_ceilings(p);
+    if (l) {
+      l->permits = ans->granted;
+      l->permits_at = now;
+      l->store_wait_until = ans->granted ? 0 : now + DW_MAX(1, ans->wait_ms);
+    }
+  }
+  drive(p);
+}
+
+/* A store connection is up: if its budget is not in use, ask it now rather than at the next
+ * retry. */
+static void on_store_ready(void *arg)
+{
+  struct dw_poller *p = arg;
+  if (!p->budget.in_use)
+    p->budget.retry_at_ms = uv_now(p->loop);
+  drive(p);
+}
+
+/* Whether the shared store lets the lane call now: 1 with a permit in hand or while the store
+ * is not in use (local limits), 0 when it must wait for the store (*wait set if it said how
+ * long). */
+static int store_gate(struct dw_poller *p, struct lane *l, uint64_t now, uint64_t *wait)
+{
+  if (!p->store)
+    return 1;
+  if (l->permits && now - l->permits_at <= STORE_PERMIT_TTL_MS)
+    return 1;
+  l->permits = 0;
+  if (!l->asking && now >= l->store_wait_until && dw_budget_ask_store(&p->budget, now)) {
+    struct store_ask *a = malloc(sizeof(*a));
+    struct dw_store_request req = {
+        .per_second = p->opt.rate_per_second,
+        .per_minute = p->opt.rate_per_minute,
+        .slack_ms = l->limiter.slack_ms,
+        .want = (uint32_t)DW_MIN(l->nready, (size_t)STORE_BATCH),
+    };
+    char key[sizeof(p->store_key) + DW_TENANT_KEY_MAX + 2];
+    snprintf(key, sizeof(key), "%s:%s", p->store_key, l->key);
+    req.key = key;
+    int rc = DW_ENOMEM;
+    if (a) {
+      a->p = p;
+      dw_strlcpy(a->key, l->key, sizeof(a->key));
+      rc = dw_store_take(p->store, &req, on_store_answer, a);
+    }
+    if (rc < 0) {
+      free(a);
+      store_failed(p);
+    } else {
+      l->asking = 1;
+    }
+  }
+  if (!p->budget.in_use)
+    return 1;
+  if (!l->asking && now < l->store_wait_until)
+    *wait = DW_MIN(*wait, l->store_wait_until - now);
+  return 0;
+}
+
 /* One call from the lane if its token, its budget and the connections allow: 1 when sent, 0
  * when the lane must wait (*wait set if for its limiter), -1 when no lane may call now. */
 static int lane_send_one(struct dw_poller *p, struct lane *l, uint64_t *wait)
@@ -751,11 +939,17 @@ static int lane_send_one(struct dw_poller *p, struct lane *l, uint64_t *wait)
     lane_park(p, l, 1); /* dw_poller_on_token brings it back */
     return 0;
   }
+  if (!store_gate(p, l, uv_now(p->loop), wait))
+    return 0;
   uint64_t w = dw_limiter_acquire(&l->limiter, uv_now(p->loop));
   if (w) {
     *wait = DW_MIN(*wait, w);
     return 0;
   }
+  if (l->permits)
+    l->permits--;
+  else if (p->store)
+    dw_budget_on_local_call(&p->budget, uv_now(p->loop));
   struct dw_task *t = l->heap[0];
   ready_remove(p, t);
   if (!p->healthy)
@@ -771,6 +965,7 @@ static void drive(struct dw_poller *p)
   p->driving = 1;
   uv_update_time(p->loop); /* the limiter needs the time of the calls, not of the iteration */
   uint64_t now = uv_now(p->loop);
+  apply_ceilings(p);
   if (!p->healthy && !p->probe && !p->nready && now >= p->gate_until) {
     /* Nothing to probe with (work is paused while unhealthy): half-open, let work in again;
      * the next app-level answer closes it. */
@@ -807,8 +1002,6 @@ static void drive(struct dw_poller *p)
     uv_timer_start(&p->dispatch, on_dispatch, wait, 0);
   p->driving = 0;
 }
-
-static struct lane *lane_find(struct dw_poller *p, const char *key);
 
 void dw_poller_on_token(struct dw_poller *p, const char *tenant_key, int err,
                         const char *reason)
@@ -932,7 +1125,8 @@ static struct lane *lane_get(struct dw_poller *p, const char *key)
     return NULL;
   }
   dw_strlcpy(l->key, key, sizeof(l->key));
-  l->limiter.slack_ms = LIMITER_SLACK_MS;
+  l->limiter.slack_ms = p->opt.jitter_ms;
+  dw_limiter_set_ceiling(&l->limiter, p->ceil_per_second, p->ceil_per_minute);
   uint64_t now = uv_now(p->loop);
   l->limiter.blocked_until_ms = DW_MAX(p->start_block_until, now);
   dw_limiter_slow_start(&l->limiter, l->limiter.blocked_until_ms);
@@ -976,6 +1170,7 @@ static struct options options_of(const struct dw_config *cfg)
       .deadline_ms = (uint64_t)poll->deadline_ms,
       .rate_per_second = (uint32_t)cfg->feishu.rate_per_second,
       .rate_per_minute = (uint32_t)cfg->feishu.rate_per_minute,
+      .jitter_ms = (uint64_t)cfg->limits.jitter_ms,
       .max_calls_in_flight = (size_t)cfg->feishu.max_connections,
   };
   return o;
@@ -1003,7 +1198,28 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
   dw_adaptive_init(&p->adaptive, &p->opt.adaptive_opt);
   /* A worker that just started cannot know what a predecessor (a restart, a replica that just
    * left) spent in the current second: let that second pass before the first call. */
-  p->start_block_until = uv_now(loop) + 1000 + LIMITER_SLACK_MS;
+  p->start_block_until = uv_now(loop) + 1000 + p->opt.jitter_ms;
+  dw_budget_init(&p->budget, strcmp(cfg->limits.share, "partitions") == 0,
+                 cfg->limits.store[0] != '\0', uv_now(loop));
+  snprintf(p->store_key, sizeof(p->store_key), "%s:%s", cfg->limits.store_key,
+           cfg->feishu.app_id);
+  p->ceil_per_second = p->opt.rate_per_second; /* the whole budget until the assignment */
+  p->ceil_per_minute = p->opt.rate_per_minute;
+  if (cfg->limits.store[0]) {
+    char err[256];
+    int rc = dw_store_new(&p->store, loop, cfg->limits.store,
+                          (uint64_t)cfg->limits.store_timeout_ms, on_store_ready, p, err,
+                          sizeof(err));
+    if (rc < 0) {
+      dw_error("%s", err);
+      dw_adaptive_cleanup(&p->adaptive);
+      free(p->base_url);
+      free(p->url);
+      free(p);
+      return rc;
+    }
+    p->handles = 1; /* released when the store is closed */
+  }
   p->loop = loop;
   p->http = http;
   p->token = token;
@@ -1018,7 +1234,7 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
   p->sweep.data = p;
   uv_timer_start(&p->sweep, on_sweep, LANE_SWEEP_MS, LANE_SWEEP_MS);
   uv_unref((uv_handle_t *)&p->sweep); /* housekeeping keeps no loop alive */
-  p->handles = 2;
+  p->handles += 2;
   register_metrics(p, metrics);
   *out = p;
   return 0;
@@ -1113,6 +1329,20 @@ static void on_dispatch_closed(uv_handle_t *h)
   poller_release(h->data);
 }
 
+static void on_store_closed(void *arg)
+{
+  poller_release(arg);
+}
+
+void dw_poller_set_partitions(struct dw_poller *p, size_t assigned, size_t total)
+{
+  if (dw_budget_set_partitions(&p->budget, assigned, total) && total > 0) {
+    dw_info("this replica's share of the API budget: %zu of %zu partitions, %u calls/s and "
+            "%u/min", assigned, total, ceiling_second(p), ceiling_minute(p));
+  }
+  apply_ceilings(p);
+}
+
 void dw_poller_close(struct dw_poller *p, void (*done)(void *arg), void *arg)
 {
   p->done = done;
@@ -1120,6 +1350,8 @@ void dw_poller_close(struct dw_poller *p, void (*done)(void *arg), void *arg)
   while (p->all)
     dw_poller_cancel(p, p->all);
   p->closing = 1;
+  if (p->store)
+    dw_store_close(p->store, on_store_closed, p);
   uv_close((uv_handle_t *)&p->dispatch, on_dispatch_closed);
   uv_close((uv_handle_t *)&p->sweep, on_dispatch_closed);
 }

@@ -950,6 +950,14 @@ static void on_assign(void *arg, const int32_t *ids, size_t n)
   dw_committer_assign(&w->commit, ids, n);
 }
 
+/* The replica's part of the input topic: its share of the API budget follows it. */
+static void on_partitions(void *arg, size_t assigned, size_t total)
+{
+  struct dw_worker *w = arg;
+  if (w->poller)
+    dw_poller_set_partitions(w->poller, assigned, total);
+}
+
 /* The committed offset and metadata of a new partition, before its first record. */
 static void on_committed(void *arg, int32_t id, int64_t offset, const char *meta, size_t len)
 {
@@ -1678,6 +1686,7 @@ int dw_worker_run(const struct dw_config *cfg)
       .on_record = on_record,
       .on_assign = on_assign,
       .on_revoke = on_revoke,
+      .on_partitions = on_partitions,
       .on_fatal = on_fatal,
       .on_commit_failed = on_commit_failed,
       .on_metadata_refused = on_metadata_refused,

@@ -66,6 +66,13 @@ struct dw_config {
     int64_t rate_per_minute; /* calls per minute per app and tenant */
     int64_t token_refresh_margin_s; /* refresh a token with less than this left (< 1800) */
   } feishu;
+  struct dw_config_limits {
+    char *share;              /* "partitions" or "whole": this replica's part of the budget */
+    int64_t jitter_ms;        /* headroom for calls reaching the API late (arrival jitter) */
+    char *store;              /* shared budget store "redis://host:port"; "" = none */
+    char *store_key;          /* prefix of the store's keys */
+    int64_t store_timeout_ms; /* a store answer later than this: local limits */
+  } limits;
   struct dw_config_poll {
     char *schedule;            /* "adaptive", "exponential" or "fixed" */
     int64_t latency_target_ms; /* adaptive: median added latency to aim for */

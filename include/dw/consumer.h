@@ -1,7 +1,8 @@
 /* The consumer of the input topic: records in, rebalances, holds and commits, served on the
  * loop; and the app_ticket topic reader of store apps. The handler's callbacks run on the loop.
- * Off the loop: the read of a new partition's committed offset (rd_kafka_committed blocks) runs
- * on libuv's thread pool, and its answer comes back on the loop. No librdkafka type: the Kafka
+ * Off the loop: the read of a new partition's committed offset (rd_kafka_committed blocks) and
+ * of the topic's partition count (rd_kafka_metadata) run on libuv's thread pool, and their
+ * answers come back on the loop. No librdkafka type: the Kafka
  * side is in worker/consumer.c. */
 #ifndef DW_CONSUMER_H
 #define DW_CONSUMER_H
@@ -37,6 +38,10 @@ struct dw_consumer_handler {
    * read. */
   void (*on_committed)(void *arg, int32_t partition, int64_t offset, const char *metadata,
                        size_t metadata_len);
+  /* How many of the input topic's partitions are assigned, and how many it has (0 while not
+   * known: its metadata is read off the loop after each assignment), after each rebalance and
+   * once the topic's size is read (optional). */
+  void (*on_partitions)(void *arg, size_t assigned, size_t total);
   void *arg;
 };
 

@@ -1,7 +1,9 @@
-/* The rate limiter for one app and tenant: at most per_second calls in any 1-second window and
- * per_minute calls in any 60-second window (a sliding log of call times, so no alignment of the
- * server's windows can see more), plus a block until the time a 429 told us. Pure; the caller
- * passes the clock. */
+/* The rate limiter for one app and tenant: at most per_second calls in any window of 1 s plus
+ * slack_ms and per_minute calls in any window of 60 s plus slack_ms (a sliding log of call
+ * times), plus a block until the time a 429 told us. The server counts a call when it arrives,
+ * up to slack_ms after we sent it: the calls it counts in any of its windows (aligned or not)
+ * were sent within that window widened by slack_ms, so it never counts more than the limits.
+ * Pure; the caller passes the clock. */
 #ifndef DW_LIMITER_H
 #define DW_LIMITER_H
 
@@ -13,6 +15,8 @@ struct dw_limiter {
   uint32_t per_minute;   /* in force now; 0 = unlimited */
   uint32_t max_per_second; /* as configured: the ceiling adaptation climbs back to */
   uint32_t max_per_minute;
+  uint32_t conf_per_second; /* as given to dw_limiter_init: the highest ceiling */
+  uint32_t conf_per_minute;
   uint32_t good_per_second; /* the last level that held (our share of the budget): after a */
   uint32_t good_per_minute; /* run of 429s the limits double back up to 90% of it */
   uint64_t last_decrease_ms, last_increase_ms;
@@ -21,8 +25,10 @@ struct dw_limiter {
   uint64_t decreases_total;
   uint64_t *log;         /* ring of the last max(per_second, per_minute) call times */
   size_t cap, head, count;
-  uint64_t slack_ms;     /* widens both windows: covers the time between our clock reading and
-                            the call reaching the server, which sees other window edges */
+  uint64_t slack_ms;     /* widens both windows: the arrival jitter, the longest time between
+                            our clock reading and the call reaching the server (which counts
+                            arrivals); a 429 widens it by half, up to DW_LIMITER_SLACK_MAX_MS */
+  uint64_t window_end_ms; /* where the last 429 said the server's full window ends (0: none) */
   uint64_t blocked_until_ms;
   uint64_t api_blocked_until_ms; /* the part of the block a 429 asked for */
   uint64_t refused_since_ms; /* the first 429 since the last accepted call */
@@ -71,8 +77,27 @@ uint64_t dw_limiter_refused_ms(const struct dw_limiter *l);
  * ends; after 5 s without one they double every second back to 90% of the last level that
  * held (so a storm of 429s costs seconds, not minutes), then climb by 2% of the configured
  * limits every 5 s. Replicas that each do this settle below the shared budget without talking
- * to each other. */
+ * to each other. A 429 also records where the server's full window ends (window_end_ms) and
+ * widens slack_ms by half (at most once a second, up to DW_LIMITER_SLACK_MAX_MS, not from 0):
+ * a server that counts arrivals later than we allowed for keeps refusing otherwise. */
 void dw_limiter_slow_start(struct dw_limiter *l, uint64_t now_ms);
+/* The calls logged in the window of window_ms ending at now_ms. */
+uint32_t dw_limiter_calls_in(const struct dw_limiter *l, uint64_t window_ms, uint64_t now_ms);
+
+/* The widest headroom a 429 can grow slack_ms to: a call that reaches the server half a second
+ * after it was sent is a network failing, not jitter to budget for. */
+#define DW_LIMITER_SLACK_MAX_MS 500u
+
+/* This replica's share of a configured limit when the app's budget is split by partitions:
+ * configured * assigned / total, rounded down so that the shares never add up to more, at
+ * least 1; the whole limit when total is 0 (not known) or assigned >= total, 0 (unlimited) when
+ * configured is 0. */
+uint32_t dw_limiter_share(uint32_t configured, size_t assigned, size_t total);
+
+/* Sets the limits adaptation climbs back to (a share, or the configured limits again), at most
+ * those given at dw_limiter_init (the log's size). The limits in force move by the same ratio,
+ * so a limiter cut by 429s stays cut, and slow start goes on toward the new ceiling. */
+void dw_limiter_set_ceiling(struct dw_limiter *l, uint32_t per_second, uint32_t per_minute);
 void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms, uint64_t reset_ms);
 void dw_limiter_on_accepted(struct dw_limiter *l, uint64_t now_ms);
 

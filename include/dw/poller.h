@@ -56,7 +56,8 @@ struct dw_poller_stats {
 
 /* Reads from the feishu section base_url (copied), request_timeout_ms, rate_per_second and
  * rate_per_minute (per app and tenant: each tenant_key of a store app gets its own limiter and
- * ready queue, a self-built app has one) and max_connections (HTTP calls at once); from the
+ * ready queue, a self-built app has one) and max_connections (HTTP calls at once); the limits
+ * section (the share of the budget, the jitter headroom, the shared budget store); from the
  * poll section the schedule (fixed, exponential, or adaptive with the exponential one as its
  * fallback) and deadline_ms. The poller registers its metrics in metrics (NULL: none). */
 int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
@@ -93,6 +94,11 @@ int dw_poller_healthy(const struct dw_poller *p);
  * DW_LIMITER_RESET_MAX_MS; the longest of the tenants'), 0 when it does not; *lanes (optional)
  * the number of tenants held back. Tasks waiting meanwhile still end at their deadline. */
 uint64_t dw_poller_held_back_ms(const struct dw_poller *p, size_t *lanes);
+
+/* This replica holds assigned of the input topic's total partitions (total 0: not known): with
+ * limits.share = partitions its limiters climb to that share of the app's budget (while the
+ * shared store, if any, does not answer). */
+void dw_poller_set_partitions(struct dw_poller *p, size_t assigned, size_t total);
 
 /* Cancels every task and frees p once its handles are closed; done(arg) (may be NULL) runs
  * then. */

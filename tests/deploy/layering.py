@@ -32,6 +32,10 @@ INCLUDES = {
     # The JSON codec (events, answers, results, token answers, the JSON helpers) and the reader
     # of librdkafka's statistics.
     "cjson/cJSON.h": ("json.c", "event.c", "answer.c", "result.c", "auth.c", "kstats.c"),
+    # The shared budget store's client.
+    "hiredis/hiredis.h": ("store.c",),
+    "hiredis/async.h": ("store.c",),
+    "hiredis/adapters/libuv.h": ("store.c",),
 }
 # Type pattern -> the public headers (in include/dw/) allowed to name such types.
 TYPES = {

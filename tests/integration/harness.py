@@ -134,6 +134,38 @@ class Sim:
         return self.call("POST", "/_sim/config", kw)
 
 
+class Redis:
+    """A redis-server on a loopback port, with no persistence, for the shared budget store;
+    stop() and start() again keep the port."""
+
+    def __init__(self, procs, port=None):
+        self.procs = procs
+        self.port = port or free_port()
+        self.url = "redis://127.0.0.1:%d" % self.port
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = self.procs.start([shutil.which("redis-server"), "--port", str(self.port),
+                                      "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                                     "redis")
+        wait_until(self.ping, 30, "redis-server on port %d" % self.port)
+        return self
+
+    def ping(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as c:
+                c.sendall(b"PING\r\n")
+                return c.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self):
+        self.proc.stopping = True
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
 def kafkatool(*args, stdin=None, timeout=120):
     r = subprocess.run([os.path.join(BIN, "dw-kafkatool")] + list(args), input=stdin,
                        capture_output=True, text=True, timeout=timeout * SLOW)

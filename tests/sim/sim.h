@@ -112,6 +112,7 @@ struct sim_config {
   long long rate_per_minute; /* 0 = unlimited */
   long long latency_min_ms;
   long long latency_max_ms;
+  long long arrival_jitter_ms; /* a request counts in the rate windows 0..N ms after it arrives */
   long long token_ttl_s;
   enum sim_unknown unknown_tasks;
   enum sim_ready_dist ready_dist;
@@ -141,10 +142,13 @@ struct sim_app {
   struct sim_token *app_current; /* store apps: the same for the app_access_token */
   char ticket[SIM_APP_FIELD_MAX + 1]; /* store apps: the app_ticket in force ("" = none) */
   uint64_t resends;          /* app_ticket/resend requests */
-  uint64_t sec_window;       /* fixed 1 s window index (ms since start / 1000) */
-  long long sec_count;       /* admitted calls in it */
-  uint64_t min_window;
-  long long min_count;
+  /* Fixed windows: [i & 1] holds window index i (ms since start / 1000, or / 60000) and its
+   * admitted calls; two of each, since with arrival jitter a request may count in the window
+   * after the newest one seen. */
+  uint64_t sec_window[2];
+  long long sec_count[2];
+  uint64_t min_window[2];
+  long long min_count[2];
 };
 
 struct sim_token {
@@ -163,8 +167,8 @@ enum { SIM_TOKEN_TENANT = 0, SIM_TOKEN_APP = 1 };
 struct sim_win {
   size_t app;
   char tenant[SIM_APP_FIELD_MAX + 1];
-  uint64_t sec_window, min_window;
-  long long sec_count, min_count;
+  uint64_t sec_window[2], min_window[2]; /* as in sim_app */
+  long long sec_count[2], min_count[2];
   struct sim_token *current;
 };
 

@@ -464,6 +464,7 @@ static void write_config(const struct sim_config *c, struct sim_buf *b)
     sim_buf_addf(b, "\"latency_ms\":%lld,", c->latency_min_ms);
   else
     sim_buf_addf(b, "\"latency_ms\":\"%lld-%lld\",", c->latency_min_ms, c->latency_max_ms);
+  sim_buf_addf(b, "\"arrival_jitter_ms\":%lld,", c->arrival_jitter_ms);
   sim_buf_addf(b, "\"token_ttl\":%lld,\"unknown_tasks\":\"%s\",\"auto_ready\":\"%s\",", c->token_ttl_s,
                c->unknown_tasks == SIM_UNKNOWN_AUTO ? "auto" : "not_found", ready);
   sim_buf_addf(b, "\"auto_never\":%.17g,\"auto_failed\":%.17g,\"seed\":%llu,\"token_echo\":%s}", c->auto_never,
@@ -495,6 +496,8 @@ static int apply_config(const cJSON *o, struct sim_config *c, char *err, size_t 
         ok = sim_config_parse_latency(v->valuestring, &c->latency_min_ms, &c->latency_max_ms) == 0;
       else if ((ok = json_int(v, 0, 3600000LL, &n) == 0))
         c->latency_min_ms = c->latency_max_ms = n;
+    } else if (strcmp(k, "arrival_jitter_ms") == 0) {
+      ok = json_int(v, 0, 1000, &c->arrival_jitter_ms) == 0;
     } else if (strcmp(k, "token_ttl") == 0) {
       ok = json_int(v, 1, 365LL * 86400, &c->token_ttl_s) == 0;
     } else if (strcmp(k, "unknown_tasks") == 0) {

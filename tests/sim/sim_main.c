@@ -14,6 +14,9 @@
  *     --rate-per-second N       per app, delivery-task endpoint only, default 50 (0 = unlimited)
  *     --rate-per-minute N       default 1000 (0 = unlimited)
  *     --latency-ms N|MIN-MAX    added to every Feishu answer (uniform), default 0
+ *     --arrival-jitter-ms N     each delivery-task request counts in the rate windows at a random
+ *                               delay 0..N ms (uniform) after it arrives, as a server that counts
+ *                               arrivals sees calls sent at one time; default 0, at most 1000
  *     --unknown-tasks MODE      not_found (default: 1002008, like the real API) | auto
  *     --auto-ready DIST         fixed:MS | lognormal:MEDIAN_MS:SIGMA:MAX_MS, default fixed:0
  *     --auto-never FRACTION     auto tasks that stay pending forever, default 0
@@ -92,6 +95,7 @@
  *   GET /_sim/faults, DELETE /_sim/faults   list / drop queued faults
  *   POST /_sim/revoke    every issued token is invalid from now on -> {"revoked":N}
  *   GET|POST /_sim/config  {"rate_per_second","rate_per_minute","latency_ms":N|"MIN-MAX",
+ *     "arrival_jitter_ms",
  *     "token_ttl","unknown_tasks","auto_ready","auto_never","auto_failed","seed"} -> the config
  *   GET /_sim/stats[?tasks=1]  {"calls","by_code":{"0":..,"reset":..,"garbage":..},"rate_limited",
  *     "tokens_issued","token_calls","max_calls_in_1s","tasks_registered","tokens_live",
@@ -132,7 +136,8 @@ static void usage(FILE *f)
 {
   fputs("usage: dw-sim [--listen HOST:PORT] [--port-file FILE] [--app ID:SECRET]...\n"
         "              [--token-ttl S] [--rate-per-second N] [--rate-per-minute N]\n"
-        "              [--latency-ms N|MIN-MAX] [--unknown-tasks not_found|auto]\n"
+        "              [--latency-ms N|MIN-MAX] [--arrival-jitter-ms N]\n"
+        "              [--unknown-tasks not_found|auto]\n"
         "              [--auto-ready fixed:MS|lognormal:MEDIAN_MS:SIGMA:MAX_MS]\n"
         "              [--auto-never F] [--auto-failed F] [--seed N] [--threads N]\n"
         "              [--max-records N] [--tenants A,B,...] [--tls-cert F --tls-key F] [-v]\n"
@@ -167,6 +172,7 @@ enum {
   OPT_RPS,
   OPT_RPM,
   OPT_LATENCY,
+  OPT_ARRIVAL_JITTER,
   OPT_UNKNOWN,
   OPT_AUTO_READY,
   OPT_AUTO_NEVER,
@@ -211,6 +217,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     {"rate-per-second", required_argument, NULL, OPT_RPS},
     {"rate-per-minute", required_argument, NULL, OPT_RPM},
     {"latency-ms", required_argument, NULL, OPT_LATENCY},
+    {"arrival-jitter-ms", required_argument, NULL, OPT_ARRIVAL_JITTER},
     {"unknown-tasks", required_argument, NULL, OPT_UNKNOWN},
     {"auto-ready", required_argument, NULL, OPT_AUTO_READY},
     {"auto-never", required_argument, NULL, OPT_AUTO_NEVER},
@@ -242,6 +249,9 @@ static int parse_args(int argc, char **argv, struct options *o)
     case OPT_TOKEN_TTL: bad = sim_parse_ll(optarg, 1, 365LL * 86400, &o->cfg.token_ttl_s); break;
     case OPT_RPS: bad = sim_parse_ll(optarg, 0, 1000000000LL, &o->cfg.rate_per_second); break;
     case OPT_RPM: bad = sim_parse_ll(optarg, 0, 1000000000LL, &o->cfg.rate_per_minute); break;
+    case OPT_ARRIVAL_JITTER:
+      bad = sim_parse_ll(optarg, 0, 1000, &o->cfg.arrival_jitter_ms);
+      break;
     case OPT_LATENCY:
       bad = sim_config_parse_latency(optarg, &o->cfg.latency_min_ms, &o->cfg.latency_max_ms);
       break;

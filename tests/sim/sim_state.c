@@ -26,6 +26,7 @@ void sim_config_defaults(struct sim_config *c)
   c->rate_per_minute = 1000;
   c->latency_min_ms = 0;
   c->latency_max_ms = 0;
+  c->arrival_jitter_ms = 0;
   c->token_ttl_s = 7200;
   c->unknown_tasks = SIM_UNKNOWN_NOT_FOUND;
   c->ready_dist = SIM_READY_FIXED;
@@ -562,42 +563,56 @@ int sim_rate_admit_tenant(struct sim *s, size_t app, const char *tenant, uint64_
 {
   struct sim_app *ap = &s->apps[app];
   struct sim_win *w = tenant[0] ? sim_win_get(s, app, tenant) : NULL;
-  struct rate_windows r = {&ap->sec_window, &ap->min_window, &ap->sec_count, &ap->min_count};
+  struct rate_windows r = {ap->sec_window, ap->min_window, ap->sec_count, ap->min_count};
   if (w) {
-    r.sec_window = &w->sec_window;
-    r.min_window = &w->min_window;
-    r.sec_count = &w->sec_count;
-    r.min_count = &w->min_count;
+    r.sec_window = w->sec_window;
+    r.min_window = w->min_window;
+    r.sec_count = w->sec_count;
+    r.min_count = w->min_count;
   }
   return rate_admit(s, &r, now, limit, reset_s);
+}
+
+/* The count of window index w in a pair of slots (see sim_app), started afresh when the slot
+ * holds an older window. A window older than the slot's (possible only with a jitter longer
+ * than a window) shares the slot's count. */
+static long long *window_slot(uint64_t *index, long long *count, uint64_t w)
+{
+  size_t i = (size_t)(w & 1);
+  if (index[i] < w) {
+    index[i] = w;
+    count[i] = 0;
+  }
+  return &count[i];
 }
 
 static int rate_admit(struct sim *s, struct rate_windows *a, uint64_t now, long long *limit,
                       long long *reset_s)
 {
-  uint64_t sec = now / 1000, min = now / 60000;
+  uint64_t sec, min;
+  long long *sec_count, *min_count;
 
-  if (*a->sec_window != sec) {
-    *a->sec_window = sec;
-    *a->sec_count = 0;
-  }
-  if (*a->min_window != min) {
-    *a->min_window = min;
-    *a->min_count = 0;
-  }
+  /* Arrival jitter: the request counts as if it arrived up to N ms later (a gateway in front
+   * of the counter, a busy network). */
+  if (s->cfg.arrival_jitter_ms > 0)
+    now += sim_rand_next(&s->rng) % (uint64_t)(s->cfg.arrival_jitter_ms + 1);
+  sec = now / 1000;
+  min = now / 60000;
+  sec_count = window_slot(a->sec_window, a->sec_count, sec);
+  min_count = window_slot(a->min_window, a->min_count, min);
   /* The minute window first: when it is exhausted, waiting for the next second is no use. */
-  if (s->cfg.rate_per_minute > 0 && *a->min_count >= s->cfg.rate_per_minute) {
+  if (s->cfg.rate_per_minute > 0 && *min_count >= s->cfg.rate_per_minute) {
     *limit = s->cfg.rate_per_minute;
     *reset_s = (long long)(((min + 1) * 60000 - now + 999) / 1000);
     goto limited;
   }
-  if (s->cfg.rate_per_second > 0 && *a->sec_count >= s->cfg.rate_per_second) {
+  if (s->cfg.rate_per_second > 0 && *sec_count >= s->cfg.rate_per_second) {
     *limit = s->cfg.rate_per_second;
     *reset_s = (long long)(((sec + 1) * 1000 - now + 999) / 1000);
     goto limited;
   }
-  (*a->sec_count)++;
-  (*a->min_count)++;
+  (*sec_count)++;
+  (*min_count)++;
   if (s->stats.win_1s != sec) {
     s->stats.win_1s = sec;
     s->stats.win_1s_count = 0;
@@ -737,12 +752,16 @@ void sim_reset(struct sim *s)
   records_clear(s);
   stats_clear(s);
   for (i = 0; i < s->napps; i++) {
-    s->apps[i].sec_window = s->apps[i].min_window = 0;
-    s->apps[i].sec_count = s->apps[i].min_count = 0;
+    memset(s->apps[i].sec_window, 0, sizeof(s->apps[i].sec_window));
+    memset(s->apps[i].min_window, 0, sizeof(s->apps[i].min_window));
+    memset(s->apps[i].sec_count, 0, sizeof(s->apps[i].sec_count));
+    memset(s->apps[i].min_count, 0, sizeof(s->apps[i].min_count));
     s->apps[i].resends = 0;
   }
   for (i = 0; i < s->nwins; i++) {
-    s->wins[i].sec_window = s->wins[i].min_window = 0;
-    s->wins[i].sec_count = s->wins[i].min_count = 0;
+    memset(s->wins[i].sec_window, 0, sizeof(s->wins[i].sec_window));
+    memset(s->wins[i].min_window, 0, sizeof(s->wins[i].min_window));
+    memset(s->wins[i].sec_count, 0, sizeof(s->wins[i].sec_count));
+    memset(s->wins[i].min_count, 0, sizeof(s->wins[i].min_count));
   }
 }

@@ -32,6 +32,7 @@ static const char *const all_keys[] = {
   "feishu.app_ticket_file", "feishu.app_ticket_topic", "feishu.request_timeout_ms",
   "feishu.connect_timeout_ms", "feishu.max_connections", "feishu.max_response_bytes",
   "feishu.rate_per_second", "feishu.rate_per_minute", "feishu.token_refresh_margin_s",
+  "limits.share", "limits.jitter_ms", "limits.store", "limits.store_key", "limits.store_timeout_ms",
   "poll.schedule", "poll.latency_target_ms", "poll.min_interval_ms", "poll.first_delay_ms", "poll.interval_ms", "poll.max_interval_ms",
   "poll.multiplier", "poll.jitter", "poll.deadline_ms", "poll.retry_initial_ms",
   "poll.retry_max_ms", "worker.max_in_flight", "worker.resume_in_flight",
@@ -336,6 +337,16 @@ static void test_file_errors(void **state)
                "feishu.base_url must start with http:// or https://, got \"ftp://x\"");
   expect_error("feishu = { base_url = \"https:///\"; };\n", minimal_env, 1,
                "feishu.base_url must name a host after the scheme, got \"https:///\"");
+  expect_error("limits = { store = \"localhost:6379\"; };\n", minimal_env, 1,
+               "limits.store must be redis://HOST:PORT (like redis://127.0.0.1:6379) or empty, "
+               "got \"localhost:6379\"");
+  expect_error("limits = { store = \"redis://h:0\"; };\n", minimal_env, 1,
+               "limits.store must end with a port between 1 and 65535 (redis://HOST:PORT), got "
+               "\"redis://h:0\"");
+  expect_error("limits = { share = \"equal\"; };\n", minimal_env, 1,
+               "limits.share must be one of partitions, whole, got \"equal\"");
+  expect_error("limits = { jitter_ms = 900; };\n", minimal_env, 1,
+               "limits.jitter_ms must be between 0 and 500, got 900");
   expect_error("admin = { listen = \"9464\"; };\n", minimal_env, 1,
                "admin.listen must be host:port (like 0.0.0.0:9464 or [::]:9464), got \"9464\"");
   expect_error("admin = { listen = \"::1:9464\"; };\n", minimal_env, 1,

@@ -1,6 +1,8 @@
 /* Unit tests of the rate limiter on a simulated clock: burst size, waits until the oldest call
  * leaves the window, minutes of greedy and random traffic checked against a brute-force count
- * of every window, 429 blocks, unlimited limiters and a clock that does not move. */
+ * of every window, 429 blocks, unlimited limiters and a clock that does not move; a server that
+ * counts arrivals late (jitter) in windows of any alignment, the replicas' shares of one
+ * budget, and what a 429 teaches (the headroom, the window's end). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +12,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dw/common.h"
 #include "dw/limiter.h"
@@ -413,6 +416,225 @@ static void test_storm_recovers(void **state)
   dw_limiter_cleanup(&l);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* A small deterministic generator (xorshift64*), so each run sees the same jitter. */
+static uint64_t next_rand(uint64_t *s)
+{
+  *s ^= *s >> 12;
+  *s ^= *s << 25;
+  *s ^= *s >> 27;
+  return *s * 2685821657736338717ULL;
+}
+
+struct jitter_run {
+  uint64_t calls;      /* sent */
+  uint64_t rejected;   /* that a fixed-window server counting arrivals would refuse */
+  size_t max_1s, max_60s; /* most arrivals in any sliding 1 s and 60 s window */
+};
+
+/* `replicas` backlogged limiters (each at per_second and per_minute, with slack_ms of headroom)
+ * send whenever allowed for duration_ms; each call arrives 0..jitter_ms later, and the server
+ * counts arrivals in fixed windows that start at `phase` ms, 50 a second and server_per_minute a
+ * minute; with `worst`, calls sent in even seconds arrive jitter_ms late and the others at once
+ * (cold connections, then warm ones: the delays that bunch arrivals most). The server's refusals
+ * are counted afterwards, from the windows (a refused call would not count: this overstates
+ * them, never understates). */
+static void run_jittery(int replicas, uint32_t per_second, uint32_t per_minute,
+                        uint64_t server_per_minute, uint64_t slack_ms, uint64_t jitter_ms,
+                        int worst, uint64_t phase, uint64_t duration_ms, struct jitter_run *out)
+{
+  struct dw_limiter l[3];
+  size_t cap = 40000, n = 0;
+  uint64_t *arrivals = malloc(cap * sizeof(*arrivals)), rng = 0x9e3779b97f4a7c15ULL;
+  assert_non_null(arrivals);
+  assert_true(replicas >= 1 && replicas <= 3);
+  for (int i = 0; i < replicas; i++) {
+    assert_int_equal(dw_limiter_init(&l[i], per_second, per_minute), 0);
+    l[i].slack_ms = slack_ms;
+    dw_limiter_slow_start(&l[i], 0);
+  }
+  for (uint64_t now = 0; now < duration_ms; now++)
+    for (int i = 0; i < replicas; i++)
+      while (dw_limiter_acquire(&l[i], now) == 0) {
+        dw_limiter_on_accepted(&l[i], now);
+        assert_true(n < cap);
+        arrivals[n++] = now + (worst ? (now / 1000 % 2 == 0 ? jitter_ms : 0)
+                                     : next_rand(&rng) % (jitter_ms + 1));
+      }
+  qsort(arrivals, n, sizeof(*arrivals), cmp_u64);
+  memset(out, 0, sizeof(*out));
+  out->calls = n;
+  out->max_1s = max_in_window(arrivals, n, 1000);
+  out->max_60s = max_in_window(arrivals, n, 60000);
+  /* Fixed windows: arrivals are sorted, so each window's calls are a run. */
+  const uint64_t sizes[2] = {1000, 60000}, limits[2] = {50, server_per_minute};
+  for (int w = 0; w < 2; w++) {
+    uint64_t cur = UINT64_MAX, in = 0;
+    for (size_t k = 0; k < n; k++) {
+      uint64_t idx = (arrivals[k] + phase) / sizes[w];
+      if (idx != cur) {
+        cur = idx;
+        in = 0;
+      }
+      if (++in > limits[w])
+        out->rejected++;
+    }
+  }
+  for (int i = 0; i < replicas; i++)
+    dw_limiter_cleanup(&l[i]);
+  free(arrivals);
+}
+
+/* One replica, backlogged for 10 simulated minutes, against a server that counts each call
+ * when it arrives, 0 to 150 ms after it was sent, in fixed windows of any alignment: with the
+ * default headroom (250 ms, at least the jitter) no window sees more than the limits, and the
+ * budget used is at least 97% of the binding (minute) window's; random delays and the worst
+ * ones alike. The old headroom of 100 ms was less than the jitter: the server saw more than
+ * the limits. */
+static void test_jittery_server(void **state)
+{
+  (void)state;
+  struct jitter_run r;
+  const uint64_t minutes = 10, duration = minutes * 60000;
+  for (uint64_t phase = 0; phase < 60000; phase += 7919) {
+    run_jittery(1, 50, 1000, 1000, 250, 150, 0, phase, duration, &r);
+    assert_int_equal(r.rejected, 0);
+    run_jittery(1, 50, 1000, 1000, 250, 150, 1, phase, duration, &r);
+    assert_int_equal(r.rejected, 0);
+  }
+  assert_true(r.max_1s <= 50);
+  assert_true(r.max_60s <= 1000);
+  double used = (double)r.calls / (double)(1000 * minutes);
+  print_message("jitter 150 ms, headroom 250 ms: %llu calls in %llu min (%.1f%% of the minute "
+                "budget), none refused; most in any 1 s %zu, any 60 s %zu\n",
+                (unsigned long long)r.calls, (unsigned long long)minutes, used * 100, r.max_1s,
+                r.max_60s);
+  assert_true(used >= 0.97);
+
+  /* The per-second window binding (a budget raised per minute): the same, at >= 97% of it
+   * less the headroom's cost (1 s of every 1.25 s). */
+  run_jittery(1, 50, 1000000, 1000000, 250, 150, 1, 0, 120000, &r);
+  assert_int_equal(r.rejected, 0);
+  run_jittery(1, 50, 1000000, 1000000, 250, 150, 0, 0, 120000, &r);
+  assert_int_equal(r.rejected, 0);
+  assert_true(r.max_1s <= 50);
+  assert_true((double)r.calls >= 0.97 * 50 * 120 / 1.25);
+
+  /* Less headroom than the jitter (the 100 ms the limiter had before): the server counts more
+   * than the limits when the delays bunch arrivals. */
+  uint64_t refused = 0;
+  for (uint64_t phase = 0; phase < 60000; phase += 7919) {
+    run_jittery(1, 50, 1000000, 1000000, 100, 150, 1, phase, 120000, &r);
+    refused += r.rejected;
+  }
+  assert_true(refused > 0);
+}
+
+/* Three replicas of one app, each at its share of a 3-partition topic: together they stay
+ * inside the budget at any alignment and with jitter, and use >= 97% of it. */
+static void test_replica_shares(void **state)
+{
+  (void)state;
+  struct jitter_run r;
+  uint32_t ps = dw_limiter_share(50, 1, 3), pm = dw_limiter_share(1000, 1, 3);
+  assert_int_equal(ps, 16);
+  assert_int_equal(pm, 333);
+  for (uint64_t phase = 0; phase < 60000; phase += 12007) {
+    run_jittery(3, ps, pm, 1000, 250, 150, 0, phase, 600000, &r);
+    assert_int_equal(r.rejected, 0);
+    run_jittery(3, ps, pm, 1000, 250, 150, 1, phase, 600000, &r);
+    assert_int_equal(r.rejected, 0);
+  }
+  double used = (double)r.calls / 10000.0;
+  print_message("3 replicas at a third each: %llu calls in 10 min (%.1f%% of the budget), none "
+                "refused\n", (unsigned long long)r.calls, used * 100);
+  assert_true(used >= 0.97);
+}
+
+/* Shares: proportional, rounded down (never more than the whole between them), at least 1, the
+ * whole when the topic's size is not known, unlimited stays unlimited. */
+static void test_share(void **state)
+{
+  (void)state;
+  assert_int_equal(dw_limiter_share(1000, 2, 4), 500);
+  assert_int_equal(dw_limiter_share(1000, 1, 3) * 3 <= 1000, 1);
+  assert_int_equal(dw_limiter_share(1000, 2, 3) + dw_limiter_share(1000, 1, 3) <= 1000, 1);
+  assert_int_equal(dw_limiter_share(50, 1, 100), 1);
+  assert_int_equal(dw_limiter_share(50, 0, 4), 1);
+  assert_int_equal(dw_limiter_share(50, 4, 4), 50);
+  assert_int_equal(dw_limiter_share(50, 6, 4), 50);
+  assert_int_equal(dw_limiter_share(50, 1, 0), 50);
+  assert_int_equal(dw_limiter_share(0, 1, 4), 0);
+}
+
+/* A new ceiling moves the limits in force by the same ratio, never above what the limiter was
+ * made for (its log's size), and back. */
+static void test_set_ceiling(void **state)
+{
+  (void)state;
+  struct dw_limiter l;
+  assert_int_equal(dw_limiter_init(&l, 50, 1000), 0);
+  dw_limiter_set_ceiling(&l, 25, 500);
+  assert_int_equal(l.max_per_second, 25);
+  assert_int_equal(l.per_second, 25);
+  assert_int_equal(l.per_minute, 500);
+  for (int i = 0; i < 25; i++)
+    assert_int_equal(dw_limiter_acquire(&l, 0), 0);
+  assert_true(dw_limiter_acquire(&l, 0) > 0);
+  dw_limiter_on_rejected(&l, 100, 1000); /* cut by a 429: 30% off, or 90% of 25 */
+  uint32_t cut = l.per_second;
+  assert_true(cut < 25);
+  dw_limiter_set_ceiling(&l, 50, 1000); /* the whole budget again: the cut stays in ratio */
+  assert_int_equal(l.max_per_second, 50);
+  assert_int_equal(l.per_second, cut * 2);
+  dw_limiter_set_ceiling(&l, 500, 100000); /* never above the configured limits */
+  assert_int_equal(l.max_per_second, 50);
+  assert_int_equal(l.max_per_minute, 1000);
+  dw_limiter_set_ceiling(&l, 0, 0); /* at least 1 */
+  assert_int_equal(l.max_per_second, 1);
+  assert_int_equal(l.per_second, 1);
+  dw_limiter_cleanup(&l);
+
+  assert_int_equal(dw_limiter_init(&l, 0, 0), 0); /* unlimited stays unlimited */
+  dw_limiter_set_ceiling(&l, 10, 10);
+  assert_int_equal(l.per_second, 0);
+  assert_int_equal(l.per_minute, 0);
+  assert_int_equal(dw_limiter_acquire(&l, 0), 0);
+  dw_limiter_cleanup(&l);
+}
+
+/* A 429 tells where the server's full window ends and widens the headroom by half, at most
+ * once a second, up to DW_LIMITER_SLACK_MAX_MS; a limiter without headroom keeps none. */
+static void test_rejection_teaches(void **state)
+{
+  (void)state;
+  struct dw_limiter l;
+  assert_int_equal(dw_limiter_init(&l, 50, 1000), 0);
+  l.slack_ms = 250;
+  dw_limiter_on_rejected(&l, 10000, 400);
+  assert_int_equal(l.window_end_ms, 10400);
+  assert_int_equal(l.slack_ms, 375);
+  dw_limiter_on_rejected(&l, 10500, 500); /* within a second: the window is learnt, no more */
+  assert_int_equal(l.window_end_ms, 11000);
+  assert_int_equal(l.slack_ms, 375);
+  dw_limiter_on_rejected(&l, 12000, 1000);
+  assert_int_equal(l.slack_ms, DW_LIMITER_SLACK_MAX_MS);
+  dw_limiter_on_rejected(&l, 14000, 1000);
+  assert_int_equal(l.slack_ms, DW_LIMITER_SLACK_MAX_MS);
+  dw_limiter_cleanup(&l);
+
+  assert_int_equal(dw_limiter_init(&l, 50, 1000), 0);
+  dw_limiter_on_rejected(&l, 10000, 1000);
+  assert_int_equal(l.slack_ms, 0);
+  dw_limiter_cleanup(&l);
+}
+
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -426,6 +648,11 @@ int main(void)
       cmocka_unit_test(test_no_rejections_no_change),
       cmocka_unit_test(test_rejected_then_recovers),
       cmocka_unit_test(test_storm_recovers),
+      cmocka_unit_test(test_jittery_server),
+      cmocka_unit_test(test_replica_shares),
+      cmocka_unit_test(test_share),
+      cmocka_unit_test(test_set_ceiling),
+      cmocka_unit_test(test_rejection_teaches),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
