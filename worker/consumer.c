@@ -56,7 +56,7 @@ struct dw_consumer {
   /* The rebalance step going on: an assignment waiting for its committed offsets, or a
    * revoke waiting for its commit; and the events that came meanwhile. */
   rd_kafka_topic_partition_list_t *assigning, *revoking;
-  int revoke_cooperative;
+  int assign_cooperative, revoke_cooperative; /* the protocol when the step began */
   struct queued_event *queued, *queued_tail;
   uv_timer_t next;      /* takes the next queued event, or ends the close, off any callback */
   /* Leaving the group: its events arrive on close_q, served on the loop. */
@@ -252,7 +252,7 @@ static void read_committed(struct dw_consumer *c, const int32_t *ids, size_t n, 
  * re-assign. */
 static void take(struct dw_consumer *c, rd_kafka_topic_partition_list_t *parts)
 {
-  if (strcmp(rd_kafka_rebalance_protocol(c->rk), "COOPERATIVE") == 0) {
+  if (c->assign_cooperative) {
     rd_kafka_error_t *e = rd_kafka_incremental_assign(c->rk, parts);
     if (e) {
       dw_error("incremental assign failed: %s", rd_kafka_error_string(e));
@@ -302,6 +302,7 @@ static void rebalance(struct dw_consumer *c, rd_kafka_resp_err_t err,
     }
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     c->ever_assigned = 1;
+    c->assign_cooperative = strcmp(rd_kafka_rebalance_protocol(c->rk), "COOPERATIVE") == 0;
     dw_info("assigned %d partition(s) of %s", parts->cnt, c->topic);
     c->assigning = rd_kafka_topic_partition_list_copy(parts);
     if (n)
