@@ -154,7 +154,7 @@ void dw_committer_on_record(struct dw_committer *c, int32_t id, int64_t offset,
 {
   struct dw_committer_part *p = dw_committer_part(c, id);
   memset(out, 0, sizeof(*out));
-  if (p && !p->assigned) {
+  if (p && (!p->assigned || p->revoking)) {
     out->verdict = DW_COMMITTER_NOT_OURS;
     return;
   }
@@ -404,4 +404,20 @@ void dw_committer_revoke(struct dw_committer *c, const int32_t *ids, size_t n)
     p->meta = NULL;
     dw_tracker_reset(&p->tracker);
   }
+}
+
+enum dw_committer_revoke_step dw_committer_revoke_next(const struct dw_committer *c,
+                                                       const struct dw_committer_revoke *r)
+{
+  if (r->expired)
+    return DW_COMMITTER_REVOKE_LATE;
+  if (r->in_flight)
+    return DW_COMMITTER_REVOKE_WAIT;
+  if (!c->staged && r->lost)
+    return DW_COMMITTER_REVOKE_DONE; /* exactly-once aborts instead (a commit step) */
+  if (!r->started)
+    return DW_COMMITTER_REVOKE_COMMIT;
+  if (!c->staged && r->rc == DW_ERANGE && c->mapmax < r->room)
+    return DW_COMMITTER_REVOKE_COMMIT; /* the room shrank: the shorter maps may go through */
+  return DW_COMMITTER_REVOKE_DONE;
 }

@@ -1,7 +1,14 @@
 /* The consumer of the input topic, the front of the flow: it feeds records to the worker,
- * follows rebalances (reading each new partition's committed offset and map off the loop before
- * its records are handed over), holds and resumes partitions, and commits offsets. Also the
- * app_ticket topic reader of store apps. Served on the loop by the waker (dw/kafka.h). */
+ * follows rebalances, holds and resumes partitions, and commits offsets. Also the app_ticket
+ * topic reader of store apps. Served on the loop by the waker (dw/kafka.h).
+ *
+ * Nothing here waits for the broker on the loop. librdkafka lets the application take or give
+ * up partitions after the rebalance callback has returned (the group waits for it), so a
+ * new assignment is taken only once each partition's committed offset and map are read off
+ * the loop, at those offsets; and revoked partitions are given up when the worker says their
+ * commit is over (dw_consumer_revoke_done). One rebalance step runs at a time; an event that
+ * comes meanwhile waits its turn. Leaving the group (rd_kafka_consumer_close_queue) serves its
+ * events on the loop too. */
 #include "dw/consumer.h"
 
 #include <errno.h>
@@ -17,8 +24,14 @@
 #include "dw/kstats.h"
 #include "dw/log.h"
 
-#define HOLD_FETCH 0x80000000u /* reading the committed metadata of a new assignment */
 #define COMMITTED_TIMEOUT_MS 10000
+
+/* A rebalance event that came while another step was still going on. */
+struct queued_event {
+  rd_kafka_resp_err_t err;
+  rd_kafka_topic_partition_list_t *parts;
+  struct queued_event *next;
+};
 
 struct dw_consumer {
   rd_kafka_t *rk;
@@ -28,25 +41,36 @@ struct dw_consumer {
   char *topic;
   int ever_assigned;
   int paused;
-  /* What on_commit saw of the last commit (read by commit() after a synchronous one). */
-  int commit_answered, commit_refused;
+  /* The commit whose outcome a revoke waits for (dw_consumer_commit_then). */
+  void (*then)(void *arg, int rc);
+  void *then_arg;
   unsigned *holds;      /* per partition id: reasons to keep it paused */
   uint32_t *assign_seq; /* per partition id: bumped on each assign and revoke */
   size_t nparts;
-  /* Reads of committed offsets run on libuv's thread pool: rd_kafka_committed blocks. */
-  uv_mutex_t lock;
-  uv_cond_t idle;
-  int fetching;         /* reads still inside rd_kafka_committed (under lock) */
+  /* Reads of committed offsets run on libuv's thread pool (rd_kafka_committed blocks); the
+   * client outlives them. */
   int requests;         /* reads whose completion has not run on the loop yet */
   int closing, closed;
   void (*done)(void *arg); /* the close callback and its argument */
   void *done_arg;
   int must_read;        /* exactly-once: never go on without the map (duplicates) */
+  /* The rebalance step going on: an assignment waiting for its committed offsets, or a
+   * revoke waiting for its commit; and the events that came meanwhile. */
+  rd_kafka_topic_partition_list_t *assigning, *revoking;
+  int assign_cooperative, revoke_cooperative; /* the protocol when the step began */
+  struct queued_event *queued, *queued_tail;
+  uv_timer_t next;      /* takes the next queued event, or ends the close, off any callback */
+  /* Leaving the group: its events arrive on close_q, served on the loop. */
+  rd_kafka_queue_t *close_q;
+  struct dw_kafka_waker close_waker;
+  int finishing;        /* the close is over: handles are closing */
+  int handles;          /* open handles (wakers count as one each, and the timer) */
   /* The lag of each assigned partition as of librdkafka's last statistics. */
   struct dw_kstats_lag *lags; /* DW_KSTATS_MAX_PARTITIONS entries, from the first statistics */
   size_t nlags;
   int read_committed;   /* isolation.level: which end offset the lag counts to */
   size_t topic_partitions; /* the topic's partition count, last read (0: not yet) */
+  int counting;         /* reads of the partition count still on the pool */
 };
 
 /* Grows the per-partition arrays to hold partition id. */
@@ -105,22 +129,20 @@ struct committed_read {
 
 static void read_committed(struct dw_consumer *c, const int32_t *ids, size_t n, int retry);
 
-/* A partition no longer waits for its committed metadata. */
-static void release_fetch_hold(struct dw_consumer *c, int32_t id)
-{
-  if (id < 0 || (size_t)id >= c->nparts)
-    return;
-  c->holds[id] &= ~HOLD_FETCH;
-  if (!held(c, id))
-    set_fetching(c->rk, c->topic, &id, 1, 0);
-}
-
 static void consumer_free(struct dw_consumer *c)
 {
   void (*done)(void *) = c->done;
   void *arg = c->done_arg;
-  uv_mutex_destroy(&c->lock);
-  uv_cond_destroy(&c->idle);
+  while (c->queued) {
+    struct queued_event *q = c->queued;
+    c->queued = q->next;
+    rd_kafka_topic_partition_list_destroy(q->parts);
+    free(q);
+  }
+  if (c->assigning)
+    rd_kafka_topic_partition_list_destroy(c->assigning);
+  if (c->revoking)
+    rd_kafka_topic_partition_list_destroy(c->revoking);
   free(c->holds);
   free(c->assign_seq);
   free(c->lags);
@@ -138,10 +160,18 @@ static void committed_work(uv_work_t *req)
     nanosleep(&ts, NULL);
   }
   r->err = rd_kafka_committed(r->c->rk, r->list, COMMITTED_TIMEOUT_MS);
-  uv_mutex_lock(&r->c->lock);
-  r->c->fetching--;
-  uv_cond_signal(&r->c->idle);
-  uv_mutex_unlock(&r->c->lock);
+}
+
+static void finish_assign(struct dw_consumer *c);
+static void maybe_finish_close(struct dw_consumer *c);
+
+/* The entry of the assignment being taken for a partition, NULL when none. */
+static rd_kafka_topic_partition_t *assigning(struct dw_consumer *c, int32_t id)
+{
+  for (int i = 0; c->assigning && i < c->assigning->cnt; i++)
+    if (c->assigning->elems[i].partition == id)
+      return &c->assigning->elems[i];
+  return NULL;
 }
 
 static void committed_done(uv_work_t *req, int status)
@@ -151,28 +181,33 @@ static void committed_done(uv_work_t *req, int status)
   int32_t *again = calloc((size_t)r->list->cnt + 1, sizeof(*again));
   size_t nagain = 0;
   c->requests--;
-  for (int i = 0; status == 0 && !c->closing && i < r->list->cnt; i++) {
+  for (int i = 0; status == 0 && i < r->list->cnt; i++) {
     rd_kafka_topic_partition_t *e = &r->list->elems[i];
-    if ((size_t)e->partition >= c->nparts || c->assign_seq[e->partition] != r->seq[i])
-      continue; /* revoked (and maybe assigned again) since: a newer read is on its way */
+    rd_kafka_topic_partition_t *to = assigning(c, e->partition);
+    if (!to || (size_t)e->partition >= c->nparts || c->assign_seq[e->partition] != r->seq[i])
+      continue; /* not part of the assignment being taken (cannot happen: one at a time) */
     rd_kafka_resp_err_t err = r->err ? r->err : e->err;
-    if (err && c->must_read && again) {
+    if (err && c->must_read && again && !c->closing) {
       /* Exactly-once: records beyond the committed offset may have outputs committed
        * already; only the map says which. A transaction left open by a killed replica keeps
-       * the offset unstable until the broker aborts it: wait for it. */
+       * the offset unstable until the broker aborts it: wait for it (the partition is not
+       * taken until then). */
       dw_warn("partition %d: cannot read the committed offset yet (%s); retrying",
               (int)e->partition, rd_kafka_err2str(err));
       again[nagain++] = e->partition;
       continue;
     }
+    if (c->closing)
+      continue; /* taken only to be given up: the group waits for the assignment first */
     if (err)
       dw_warn("partition %d: cannot read the committed offset (%s); its records are "
               "processed without the map of finished tasks", (int)e->partition,
               rd_kafka_err2str(err));
     int ok = !err && e->offset >= 0;
+    if (ok)
+      to->offset = e->offset; /* fetching starts there: no second read, no stale position */
     c->h.on_committed(c->h.arg, e->partition, ok ? e->offset : -1,
                       ok ? e->metadata : NULL, ok ? e->metadata_size : 0);
-    release_fetch_hold(c, e->partition);
   }
   rd_kafka_topic_partition_list_destroy(r->list);
   free(r->seq);
@@ -180,12 +215,16 @@ static void committed_done(uv_work_t *req, int status)
   if (nagain)
     read_committed(c, again, nagain, 1);
   free(again);
-  if (c->closed && c->requests == 0)
+  if (c->requests == 0 && c->assigning)
+    finish_assign(c);
+  if (c->closed && c->requests == 0 && c->counting == 0)
     consumer_free(c);
+  else
+    maybe_finish_close(c);
 }
 
-/* Reads the committed offsets and metadata of new partitions off the loop; they stay held
- * until then. On failure they are released at once, without a map. */
+/* Reads the committed offsets and metadata of new partitions off the loop; the assignment is
+ * taken when no read is left. On failure they are taken at once, without a map. */
 static void read_committed(struct dw_consumer *c, const int32_t *ids, size_t n, int retry)
 {
   struct committed_read *r = calloc(1, sizeof(*r));
@@ -197,8 +236,6 @@ static void read_committed(struct dw_consumer *c, const int32_t *ids, size_t n, 
     free(r);
     if (!c->closing)
       dw_warn("out of memory reading committed offsets; processing without the map");
-    for (size_t i = 0; i < n; i++)
-      release_fetch_hold(c, ids[i]);
     return;
   }
   r->c = c;
@@ -209,93 +246,169 @@ static void read_committed(struct dw_consumer *c, const int32_t *ids, size_t n, 
     rd_kafka_topic_partition_list_add(r->list, c->topic, ids[i]);
     r->seq[i] = c->assign_seq[ids[i]];
   }
-  uv_mutex_lock(&c->lock);
-  c->fetching++;
-  uv_mutex_unlock(&c->lock);
   c->requests++;
   if (uv_queue_work(c->loop, &r->req, committed_work, committed_done) != 0) {
-    uv_mutex_lock(&c->lock);
-    c->fetching--;
-    uv_mutex_unlock(&c->lock);
     c->requests--;
     rd_kafka_topic_partition_list_destroy(r->list);
     free(r->seq);
     free(r);
-    for (size_t i = 0; i < n; i++)
-      release_fetch_hold(c, ids[i]);
   }
-}
-
-/* New partitions: each starts with no reason to be held but the read of its committed
- * metadata; pause or resume explicitly either way, since librdkafka 2.0.2 keeps a partition's
- * pause flag across revoke and re-assign. */
-static void assigned(struct dw_consumer *c, const int32_t *ids, size_t n)
-{
-  int fetch = c->h.on_committed != NULL && !c->closing;
-  for (size_t i = 0; i < n; i++) {
-    if (consumer_part(c, ids[i]) < 0) {
-      fetch = 0; /* out of memory: no map, but every partition must be served */
-      continue;
-    }
-    c->assign_seq[ids[i]]++;
-    c->holds[ids[i]] = 0;
-  }
-  for (size_t i = 0; fetch && i < n; i++)
-    c->holds[ids[i]] = HOLD_FETCH;
-  for (size_t i = 0; i < n; i++)
-    set_fetching(c->rk, c->topic, &ids[i], 1, held(c, ids[i]));
-  c->h.on_assign(c->h.arg, ids, n);
-  if (fetch)
-    read_committed(c, ids, n, 0);
 }
 
 static void partitions_changed(struct dw_consumer *c, int assign);
 
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+/* Takes the partitions (at the offsets set in the list, where read), and pauses or resumes
+ * each explicitly, since librdkafka 2.0.2 keeps a partition's pause flag across revoke and
+ * re-assign. */
+static void take(struct dw_consumer *c, rd_kafka_topic_partition_list_t *parts)
 {
-  struct dw_consumer *c = opaque;
-  int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-  int32_t *ids = calloc((size_t)parts->cnt + 1, sizeof(*ids));
-  for (int i = 0; ids && i < parts->cnt; i++)
-    ids[i] = parts->elems[i].partition;
-  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-    rd_kafka_error_t *e = NULL;
-    if (cooperative)
-      e = rd_kafka_incremental_assign(rk, parts);
-    else
-      rd_kafka_assign(rk, parts);
+  if (c->assign_cooperative) {
+    rd_kafka_error_t *e = rd_kafka_incremental_assign(c->rk, parts);
     if (e) {
       dw_error("incremental assign failed: %s", rd_kafka_error_string(e));
       rd_kafka_error_destroy(e);
     }
-    c->ever_assigned = 1;
-    dw_info("assigned %d partition(s) of %s", parts->cnt, c->topic);
-    if (ids && parts->cnt)
-      assigned(c, ids, (size_t)parts->cnt);
   } else {
-    int lost = rd_kafka_assignment_lost(rk);
+    rd_kafka_resp_err_t e = rd_kafka_assign(c->rk, parts);
+    if (e)
+      dw_error("assign failed: %s", rd_kafka_err2str(e));
+  }
+  for (int i = 0; i < parts->cnt; i++)
+    set_fetching(c->rk, c->topic, &parts->elems[i].partition, 1,
+                 held(c, parts->elems[i].partition));
+  partitions_changed(c, 1);
+}
+
+/* The next queued event is taken from a timer: never from inside the callback that ended the
+ * step before it. */
+static void on_next(uv_timer_t *t);
+
+static void next_step(struct dw_consumer *c)
+{
+  if ((c->queued || c->closing) && !c->finishing)
+    uv_timer_start(&c->next, on_next, 0, 0);
+}
+
+static void finish_assign(struct dw_consumer *c)
+{
+  rd_kafka_topic_partition_list_t *parts = c->assigning;
+  c->assigning = NULL;
+  take(c, parts);
+  rd_kafka_topic_partition_list_destroy(parts);
+  next_step(c);
+}
+
+/* Starts one rebalance step: an assignment is taken once its committed offsets are read, a
+ * revoke waits for the worker's commit (dw_consumer_revoke_done). */
+static void rebalance(struct dw_consumer *c, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *parts)
+{
+  int32_t *ids = calloc((size_t)parts->cnt + 1, sizeof(*ids));
+  size_t n = 0;
+  for (int i = 0; ids && i < parts->cnt; i++)
+    if (consumer_part(c, parts->elems[i].partition) == 0) {
+      ids[n++] = parts->elems[i].partition;
+      c->assign_seq[parts->elems[i].partition]++; /* a read still running for it is ignored */
+      c->holds[parts->elems[i].partition] = 0;
+    }
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    c->ever_assigned = 1;
+    c->assign_cooperative = strcmp(rd_kafka_rebalance_protocol(c->rk), "COOPERATIVE") == 0;
+    dw_info("assigned %d partition(s) of %s", parts->cnt, c->topic);
+    c->assigning = rd_kafka_topic_partition_list_copy(parts);
+    if (n)
+      c->h.on_assign(c->h.arg, ids, n);
+    /* Out of memory for the ids: no map, but every partition must be served. */
+    if (c->h.on_committed && !c->closing && n == (size_t)parts->cnt && n > 0 && c->assigning)
+      read_committed(c, ids, n, 0);
+    if (c->requests == 0) {
+      if (!c->assigning)
+        take(c, parts);
+      else
+        finish_assign(c);
+    }
+  } else {
+    int lost = rd_kafka_assignment_lost(c->rk);
     dw_log_write(lost ? DW_LOG_WARN : DW_LOG_INFO, DW_LOG_CTX_NONE, "%s %d partition(s) of %s",
                  lost ? "lost" : "revoked", parts->cnt, c->topic);
-    if (ids && parts->cnt)
-      c->h.on_revoke(c->h.arg, ids, (size_t)parts->cnt, lost);
-    for (int i = 0; ids && i < parts->cnt; i++)
-      if (consumer_part(c, ids[i]) == 0) {
-        c->assign_seq[ids[i]]++; /* a read still running for it is ignored */
-        c->holds[ids[i]] = 0;
-      }
-    if (cooperative) {
-      rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
-      if (e) {
-        dw_error("incremental unassign failed: %s", rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-      }
+    c->revoking = rd_kafka_topic_partition_list_copy(parts);
+    c->revoke_cooperative = strcmp(rd_kafka_rebalance_protocol(c->rk), "COOPERATIVE") == 0;
+    if (!c->revoking) {
+      dw_error("out of memory revoking partitions; giving them up at once");
+      if (c->revoke_cooperative)
+        rd_kafka_error_destroy(rd_kafka_incremental_unassign(c->rk, parts));
+      else
+        rd_kafka_assign(c->rk, NULL);
+    } else if (n) {
+      c->h.on_revoke(c->h.arg, ids, n, lost); /* it calls dw_consumer_revoke_done */
     } else {
-      rd_kafka_assign(rk, NULL);
+      dw_consumer_revoke_done(c);
     }
   }
   free(ids);
-  partitions_changed(c, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS);
+}
+
+void dw_consumer_revoke_done(struct dw_consumer *c)
+{
+  rd_kafka_topic_partition_list_t *parts = c->revoking;
+  if (!parts)
+    return;
+  c->revoking = NULL;
+  if (c->revoke_cooperative) {
+    rd_kafka_error_t *e = rd_kafka_incremental_unassign(c->rk, parts);
+    if (e) {
+      dw_error("incremental unassign failed: %s", rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+    }
+  } else {
+    rd_kafka_assign(c->rk, NULL);
+  }
+  rd_kafka_topic_partition_list_destroy(parts);
+  partitions_changed(c, 0);
+  next_step(c);
+}
+
+/* The rebalance callback, served on the loop: a step starts now, or after the one going on. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+  struct dw_consumer *c = opaque;
+  (void)rk;
+  if (!c->assigning && !c->revoking && !c->queued) {
+    rebalance(c, err, parts);
+    return;
+  }
+  struct queued_event *q = calloc(1, sizeof(*q));
+  if (q)
+    q->parts = rd_kafka_topic_partition_list_copy(parts);
+  if (!q || !q->parts) {
+    free(q);
+    dw_error("out of memory queueing a rebalance event; taking it now");
+    rebalance(c, err, parts);
+    return;
+  }
+  q->err = err;
+  if (c->queued_tail)
+    c->queued_tail->next = q;
+  else
+    c->queued = q;
+  c->queued_tail = q;
+}
+
+static void on_next(uv_timer_t *t)
+{
+  struct dw_consumer *c = t->data;
+  if (c->queued && !c->assigning && !c->revoking) {
+    struct queued_event *q = c->queued;
+    c->queued = q->next;
+    if (!c->queued)
+      c->queued_tail = NULL;
+    rebalance(c, q->err, q->parts);
+    rd_kafka_topic_partition_list_destroy(q->parts);
+    free(q);
+    next_step(c);
+  }
+  maybe_finish_close(c);
 }
 
 /* ---- the topic's partition count (the replica's share of the API budget) ---- */
@@ -319,8 +432,7 @@ static size_t assigned_count(struct dw_consumer *c)
   return n;
 }
 
-/* rd_kafka_metadata blocks: on the pool's thread, counted like a read of committed offsets so
- * that the close waits for it. */
+/* rd_kafka_metadata blocks: on the pool's thread; the close waits for it (counting). */
 static void count_work(uv_work_t *req)
 {
   struct count_read *r = req->data;
@@ -337,28 +449,26 @@ static void count_work(uv_work_t *req)
     rd_kafka_metadata_destroy(md);
   if (rkt)
     rd_kafka_topic_destroy(rkt);
-  uv_mutex_lock(&r->c->lock);
-  r->c->fetching--;
-  uv_cond_signal(&r->c->idle);
-  uv_mutex_unlock(&r->c->lock);
 }
 
 static void count_done(uv_work_t *req, int status)
 {
   struct count_read *r = req->data;
   struct dw_consumer *c = r->c;
-  c->requests--;
+  c->counting--;
   if (status == 0 && !c->closing && r->count > 0) {
     c->topic_partitions = r->count;
     c->h.on_partitions(c->h.arg, assigned_count(c), c->topic_partitions);
   }
   free(r);
-  if (c->closed && c->requests == 0)
+  if (c->closed && c->requests == 0 && c->counting == 0)
     consumer_free(c);
+  else
+    maybe_finish_close(c);
 }
 
-/* After a rebalance: says the new count with the topic's size known so far, and after an
- * assignment reads the size again (partitions may have been added to the topic). */
+/* After the assignment changed: says the new count with the topic's size known so far, and
+ * after an assignment reads the size again (partitions may have been added to the topic). */
 static void partitions_changed(struct dw_consumer *c, int assign)
 {
   if (!c->h.on_partitions || c->closing)
@@ -371,30 +481,23 @@ static void partitions_changed(struct dw_consumer *c, int assign)
     return; /* the share stays as it was: the next assignment reads again */
   r->c = c;
   r->req.data = r;
-  uv_mutex_lock(&c->lock);
-  c->fetching++;
-  uv_mutex_unlock(&c->lock);
-  c->requests++;
+  c->counting++;
   if (uv_queue_work(c->loop, &r->req, count_work, count_done) != 0) {
-    uv_mutex_lock(&c->lock);
-    c->fetching--;
-    uv_mutex_unlock(&c->lock);
-    c->requests--;
+    c->counting--;
     free(r);
   }
 }
 
-/* The outcome of a commit, asynchronous (the offset_commit_cb) or synchronous (served inside
- * rd_kafka_commit_queue). librdkafka sets err to the last failing partition's error, so the
- * partitions are looked at either way. A refused metadata string
- * (OFFSET_METADATA_TOO_LARGE) is the worker's to explain: it shortens its maps. */
-static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+/* The outcome of a commit, from the offset_commit_cb (a tick's) or from the callback of
+ * dw_consumer_commit_then, both served on the loop. librdkafka sets err to the last failing
+ * partition's error, so the partitions are looked at either way. A refused metadata string
+ * (OFFSET_METADATA_TOO_LARGE) is the worker's to explain: it shortens its maps. Returns 0,
+ * DW_ERANGE (a map refused) or DW_EIO. */
+static int commit_outcome(struct dw_consumer *c, rd_kafka_resp_err_t err,
+                          const rd_kafka_topic_partition_list_t *offsets)
 {
-  (void)rk;
   if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
-    return;
-  struct dw_consumer *c = opaque;
+    return 0;
   int failed = err != RD_KAFKA_RESP_ERR_NO_ERROR, other = 0, refused = 0;
   int32_t refused_part = -1;
   size_t refused_len = 0;
@@ -419,14 +522,31 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
   }
   if (err && (other || !refused))
     dw_warn("offset commit failed: %s", rd_kafka_err2str(err));
-  c->commit_answered = 1;
-  c->commit_refused = refused;
   if (refused)
     c->h.on_metadata_refused(c->h.arg, refused_part, refused_len);
   if (failed && c->h.on_commit_failed)
     c->h.on_commit_failed(c->h.arg);
+  return refused ? DW_ERANGE : failed ? DW_EIO : 0;
 }
 
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+  (void)rk;
+  commit_outcome(opaque, err, offsets);
+}
+
+static void on_commit_then(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+  struct dw_consumer *c = opaque;
+  void (*then)(void *, int) = c->then;
+  (void)rk;
+  c->then = NULL;
+  int rc = commit_outcome(c, err, offsets);
+  if (then)
+    then(c->then_arg, rc);
+}
 
 /* librdkafka's statistics, every statistics.interval.ms, served on the loop by
  * rd_kafka_consumer_poll like the other callbacks (the main queue is forwarded to the
@@ -501,8 +621,6 @@ int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_c
   c->h = *handler;
   c->loop = loop;
   c->must_read = strcmp(cfg->processing.guarantee, "exactly_once") == 0;
-  uv_mutex_init(&c->lock);
-  uv_cond_init(&c->idle);
   c->topic = strdup(cfg->kafka.input_topic);
   rd_kafka_conf_t *conf = dw_kafka_conf_new(cfg, 1, defaults, err, errlen);
   if (!conf || !c->topic)
@@ -548,6 +666,8 @@ int dw_consumer_new(struct dw_consumer **out, uv_loop_t *loop, const struct dw_c
     rd_kafka_destroy(c->rk);
     goto fail;
   }
+  uv_timer_init(loop, &c->next);
+  c->next.data = c;
   *out = c;
   return 0;
 fail:
@@ -555,41 +675,42 @@ fail:
   return DW_EINVAL;
 }
 
-/* librdkafka 2.0.2's rd_kafka_offsets_store drops metadata; an explicit list keeps it. A
- * synchronous commit goes through rd_kafka_commit_queue without a queue, which serves
- * on_commit (with each partition's error) before it returns, instead of rd_kafka_commit, which
- * returns one error code and leaves the partitions to a later offset_commit_cb. */
-static int commit(struct dw_consumer *c, const int32_t *parts, const int64_t *offsets,
-                  const char *const *metadata, size_t n, int async)
-{
-  if (n == 0)
-    return 0;
-  rd_kafka_topic_partition_list_t *l = dw_kafka_offsets_list(c->topic, parts, offsets, metadata, n);
-  c->commit_answered = c->commit_refused = 0;
-  rd_kafka_resp_err_t e = async ? rd_kafka_commit(c->rk, l, 1)
-                                : rd_kafka_commit_queue(c->rk, l, NULL, on_commit, c);
-  rd_kafka_topic_partition_list_destroy(l);
-  /* e is the error of the last partition that failed: a refused map is told by on_commit,
-   * whichever partition it was (the worker shortens its maps and commits again). */
-  if (!async && c->commit_refused)
-    return DW_ERANGE;
-  if (!e || e == RD_KAFKA_RESP_ERR__NO_OFFSET)
-    return 0;
-  if (async || !c->commit_answered) /* else on_commit logged it */
-    dw_warn("offset commit failed: %s", rd_kafka_err2str(e));
-  return DW_EIO;
-}
-
+/* librdkafka 2.0.2's rd_kafka_offsets_store drops metadata; an explicit list keeps it. */
 int dw_consumer_commit(struct dw_consumer *c, const int32_t *partitions,
                        const int64_t *offsets, const char *const *metadata, size_t n)
 {
-  return commit(c, partitions, offsets, metadata, n, 1);
+  if (n == 0)
+    return 0;
+  rd_kafka_topic_partition_list_t *l =
+      dw_kafka_offsets_list(c->topic, partitions, offsets, metadata, n);
+  rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, 1);
+  rd_kafka_topic_partition_list_destroy(l);
+  if (!e || e == RD_KAFKA_RESP_ERR__NO_OFFSET)
+    return 0;
+  dw_warn("offset commit failed: %s", rd_kafka_err2str(e));
+  return DW_EIO;
 }
 
-int dw_consumer_commit_sync(struct dw_consumer *c, const int32_t *partitions,
-                            const int64_t *offsets, const char *const *metadata, size_t n)
+/* The outcome comes back through the consumer's own queue, served on the loop by the waker
+ * (rd_kafka_commit_queue: "the result of the offset commit will be posted on the provided
+ * queue"), to on_commit_then rather than to the offset_commit_cb of the ticks. */
+int dw_consumer_commit_then(struct dw_consumer *c, const int32_t *partitions,
+                            const int64_t *offsets, const char *const *metadata, size_t n,
+                            void (*then)(void *arg, int rc), void *arg)
 {
-  return commit(c, partitions, offsets, metadata, n, 0);
+  if (n == 0 || c->then)
+    return n == 0 ? DW_ENOENT : DW_ESTATE;
+  rd_kafka_topic_partition_list_t *l =
+      dw_kafka_offsets_list(c->topic, partitions, offsets, metadata, n);
+  c->then = then;
+  c->then_arg = arg;
+  rd_kafka_resp_err_t e = rd_kafka_commit_queue(c->rk, l, c->waker.queue, on_commit_then, c);
+  rd_kafka_topic_partition_list_destroy(l);
+  if (!e)
+    return 0;
+  c->then = NULL;
+  dw_warn("offset commit failed: %s", rd_kafka_err2str(e));
+  return DW_EIO;
 }
 
 void dw_consumer_pause_all(struct dw_consumer *c, int pause)
@@ -653,41 +774,85 @@ size_t dw_consumer_partition_lags(const struct dw_consumer *c, const struct dw_k
   return c->nlags;
 }
 
-static void consumer_freed(void *owner)
+static void consumer_freed(struct dw_consumer *c)
+{
+  if (--c->handles > 0)
+    return;
+  c->closed = 1;
+  if (c->requests == 0 && c->counting == 0)
+    consumer_free(c);
+}
+
+static void on_waker_closed(void *owner)
+{
+  consumer_freed(owner);
+}
+
+static void on_next_closed(uv_handle_t *h)
+{
+  consumer_freed(h->data);
+}
+
+/* The group is left (or there is nothing to leave) and no read of committed offsets is left
+ * inside librdkafka on the pool: the client can be destroyed. Called from the timer, never
+ * from inside a waker's serve. */
+static void maybe_finish_close(struct dw_consumer *c)
+{
+  if (!c->closing || c->finishing || c->requests > 0 || c->counting > 0 || c->assigning ||
+      c->revoking ||
+      (c->close_q && !rd_kafka_consumer_closed(c->rk)))
+    return;
+  c->finishing = 1;
+  c->handles = c->close_q ? 3 : 2;
+  uv_timer_stop(&c->next);
+  uv_close((uv_handle_t *)&c->next, on_next_closed);
+  dw_kafka_waker_close(&c->waker, on_waker_closed);
+  rd_kafka_queue_destroy(c->waker.queue);
+  if (c->close_q) {
+    dw_kafka_waker_close(&c->close_waker, on_waker_closed);
+    rd_kafka_queue_destroy(c->close_q);
+  }
+  /* Left already (consumer_closed), or never joined with an assignment: librdkafka 2.0.2 can
+   * crash closing a cooperative-sticky consumer that never had one (fixed in 2.3.0), so the
+   * session then just times out. */
+  rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+/* Serves the close's queue: its rebalance events and commit outcomes, like the consumer's;
+ * the end is looked at from the timer. */
+static int close_serve(void *owner)
 {
   struct dw_consumer *c = owner;
-  c->closed = 1;
-  if (c->requests == 0)
-    consumer_free(c);
+  int more = consumer_serve(c);
+  if (!c->finishing && rd_kafka_consumer_closed(c->rk))
+    uv_timer_start(&c->next, on_next, 0, 0);
+  return more && !c->finishing;
 }
 
 void dw_consumer_close(struct dw_consumer *c, void (*done)(void *arg), void *arg)
 {
-  rd_kafka_queue_t *q = c->waker.queue;
   c->done = done;
   c->done_arg = arg;
-  /* A read of committed offsets may still be inside librdkafka on another thread: rk must
-   * outlive it (it ends within COMMITTED_TIMEOUT_MS). */
   c->closing = 1;
-  uv_mutex_lock(&c->lock);
-  while (c->fetching > 0)
-    uv_cond_wait(&c->idle, &c->lock);
-  uv_mutex_unlock(&c->lock);
   if (c->ever_assigned) {
-    /* Leaves the group; the revoke reaches on_rebalance from inside this call. */
-    rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
-    if (e)
-      dw_warn("closing the consumer: %s", rd_kafka_err2str(e));
+    /* Leaves the group without blocking: its events (the revoke of what is assigned) arrive
+     * on close_q, which rd_kafka_consumer_poll serves too (the group's queue is forwarded
+     * there); the close is over when rd_kafka_consumer_closed says so. */
+    rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
+    rd_kafka_error_t *e = rd_kafka_consumer_close_queue(c->rk, q);
+    if (e) {
+      dw_warn("closing the consumer: %s", rd_kafka_error_string(e));
+      rd_kafka_error_destroy(e);
+      rd_kafka_queue_destroy(q);
+    } else if (dw_kafka_waker_init(&c->close_waker, c->loop, q, close_serve, c) < 0) {
+      dw_warn("closing the consumer: cannot create a pipe: %s; leaving the group at its "
+              "session timeout", strerror(errno));
+      rd_kafka_queue_destroy(q);
+    } else {
+      c->close_q = q;
+    }
   }
-  uv_mutex_lock(&c->lock); /* an assignment during the close may have started one more */
-  while (c->fetching > 0)
-    uv_cond_wait(&c->idle, &c->lock);
-  uv_mutex_unlock(&c->lock);
-  dw_kafka_waker_close(&c->waker, consumer_freed);
-  rd_kafka_queue_destroy(q);
-  /* librdkafka 2.0.2 can crash closing a cooperative-sticky consumer that never had an
-   * assignment (fixed in 2.3.0): then skip the close and let the session time out. */
-  rd_kafka_destroy_flags(c->rk, c->ever_assigned ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  uv_timer_start(&c->next, on_next, 0, 0);
 }
 
 const char *dw_consumer_topic(const struct dw_consumer *c)

@@ -40,6 +40,12 @@
 #define PRODUCE_RETRY_MS 1000
 #define FLUSH_TIMEOUT_MS 30000
 #define CLOSE_WATCHDOG_S 60 /* leaving the group takes a second or two; 2.0.2 can hang there */
+/* How long a revoke (or the shutdown's last commit) waits for its commit before it gives the
+ * partitions up anyway. The group's rebalance waits for them meanwhile, so it is bounded; it is
+ * above the worst a healthy path takes (exactly-once: a tick's commit in flight, then its own,
+ * each at most 20 s on a cluster that stops answering) and well below max.poll.interval.ms
+ * (300 s), after which the coordinator would evict the member. */
+#define REVOKE_TIMEOUT_MS 45000
 /* Start-up (creating the clients) takes well under a second; exactly-once adds the wait for
  * the transaction coordinator (rd_kafka_init_transactions, 60 s in producer.c). */
 #define STARTUP_TIMEOUT_S 30
@@ -65,15 +71,31 @@ struct strategy {
   void (*delivered)(struct dw_worker *w, struct job *j, int err, const char *errstr, int fatal);
   /* It can never be written: the worker stops without committing its offset. */
   void (*abandon)(struct dw_worker *w);
-  /* Commits what is finished: each tick, and forced (waiting for the outcome) at shutdown. */
+  /* Commits what is finished (each tick), without waiting; force: every partition known. */
   void (*commit)(struct dw_worker *w, int force);
-  /* The partitions are about to be revoked (lost: they are already someone else's). */
-  void (*revoke)(struct dw_worker *w, const int32_t *ids, size_t n, int lost);
+  /* Starts a revoke's commit of these partitions (ids NULL: every one, the shutdown), lost
+   * when they are someone else's already; its outcome comes back on the loop to
+   * revoke_next. */
+  void (*revoke_commit)(struct dw_worker *w, const int32_t *ids, size_t n, int lost);
+  /* Whether a commit is in flight, which a revoke waits for. */
+  int (*in_flight)(const struct dw_worker *w);
   /* How often commit runs, in milliseconds. */
   int64_t (*interval_ms)(const struct dw_config *cfg);
 };
 
 #define HOLD_MAP_FULL 1u /* the partition's commit-metadata map is near its limit */
+
+/* The revoke going on, or the shutdown's last commit (final, of every partition); a revoke
+ * that comes during the last commit follows it. */
+struct revoke {
+  int active, final;
+  int32_t *ids;
+  size_t n;
+  struct dw_committer_revoke st;
+  int has_next, next_lost;
+  int32_t *next_ids;
+  size_t next_n;
+};
 
 /* The headers a dead letter adds, with room for their values (the topic name points at the
  * config instead): the first `base` explain the failure, markers of left-out parts follow.
@@ -120,6 +142,7 @@ struct dw_worker {
   uv_timer_t drain_timer;
   uv_timer_t retry_timer;
   uv_timer_t stop_timer; /* runs shutdown_all outside of any library callback */
+  uv_timer_t revoke_timer; /* the deadline of the revoke going on */
   struct dw_http *http;
   struct dw_token *token;
   struct dw_ticket *ticket; /* store apps: the app_ticket source */
@@ -138,6 +161,10 @@ struct dw_worker {
   size_t txn_longest; /* the longest map of the transaction call in flight */
   struct job *parked; /* exactly-once: outputs waiting for the next transaction */
   struct dw_committer commit; /* the partitions' ledgers and commit decisions */
+  struct revoke rv;
+  int alo_committing; /* at-least-once: a revoke's commit is on its way */
+  int final_done;     /* shutdown: the last commit is over */
+  int consumer_closing;
   int ever_assigned;
   int healthy;
   char unhealthy_reason[DW_TEXT_MAX + 64];
@@ -1072,38 +1099,20 @@ static int lower_map_room_txn(struct dw_worker *w, size_t refused)
 
 static void txn_commit(struct dw_worker *w, int force);
 static size_t drop_polling(struct dw_worker *w, int stale_only);
+static void revoke_next(struct dw_worker *w);
 
-/* At-least-once: commits every offset known (or those of `only`) and waits for the answer (a
- * revoke, the shutdown: nothing commits them later). A map the broker refuses lowers the room
- * (on_metadata_refused), so the commit is sent again with shorter maps until it goes through
- * or the room stops shrinking: a few rounds at most, each one at least halves it. */
-static void commit_sync(struct dw_worker *w, const int32_t *only, size_t only_n)
-{
-  size_t room;
-  int rc;
-  do {
-    room = w->commit.mapmax;
-    const struct dw_committer_batch *b = collect_commits(w, only, only_n, 1);
-    rc = dw_consumer_commit_sync(w->consumer, b->partitions, b->offsets, b->metadata, b->n);
-  } while (rc == DW_ERANGE && w->commit.mapmax < room);
-}
-
-static void commit_now(struct dw_worker *w, int sync)
+static void commit_now(struct dw_worker *w, int force)
 {
   if (!w->consumer || w->commit.nparts == 0)
     return;
-  w->strategy->commit(w, sync);
+  w->strategy->commit(w, force);
 }
 
-/* At-least-once: the consumer commits each tick without waiting, and at shutdown waits. */
-static void alo_commit(struct dw_worker *w, int sync)
+/* At-least-once: the consumer commits each tick without waiting. */
+static void alo_commit(struct dw_worker *w, int force)
 {
-  if (sync) {
-    commit_sync(w, NULL, 0);
-  } else {
-    const struct dw_committer_batch *b = collect_commits(w, NULL, 0, 0);
-    dw_consumer_commit(w->consumer, b->partitions, b->offsets, b->metadata, b->n);
-  }
+  const struct dw_committer_batch *b = collect_commits(w, NULL, 0, force);
+  dw_consumer_commit(w->consumer, b->partitions, b->offsets, b->metadata, b->n);
 }
 
 /* Exactly-once: the open transaction committed (its jobs are finished) or was aborted (its
@@ -1144,11 +1153,10 @@ static void txn_settle(struct dw_worker *w, int committed)
   maybe_stop(w);
 }
 
-/* Exactly-once: a transaction call is over (dw_txn_done_cb), on the loop: its outputs are
- * settled (committed, or aborted and produced again), or the worker stops. */
-static void txn_done(void *arg, int rc, const char *err)
+/* Exactly-once: a transaction call is over, on the loop: its outputs are settled (committed,
+ * or aborted and produced again), or the worker stops. */
+static void txn_outcome(struct dw_worker *w, int rc, const char *err)
 {
-  struct dw_worker *w = arg;
   if (rc == DW_ETIMEDOUT) {
     /* The outcome is not known yet; outputs wait (parked) until it is. */
     dw_warn("exactly-once: %s; trying again", err[0] ? err : "the transaction is not done yet");
@@ -1186,6 +1194,16 @@ static void txn_done(void *arg, int rc, const char *err)
   txn_settle(w, 0);
 }
 
+/* Exactly-once: a transaction call is over (dw_txn_done_cb); a revoke waiting for it goes
+ * on. */
+static void txn_done(void *arg, int rc, const char *err)
+{
+  struct dw_worker *w = arg;
+  txn_outcome(w, rc, err);
+  if (w->rv.active)
+    revoke_next(w);
+}
+
 /* Exactly-once: an abort the worker asked for is over; aborted means produce again. */
 static void txn_aborted(void *arg, int rc, const char *err)
 {
@@ -1193,10 +1211,10 @@ static void txn_aborted(void *arg, int rc, const char *err)
 }
 
 /* Exactly-once: commits the open transaction with the offsets and maps of every assigned
- * partition (each tick of processing.transaction_interval_ms, on revoke and at shutdown). The
- * call runs on libuv's thread pool and txn_done settles it on the loop; a tick never starts
- * a second call beside one in flight, and a revoke or the shutdown (force) waits for the call
- * in flight, then for its own: they must know the outcome before they go on. */
+ * partition (each tick of processing.transaction_interval_ms, on revoke and at shutdown; force:
+ * every partition's offset). The call runs on libuv's thread pool and txn_done settles it on
+ * the loop; no second call starts beside one in flight (a revoke waits for it first,
+ * revoke_next). */
 static void txn_commit(struct dw_worker *w, int force)
 {
   int rc = 0, staged = 0;
@@ -1206,8 +1224,7 @@ static void txn_commit(struct dw_worker *w, int force)
     case DW_COMMITTER_TXN_NONE:
       return;
     case DW_COMMITTER_TXN_WAIT:
-      dw_producer_txn_wait(w->producer);
-      continue;
+      return; /* a revoke starts only once nothing is in flight */
     case DW_COMMITTER_TXN_RESUME:
       /* Resume the commit or abort that timed out, with the offsets it already has. */
       w->txn_longest = 0;
@@ -1240,13 +1257,11 @@ static void txn_commit(struct dw_worker *w, int force)
             dw_strerror(rc));
     return;
   }
-  if (force)
-    dw_producer_txn_wait(w->producer);
 }
 
-/* Stops the jobs still polling (with stale_only, those of revoked partitions only) without
- * an outcome: their offsets are not committed, so whoever owns the partition next takes them
- * again. Returns how many. */
+/* Stops the jobs still polling (with stale_only, those of partitions revoked or being
+ * revoked only) without an outcome: their offsets are not committed, so whoever owns the
+ * partition next takes them again. Returns how many. */
 static size_t drop_polling(struct dw_worker *w, int stale_only)
 {
   size_t n = 0;
@@ -1254,7 +1269,7 @@ static size_t drop_polling(struct dw_worker *w, int stale_only)
   while (j) {
     struct job *next = j->next;
     if (j->task &&
-        (!stale_only || dw_committer_stale(&w->commit, j->partition, j->generation))) {
+        (!stale_only || !dw_committer_ours(&w->commit, j->partition, j->generation))) {
       dw_poller_cancel(w->poller, j->task);
       j->task = NULL;
       job_free(w, j);
@@ -1265,35 +1280,159 @@ static size_t drop_polling(struct dw_worker *w, int stale_only)
   return n;
 }
 
+static void shutdown_continue(struct dw_worker *w);
+static void on_revoke_timer(uv_timer_t *t);
+
+/* Starts a revoke of ids (or, final, the shutdown's last commit of every partition): its
+ * commit runs while the loop goes on, and revoke_next gives the partitions up when its outcome
+ * is known or REVOKE_TIMEOUT_MS passed. */
+static void revoke_start(struct dw_worker *w, int32_t *ids, size_t n, int lost, int final)
+{
+  struct revoke *r = &w->rv;
+  r->active = 1;
+  r->final = final;
+  r->ids = ids;
+  r->n = n;
+  memset(&r->st, 0, sizeof(r->st));
+  r->st.lost = lost;
+  /* Tasks of partitions being revoked stop polling: the new owner takes them from the
+   * committed offset. Jobs already producing finish, but store no offset once revoked. */
+  drop_polling(w, 1);
+  uv_timer_start(&w->revoke_timer, on_revoke_timer, REVOKE_TIMEOUT_MS, 0);
+  revoke_next(w);
+}
+
+/* The revoke is over: its partitions are forgotten and given up; the next step follows. */
+static void revoke_finish(struct dw_worker *w)
+{
+  struct revoke *r = &w->rv;
+  uv_timer_stop(&w->revoke_timer);
+  r->active = 0;
+  if (r->final) {
+    w->final_done = 1;
+  } else {
+    dw_committer_revoke(&w->commit, r->ids, r->n);
+    drop_polling(w, 1);
+    dw_consumer_revoke_done(w->consumer);
+  }
+  free(r->ids);
+  r->ids = NULL;
+  if (r->has_next) {
+    r->has_next = 0;
+    revoke_start(w, r->next_ids, r->next_n, r->next_lost, 0);
+    return;
+  }
+  maybe_stop(w);
+  shutdown_continue(w);
+}
+
+/* Carries out the committer's next step of the revoke going on. */
+static void revoke_next(struct dw_worker *w)
+{
+  struct revoke *r = &w->rv;
+  while (r->active) {
+    r->st.in_flight = w->strategy->in_flight(w);
+    switch (dw_committer_revoke_next(&w->commit, &r->st)) {
+    case DW_COMMITTER_REVOKE_WAIT:
+      return;
+    case DW_COMMITTER_REVOKE_COMMIT:
+      r->st.started = 1;
+      r->st.rc = 0;
+      r->st.room = w->commit.mapmax;
+      w->strategy->revoke_commit(w, r->ids, r->n, r->st.lost);
+      break;
+    case DW_COMMITTER_REVOKE_LATE:
+      dw_warn("%s: the commit is not over after %d ms; %s anyway (what it did not commit is "
+              "processed again by the next owner)", r->final ? "shutdown" : "revoke",
+              REVOKE_TIMEOUT_MS, r->final ? "leaving the group" : "giving the partitions up");
+      revoke_finish(w);
+      return;
+    case DW_COMMITTER_REVOKE_DONE:
+      revoke_finish(w);
+      return;
+    }
+  }
+}
+
+static void on_revoke_timer(uv_timer_t *t)
+{
+  struct dw_worker *w = t->data;
+  w->rv.st.expired = 1;
+  revoke_next(w);
+}
+
 static void on_revoke(void *arg, const int32_t *ids, size_t n, int lost)
 {
   struct dw_worker *w = arg;
+  int32_t *copy = malloc(n * sizeof(*copy));
   dw_committer_revoking(&w->commit, ids, n);
-  w->strategy->revoke(w, ids, n, lost);
-  dw_committer_revoke(&w->commit, ids, n);
-  /* Tasks of revoked partitions stop polling: the new owner takes them from the committed
-   * offset. Jobs already producing finish, but store no offset (older generation). */
-  drop_polling(w, 1);
-  maybe_stop(w);
+  if (!copy) {
+    /* Nothing can be committed for them: the next owner processes them again. */
+    dw_error("out of memory revoking %zu partition(s); giving them up without a commit", n);
+    dw_committer_revoke(&w->commit, ids, n);
+    drop_polling(w, 1);
+    dw_consumer_revoke_done(w->consumer);
+    maybe_stop(w);
+    return;
+  }
+  memcpy(copy, ids, n * sizeof(*copy));
+  if (w->rv.active) {
+    /* Only the shutdown's last commit can be going on (the consumer takes one rebalance step
+     * at a time): this revoke follows it. */
+    w->rv.has_next = 1;
+    w->rv.next_ids = copy;
+    w->rv.next_n = n;
+    w->rv.next_lost = lost;
+    return;
+  }
+  revoke_start(w, copy, n, lost, 0);
 }
 
-/* At-least-once: commits what is done; after a loss the commit would be refused. */
-static void alo_revoke(struct dw_worker *w, const int32_t *ids, size_t n, int lost)
+/* At-least-once: the revoke's commit has its outcome. */
+static void alo_revoke_committed(void *arg, int rc)
 {
-  if (!lost)
-    commit_sync(w, ids, n); /* synchronous: nothing retries it once they are gone */
+  struct dw_worker *w = arg;
+  w->alo_committing = 0;
+  if (!w->rv.active)
+    return; /* given up after its deadline already */
+  w->rv.st.rc = rc;
+  revoke_next(w);
+}
+
+/* At-least-once: commits the partitions' offsets and maps (nothing after a loss: the
+ * committer's decision), the outcome to alo_revoke_committed. */
+static void alo_revoke_commit(struct dw_worker *w, const int32_t *ids, size_t n, int lost)
+{
+  (void)lost;
+  const struct dw_committer_batch *b = collect_commits(w, ids, n, 1);
+  int rc = dw_consumer_commit_then(w->consumer, b->partitions, b->offsets, b->metadata, b->n,
+                                   alo_revoke_committed, w);
+  if (rc == 0)
+    w->alo_committing = 1;
+  else if (rc != DW_ENOENT)
+    w->rv.st.rc = rc;
+}
+
+static int alo_in_flight(const struct dw_worker *w)
+{
+  return w->alo_committing;
 }
 
 /* Exactly-once: commits the open transaction, with these partitions' offsets, while they are
- * still ours; after a loss the group would refuse the offsets, so it is aborted instead. */
-static void eos_revoke(struct dw_worker *w, const int32_t *ids, size_t n, int lost)
+ * still ours; after a loss the group would refuse the offsets, so it is aborted instead. The
+ * outcome reaches revoke_next through txn_done. */
+static void eos_revoke_commit(struct dw_worker *w, const int32_t *ids, size_t n, int lost)
 {
   (void)ids;
   (void)n;
-  dw_producer_txn_wait(w->producer); /* a tick's commit in flight ends first */
   if (lost)
     w->txn_doomed = 1;
   txn_commit(w, 1);
+}
+
+static int eos_in_flight(const struct dw_worker *w)
+{
+  return dw_producer_txn_in_flight(w->producer);
 }
 
 static void on_commit_failed(void *arg)
@@ -1331,33 +1470,11 @@ static void on_close_watchdog(int signum)
   _exit(close_exit_code);
 }
 
-/* Leaves the group. librdkafka 2.0.2's cooperative-sticky close can hang when an assignment
- * arrives meanwhile (fixed in 2.4.0): the offsets are already committed by then, so a
- * watchdog ends the process rather than waiting for the orchestrator to kill it. */
-static void close_consumer(struct dw_worker *w)
+/* Closes what is left once the consumer has left the group. */
+static void close_rest(struct dw_worker *w)
 {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_close_watchdog;
-  sigemptyset(&sa.sa_mask);
-  close_exit_code = w->exit_code;
-  sigaction(SIGALRM, &sa, NULL);
-  alarm(CLOSE_WATCHDOG_S);
-  dw_consumer_close(w->consumer, NULL, NULL);
-  alarm(0);
-  w->consumer = NULL;
-}
-
-/* Everything in flight is finished or given up: flush, commit, leave, close. */
-static void shutdown_all(struct dw_worker *w)
-{
-  w->state = S_STOPPED;
   dw_admin_close(w->admin, NULL, NULL);
   w->admin = NULL;
-  if (w->consumer) {
-    commit_now(w, 1);
-    close_consumer(w);
-  }
   if (w->poller)
     dw_poller_close(w->poller, NULL, NULL);
   if (w->token)
@@ -1374,6 +1491,60 @@ static void shutdown_all(struct dw_worker *w)
   uv_close((uv_handle_t *)&w->drain_timer, close_cb_noop);
   uv_close((uv_handle_t *)&w->retry_timer, close_cb_noop);
   uv_close((uv_handle_t *)&w->stop_timer, close_cb_noop);
+  uv_close((uv_handle_t *)&w->revoke_timer, close_cb_noop);
+}
+
+static void on_consumer_closed(void *arg)
+{
+  struct dw_worker *w = arg;
+  alarm(0);
+  w->consumer = NULL;
+  close_rest(w);
+}
+
+/* Leaves the group, on the loop: the revoke of what is assigned goes the way of any revoke.
+ * librdkafka 2.0.2's cooperative-sticky close can hang when an assignment arrives meanwhile
+ * (fixed in 2.4.0): the offsets are already committed by then, so a watchdog ends the process
+ * rather than waiting for the orchestrator to kill it. */
+static void close_consumer(struct dw_worker *w)
+{
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_close_watchdog;
+  sigemptyset(&sa.sa_mask);
+  close_exit_code = w->exit_code;
+  sigaction(SIGALRM, &sa, NULL);
+  alarm(CLOSE_WATCHDOG_S);
+  w->consumer_closing = 1;
+  dw_consumer_close(w->consumer, on_consumer_closed, w);
+}
+
+/* The shutdown's next step, once no revoke is going on: the last commit of every partition
+ * (asynchronous, as a revoke's), then leaving the group, then the rest. */
+static void shutdown_continue(struct dw_worker *w)
+{
+  if (w->state != S_STOPPED || w->rv.active || w->consumer_closing)
+    return;
+  if (!w->final_done && w->consumer && w->commit.nparts > 0) {
+    revoke_start(w, NULL, 0, 0, 1);
+    return;
+  }
+  if (w->consumer)
+    close_consumer(w);
+  else
+    close_rest(w);
+}
+
+/* Everything in flight is finished or given up: commit, leave, close, without blocking the
+ * loop (the admin endpoint answers until the group is left). */
+static void shutdown_all(struct dw_worker *w)
+{
+  if (w->state == S_STOPPED)
+    return;
+  w->state = S_STOPPED;
+  uv_timer_stop(&w->commit_timer);
+  uv_timer_stop(&w->drain_timer);
+  shutdown_continue(w);
 }
 
 static void on_stop_timer(uv_timer_t *t)
@@ -1625,7 +1796,8 @@ static const struct strategy at_least_once = {
     .delivered = alo_delivered,
     .abandon = alo_abandon,
     .commit = alo_commit,
-    .revoke = alo_revoke,
+    .revoke_commit = alo_revoke_commit,
+    .in_flight = alo_in_flight,
     .interval_ms = alo_interval_ms,
 };
 
@@ -1636,7 +1808,8 @@ static const struct strategy exactly_once = {
     .delivered = eos_delivered,
     .abandon = eos_abandon,
     .commit = txn_commit,
-    .revoke = eos_revoke,
+    .revoke_commit = eos_revoke_commit,
+    .in_flight = eos_in_flight,
     .interval_ms = eos_interval_ms,
 };
 
@@ -1678,8 +1851,9 @@ int dw_worker_run(const struct dw_config *cfg)
   uv_timer_init(&w->loop, &w->drain_timer);
   uv_timer_init(&w->loop, &w->retry_timer);
   uv_timer_init(&w->loop, &w->stop_timer);
+  uv_timer_init(&w->loop, &w->revoke_timer);
   w->sigterm.data = w->sigint.data = w->commit_timer.data = w->drain_timer.data =
-      w->retry_timer.data = w->stop_timer.data = w;
+      w->retry_timer.data = w->stop_timer.data = w->revoke_timer.data = w;
 
   struct dw_admin_handler ah = {.render = on_render, .ready = on_ready, .arg = w};
   struct dw_consumer_handler ch = {
@@ -1746,6 +1920,9 @@ out:
     job_free(w, w->jobs);
   if (uv_loop_close(&w->loop) != 0)
     dw_warn("event loop closed with handles still open");
+  free(w->rv.ids);
+  if (w->rv.has_next)
+    free(w->rv.next_ids);
   dw_committer_cleanup(&w->commit);
   dw_metrics_free(w->metrics);
   free(w);

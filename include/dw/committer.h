@@ -104,7 +104,8 @@ enum dw_committer_map_kind dw_committer_on_committed(struct dw_committer *c, int
 enum dw_committer_verdict {
   DW_COMMITTER_TAKE = 0,      /* new: process it, its generation in `generation` */
   DW_COMMITTER_SKIP,          /* finished before a restart or rebalance (the map): done */
-  DW_COMMITTER_NOT_OURS,      /* the partition is not assigned: not taken, it comes back */
+  DW_COMMITTER_NOT_OURS,      /* the partition is not assigned, or being revoked: not taken,
+                                 it comes back (to its next owner) */
   DW_COMMITTER_TAKEN_ALREADY, /* below the next offset expected: the client delivered it
                                  again after going back; drop it */
   DW_COMMITTER_UNTRACKABLE,   /* cannot be tracked (err): later records could commit past it */
@@ -206,8 +207,42 @@ void dw_committer_refused(struct dw_committer *c, size_t refused, struct dw_comm
 int dw_committer_refused_txn(struct dw_committer *c, size_t refused,
                              struct dw_committer_room *out);
 
-/* The partitions are being revoked: their exactly-once outputs are no longer staged. */
+/* The partitions are being revoked (their commit goes on while the group waits): their
+ * records that still arrive are not taken (they are the next owner's), and their exactly-once
+ * outputs are no longer staged. */
 void dw_committer_revoking(struct dw_committer *c, const int32_t *partitions, size_t n);
+
+/* A revoke (or the shutdown's last commit) in progress, as the worker sees it: it commits what
+ * is finished of the partitions without blocking the loop, and gives them up when the
+ * commit's outcome is known or the deadline passed. */
+struct dw_committer_revoke {
+  int lost;      /* the assignment was lost: the partitions are someone else's already */
+  int started;   /* the revoke's own commit was started (or there was nothing to start) */
+  int in_flight; /* a commit is in flight: the revoke's own, or (exactly-once) a tick's */
+  int rc;        /* the outcome of the revoke's own commit: 0, DW_ERANGE (a map refused as
+                    too long), another DW_E* */
+  size_t room;   /* the maps' room when it was started */
+  int expired;   /* the deadline passed */
+};
+
+/* What a revoke does next. */
+enum dw_committer_revoke_step {
+  DW_COMMITTER_REVOKE_WAIT = 0, /* a commit is in flight: wait for its outcome on the loop */
+  DW_COMMITTER_REVOKE_COMMIT,   /* start its commit: at-least-once the partitions' offsets and
+                                   maps (dw_committer_collect, forced), exactly-once the open
+                                   transaction (aborted after a loss, dw_committer_txn_step) */
+  DW_COMMITTER_REVOKE_DONE,     /* give the partitions up: committed, failed (said already;
+                                   the next owner processes again what is not committed), or
+                                   lost (at-least-once commits nothing: the group would refuse
+                                   it) */
+  DW_COMMITTER_REVOKE_LATE,     /* the deadline passed first: give them up anyway, and say so */
+};
+
+/* The next step of a revoke. At-least-once commits again, with shorter maps, while the broker
+ * refuses maps as too long and the room still shrinks (each refusal at least halves it);
+ * exactly-once waits for a tick's commit in flight, then commits once. */
+enum dw_committer_revoke_step dw_committer_revoke_next(const struct dw_committer *c,
+                                                       const struct dw_committer_revoke *r);
 
 /* The partitions were revoked: forgotten, a new generation. */
 void dw_committer_revoke(struct dw_committer *c, const int32_t *partitions, size_t n);

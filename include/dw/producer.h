@@ -84,8 +84,8 @@ int dw_producer_txn_abort(struct dw_producer *p, dw_txn_done_cb done, void *arg)
 
 /* Blocks the loop until the transaction call in flight is over, serving delivery reports
  * meanwhile (librdkafka waits for them before it commits), and runs its done from here.
- * Nothing when none is in flight. For a revoke and the shutdown, which must know the outcome
- * before they go on; bounded by the call's own waits. */
+ * Nothing when none is in flight; bounded by the call's own waits. The worker never calls it
+ * (a revoke and the shutdown go on from done); tests that drive a private loop do. */
 void dw_producer_txn_wait(struct dw_producer *p);
 
 /* Non-zero while a transaction call is in flight on the thread pool. */

@@ -3,7 +3,8 @@
  * trackable, finished in the current or an older generation, what is committed (changes,
  * force, forgetting, only some partitions, the map that goes with it), the hold at three
  * quarters of the room and the release under half, the room lowered after a refused map in
- * each mode, staging in exactly-once (staged, parked, dropped), settling, and revoking. */
+ * each mode, staging in exactly-once (staged, parked, dropped), settling, revoking (records
+ * while a revoke commits) and the steps of a revoke in each mode. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -524,6 +525,82 @@ static void test_stage_while_committing(void **state)
   dw_committer_cleanup(&c);
 }
 
+/* A record of a partition being revoked is not taken: its commit is on its way, and the next
+ * owner starts from it. */
+static void test_record_while_revoking(void **state)
+{
+  struct dw_committer c;
+  const int32_t id = 0;
+  (void)state;
+  assert_int_equal(dw_committer_init(&c, 4096, 0), 0);
+  dw_committer_assign(&c, &id, 1);
+  assert_int_equal(arrive(&c, 0, 0), DW_COMMITTER_TAKE);
+  dw_committer_done(&c, 0, 0, 0);
+  dw_committer_revoking(&c, &id, 1);
+  assert_int_equal(arrive(&c, 0, 1), DW_COMMITTER_NOT_OURS);
+  /* What was finished is still committed with the revoke. */
+  const struct dw_committer_batch *b = dw_committer_collect(&c, &id, 1, 1);
+  assert_int_equal(b->n, 1);
+  assert_int_equal(b->offsets[0], 1);
+  /* Revoked, then assigned again (the same partition back): taken again from the start. */
+  dw_committer_revoke(&c, &id, 1);
+  dw_committer_assign(&c, &id, 1);
+  assert_int_equal(arrive(&c, 0, 1), DW_COMMITTER_TAKE);
+  dw_committer_cleanup(&c);
+}
+
+static enum dw_committer_revoke_step next(const struct dw_committer *c, int lost, int started,
+                                          int in_flight, int rc, size_t room, int expired)
+{
+  struct dw_committer_revoke r = {.lost = lost, .started = started, .in_flight = in_flight,
+                                  .rc = rc, .room = room, .expired = expired};
+  return dw_committer_revoke_next(c, &r);
+}
+
+/* At-least-once: commit, wait for the outcome, give up; again while a refused map shrinks the
+ * room; nothing after a loss; the deadline ends any step. */
+static void test_revoke_next_at_least_once(void **state)
+{
+  struct dw_committer c;
+  (void)state;
+  assert_int_equal(dw_committer_init(&c, 4096, 0), 0);
+  assert_int_equal(next(&c, 0, 0, 0, 0, 4096, 0), DW_COMMITTER_REVOKE_COMMIT);
+  assert_int_equal(next(&c, 0, 1, 1, 0, 4096, 0), DW_COMMITTER_REVOKE_WAIT);
+  assert_int_equal(next(&c, 0, 1, 0, 0, 4096, 0), DW_COMMITTER_REVOKE_DONE);
+  /* A failed commit goes on: the next owner processes again what is not committed. */
+  assert_int_equal(next(&c, 0, 1, 0, DW_EIO, 4096, 0), DW_COMMITTER_REVOKE_DONE);
+  /* Refused as too long: again once the room shrank, not when it could not. */
+  struct dw_committer_room room;
+  dw_committer_refused(&c, 4000, &room);
+  assert_true(c.mapmax < 4096);
+  assert_int_equal(next(&c, 0, 1, 0, DW_ERANGE, 4096, 0), DW_COMMITTER_REVOKE_COMMIT);
+  assert_int_equal(next(&c, 0, 1, 0, DW_ERANGE, c.mapmax, 0), DW_COMMITTER_REVOKE_DONE);
+  /* Lost: the group would refuse the commit. */
+  assert_int_equal(next(&c, 1, 0, 0, 0, 4096, 0), DW_COMMITTER_REVOKE_DONE);
+  /* The deadline: given up while waiting, whatever else. */
+  assert_int_equal(next(&c, 0, 1, 1, 0, 4096, 1), DW_COMMITTER_REVOKE_LATE);
+  assert_int_equal(next(&c, 0, 0, 0, 0, 4096, 1), DW_COMMITTER_REVOKE_LATE);
+  dw_committer_cleanup(&c);
+}
+
+/* Exactly-once: wait for a tick's commit in flight, then commit (or abort, after a loss) once,
+ * wait for it, and give up whatever its outcome. */
+static void test_revoke_next_exactly_once(void **state)
+{
+  struct dw_committer c;
+  (void)state;
+  assert_int_equal(dw_committer_init(&c, 4096, 1), 0);
+  assert_int_equal(next(&c, 0, 0, 1, 0, 4096, 0), DW_COMMITTER_REVOKE_WAIT);
+  assert_int_equal(next(&c, 0, 0, 0, 0, 4096, 0), DW_COMMITTER_REVOKE_COMMIT);
+  assert_int_equal(next(&c, 1, 0, 0, 0, 4096, 0), DW_COMMITTER_REVOKE_COMMIT);
+  assert_int_equal(next(&c, 0, 1, 1, 0, 4096, 0), DW_COMMITTER_REVOKE_WAIT);
+  assert_int_equal(next(&c, 0, 1, 0, 0, 4096, 0), DW_COMMITTER_REVOKE_DONE);
+  assert_int_equal(next(&c, 0, 1, 0, DW_ERANGE, 4096, 0), DW_COMMITTER_REVOKE_DONE);
+  assert_int_equal(next(&c, 0, 1, 0, DW_ETIMEDOUT, 4096, 0), DW_COMMITTER_REVOKE_DONE);
+  assert_int_equal(next(&c, 0, 1, 1, 0, 4096, 1), DW_COMMITTER_REVOKE_LATE);
+  dw_committer_cleanup(&c);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -541,6 +618,9 @@ int main(void)
       cmocka_unit_test(test_refused_exactly_once_no_room),
       cmocka_unit_test(test_txn_step),
       cmocka_unit_test(test_stage_while_committing),
+      cmocka_unit_test(test_record_while_revoking),
+      cmocka_unit_test(test_revoke_next_at_least_once),
+      cmocka_unit_test(test_revoke_next_exactly_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

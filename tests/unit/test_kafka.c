@@ -28,7 +28,8 @@ struct fixture {
   uv_loop_t loop;
   struct dw_config cfg;
   int delivered, delivery_err;
-  int assigned;
+  int assigned, revoked;
+  struct dw_consumer *c;  /* the consumer, for the revoke's answer */
   struct dw_record *rec;
   int closed;
   int txn_done, txn_rc, delivered_at_done; /* the last transaction call's outcome */
@@ -90,12 +91,14 @@ static void on_assign(void *arg, const int32_t *partitions, size_t n)
   ((struct fixture *)arg)->assigned += (int)n;
 }
 
+/* Nothing to commit: the partitions are given up at once. */
 static void on_revoke(void *arg, const int32_t *partitions, size_t n, int lost)
 {
-  (void)arg;
+  struct fixture *f = arg;
   (void)partitions;
-  (void)n;
   (void)lost;
+  f->revoked += (int)n;
+  dw_consumer_revoke_done(f->c);
 }
 
 static void on_fatal(void *arg, const char *reason)
@@ -171,6 +174,7 @@ static void test_produce_consume_close(void **state)
   struct dw_consumer *c = NULL;
   if (dw_consumer_new(&c, &f.loop, &f.cfg, &h, err, sizeof(err)) != 0)
     fail_msg("consumer: %s", err);
+  f.c = c;
   assert_true(run_until(&f.loop, (const int *)&f.rec));
   assert_int_equal(f.assigned, 1);
   struct dw_record *rec = f.rec;
@@ -198,12 +202,14 @@ static void test_produce_consume_close(void **state)
   dw_record_free(f.rec);
   f.rec = NULL;
 
-  /* Both closes are asynchronous: done runs once each, after the loop closed the handles. */
+  /* Both closes are asynchronous: done runs once each, after the loop closed the handles.
+   * Leaving the group revokes the assignment on the loop, through on_revoke. */
   dw_consumer_close(c, on_closed, &f);
   dw_producer_close(p, on_closed, &f);
   assert_int_equal(f.closed, 0);
   uv_run(&f.loop, UV_RUN_DEFAULT);
   assert_int_equal(f.closed, 2);
+  assert_int_equal(f.revoked, 1);
   assert_int_equal(uv_loop_close(&f.loop), 0);
 
   rd_kafka_mock_cluster_destroy(mc);
@@ -239,6 +245,7 @@ static void test_transaction(void **state)
   struct dw_consumer *c = NULL;
   if (dw_consumer_new(&c, &f.loop, &f.cfg, &h, err, sizeof(err)) != 0)
     fail_msg("consumer: %s", err);
+  f.c = c;
   assert_true(run_until(&f.loop, &f.assigned));
 
   struct dw_message m = {.topic = "in", .key = "k", .key_len = 1, .value = "in-txn",
