@@ -70,12 +70,13 @@ def test_shared_store_and_fallback(procs, start_mock_kafka, start_sim, start_wor
         m = w.metrics()
         assert m["dw_limiter_share_per_second"] == 20, m  # the whole budget, drawn from the store
 
-    # The store stops: each replica falls back to its share (2 of 4 partitions: 10/s) at once.
+    # The store stops: each replica falls back to its share (2 of 4 partitions: 10/s). For one
+    # window after the store's last answer the ceiling may be lower still (it leaves the other
+    # replica what the store said it had used), so the share shows within a few seconds.
     redis.stop()
     h.wait_until(lambda: store_in_use(workers, 0), 30, "both replicas off the store")
-    for w in workers:
-        m = w.metrics()
-        assert m["dw_limiter_share_per_second"] == 10, m
+    h.wait_until(lambda: all(w.metrics()["dw_limiter_share_per_second"] == 10 for w in workers),
+                 5, "both replicas at their share of 10/s")
     before = results(kafka)
     limited = sim.stats()["rate_limited"]
     h.wait_until(lambda: results(kafka) >= before + 150, 120, "150 results on local shares")
