@@ -111,11 +111,12 @@ struct dw_poller {
   uint64_t start_block_until; /* the first second after startup: see dw_poller_new */
   struct dw_adaptive adaptive;
   struct dw_price price; /* of a call, from the budget's state: the adaptive plan's lambda */
+  uv_timer_t price_tick; /* steps the price once a second while it is not 1 (see reprice) */
   uv_timer_t dispatch;   /* wakes the ready queues when a limiter or the gate opens */
   uint64_t seq;
   struct dw_task *all;
   size_t ntasks, nready; /* nready: in all lanes */
-  size_t handles;        /* open uv handles: dispatch and sweep timers + task timers */
+  size_t handles;        /* open uv handles: dispatch, sweep, price timers + task timers */
   int closing;
   void (*done)(void *arg); /* the close callback and its argument */
   void *done_arg;
@@ -799,9 +800,13 @@ static int lane_send_one(struct dw_poller *p, struct lane *l, uint64_t *wait)
   return 1;
 }
 
+static void on_price_tick(uv_timer_t *timer);
+
 /* The price of a call from the budget's state (dw/plan.h): tasks still ready after a drive wait
  * for the budget (or the token, or the app: calls are scarce then too). The binding budget is
- * the sum of the lanes' per-minute limits in force. */
+ * the sum of the lanes' per-minute limits in force. Stepped after each drive, before a new task
+ * is planned, and, while the price is not 1, by a timer once a second: nothing drives an idle
+ * poller, and the price must not stay where a backlog left it. */
 static void reprice(struct dw_poller *p, uint64_t now)
 {
   if (!p->opt.adaptive)
@@ -817,6 +822,17 @@ static void reprice(struct dw_poller *p, uint64_t now)
   if (dw_price_update(&p->price, now, p->stats.calls, p->nready,
                       (uint32_t)DW_MIN(per_minute, UINT32_MAX)))
     dw_adaptive_set_price(&p->adaptive, p->price.level);
+  int ticking = uv_is_active((uv_handle_t *)&p->price_tick);
+  if (p->price.level != 0 && !ticking && !p->closing)
+    uv_timer_start(&p->price_tick, on_price_tick, 1000, 1000);
+  else if (p->price.level == 0 && ticking)
+    uv_timer_stop(&p->price_tick);
+}
+
+static void on_price_tick(uv_timer_t *timer)
+{
+  struct dw_poller *p = timer->data;
+  reprice(p, uv_now(p->loop));
 }
 
 static void drive(struct dw_poller *p)
@@ -1075,7 +1091,10 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
   p->sweep.data = p;
   uv_timer_start(&p->sweep, on_sweep, LANE_SWEEP_MS, LANE_SWEEP_MS);
   uv_unref((uv_handle_t *)&p->sweep); /* housekeeping keeps no loop alive */
-  p->handles = 2;
+  uv_timer_init(loop, &p->price_tick);
+  p->price_tick.data = p;
+  uv_unref((uv_handle_t *)&p->price_tick);
+  p->handles = 3;
   register_metrics(p, metrics);
   *out = p;
   return 0;
@@ -1111,6 +1130,7 @@ int dw_poller_submit(struct dw_poller *p, const struct dw_event *ev, int64_t cre
     p->all->all_prev = t;
   p->all = t;
   p->ntasks++;
+  reprice(p, uv_now(p->loop)); /* the plan at the price of now, not of the last drive */
   struct dw_task_env env = task_env(p, t);
   uv_timer_start(&t->timer, on_due, dw_task_next_delay(&t->st, uv_now(p->loop), &env), 0);
   if (out)
@@ -1179,4 +1199,5 @@ void dw_poller_close(struct dw_poller *p, void (*done)(void *arg), void *arg)
   p->closing = 1;
   uv_close((uv_handle_t *)&p->dispatch, on_dispatch_closed);
   uv_close((uv_handle_t *)&p->sweep, on_dispatch_closed);
+  uv_close((uv_handle_t *)&p->price_tick, on_dispatch_closed);
 }
