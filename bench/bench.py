@@ -18,7 +18,7 @@ Phases, each on a real Kafka 3.9 broker (tests/kafka/kafka.sh) and the API simul
    each call up to 150 ms after it arrives: 429s, and the budget used while backlogged.
 5. replicas: the same backlog for three replicas of one app (one budget): 429s and budget use.
 
-Writes bench/results/results.md, results.json and polling.png (with gnuplot)."""
+Writes bench/results/results.md, results.json, polling.png and plan-limit.png (with gnuplot)."""
 import argparse
 import datetime
 import json
@@ -562,6 +562,22 @@ def budget_lines(res):
 
 # ------------------------------------------------------------------ phase 2: CPU per task
 
+def phase_plan(out_dir, tasks):
+    """The schedules on dw-schedule-sim's simulated clock against the optimal plan for the true
+    distribution (seconds, no broker): the ratio table, the backlog at the bench's readiness,
+    and plan-limit.png. Returns the markdown of each, by name."""
+    sim = os.path.join(BIN, "dw-schedule-sim")
+    runs = {"limit": [sim, "--limit", str(tasks)],
+            "backlog": [sim, "--backlog", str(READY_SIGMA), str(READY_MEDIAN_MS)],
+            "curve": [sim, "--curve", out_dir, str(READY_SIGMA), str(READY_MEDIAN_MS)]}
+    out = {}
+    for name, argv in runs.items():
+        log("plan: %s" % " ".join(argv[1:]))
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+        out[name] = r.stdout.strip() if r.returncode == 0 else "failed: %s" % r.stderr.strip()[-500:]
+    return out
+
+
 def phase_throughput(procs, kafka, n, run_id, max_in_flight=None):
     """Every task ready at its first poll, made at once; no rate limit anywhere. Worker CPU from
     the first event produced to the last offset committed. max_in_flight: worker.max_in_flight
@@ -733,6 +749,12 @@ def report(res, args, cmd, out_dir):
                       "| RSS per 1,000 tasks in flight | **%.0f KiB** |" % M["rss_per_1000_kb"],
                       "| peak RSS (VmHWM) of that run | %s |" % fmt_mib(M["peak_rss_kb"])]
         lines.append("")
+    P = res.get("plan")
+    if P:
+        lines += ["## The optimal plan (simulated clock)", "",
+                  "`dw-schedule-sim --limit`: " + P["limit"], "",
+                  "`dw-schedule-sim --backlog`: " + P["backlog"], "",
+                  "Calls per task against median added latency: `%s`" % os.path.basename(P["curve"]), ""]
     if res["skipped"]:
         lines += ["Skipped: " + "; ".join("%s (%s)" % tuple(s) for s in res["skipped"]), ""]
     lines += ["## Definitions", ""]
@@ -869,7 +891,7 @@ def main():
     ap.add_argument("--strategies", help="comma-separated subset of: " + ",".join(s[0] for s in STRATEGIES))
     ap.add_argument("--replicas", type=int, default=3, help="replicas of the shared-budget scenario (0: skip)")
     ap.add_argument("--replicas-strategy", default="exponential")
-    ap.add_argument("--phases", default="realistic,throughput,memory,jitter,replicas")
+    ap.add_argument("--phases", default="plan,realistic,throughput,memory,jitter,replicas")
     ap.add_argument("--backlog", type=int, help="tasks of the jitter and replicas phases (default: %s)"
                     % ", ".join("%d %s" % (v, k) for k, v in BACKLOG.items()))
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
@@ -923,6 +945,8 @@ def main():
         else:
             res["skipped"].append((s[0], "check-config rejects it: %s" % msg[0]))
             log("skipping %s: %s" % (s[0], msg[0]))
+    if "plan" in phases:
+        res["plan"] = phase_plan(args.out, 2000 if args.quick else 5000)
     kafka = None
     ok = False
     try:

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dw/common.h"
+#include "dw/plan.h"
 
 /* The readiness histogram's log-spaced buckets cover ages from 100 ms to an hour (the default
  * poll.deadline_ms is 5 minutes): younger ages share the first bucket, older ones the last. */
@@ -27,6 +28,22 @@
 /* EM (Turnbull) iterations per plan: a few sharpen the running estimate; each costs one pass
  * over the kept observations. */
 #define EM_ITERATIONS 12
+/* The DP grid starts at 50 ms and ends where all but 0.1% of the tasks that become ready have
+ * (a poll for the last 0.1% costs more than it saves at any sensible lambda). */
+#define GRID_FIRST_MS 50.0
+#define PLAN_END_TAIL 1e-3
+/* lambda (calls per ms of added latency) is searched within 1e-9..100, halving the interval of
+ * its log 24 times: a millionth of a decade, far below what moves a poll by a grid step. */
+#define LAMBDA_LOG10_MIN (-9.0)
+#define LAMBDA_LOG10_MAX 2.0
+#define BISECTIONS 24
+/* A replan searches within a decade of the last lambda first: 12 halvings leave 0.0005 of a
+ * decade. */
+#define BISECTIONS_NEAR 12
+/* A model is replanned at least every 1,000 observations (half the half-life: a change
+ * upstream shows in the plan within a few thousand tasks, as the fading allows), which bounds
+ * the CPU of replanning to about 2 us per task (docs/design.md, "How the plan is computed"). */
+#define REPLAN_MAX_OBSERVATIONS 1000
 /* Websites get a plan of their own while the table is at most 3/4 full: open addressing stays
  * short there; later websites use the global plan. */
 #define SITES_FILL_MAX (DW_ADAPTIVE_MAX_SITES * 3 / 4)
@@ -193,49 +210,69 @@ static double total_mass(const struct dw_readiness *r)
   return t;
 }
 
-/* Poll ages for this lambda; returns how many. */
-static size_t make_plan(const struct dw_readiness *r, const struct dw_adaptive_options *o,
-                        double total, double lambda, uint64_t *plan)
+/* The fraction of mass not ready by age t. */
+static double survival(const struct dw_readiness *r, double total, double t)
 {
-  size_t n = 0;
-  double above = total; /* mass not yet ready at the start of bucket i */
-  double cum = 0;       /* cumulative poll density N(t) */
-  double next = 0.5;    /* polls sit where N(t) = k - 1/2 */
-  double last = 0;
-  double horizon = (double)o->horizon_ms;
-  for (int i = 0; i < DW_ADAPTIVE_BUCKETS && n < DW_ADAPTIVE_MAX_PLAN; i++) {
-    double a = edges[i], b = edges[i + 1];
-    if (a >= horizon)
-      break;
-    double width = b - a;
-    double mid_survival = (above - r->w[i] / 2) / total;
-    double f = r->w[i] / total / width;
-    above -= r->w[i];
-    double h = mid_survival > 1e-9 ? f / mid_survival : f / 1e-9;
-    double density = lambda * h; /* polls per ms, in proportion to the hazard rate */
-    double seg = density * width;
-    while (density > 0 && cum + seg >= next && n < DW_ADAPTIVE_MAX_PLAN) {
-      double t = a + (next - cum) / density;
-      next += 1;
-      /* Fill gaps longer than max_interval, skip points closer than min_interval. */
-      while (t - last > (double)o->max_interval_ms && n < DW_ADAPTIVE_MAX_PLAN) {
-        last += (double)o->max_interval_ms;
-        if (last >= horizon)
-          return n;
-        plan[n++] = (uint64_t)last;
-      }
-      if (t >= horizon || n == DW_ADAPTIVE_MAX_PLAN)
-        return n;
-      if (t - last >= (double)o->min_interval_ms || n == 0) {
-        plan[n++] = (uint64_t)t;
-        last = t;
-      }
+  double above = total;
+  for (int i = 0; i < DW_ADAPTIVE_BUCKETS; i++) {
+    if (t >= edges[i + 1]) {
+      above -= r->w[i];
+      continue;
     }
-    cum += seg;
+    if (t > edges[i])
+      above -= r->w[i] * (t - edges[i]) / (edges[i + 1] - edges[i]);
+    break;
   }
-  while (n < DW_ADAPTIVE_MAX_PLAN && last + (double)o->max_interval_ms < horizon) {
-    last += (double)o->max_interval_ms;
-    plan[n++] = (uint64_t)last;
+  return above / total;
+}
+
+/* The DP's grid (dw/plan.h): age 0, then log-spaced ages from GRID_FIRST_MS to the plan's end,
+ * the age by which all but PLAN_END_TAIL of the tasks that become ready have (capped at the
+ * horizon); past it the poller polls every max_interval_ms. */
+static void make_grid(const struct dw_readiness *r, const struct dw_adaptive_options *o,
+                      double total, struct dw_plan_grid *g)
+{
+  double ready = total - r->never, above = 0, end = LAST_EDGE_MS;
+  for (int i = DW_ADAPTIVE_BUCKETS - 1; i >= 0; i--) {
+    above += r->w[i];
+    if (above > PLAN_END_TAIL * ready) {
+      end = edges[i + 1];
+      break;
+    }
+  }
+  end = DW_MIN(end, (double)o->horizon_ms);
+  end = DW_MAX(end, DW_MAX(2.0 * GRID_FIRST_MS, (double)o->min_interval_ms));
+  double first = DW_MIN(GRID_FIRST_MS, end / 2);
+  double ratio = pow(end / first, 1.0 / (DW_PLAN_GRID - 2));
+  g->n = DW_PLAN_GRID;
+  g->t[0] = 0;
+  g->s[0] = 1;
+  g->m[0] = 0;
+  for (size_t k = 1; k < DW_PLAN_GRID; k++) {
+    g->t[k] = k + 1 == DW_PLAN_GRID ? end : first * pow(ratio, (double)(k - 1));
+    g->s[k] = survival(r, total, g->t[k]);
+    /* E[T; T <= t]: the cell's mass at its middle (the histogram is uniform in a bucket). */
+    g->m[k] = g->m[k - 1] + (g->s[k - 1] - g->s[k]) * (g->t[k - 1] + g->t[k]) / 2;
+  }
+}
+
+/* Poll ages for this lambda; returns how many. Gaps the grid could not close (a horizon far
+ * beyond max_interval_ms) get polls every max_interval_ms. */
+static size_t make_plan(struct dw_plan_grid *g, const struct dw_adaptive_options *o,
+                        double lambda, uint64_t *plan)
+{
+  uint64_t raw[DW_ADAPTIVE_MAX_PLAN];
+  size_t m = dw_plan_solve(g, lambda, (double)o->min_interval_ms, (double)o->max_interval_ms,
+                           raw, DW_ADAPTIVE_MAX_PLAN, NULL);
+  size_t n = 0;
+  uint64_t last = 0;
+  for (size_t k = 0; k < m && n < DW_ADAPTIVE_MAX_PLAN; k++) {
+    while (raw[k] - last > o->max_interval_ms && n < DW_ADAPTIVE_MAX_PLAN) {
+      last += o->max_interval_ms;
+      plan[n++] = last;
+    }
+    if (n < DW_ADAPTIVE_MAX_PLAN)
+      plan[n++] = last = raw[k];
   }
   return n;
 }
@@ -343,27 +380,63 @@ static void refine(struct dw_readiness *r)
   r->never = never * total;
 }
 
-static void replan(struct dw_readiness *r, const struct dw_adaptive_options *o)
+/* The plan at the current price: one DP pass at the lambda that met the target. */
+static void reprice(struct dw_readiness *r, const struct dw_adaptive_options *o, int level)
 {
+  static struct dw_plan_grid g;
+  double total = total_mass(r);
+  if (total <= 0)
+    return;
+  make_grid(r, o, total, &g);
+  r->plan_len = make_plan(&g, o, ldexp(r->lambda, level), r->plan);
+  evaluate(r, total, r->plan, r->plan_len, &r->plan_p50_ms, &r->plan_calls);
+  r->plan_level = level;
+}
+
+/* Refines the distribution, then finds by bisection the smallest lambda (the fewest calls)
+ * whose plan meets the median latency target, and plans at it times the price. */
+static void replan(struct dw_readiness *r, const struct dw_adaptive_options *o, int level)
+{
+  static struct dw_plan_grid g;
   refine(r);
   double total = total_mass(r);
   uint64_t plan[DW_ADAPTIVE_MAX_PLAN];
-  double lo = -12, hi = 3; /* log10 of lambda */
   double p50 = 0, calls = 0;
   if (total <= 0)
     return;
-  for (int it = 0; it < 40; it++) {
-    double mid = (lo + hi) / 2;
-    size_t n = make_plan(r, o, total, pow(10, mid), plan);
-    evaluate(r, total, plan, n, &p50, &calls);
-    if (p50 <= (double)o->latency_target_ms)
-      hi = mid; /* meets the target: try fewer polls */
-    else
-      lo = mid;
+  make_grid(r, o, total, &g);
+  /* Incremental: the distribution moved little since the last plan, so the search starts
+   * within a decade of the last lambda, and widens to the whole range only when the answer
+   * lies at that bracket's edge. */
+  double lo = LAMBDA_LOG10_MIN, hi = LAMBDA_LOG10_MAX;
+  int steps = BISECTIONS;
+  if (r->lambda > 0) {
+    lo = DW_MAX(LAMBDA_LOG10_MIN, log10(r->lambda) - 1);
+    hi = DW_MIN(LAMBDA_LOG10_MAX, log10(r->lambda) + 1);
+    steps = BISECTIONS_NEAR;
   }
-  r->plan_len = make_plan(r, o, total, pow(10, hi), r->plan);
-  evaluate(r, total, r->plan, r->plan_len, &r->plan_p50_ms, &r->plan_calls);
+  for (int pass = 0; pass < 2; pass++) {
+    double lo0 = lo, hi0 = hi;
+    for (int it = 0; it < steps; it++) {
+      double mid = (lo + hi) / 2;
+      size_t n = make_plan(&g, o, pow(10, mid), plan);
+      evaluate(r, total, plan, n, &p50, &calls);
+      if (p50 <= (double)o->latency_target_ms)
+        hi = mid; /* meets the target: try fewer polls */
+      else
+        lo = mid;
+    }
+    int at_edge = (hi >= hi0 - 1e-3 && hi0 < LAMBDA_LOG10_MAX) ||
+                  (lo <= lo0 + 1e-3 && lo0 > LAMBDA_LOG10_MIN);
+    if (!at_edge)
+      break;
+    lo = LAMBDA_LOG10_MIN;
+    hi = LAMBDA_LOG10_MAX;
+    steps = BISECTIONS;
+  }
+  r->lambda = pow(10, hi);
   r->planned_at = r->observations;
+  reprice(r, o, level);
 }
 
 const struct dw_readiness *dw_adaptive_model(struct dw_adaptive *a, const char *website_id)
@@ -373,10 +446,17 @@ const struct dw_readiness *dw_adaptive_model(struct dw_adaptive *a, const char *
     r = &a->global;
   if (r->observations < a->opt.min_observations)
     return NULL;
-  /* Replan after 5% more observations (at least 5): cheap, and the plan stays current. */
+  /* Replan after 5% more observations (at least 5, at most REPLAN_MAX_OBSERVATIONS): the
+   * plan follows the fading distribution, at a bounded CPU per task. */
   uint64_t since = r->observations - r->planned_at;
-  if (r->plan_len == 0 || since >= DW_MAX(5, r->observations / 20))
-    replan(r, &a->opt);
+  if (r->plan_len == 0 ||
+      since >= DW_MAX(5, DW_MIN(r->observations / 20, REPLAN_MAX_OBSERVATIONS))) {
+    replan(r, &a->opt, a->price_level);
+    a->replans++;
+  } else if (r->plan_level != a->price_level) {
+    reprice(r, &a->opt, a->price_level);
+    a->reprices++;
+  }
   return r;
 }
 
@@ -399,20 +479,34 @@ uint64_t dw_adaptive_next_age(struct dw_adaptive *a, const char *website_id, uin
   return age_ms + a->opt.max_interval_ms;
 }
 
-/* The fraction of mass not ready by age t. */
-static double survival(const struct dw_readiness *r, double total, double t)
+void dw_adaptive_set_price(struct dw_adaptive *a, int level)
 {
+  a->price_level = DW_MAX(DW_PRICE_MIN_LEVEL, DW_MIN(level, DW_PRICE_MAX_LEVEL));
+}
+
+uint64_t dw_adaptive_ready_age(struct dw_adaptive *a, const char *website_id, uint64_t lo_ms,
+                               double q)
+{
+  const struct dw_readiness *r = dw_adaptive_model(a, website_id);
+  if (!r)
+    return 0;
+  double total = total_mass(r);
+  /* Among the tasks pending at lo_ms that become ready at all: the mass still pending at the
+   * age sought, then the bucket where the running survival falls to it (uniform within a
+   * bucket). */
+  double ready = survival(r, total, (double)lo_ms) * total - r->never;
+  if (ready <= 0)
+    return UINT64_MAX;
+  double want = (1 - q) * ready + r->never;
   double above = total;
   for (int i = 0; i < DW_ADAPTIVE_BUCKETS; i++) {
-    if (t >= edges[i + 1]) {
-      above -= r->w[i];
-      continue;
+    if (above - r->w[i] <= want && r->w[i] > 0) {
+      double t = edges[i] + (above - want) / r->w[i] * (edges[i + 1] - edges[i]);
+      return DW_MAX((uint64_t)t, lo_ms);
     }
-    if (t > edges[i])
-      above -= r->w[i] * (t - edges[i]) / (edges[i + 1] - edges[i]);
-    break;
+    above -= r->w[i];
   }
-  return above / total;
+  return UINT64_MAX;
 }
 
 double dw_adaptive_ready_probability(struct dw_adaptive *a, const char *website_id,

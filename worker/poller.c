@@ -16,6 +16,7 @@
 #include "dw/common.h"
 #include "dw/limiter.h"
 #include "dw/log.h"
+#include "dw/plan.h"
 #include "dw/store.h"
 #include "dw/task.h"
 #include "dw/text.h"
@@ -31,12 +32,16 @@
  * of them now and then); the sweep that does it runs every LANE_SWEEP_MS. */
 #define LANE_IDLE_MS (10 * 60 * 1000)
 #define LANE_SWEEP_MS 60000
-/* The ready queue's classes (see priority): the adaptive plan's chances are within [0, 1], so a
- * call the API asked to repeat (4) and a task near its deadline (2 to 3, nearer is higher)
- * always come before them; without the plan the rest are equal (1), first come first served. */
+/* The ready queue's classes (see priority): a call the API asked to repeat (4) and a task near
+ * its deadline (2 to 3, nearer is higher) come before the rest (1), which the adaptive plan
+ * orders by when each task is ready with probability READY_Q (see rank), and which are first
+ * come first served without it. */
 #define PRIORITY_RETRY 4.0
 #define PRIORITY_NEAR_DEADLINE 2.0
 #define PRIORITY_PLAIN 1.0
+/* A task called at the time it is 95% sure to be ready costs 1.05 calls: the goal for a
+ * backlog, where every call is one another task does not get. */
+#define READY_Q 0.95
 /* Near its deadline: within two of the longest intervals between polls, where a task has one or
  * two polls left. */
 #define DEADLINE_NEAR_INTERVALS 2
@@ -87,7 +92,8 @@ struct dw_task {
   struct dw_task_state st;    /* the decisions' state: see dw/task.h */
   uint64_t token_generation;  /* of the call in flight */
   size_t heap_index;          /* in the ready queue */
-  double priority;
+  double priority;            /* the class: see PRIORITY_* */
+  double rank;                /* within the class, higher first: see rank */
   uint64_t seq;               /* ties: first come, first served */
   struct dw_task *all_prev, *all_next; /* every task */
 };
@@ -111,11 +117,13 @@ struct dw_poller {
   uv_timer_t sweep;      /* frees idle lanes, and retries parked ones now and then */
   uint64_t start_block_until; /* the first second after startup: see dw_poller_new */
   struct dw_adaptive adaptive;
+  struct dw_price price; /* of a call, from the budget's state: the adaptive plan's lambda */
+  uv_timer_t price_tick; /* steps the price once a second while it is not 1 (see reprice) */
   uv_timer_t dispatch;   /* wakes the ready queues when a limiter or the gate opens */
   uint64_t seq;
   struct dw_task *all;
   size_t ntasks, nready; /* nready: in all lanes */
-  size_t handles;        /* open uv handles: dispatch and sweep timers + task timers */
+  size_t handles;        /* open uv handles: dispatch, sweep, price timers + task timers */
   int closing;
   void (*done)(void *arg); /* the close callback and its argument */
   void *done_arg;
@@ -221,6 +229,12 @@ static double gauge_plan_calls(void *arg)
   return m ? m->plan_calls : 0;
 }
 
+static double gauge_call_price(void *arg)
+{
+  struct dw_poller *p = arg;
+  return p->opt.adaptive ? dw_price_factor(&p->price) : 1;
+}
+
 static void register_metrics(struct dw_poller *p, struct dw_metrics *r)
 {
   if (!r)
@@ -278,6 +292,11 @@ static void register_metrics(struct dw_poller *p, struct dw_metrics *r)
   dw_metrics_gauge_fn(r, "dw_schedule_planned_calls",
                       "Adaptive schedule: expected calls per task of the global plan.",
                       gauge_plan_calls, p);
+  dw_metrics_gauge_fn(r, "dw_schedule_call_price",
+                      "Adaptive schedule: the multiplier on the weight of latency against a "
+                      "call; below 1 while tasks wait for the rate budget, above 1 while idle "
+                      "budget buys latency (poll.idle_budget_share).",
+                      gauge_call_price, p);
 }
 
 static void drive(struct dw_poller *p);
@@ -363,7 +382,11 @@ static void lane_park(struct dw_poller *p, struct lane *l, int parked)
  * is the bottleneck the calls go where they are most useful. */
 static int heap_before(const struct dw_task *a, const struct dw_task *b)
 {
-  return a->priority > b->priority || (a->priority == b->priority && a->seq < b->seq);
+  if (a->priority != b->priority)
+    return a->priority > b->priority;
+  if (a->rank != b->rank)
+    return a->rank > b->rank;
+  return a->seq < b->seq;
 }
 
 static void heap_set(struct lane *l, size_t i, struct dw_task *t)
@@ -415,7 +438,7 @@ static void ready_remove(struct dw_poller *p, struct dw_task *t)
 }
 
 /* How useful a call for this task is now: retries the API asked for first, then tasks close to
- * their deadline, then by the chance the task became ready since its last pending answer. */
+ * their deadline, then the rest (ranked by rank). */
 static double priority(struct dw_poller *p, struct dw_task *t, int retry)
 {
   uint64_t now = uv_now(p->loop);
@@ -425,10 +448,23 @@ static double priority(struct dw_poller *p, struct dw_task *t, int retry)
   uint64_t soon = DEADLINE_NEAR_INTERVALS * p->opt.schedule.max_interval_ms;
   if (left < soon)
     return PRIORITY_NEAR_DEADLINE + 1.0 - (double)left / (double)soon;
+  return PRIORITY_PLAIN;
+}
+
+/* With the adaptive plan, the task surely ready first: the earlier the (loop) time at which the
+ * learned distribution gives it READY_Q of being ready since its last pending answer, the
+ * higher. The key does not change while the task waits, so the heap stays valid, and under a
+ * backlog the calls go to the tasks that have been surely ready the longest: close to one
+ * call per task (docs/design.md, "The price of a call"). Without the plan, 0: by arrival. */
+static double rank(struct dw_poller *p, struct dw_task *t)
+{
   if (!p->opt.adaptive)
-    return PRIORITY_PLAIN;
-  return dw_adaptive_ready_probability(&p->adaptive, t->ev.website_id, t->st.pending_age,
-                                       now - t->st.created_at);
+    return 0;
+  uint64_t age = dw_adaptive_ready_age(&p->adaptive, t->ev.website_id, t->st.pending_age,
+                                       READY_Q);
+  if (age == UINT64_MAX) /* mostly never ready: after every task that will be */
+    return -1e300;
+  return -((double)t->st.created_at + (double)age);
 }
 
 static void ready_push(struct dw_poller *p, struct dw_task *t, int retry)
@@ -447,6 +483,7 @@ static void ready_push(struct dw_poller *p, struct dw_task *t, int retry)
   }
   t->st.phase = DW_TASK_READY;
   t->priority = priority(p, t, retry);
+  t->rank = rank(p, t);
   t->seq = p->seq++;
   heap_set(l, l->nready++, t);
   p->nready++;
@@ -958,6 +995,41 @@ static int lane_send_one(struct dw_poller *p, struct lane *l, uint64_t *wait)
   return 1;
 }
 
+static void on_price_tick(uv_timer_t *timer);
+
+/* The price of a call from the budget's state (dw/plan.h): tasks still ready after a drive wait
+ * for the budget (or the token, or the app: calls are scarce then too). The binding budget is
+ * the sum of the lanes' per-minute limits in force. Stepped after each drive, before a new task
+ * is planned, and, while the price is not 1, by a timer once a second: nothing drives an idle
+ * poller, and the price must not stay where a backlog left it. */
+static void reprice(struct dw_poller *p, uint64_t now)
+{
+  if (!p->opt.adaptive)
+    return;
+  uint64_t per_minute = 0;
+  for (const struct lane *l = p->lanes; l; l = l->next) {
+    if (l->limiter.per_minute == 0) {
+      per_minute = 0; /* unlimited: calls are never scarce */
+      break;
+    }
+    per_minute += l->limiter.per_minute;
+  }
+  if (dw_price_update(&p->price, now, p->stats.calls, p->nready,
+                      (uint32_t)DW_MIN(per_minute, UINT32_MAX)))
+    dw_adaptive_set_price(&p->adaptive, p->price.level);
+  int ticking = uv_is_active((uv_handle_t *)&p->price_tick);
+  if (p->price.level != 0 && !ticking && !p->closing)
+    uv_timer_start(&p->price_tick, on_price_tick, 1000, 1000);
+  else if (p->price.level == 0 && ticking)
+    uv_timer_stop(&p->price_tick);
+}
+
+static void on_price_tick(uv_timer_t *timer)
+{
+  struct dw_poller *p = timer->data;
+  reprice(p, uv_now(p->loop));
+}
+
 static void drive(struct dw_poller *p)
 {
   if (p->driving || p->closing)
@@ -1000,6 +1072,7 @@ static void drive(struct dw_poller *p)
   }
   if (wait != UINT64_MAX)
     uv_timer_start(&p->dispatch, on_dispatch, wait, 0);
+  reprice(p, now);
   p->driving = 0;
 }
 
@@ -1196,6 +1269,7 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
   }
   p->opt = options_of(cfg);
   dw_adaptive_init(&p->adaptive, &p->opt.adaptive_opt);
+  dw_price_init(&p->price, cfg->poll.idle_budget_share);
   /* A worker that just started cannot know what a predecessor (a restart, a replica that just
    * left) spent in the current second: let that second pass before the first call. */
   p->start_block_until = uv_now(loop) + 1000 + p->opt.jitter_ms;
@@ -1234,7 +1308,10 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
   p->sweep.data = p;
   uv_timer_start(&p->sweep, on_sweep, LANE_SWEEP_MS, LANE_SWEEP_MS);
   uv_unref((uv_handle_t *)&p->sweep); /* housekeeping keeps no loop alive */
-  p->handles += 2;
+  uv_timer_init(loop, &p->price_tick);
+  p->price_tick.data = p;
+  uv_unref((uv_handle_t *)&p->price_tick);
+  p->handles += 3;
   register_metrics(p, metrics);
   *out = p;
   return 0;
@@ -1270,6 +1347,7 @@ int dw_poller_submit(struct dw_poller *p, const struct dw_event *ev, int64_t cre
     p->all->all_prev = t;
   p->all = t;
   p->ntasks++;
+  reprice(p, uv_now(p->loop)); /* the plan at the price of now, not of the last drive */
   struct dw_task_env env = task_env(p, t);
   uv_timer_start(&t->timer, on_due, dw_task_next_delay(&t->st, uv_now(p->loop), &env), 0);
   if (out)
@@ -1354,4 +1432,5 @@ void dw_poller_close(struct dw_poller *p, void (*done)(void *arg), void *arg)
     dw_store_close(p->store, on_store_closed, p);
   uv_close((uv_handle_t *)&p->dispatch, on_dispatch_closed);
   uv_close((uv_handle_t *)&p->sweep, on_dispatch_closed);
+  uv_close((uv_handle_t *)&p->price_tick, on_dispatch_closed);
 }

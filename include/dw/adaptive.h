@@ -4,9 +4,11 @@
  *
  * Model: a histogram of readiness ages over log-spaced buckets from interval-censored
  * observations (a task was pending at age lo and ready at age hi), plus the mass of tasks never
- * ready by their deadline. Plan: polls at a density proportional to the hazard rate h(t) of
- * that distribution, scaled so that the plan's median latency meets the target. Why, and how
- * the histogram is estimated: docs/design.md, "Polling mathematics". */
+ * ready by their deadline. Plan: the poll ages that minimise expected calls + lambda x expected
+ * added latency for that distribution (dynamic programming, dw/plan.h), lambda chosen by
+ * bisection so that the plan's median added latency meets the target, then multiplied by the
+ * price of a call (dw_adaptive_set_price). Why, and how the histogram is estimated:
+ * docs/design.md, "Polling mathematics". */
 #ifndef DW_ADAPTIVE_H
 #define DW_ADAPTIVE_H
 
@@ -50,6 +52,8 @@ struct dw_readiness {
   size_t plan_len;
   double plan_calls;             /* expected calls per ready task under the plan */
   double plan_p50_ms;            /* expected median added latency */
+  double lambda;                 /* meets the latency target at price 1 (calls per ms) */
+  int plan_level;                /* the price level the plan was made at */
 };
 
 struct dw_adaptive_site {
@@ -62,6 +66,8 @@ struct dw_adaptive {
   struct dw_readiness global;
   struct dw_adaptive_site *sites; /* open addressing by website id */
   size_t nsites;
+  int price_level;                /* lambda is multiplied by 2^price_level (dw/plan.h) */
+  uint64_t replans, reprices;     /* plans made by bisection, and at a new price only */
 };
 
 int dw_adaptive_init(struct dw_adaptive *a, const struct dw_adaptive_options *opt);
@@ -83,8 +89,19 @@ uint64_t dw_adaptive_next_age(struct dw_adaptive *a, const char *website_id, uin
  * global one), with its plan brought up to date; NULL when neither has enough. */
 const struct dw_readiness *dw_adaptive_model(struct dw_adaptive *a, const char *website_id);
 
-/* Probability that a task pending at age lo_ms is ready at age now_ms (for ordering calls when
- * the budget is short); 0.5 without a model. */
+/* The price of a call changed (dw_price, level in DW_PRICE_MIN_LEVEL..DW_PRICE_MAX_LEVEL):
+ * each plan is remade at its lambda x 2^level when next used (one DP pass, no bisection). */
+void dw_adaptive_set_price(struct dw_adaptive *a, int level);
+
+/* The age by which a task pending at age lo_ms, if it becomes ready at all, is ready with
+ * probability q (0 < q < 1) under the model: for ordering calls when the budget is short (the
+ * task surely ready first). 0 without a model; UINT64_MAX when the model has no task becoming
+ * ready after lo_ms. */
+uint64_t dw_adaptive_ready_age(struct dw_adaptive *a, const char *website_id, uint64_t lo_ms,
+                               double q);
+
+/* Probability that a task pending at age lo_ms is ready at age now_ms under the model; 0.5
+ * without a model. */
 double dw_adaptive_ready_probability(struct dw_adaptive *a, const char *website_id,
                                      uint64_t lo_ms, uint64_t now_ms);
 

@@ -77,6 +77,7 @@ struct dw_config {
     char *schedule;            /* "adaptive", "exponential" or "fixed" */
     int64_t latency_target_ms; /* adaptive: median added latency to aim for */
     int64_t min_interval_ms;   /* adaptive: shortest interval between polls of a task */
+    double idle_budget_share;  /* adaptive: share of the minute's budget spent on latency */
     int64_t first_delay_ms;    /* first poll after the event is taken */
     int64_t interval_ms;       /* second poll after this; then grows by multiplier */
     int64_t max_interval_ms;   /* cap of the growing interval */
