@@ -491,6 +491,8 @@ uint64_t dw_adaptive_ready_age(struct dw_adaptive *a, const char *website_id, ui
   if (!r)
     return 0;
   double total = total_mass(r);
+  if (!(total > 0))
+    return UINT64_MAX; /* nothing learned: no age is likelier than another */
   /* Among the tasks pending at lo_ms that become ready at all: the mass still pending at the
    * age sought, then the bucket where the running survival falls to it (uniform within a
    * bucket). */

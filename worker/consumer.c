@@ -29,6 +29,7 @@
 /* A rebalance event that came while another step was still going on. */
 struct queued_event {
   rd_kafka_resp_err_t err;
+  int lost, cooperative; /* as the callback saw them: later they may have changed */
   rd_kafka_topic_partition_list_t *parts;
   struct queued_event *next;
 };
@@ -164,6 +165,7 @@ static void committed_work(uv_work_t *req)
 
 static void finish_assign(struct dw_consumer *c);
 static void maybe_finish_close(struct dw_consumer *c);
+static void take(struct dw_consumer *c, rd_kafka_topic_partition_list_t *parts);
 
 /* The entry of the assignment being taken for a partition, NULL when none. */
 static rd_kafka_topic_partition_t *assigning(struct dw_consumer *c, int32_t id)
@@ -172,6 +174,47 @@ static rd_kafka_topic_partition_t *assigning(struct dw_consumer *c, int32_t id)
     if (c->assigning->elems[i].partition == id)
       return &c->assigning->elems[i];
   return NULL;
+}
+
+static int has_id(const int32_t *ids, size_t n, int32_t id)
+{
+  for (size_t i = 0; i < n; i++)
+    if (ids[i] == id)
+      return 1;
+  return 0;
+}
+
+static int in_list(const rd_kafka_topic_partition_list_t *l, int32_t id)
+{
+  for (int i = 0; i < l->cnt; i++)
+    if (l->elems[i].partition == id)
+      return 1;
+  return 0;
+}
+
+/* Exactly-once, cooperative: of the partitions just read, those whose committed offset came
+ * are taken now; those still unreadable (an open transaction of a killed replica) wait for
+ * their retry without holding the others back. */
+static void take_ready(struct dw_consumer *c, const rd_kafka_topic_partition_list_t *read,
+                       const int32_t *again, size_t nagain)
+{
+  rd_kafka_topic_partition_list_t *ready = rd_kafka_topic_partition_list_new(read->cnt);
+  rd_kafka_topic_partition_list_t *rest = rd_kafka_topic_partition_list_new(c->assigning->cnt);
+  for (int i = 0; i < c->assigning->cnt; i++) {
+    const rd_kafka_topic_partition_t *e = &c->assigning->elems[i];
+    int now = in_list(read, e->partition) && !has_id(again, nagain, e->partition);
+    rd_kafka_topic_partition_list_add(now ? ready : rest, e->topic, e->partition)->offset =
+        e->offset;
+  }
+  if (ready->cnt > 0) {
+    take(c, ready);
+    rd_kafka_topic_partition_list_destroy(c->assigning);
+    c->assigning = rest;
+    rest = NULL;
+  }
+  rd_kafka_topic_partition_list_destroy(ready);
+  if (rest)
+    rd_kafka_topic_partition_list_destroy(rest);
 }
 
 static void committed_done(uv_work_t *req, int status)
@@ -209,6 +252,8 @@ static void committed_done(uv_work_t *req, int status)
     c->h.on_committed(c->h.arg, e->partition, ok ? e->offset : -1,
                       ok ? e->metadata : NULL, ok ? e->metadata_size : 0);
   }
+  if (nagain && status == 0 && !c->closing && c->assign_cooperative && c->assigning)
+    take_ready(c, r->list, again, nagain);
   rd_kafka_topic_partition_list_destroy(r->list);
   free(r->seq);
   free(r);
@@ -301,7 +346,7 @@ static void finish_assign(struct dw_consumer *c)
 /* Starts one rebalance step: an assignment is taken once its committed offsets are read, a
  * revoke waits for the worker's commit (dw_consumer_revoke_done). */
 static void rebalance(struct dw_consumer *c, rd_kafka_resp_err_t err,
-                      rd_kafka_topic_partition_list_t *parts)
+                      rd_kafka_topic_partition_list_t *parts, int lost, int cooperative)
 {
   int32_t *ids = calloc((size_t)parts->cnt + 1, sizeof(*ids));
   size_t n = 0;
@@ -313,7 +358,7 @@ static void rebalance(struct dw_consumer *c, rd_kafka_resp_err_t err,
     }
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     c->ever_assigned = 1;
-    c->assign_cooperative = strcmp(rd_kafka_rebalance_protocol(c->rk), "COOPERATIVE") == 0;
+    c->assign_cooperative = cooperative;
     dw_info("assigned %d partition(s) of %s", parts->cnt, c->topic);
     c->assigning = rd_kafka_topic_partition_list_copy(parts);
     if (n)
@@ -328,17 +373,21 @@ static void rebalance(struct dw_consumer *c, rd_kafka_resp_err_t err,
         finish_assign(c);
     }
   } else {
-    int lost = rd_kafka_assignment_lost(c->rk);
     dw_log_write(lost ? DW_LOG_WARN : DW_LOG_INFO, DW_LOG_CTX_NONE, "%s %d partition(s) of %s",
                  lost ? "lost" : "revoked", parts->cnt, c->topic);
     c->revoking = rd_kafka_topic_partition_list_copy(parts);
-    c->revoke_cooperative = strcmp(rd_kafka_rebalance_protocol(c->rk), "COOPERATIVE") == 0;
+    c->revoke_cooperative = cooperative;
     if (!c->revoking) {
+      /* Given up before anything is committed: to the handler they are lost. */
       dw_error("out of memory revoking partitions; giving them up at once");
       if (c->revoke_cooperative)
         rd_kafka_error_destroy(rd_kafka_incremental_unassign(c->rk, parts));
       else
         rd_kafka_assign(c->rk, NULL);
+      if (n)
+        c->h.on_revoke(c->h.arg, ids, n, 1); /* its dw_consumer_revoke_done does nothing */
+      partitions_changed(c, 0);
+      next_step(c);
     } else if (n) {
       c->h.on_revoke(c->h.arg, ids, n, lost); /* it calls dw_consumer_revoke_done */
     } else {
@@ -373,21 +422,24 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
   struct dw_consumer *c = opaque;
-  (void)rk;
+  int lost = err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && rd_kafka_assignment_lost(rk);
+  int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
   if (!c->assigning && !c->revoking && !c->queued) {
-    rebalance(c, err, parts);
+    rebalance(c, err, parts, lost, cooperative);
     return;
   }
   struct queued_event *q = calloc(1, sizeof(*q));
   if (q)
     q->parts = rd_kafka_topic_partition_list_copy(parts);
   if (!q || !q->parts) {
+    /* Taking it now would overwrite the step going on: the worker cannot go on safely. */
     free(q);
-    dw_error("out of memory queueing a rebalance event; taking it now");
-    rebalance(c, err, parts);
+    c->h.on_fatal(c->h.arg, "out of memory queueing a rebalance event");
     return;
   }
   q->err = err;
+  q->lost = lost;
+  q->cooperative = cooperative;
   if (c->queued_tail)
     c->queued_tail->next = q;
   else
@@ -403,7 +455,7 @@ static void on_next(uv_timer_t *t)
     c->queued = q->next;
     if (!c->queued)
       c->queued_tail = NULL;
-    rebalance(c, q->err, q->parts);
+    rebalance(c, q->err, q->parts, q->lost, q->cooperative);
     rd_kafka_topic_partition_list_destroy(q->parts);
     free(q);
     next_step(c);

@@ -29,7 +29,8 @@ void dw_healthcheck_usage(FILE *out)
         "  1 otherwise (another status, refused, no answer within --timeout-ms, default 2000).\n"
         "  The address is --address, else admin.listen of FILE, else of the environment\n"
         "  (" ENV_LISTEN "), else 0.0.0.0:9464; a wildcard host is asked on loopback.\n"
-        "  Made for a container's HEALTHCHECK: it needs no shell.\n",
+        "  Made for a container's HEALTHCHECK: it needs no shell. A bad argument or config\n"
+        "  exits 2, as with every command (a HEALTHCHECK then reports a failure).\n",
         out);
 }
 

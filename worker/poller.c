@@ -879,6 +879,7 @@ static void on_store_answer(void *arg, int err, const struct dw_store_answer *an
   struct store_ask *a = arg;
   struct dw_poller *p = a->p;
   struct lane *l = p->closing ? NULL : lane_find(p, a->key);
+  int self_built = a->key[0] == '\0';
   free(a);
   if (p->closing)
     return;
@@ -889,7 +890,9 @@ static void on_store_answer(void *arg, int err, const struct dw_store_answer *an
   } else {
     uint64_t now = uv_now(p->loop);
     uint32_t os = 0, om = 0;
-    if (l) {
+    /* The others' calls are counted per key, but the ceilings are the poller's: only a
+     * self-built app (one lane, no tenant) can leave the others what they used. */
+    if (l && self_built) {
       os = others_of(ans->in_second,
                      dw_limiter_calls_in(&l->limiter, 1000 + l->limiter.slack_ms, now),
                      ans->granted);
@@ -903,7 +906,9 @@ static void on_store_answer(void *arg, int err, const struct dw_store_answer *an
     if (l) {
       l->permits = ans->granted;
       l->permits_at = now;
-      l->store_wait_until = ans->granted ? 0 : now + DW_MAX(1, ans->wait_ms);
+      /* The store's wait is an answer from outside: no window is longer than a minute. */
+      uint64_t wait = DW_MIN((uint64_t)ans->wait_ms, 60000 + l->limiter.slack_ms);
+      l->store_wait_until = ans->granted ? 0 : now + DW_MAX(1, wait);
     }
   }
   drive(p);

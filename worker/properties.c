@@ -26,9 +26,16 @@ static int hex_value(char c)
   return -1;
 }
 
-/* Appends code point cp as UTF-8 (at most 3 bytes: \uXXXX reaches U+FFFF). */
+/* Appends code point cp as UTF-8 (4 bytes beyond U+FFFF: a surrogate pair's). */
 static size_t put_utf8(char *out, unsigned cp)
 {
+  if (cp >= 0x10000) {
+    out[0] = (char)(0xf0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+  }
   if (cp < 0x80) {
     out[0] = (char)cp;
     return 1;
@@ -42,6 +49,20 @@ static size_t put_utf8(char *out, unsigned cp)
   out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
   out[2] = (char)(0x80 | (cp & 0x3f));
   return 3;
+}
+
+/* The four hex digits at *pp (advanced past them), or -1. */
+static long hex4(const char **pp, const char *end)
+{
+  long v = 0;
+  for (int i = 0; i < 4; i++) {
+    int d = *pp < end ? hex_value(**pp) : -1;
+    if (d < 0)
+      return -1;
+    v = v * 16 + d;
+    (*pp)++;
+  }
+  return v;
 }
 
 /* Unescapes [*pp, end) into out until an unescaped stop character (when stop is non-NULL) or
@@ -59,15 +80,18 @@ static long unescape(const char **pp, const char *end, const char *stop, char *o
       c = p[1];
       p += 2;
       if (c == 'u') {
-        unsigned cp = 0;
-        for (int i = 0; i < 4; i++) {
-          int v = p < end ? hex_value(*p) : -1;
-          if (v < 0 || (cp == 0 && i == 3 && v == 0))
-            return -1; /* \u0000 would end the string early */
-          cp = cp * 16 + (unsigned)v;
-          p++;
+        long cp = hex4(&p, end);
+        if (cp <= 0)
+          return -1; /* \u0000 would end the string early */
+        if (cp >= 0xdc00 && cp <= 0xdfff)
+          return -1; /* a low surrogate alone */
+        if (cp >= 0xd800 && cp <= 0xdbff) { /* UTF-16's pair, as Java writes U+10000 on */
+          long lo = end - p >= 2 && p[0] == '\\' && p[1] == 'u' ? (p += 2, hex4(&p, end)) : -1;
+          if (lo < 0xdc00 || lo > 0xdfff)
+            return -1;
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
         }
-        n += put_utf8(out + n, cp);
+        n += put_utf8(out + n, (unsigned)cp);
       } else {
         out[n++] = c == 't' ? '\t' : c == 'n' ? '\n' : c == 'r' ? '\r' : c == 'f' ? '\f' : c;
       }
@@ -109,7 +133,8 @@ static int parse_entry(const char *s, const char *end, int line, char *name, cha
   const char *p = s;
   long n = unescape(&p, end, "=:", name);
   if (n < 0)
-    return fail(e, line, "a \\u escape needs four hex digits (not \\u0000)");
+    return fail(e, line, "a \\u escape needs four hex digits (not \\u0000; a surrogate only "
+                         "in a pair)");
   if (p == end)
     return fail(e, line,
                 "expected name=value or name: value (write \\= or \\: for one inside a name)");
@@ -119,7 +144,8 @@ static int parse_entry(const char *s, const char *end, int line, char *name, cha
   while (p < end && is_blank(*p))
     p++;
   if (unescape(&p, end, NULL, value) < 0)
-    return fail(e, line, "a \\u escape needs four hex digits (not \\u0000)");
+    return fail(e, line, "a \\u escape needs four hex digits (not \\u0000; a surrogate only "
+                         "in a pair)");
   return cb(ctx, line, name, value);
 }
 

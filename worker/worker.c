@@ -39,7 +39,13 @@
 
 #define PRODUCE_RETRY_MS 1000
 #define FLUSH_TIMEOUT_MS 30000
-#define CLOSE_WATCHDOG_S 60 /* leaving the group takes a second or two; 2.0.2 can hang there */
+/* The shutdown's own time, after the drain (worker.drain_timeout_ms) and the flush
+ * (FLUSH_TIMEOUT_MS): its last commit, at most SHUTDOWN_COMMIT_TIMEOUT_MS, then leaving the
+ * group, which takes a second or two (librdkafka 2.0.2's can hang). The deployment files'
+ * grace period (75 s) is 30 + 30 + 15 s, so the watchdog ends the process before the
+ * orchestrator's SIGKILL would, with a line that says why. */
+#define SHUTDOWN_WATCHDOG_S 14
+#define SHUTDOWN_COMMIT_TIMEOUT_MS 10000
 /* How long a revoke (or the shutdown's last commit) waits for its commit before it gives the
  * partitions up anyway. The group's rebalance waits for them meanwhile, so it is bounded; it is
  * above the worst a healthy path takes (exactly-once: a tick's commit in flight, then its own,
@@ -338,7 +344,7 @@ static void count_output(struct dw_worker *w, const struct job *j)
 
 /* Exactly-once: a delivery report only notes what went wrong; the transaction's commit (or
  * abort) decides what becomes of the job. This may run while the commit is in flight (its
- * outcome is settled after the reports), or inside dw_producer_txn_wait. */
+ * outcome is settled after the reports). */
 static void eos_delivered(struct dw_worker *w, struct job *j, int err, const char *errstr,
                           int fatal)
 {
@@ -1298,7 +1304,8 @@ static void revoke_start(struct dw_worker *w, int32_t *ids, size_t n, int lost, 
   /* Tasks of partitions being revoked stop polling: the new owner takes them from the
    * committed offset. Jobs already producing finish, but store no offset once revoked. */
   drop_polling(w, 1);
-  uv_timer_start(&w->revoke_timer, on_revoke_timer, REVOKE_TIMEOUT_MS, 0);
+  uv_timer_start(&w->revoke_timer, on_revoke_timer,
+                 final ? SHUTDOWN_COMMIT_TIMEOUT_MS : REVOKE_TIMEOUT_MS, 0);
   revoke_next(w);
 }
 
@@ -1344,7 +1351,8 @@ static void revoke_next(struct dw_worker *w)
     case DW_COMMITTER_REVOKE_LATE:
       dw_warn("%s: the commit is not over after %d ms; %s anyway (what it did not commit is "
               "processed again by the next owner)", r->final ? "shutdown" : "revoke",
-              REVOKE_TIMEOUT_MS, r->final ? "leaving the group" : "giving the partitions up");
+              r->final ? SHUTDOWN_COMMIT_TIMEOUT_MS : REVOKE_TIMEOUT_MS,
+              r->final ? "leaving the group" : "giving the partitions up");
       revoke_finish(w);
       return;
     case DW_COMMITTER_REVOKE_DONE:
@@ -1463,8 +1471,9 @@ static volatile sig_atomic_t close_exit_code;
 static void on_close_watchdog(int signum)
 {
   static const char msg[] =
-      "delivery-worker: leaving the consumer group did not finish; exiting without it (the "
-      "offsets are committed; the group notices at its session timeout)\n";
+      "delivery-worker: the shutdown's last commit and leaving the consumer group did not "
+      "finish within 14 s; exiting without them (what was not committed is processed again "
+      "by the next owner; the group notices at its session timeout)\n";
   (void)signum;
   dw_log_raw(msg, sizeof(msg) - 1);
   _exit(close_exit_code);
@@ -1504,17 +1513,10 @@ static void on_consumer_closed(void *arg)
 
 /* Leaves the group, on the loop: the revoke of what is assigned goes the way of any revoke.
  * librdkafka 2.0.2's cooperative-sticky close can hang when an assignment arrives meanwhile
- * (fixed in 2.4.0): the offsets are already committed by then, so a watchdog ends the process
- * rather than waiting for the orchestrator to kill it. */
+ * (fixed in 2.4.0): the shutdown's watchdog ends the process then. */
 static void close_consumer(struct dw_worker *w)
 {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_close_watchdog;
-  sigemptyset(&sa.sa_mask);
   close_exit_code = w->exit_code;
-  sigaction(SIGALRM, &sa, NULL);
-  alarm(CLOSE_WATCHDOG_S);
   w->consumer_closing = 1;
   dw_consumer_close(w->consumer, on_consumer_closed, w);
 }
@@ -1544,6 +1546,15 @@ static void shutdown_all(struct dw_worker *w)
   w->state = S_STOPPED;
   uv_timer_stop(&w->commit_timer);
   uv_timer_stop(&w->drain_timer);
+  if (w->consumer) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_close_watchdog;
+    sigemptyset(&sa.sa_mask);
+    close_exit_code = w->exit_code;
+    sigaction(SIGALRM, &sa, NULL);
+    alarm(SHUTDOWN_WATCHDOG_S);
+  }
   shutdown_continue(w);
 }
 

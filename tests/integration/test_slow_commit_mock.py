@@ -4,6 +4,7 @@ first worker's revoke commits what is finished without blocking its loop, so its
 /metrics answer within a fraction of a second all along; the partitions move once the commit is
 over. Every task ends with a result or dead letter, every offset is committed, and a task comes
 out twice only when its output was acknowledged after the revoke's commit was taken."""
+import datetime
 import re
 
 import harness as h
@@ -14,6 +15,16 @@ SLOW_MS = 2000  # each slow answer; far below librdkafka's socket.timeout.ms (60
 SLOW_CALLS = 3  # OffsetCommits answered slowly: the revoke's, then what follows it
 FAST_S = 0.5    # the most an admin request may take meanwhile
 GROUP = "it-slow-commit"
+
+
+def log_time(text, pattern):
+    """The wall-clock time of the first log line matching pattern (its RFC 3339 timestamp)."""
+    for line in text.splitlines():
+        if re.search(pattern, line):
+            ts = re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", line).group(0)
+            return datetime.datetime.strptime(ts.replace("Z", "+0000"),
+                                              "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    raise AssertionError("no log line matches %r" % pattern)
 
 
 def outputs(kafka):
@@ -49,13 +60,22 @@ def test_slow_offset_commit_at_a_revoke_leaves_the_loop_free(start_mock_kafka, s
     prober.join(60)
 
     slowest = max(prober.times)
-    h.log("slow offset commit at a revoke: %d admin requests, the slowest %.3f s (%s)"
-          % (len(prober.times), slowest[0], slowest[1]))
+    # From worker a's revoke to worker b's assignment, as their logs time them: the partitions
+    # move only once the revoke's commit (answered after SLOW_MS) is over, so the requests that
+    # started in between overlapped it.
+    revoke_seen = log_time(a.log_text(), r"revoked [1-9]\d* partition")
+    taken_seen = log_time(b.log_text(), r"assigned [1-9]\d* partition")
+    during = sum(1 for t in prober.started if revoke_seen <= t <= taken_seen)
+    h.log("slow offset commit at a revoke: %d admin requests (%d while the revoke's commit was "
+          "slow, %.1f s), the slowest %.3f s (%s)"
+          % (len(prober.times), during, taken_seen - revoke_seen, slowest[0], slowest[1]))
     assert not prober.failures, "admin requests failed: %s" % prober.failures[:5]
     assert slowest[0] < FAST_S, "an admin request took %.3f s (%s) while the coordinator was " \
         "slow to commit at a revoke: the loop was blocked" % slowest
     # Probed all along the slow commit: about 20 probes a second.
     assert len(prober.times) >= SLOW_MS / 1000 * 10, len(prober.times)
+    assert taken_seen - revoke_seen >= SLOW_MS / 1000 * 0.8, taken_seen - revoke_seen
+    assert during >= SLOW_MS / 1000 * 5, during
 
     # Both leave the group; every offset is committed by then.
     assert a.stop() == 0, "worker a did not exit 0 after SIGTERM"

@@ -21,6 +21,7 @@ class Prober(threading.Thread):
     def __init__(self, port):
         super().__init__(daemon=True)
         self.port, self.times, self.failures = port, [], []
+        self.started = []  # wall-clock time (time.time()) at each request's start
         self.done = threading.Event()
 
     def run(self):
@@ -30,6 +31,7 @@ class Prober(threading.Thread):
             path = paths[i % 2]
             i += 1
             t0 = time.monotonic()
+            self.started.append(time.time())
             try:
                 with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path),
                                             timeout=30) as r:

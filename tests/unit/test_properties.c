@@ -70,12 +70,14 @@ static void test_continuations_and_escapes(void **state)
                          "space=\\ kept\\ \n"
                          "uni=\\u00e9\\u4e2d\n"
                          "other=\\q\n"
+                         "pair=\\ud83d\\ude00\n"
                          "last=end\\",
                          &s, &at, err),
                    0);
   assert_string_equal(s.text, "1:sasl.oauthbearer.config=a=1 b=2;3:path=C:\\dir\\;"
                               "4:tab=x\ty;5:odd=name:x=v;6:space= kept ;"
-                              "7:uni=\xc3\xa9\xe4\xb8\xad;8:other=q;9:last=end;");
+                              "7:uni=\xc3\xa9\xe4\xb8\xad;8:other=q;9:pair=\xf0\x9f\x98\x80;"
+                              "10:last=end;");
 }
 
 static void test_errors(void **state)
@@ -93,6 +95,11 @@ static void test_errors(void **state)
   assert_int_equal(parse("x=\\u12g4\n", &s, &at, err), DW_EINVAL);
   assert_int_equal(at, 1);
   assert_int_equal(parse("x=\\u0000\n", &s, &at, err), DW_EINVAL);
+  /* A surrogate outside a pair would be invalid UTF-8. */
+  assert_int_equal(parse("x=\\ud83d\n", &s, &at, err), DW_EINVAL);
+  assert_non_null(strstr(err, "surrogate only in a pair"));
+  assert_int_equal(parse("x=\\ude00\n", &s, &at, err), DW_EINVAL);
+  assert_int_equal(parse("x=\\ud83d\\u0041\n", &s, &at, err), DW_EINVAL);
   /* A NUL byte: the line it is on. */
   memset(&s, 0, sizeof(s));
   assert_int_equal(dw_properties_parse("a=1\nb=\0\n", 7, on_entry, &s, &at, err, sizeof(err)),
