@@ -164,6 +164,12 @@ uint64_t dw_limiter_refused_ms(const struct dw_limiter *l)
 #define SLACK_GROWTH_DEN 2
 
 #define DECREASE_FACTOR 0.7
+/* One 429 of the 1-second window cuts its limit at most to half of the 30% cut, however few
+ * calls went through in it: a worker that was nearly idle (a fresh assignment) learns little
+ * from them, and at a few calls a second a storm of 429s, which only calls use up, would
+ * outlast the tasks' deadlines; a wrong step costs a second here, not a blocked minute as in
+ * the minute window, which still takes what got through at once. */
+#define SHARE_CUT_FLOOR 2
 #define DECREASE_SPACING_MS 1000
 #define INCREASE_AFTER_MS 5000
 #define SLOW_START_STEP_MS 1000
@@ -250,7 +256,7 @@ void dw_limiter_on_rejected(struct dw_limiter *l, uint64_t now_ms, uint64_t rese
       /* A worker that was nearly idle learns little from its few calls: come back at least
        * to the 30% cut. */
       l->good_per_second = DW_MIN(l->good_per_second, DW_MAX(share, l->per_second));
-      l->per_second = DW_MIN(l->per_second, share);
+      l->per_second = DW_MIN(l->per_second, DW_MAX(share, l->per_second / SHARE_CUT_FLOOR));
     }
   }
   if (l->per_minute && minute) {

@@ -384,6 +384,23 @@ static void test_rejected_then_recovers(void **state)
   dw_limiter_cleanup(&l);
 }
 
+/* A 429 in the 1-second window when the worker had made only a few calls (just assigned its
+ * partitions, say) cuts the limit to half of the 30% cut at most: its few calls say little of
+ * its share, and a limit of a few calls a second would make a storm of 429s last for ever. */
+static void test_idle_worker_429(void **state)
+{
+  (void)state;
+  struct dw_limiter l;
+  uint64_t now = 100000;
+  assert_int_equal(dw_limiter_init(&l, 333, 20000), 0);
+  for (int k = 0; k < 3; k++)
+    assert_int_equal(dw_limiter_acquire(&l, now + (uint64_t)k), 0);
+  dw_limiter_on_rejected(&l, now + 100, 1000);
+  assert_int_equal(l.per_second, 116); /* 333 x 0.7 / 2, not 90% of 3 */
+  assert_int_equal(l.per_minute, 20000);
+  dw_limiter_cleanup(&l);
+}
+
 /* A storm of 429s (the server refusing everything for a while, one second at a time) must not
  * leave the limiter near zero for minutes: once it passes, the limits come back to 90% of the
  * level the first 429 left within seconds. */
@@ -647,6 +664,7 @@ int main(void)
       cmocka_unit_test(test_replicas_share_budget),
       cmocka_unit_test(test_no_rejections_no_change),
       cmocka_unit_test(test_rejected_then_recovers),
+    cmocka_unit_test(test_idle_worker_429),
       cmocka_unit_test(test_storm_recovers),
       cmocka_unit_test(test_jittery_server),
       cmocka_unit_test(test_replica_shares),
