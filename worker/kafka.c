@@ -207,14 +207,20 @@ int dw_kafka_conf_check(const struct dw_config *cfg, char *err, size_t errlen)
   return 0;
 }
 
+void dw_kafka_builtin_features(char *buf, size_t size)
+{
+  if (size == 0)
+    return;
+  rd_kafka_conf_t *conf = rd_kafka_conf_new();
+  if (rd_kafka_conf_get(conf, "builtin.features", buf, &size) != RD_KAFKA_CONF_OK)
+    buf[0] = '\0';
+  rd_kafka_conf_destroy(conf);
+}
+
 void dw_kafka_describe_features(const struct dw_config *cfg, char *buf, size_t size)
 {
   char features[1024];
-  size_t fsize = sizeof(features);
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  if (rd_kafka_conf_get(conf, "builtin.features", features, &fsize) != RD_KAFKA_CONF_OK)
-    features[0] = '\0';
-  rd_kafka_conf_destroy(conf);
+  dw_kafka_builtin_features(features, sizeof(features));
   const char *method = NULL;
   if (cfg) {
     method = dw_config_property(cfg, "sasl.oauthbearer.method");
@@ -226,13 +232,10 @@ void dw_kafka_describe_features(const struct dw_config *cfg, char *buf, size_t s
 
 void dw_kafka_version(char *buf, size_t size)
 {
-  char features[512] = "unknown";
-  size_t flen = sizeof(features);
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  if (rd_kafka_conf_get(conf, "builtin.features", features, &flen) != RD_KAFKA_CONF_OK)
-    dw_strlcpy(features, "unknown", sizeof(features));
-  rd_kafka_conf_destroy(conf);
-  snprintf(buf, size, "librdkafka %s (builtin.features: %s)", rd_kafka_version_str(), features);
+  char features[1024];
+  dw_kafka_builtin_features(features, sizeof(features));
+  snprintf(buf, size, "librdkafka %s (builtin.features: %s)", rd_kafka_version_str(),
+           features[0] ? features : "unknown");
 }
 
 rd_kafka_t *dw_kafka_client_new(int consumer, rd_kafka_conf_t *conf, const char *what,

@@ -16,6 +16,7 @@
 #include "dw/common.h"
 #include "dw/config.h"
 #include "dw/features.h"
+#include "dw/kafka.h"
 #include "dw/log.h"
 
 #define TOKEN_MAX 16384          /* bytes of an access token */
@@ -47,11 +48,7 @@ static const char *const properties[] = {
 int dw_oidc_needed(const struct dw_config *cfg)
 {
   char features[1024];
-  size_t size = sizeof(features);
-  rd_kafka_conf_t *conf = rd_kafka_conf_new();
-  if (rd_kafka_conf_get(conf, "builtin.features", features, &size) != RD_KAFKA_CONF_OK)
-    features[0] = '\0';
-  rd_kafka_conf_destroy(conf);
+  dw_kafka_builtin_features(features, sizeof(features));
   return dw_features_oidc_path(features, dw_config_property(cfg, "sasl.oauthbearer.method")) ==
          DW_OIDC_OWN;
 }

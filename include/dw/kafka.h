@@ -38,6 +38,10 @@ void dw_kafka_describe_features(const struct dw_config *cfg, char *buf, size_t s
 /* "librdkafka 2.0.2 (builtin.features: gzip, snappy, ...)" into buf (NUL-terminated). */
 void dw_kafka_version(char *buf, size_t size);
 
+/* The loaded librdkafka's builtin.features ("gzip,snappy,...") into buf, "" when it cannot be
+ * read (buf is always NUL-terminated). */
+void dw_kafka_builtin_features(char *buf, size_t size);
+
 struct rd_kafka_s;
 
 /* rd_kafka_new of a consumer or a producer from conf (taken over, also on failure), then the
