@@ -5,30 +5,14 @@ topic gets an ok line for each granted ACL, a FAIL with the kafka-acls command f
 one, and exit 1. A PLAIN user that may not list ACLs gets a skip (librdkafka 2.0.2 reads the
 broker's refusal as an empty list), never an ok."""
 import os
-import subprocess
 import tempfile
 import uuid
 
 import harness as h
+from test_preflight_broker import line, preflight
 
-BINARY = os.path.join(h.BIN, "delivery-worker")
 AUTHORIZER = ("authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
               "super.users=User:ANONYMOUS")
-
-
-def preflight(conf, env):
-    e = {k: v for k, v in os.environ.items() if not k.startswith("DELIVERY_WORKER_")}
-    e.update(env)
-    r = subprocess.run([BINARY, "preflight", "-c", conf, "--timeout", "15"],
-                       capture_output=True, text=True, env=e, timeout=180)
-    return r.returncode, r.stdout, r.stderr
-
-
-def line(out, status, what):
-    for l in out.splitlines():
-        if l.startswith(status) and l[6:].startswith(what + ":"):
-            return l
-    raise AssertionError("no %r line for %r in:\n%s" % (status, what, out))
 
 
 def test_acl_lines_against_an_authorizer(procs, own_broker, start_sim):
@@ -62,8 +46,8 @@ def test_acl_lines_against_an_authorizer(procs, own_broker, start_sim):
         os.close(fd)
         return path
 
-    rc, out, err = preflight(config("SCRAM-SHA-512", scram),
-                             {"DELIVERY_WORKER_KAFKA_PROPERTIES": "sasl.password=" + scram_pw})
+    rc, out, err = preflight(config("SCRAM-SHA-512", scram), timeout_s=15,
+                             env={"DELIVERY_WORKER_KAFKA_PROPERTIES": "sasl.password=" + scram_pw})
     assert rc == 1, out + err
     line(out, "ok", "brokers")
     for what in ("ACL Read on topic " + topics[0], "ACL Read on group " + name,
@@ -76,8 +60,8 @@ def test_acl_lines_against_an_authorizer(procs, own_broker, start_sim):
     assert scram_pw not in out + err, "the Kafka password was printed"
 
     plain, plain_pw = users["PLAIN"]
-    rc, out, err = preflight(config("PLAIN", plain),
-                             {"DELIVERY_WORKER_KAFKA_PROPERTIES": "sasl.password=" + plain_pw})
+    rc, out, err = preflight(config("PLAIN", plain), timeout_s=15,
+                             env={"DELIVERY_WORKER_KAFKA_PROPERTIES": "sasl.password=" + plain_pw})
     assert rc == 1, out + err
     line(out, "skip", "ACLs")
     assert "ACL Read" not in out, out

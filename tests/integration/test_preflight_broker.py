@@ -16,10 +16,13 @@ import harness as h
 BINARY = os.path.join(h.BIN, "delivery-worker")
 
 
-def preflight(conf, *args):
+def preflight(conf, *args, env=None, timeout_s=10):
+    """Runs preflight on conf with args, in an environment without DELIVERY_WORKER_* variables
+    but env's: (exit status, stdout, stderr)."""
     e = {k: v for k, v in os.environ.items() if not k.startswith("DELIVERY_WORKER_")}
-    r = subprocess.run([BINARY, "preflight", "-c", conf, "--timeout", "10"] + list(args),
-                       capture_output=True, text=True, env=e, timeout=120)
+    e.update(env or {})
+    r = subprocess.run([BINARY, "preflight", "-c", conf, "--timeout", str(timeout_s)] + list(args),
+                       capture_output=True, text=True, env=e, timeout=12 * timeout_s)
     return r.returncode, r.stdout, r.stderr
 
 
