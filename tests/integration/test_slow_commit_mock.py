@@ -31,6 +31,19 @@ def outputs(kafka):
     return h.dump(kafka.bootstrap, h.OUT) + h.dump(kafka.bootstrap, h.DLQ)
 
 
+def take_over(kafka, a, b, prober, rest, expect):
+    """Worker b has joined a's group: the rest of the records go in, a gives partitions up, b
+    takes them, every task gets an output; then the prober stops."""
+    h.produce(kafka.bootstrap, h.IN, rest)
+    h.wait_until(lambda: re.search(r"revoked [1-9]\d* partition", a.log_text()), 90,
+                 "worker a to give partitions up")
+    h.wait_until(lambda: re.search(r"assigned [1-9]\d* partition", b.log_text()), 90,
+                 "worker b to take them")
+    h.wait_until(lambda: {r["key"] for r in outputs(kafka)} >= set(expect), 120, "every output")
+    prober.done.set()
+    prober.join(60)
+
+
 def test_slow_offset_commit_at_a_revoke_leaves_the_loop_free(start_mock_kafka, start_sim,
                                                              start_worker):
     kafka = start_mock_kafka()
@@ -50,14 +63,7 @@ def test_slow_offset_commit_at_a_revoke_leaves_the_loop_free(start_mock_kafka, s
     prober.start()
     kafka.command("request-rtts OffsetCommit %d %d" % (SLOW_CALLS, SLOW_MS))
     b = start_worker(kafka.bootstrap, sim.url, group=GROUP, name="worker-b")
-    h.produce(kafka.bootstrap, h.IN, records[40:])
-    h.wait_until(lambda: re.search(r"revoked [1-9]\d* partition", a.log_text()), 90,
-                 "worker a to give partitions up")
-    h.wait_until(lambda: re.search(r"assigned [1-9]\d* partition", b.log_text()), 90,
-                 "worker b to take them")
-    h.wait_until(lambda: {r["key"] for r in outputs(kafka)} >= set(expect), 120, "every output")
-    prober.done.set()
-    prober.join(60)
+    take_over(kafka, a, b, prober, records[40:], expect)
 
     slowest = max(prober.times)
     # From worker a's revoke to worker b's assignment, as their logs time them: the partitions
@@ -113,14 +119,7 @@ def test_slow_transaction_commit_at_a_revoke_leaves_the_loop_free(start_mock_kaf
     # Enough slow commits to last until the revoke: the join takes a few seconds.
     kafka.command("request-rtts EndTxn %d %d" % (15, SLOW_MS))
     b = start_worker(kafka.bootstrap, sim.url, group=GROUP + "-eos", name="worker-b", extra=eos)
-    h.produce(kafka.bootstrap, h.IN, records[30:])
-    h.wait_until(lambda: re.search(r"revoked [1-9]\d* partition", a.log_text()), 90,
-                 "worker a to give partitions up")
-    h.wait_until(lambda: re.search(r"assigned [1-9]\d* partition", b.log_text()), 90,
-                 "worker b to take them")
-    h.wait_until(lambda: {r["key"] for r in outputs(kafka)} >= set(expect), 120, "every output")
-    prober.done.set()
-    prober.join(60)
+    take_over(kafka, a, b, prober, records[30:], expect)
 
     slowest = max(prober.times)
     h.log("slow transaction commit at a revoke: %d admin requests, the slowest %.3f s (%s)"
