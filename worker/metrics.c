@@ -260,17 +260,24 @@ struct dw_metric *dw_metrics_gauge(struct dw_metrics *reg, const char *name, con
   return metric_add(reg, KIND_GAUGE, name, help, label_name);
 }
 
-struct dw_metric *dw_metrics_gauge_fn(struct dw_metrics *reg, const char *name, const char *help,
-                                      double (*fn)(void *arg), void *arg)
+/* A metric whose one value fn(arg) gives at scrape time. */
+static struct dw_metric *fn_add(struct dw_metrics *reg, enum kind kind, const char *name,
+                                const char *help, double (*fn)(void *arg), void *arg)
 {
   if (!fn)
     return NULL;
-  struct dw_metric *m = metric_add(reg, KIND_GAUGE_FN, name, help, NULL);
+  struct dw_metric *m = metric_add(reg, kind, name, help, NULL);
   if (m) {
     m->fn = fn;
     m->fn_arg = arg;
   }
   return m;
+}
+
+struct dw_metric *dw_metrics_gauge_fn(struct dw_metrics *reg, const char *name, const char *help,
+                                      double (*fn)(void *arg), void *arg)
+{
+  return fn_add(reg, KIND_GAUGE_FN, name, help, fn, arg);
 }
 
 static int valid_bounds(const double *bounds, size_t n)
@@ -331,14 +338,7 @@ struct dw_metric *dw_metrics_histogram_labelled(struct dw_metrics *reg, const ch
 struct dw_metric *dw_metrics_counter_fn(struct dw_metrics *reg, const char *name,
                                         const char *help, double (*fn)(void *arg), void *arg)
 {
-  if (!fn)
-    return NULL;
-  struct dw_metric *m = metric_add(reg, KIND_COUNTER_FN, name, help, NULL);
-  if (m) {
-    m->fn = fn;
-    m->fn_arg = arg;
-  }
-  return m;
+  return fn_add(reg, KIND_COUNTER_FN, name, help, fn, arg);
 }
 
 struct dw_metric *dw_metrics_gauge_vec_fn(struct dw_metrics *reg, const char *name,
