@@ -165,14 +165,24 @@ static void committed_work(uv_work_t *req)
 
 static void finish_assign(struct dw_consumer *c);
 static void maybe_finish_close(struct dw_consumer *c);
+
+/* A work item on the pool is over: a closed consumer with nothing left there is freed, else
+ * the close may go on. */
+static void pool_done(struct dw_consumer *c)
+{
+  if (c->closed && c->requests == 0 && c->counting == 0)
+    consumer_free(c);
+  else
+    maybe_finish_close(c);
+}
 static void take(struct dw_consumer *c, rd_kafka_topic_partition_list_t *parts);
 
-/* The entry of the assignment being taken for a partition, NULL when none. */
-static rd_kafka_topic_partition_t *assigning(struct dw_consumer *c, int32_t id)
+/* The entry of partition id in l (the assignment being taken, a read's list), NULL when none. */
+static rd_kafka_topic_partition_t *find(const rd_kafka_topic_partition_list_t *l, int32_t id)
 {
-  for (int i = 0; c->assigning && i < c->assigning->cnt; i++)
-    if (c->assigning->elems[i].partition == id)
-      return &c->assigning->elems[i];
+  for (int i = 0; l && i < l->cnt; i++)
+    if (l->elems[i].partition == id)
+      return &l->elems[i];
   return NULL;
 }
 
@@ -180,14 +190,6 @@ static int has_id(const int32_t *ids, size_t n, int32_t id)
 {
   for (size_t i = 0; i < n; i++)
     if (ids[i] == id)
-      return 1;
-  return 0;
-}
-
-static int in_list(const rd_kafka_topic_partition_list_t *l, int32_t id)
-{
-  for (int i = 0; i < l->cnt; i++)
-    if (l->elems[i].partition == id)
       return 1;
   return 0;
 }
@@ -202,7 +204,7 @@ static void take_ready(struct dw_consumer *c, const rd_kafka_topic_partition_lis
   rd_kafka_topic_partition_list_t *rest = rd_kafka_topic_partition_list_new(c->assigning->cnt);
   for (int i = 0; i < c->assigning->cnt; i++) {
     const rd_kafka_topic_partition_t *e = &c->assigning->elems[i];
-    int now = in_list(read, e->partition) && !has_id(again, nagain, e->partition);
+    int now = find(read, e->partition) && !has_id(again, nagain, e->partition);
     rd_kafka_topic_partition_list_add(now ? ready : rest, e->topic, e->partition)->offset =
         e->offset;
   }
@@ -226,7 +228,7 @@ static void committed_done(uv_work_t *req, int status)
   c->requests--;
   for (int i = 0; status == 0 && i < r->list->cnt; i++) {
     rd_kafka_topic_partition_t *e = &r->list->elems[i];
-    rd_kafka_topic_partition_t *to = assigning(c, e->partition);
+    rd_kafka_topic_partition_t *to = find(c->assigning, e->partition);
     if (!to || (size_t)e->partition >= c->nparts || c->assign_seq[e->partition] != r->seq[i])
       continue; /* not part of the assignment being taken (cannot happen: one at a time) */
     rd_kafka_resp_err_t err = r->err ? r->err : e->err;
@@ -262,10 +264,7 @@ static void committed_done(uv_work_t *req, int status)
   free(again);
   if (c->requests == 0 && c->assigning)
     finish_assign(c);
-  if (c->closed && c->requests == 0 && c->counting == 0)
-    consumer_free(c);
-  else
-    maybe_finish_close(c);
+  pool_done(c);
 }
 
 /* Reads the committed offsets and metadata of new partitions off the loop; the assignment is
@@ -513,10 +512,7 @@ static void count_done(uv_work_t *req, int status)
     c->h.on_partitions(c->h.arg, assigned_count(c), c->topic_partitions);
   }
   free(r);
-  if (c->closed && c->requests == 0 && c->counting == 0)
-    consumer_free(c);
-  else
-    maybe_finish_close(c);
+  pool_done(c);
 }
 
 /* After the assignment changed: says the new count with the topic's size known so far, and
