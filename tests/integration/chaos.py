@@ -25,7 +25,6 @@ import os
 import random
 import re
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -217,46 +216,13 @@ def tally(results, dead, records, expect):
             "results": len(results), "dead": len(dead)}
 
 
-class Background(threading.Thread):
-    """An event's slow part (waiting for the group to rebalance), run while the feed goes on;
-    join() re-raises what it raised."""
-
-    def __init__(self, fn):
-        super().__init__(daemon=True)
-        self.fn, self.error = fn, None
-        self.start()
-
-    def run(self):
-        try:
-            self.fn()
-        except BaseException as e:  # noqa: B902 - handed to the feeding thread
-            self.error = e
-
-    def join(self, timeout=None):
-        super().join(timeout)
-        if self.error:
-            raise self.error
-
-
 class Feeder:
     """Registers each chunk's tasks in the simulator, then produces its records, paced at
-    feed_rate records per second; events fire when given fractions of the input are fed. An
-    event that returns a Background goes on beside the feed; the next event waits for it, so
-    events never overlap."""
+    feed_rate records per second; events fire when given fractions of the input are fed."""
 
     def __init__(self, kafka, sim, topic, chunks, feed_rate):
         self.kafka, self.sim, self.topic, self.chunks, self.rate = kafka, sim, topic, chunks, feed_rate
         self.fed = 0
-        self.pending = None
-
-    def fire(self, fn):
-        self.settle()
-        self.pending = fn()
-
-    def settle(self):
-        if isinstance(self.pending, Background):
-            self.pending.join()
-        self.pending = None
 
     def run(self, events=()):
         events = sorted(events, key=lambda e: e[0])
@@ -275,10 +241,9 @@ class Feeder:
             self.fed += len(records)
             planned += len(records) / self.rate
             while events and self.fed >= events[0][0] * total:
-                self.fire(events.pop(0)[1])
+                events.pop(0)[1]()
         for _, fn in events:
-            self.fire(fn)
-        self.settle()
+            fn()
 
 
 def sim_calls(sim):
@@ -396,23 +361,16 @@ def run_chaos(procs, args, kafka, rnd, started):
         h.kill_worker(worker)
         stats["kills"] += 1
         note("SIGKILL %s%s" % (worker.name, " (static member)" if "INSTANCE" in str(worker.env) else ""))
-        if not wait_rebalance:
-            worker.start()
-            note("restarted %s" % worker.name)
-            return None
-        # Stay down past the session timeout: the group takes the partitions away from the
-        # dead member and hands them to the others before it comes back. The feed goes on
-        # meanwhile (records of the dead member's partitions wait for the rebalance).
-        others = [x for x in w if x is not worker and x.proc and x.proc.poll() is None]
-        before = sum(assigned(x) for x in others)
-
-        def rejoin():
+        if wait_rebalance:
+            # Stay down past the session timeout: the group takes the partitions away from the
+            # dead member and hands them to the others before it comes back.
+            others = [x for x in w if x is not worker and x.proc and x.proc.poll() is None]
+            before = sum(assigned(x) for x in others)
             h.wait_until(lambda: sum(assigned(x) for x in others) > before, SESSION_MS / 1000 + 60,
                          "the group to reassign %s's partitions" % worker.name, interval=0.5)
             note("group rebalanced without %s" % worker.name)
-            worker.start()
-            note("restarted %s" % worker.name)
-        return Background(rejoin)
+        worker.start()
+        note("restarted %s" % worker.name)
 
     def scale_up():
         w[1].start()
@@ -464,19 +422,16 @@ def run_chaos(procs, args, kafka, rnd, started):
     feeder = Feeder(kafka, sim, h.IN, chunks, args.feed_rate)
     w[0].start()
     note("started w0 (static member chaos-0)")
-    # At fractions of the input fed. A kill that waits for the rebalance (about SESSION_MS)
-    # goes on beside the feed; the event after it comes 15% of the input later (20 s at the
-    # default pace) and waits for it to end.
     events = [
         (0.10, "scale", scale_up),
         (0.20, "kill", lambda: kill_restart(0)),                        # static member back at once
         (0.30, "5xx", faults_5xx),
         (0.40, "kill", lambda: kill_restart(2, wait_rebalance=True)),   # dynamic member
-        (0.55, "broker", broker),
-        (0.65, "429", storm_429),
-        (0.75, "kill", lambda: kill_restart(1, wait_rebalance=True)),   # static member, session expired
-        (0.90, "revoke", revoke),
-        (0.95, "5xx", faults_5xx),
+        (0.50, "broker", broker),
+        (0.60, "429", storm_429),
+        (0.70, "kill", lambda: kill_restart(1, wait_rebalance=True)),   # static member, session expired
+        (0.80, "revoke", revoke),
+        (0.85, "5xx", faults_5xx),
     ]
     feeder.run([(at, fn) for at, name, fn in events if name == "scale" or name not in args.skip])
     note("all %d records fed" % feeder.fed)
