@@ -20,6 +20,7 @@ Phases, each on a real Kafka 3.9 broker (tests/kafka/kafka.sh) and the API simul
 
 Writes bench/results/results.md, results.json, polling.png and plan-limit.png (with gnuplot)."""
 import argparse
+import bisect
 import datetime
 import json
 import math
@@ -73,6 +74,7 @@ ARRIVAL_JITTER_MS = 150
 
 KAFKA_PROPS = (("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500"))
 TASK_PATH = "/delivery_tasks/"
+LATENCY_FLOOR_MS = 50  # an added latency below -50 ms means the clocks are mapped wrongly
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BIN = h.BIN
 
@@ -187,18 +189,111 @@ def sim_records(sim, since=0, page=20000):
         since = got[-1]["i"] + 1
 
 
-def sim_clock_offset(sim):
-    """wall_ms - sim_ms: the simulator counts ms since its start on a monotonic clock; read its
-    now_ms between two wall-clock readings, keep the tightest of a few tries."""
-    best = None
-    for _ in range(7):
-        a = time.time()
-        now_ms = sim.stats()["now_ms"]
-        b = time.time()
-        cand = ((b - a) * 1000, (a + b) / 2 * 1000 - now_ms)
-        if best is None or cand[0] < best[0]:
-            best = cand
-    return best[1], best[0]
+class ClockMap:
+    """Maps wall-clock times (the worker's resolved_at, dlq.failed_at) to the simulator's clock
+    (ms since its start, monotonic) from samples of the pair taken through the phase.
+
+    One offset is not enough: the system may step or slew the wall clock while the monotonic
+    clock runs on (a virtual machine's time sync stepped it by about +11 s during one 11-minute
+    run; mapped with the offset read at the end, every earlier latency came out 11 s short, so
+    the medians were negative). Sample i's offset holds from sample i-1 to sample i+1 (the step
+    may fall anywhere between them); a wall time maps to each offset whose range the result falls
+    in. When a step leaves two candidates (a backward step, or one within a sampling period), the
+    earliest not before `not_before` (a sim time the event cannot precede) is taken."""
+
+    def __init__(self, samples=()):
+        self.sims, self.offs = [], []  # sample i: sim ms, wall ms - sim ms
+        for sim_ms, off_ms in samples:
+            self.add(sim_ms, off_ms)
+
+    def add(self, sim_ms, off_ms):
+        if self.sims and sim_ms < self.sims[-1]:
+            raise ValueError("clock samples out of order: %s after %s" % (sim_ms, self.sims[-1]))
+        self.sims.append(sim_ms)
+        self.offs.append(off_ms)
+
+    def to_sim(self, wall_ms, not_before=None):
+        sims, offs, n = self.sims, self.offs, len(self.sims)
+        if not n:
+            raise ValueError("no clock samples")
+        gap = max((b - a for a, b in zip(sims, sims[1:])), default=0)
+        first = bisect.bisect_left(sims, wall_ms - max(offs) - 2 * gap)
+        last = bisect.bisect_right(sims, wall_ms - min(offs) + 2 * gap)
+        cands = []  # (ms outside the offset's range, sim ms)
+        for i in range(max(0, first - 1), min(n, last + 1)):
+            lo = sims[i - 1] if i > 0 else float("-inf")
+            hi = sims[i + 1] if i + 1 < n else float("inf")
+            t = wall_ms - offs[i]
+            cands.append((max(lo - t, t - hi, 0.0), t))
+        if not_before is not None:
+            cands = [c for c in cands if c[1] >= not_before - 1] or cands  # both count whole ms
+        best = min(d for d, _ in cands)
+        return min(t for d, t in cands if d <= best + 1)
+
+    def steps(self, min_ms=50):
+        """(sim ms, ms) of every change of the offset by at least min_ms between two samples."""
+        return [(self.sims[i], self.offs[i] - self.offs[i - 1]) for i in range(1, len(self.offs))
+                if abs(self.offs[i] - self.offs[i - 1]) >= min_ms]
+
+
+class SimClock(ClockMap):
+    """A ClockMap sampled from a running simulator once a second (from start() to stop()):
+    /_sim/stats' now_ms read between two wall-clock readings, the tightest of three tries."""
+
+    def __init__(self, sim, period_s=1.0):
+        super().__init__()
+        self.sim, self.period_s, self.rtt_ms = sim, period_s, 0.0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def sample(self):
+        best = None
+        for _ in range(3):
+            a = time.time()
+            now_ms = self.sim.stats()["now_ms"]
+            b = time.time()
+            if best is None or b - a < best[0]:
+                best = (b - a, now_ms, (a + b) / 2 * 1000 - now_ms)
+        self.rtt_ms = max(self.rtt_ms, best[0] * 1000)
+        self.add(best[1], best[2])
+
+    def run(self):
+        while not self.stopping.wait(self.period_s):
+            try:
+                self.sample()
+            except OSError as e:  # a missed sample only widens the gap around it
+                log("clock sample failed: %s" % e)
+
+    def start(self):
+        self.sample()
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join()
+        self.sample()
+
+
+def clock_selfcheck():
+    """The mapping against wall clocks that step: fails on one offset read at the end."""
+    period, base = 1000, 1796337161911.0
+    step_at, step = 250500, 11000.0
+
+    def wall(sim_ms, step_ms):
+        return sim_ms + base + (step_ms if sim_ms >= step_at else 0.0)
+    for step_ms in (step, -3000.0, 400.0, 0.0):
+        m = ClockMap((t, wall(t, step_ms) - t) for t in range(0, 600001, period))
+        for t in (0, 100000, 250000, 250400, 250499, 250500, 250600, 251000, 252000, 400000, 600000, 700000):
+            got = m.to_sim(wall(t, step_ms), not_before=t)
+            assert abs(got - t) <= 1, "step %+.0f ms: sim %d mapped to %.0f" % (step_ms, t, got)
+        if step_ms >= period:  # far enough to be unambiguous without not_before
+            for t in (100000, 250499, 250500, 400000):
+                got = m.to_sim(wall(t, step_ms))
+                assert abs(got - t) <= 1, "step %+.0f ms, no bound: sim %d mapped to %.0f" % (step_ms, t, got)
+        assert [s for _, s in m.steps()] == ([step_ms] if abs(step_ms) >= 50 else []), m.steps()
+    drift = ClockMap((t, base + t * 0.0005) for t in range(0, 600001, period))  # a 500 ppm slew
+    assert abs(drift.to_sim(300000 + base + 150.0) - 300000) <= 1
 
 
 def sim_ready_at(sim, task_ids):
@@ -280,9 +375,11 @@ def union(intervals):
     return merged
 
 
-def analyse(name, tasks, ready_at, offset_ms, results, dlqs, recs, end_sim_ms, workers):
+def analyse(name, tasks, ready_at, clock, results, dlqs, recs, end_sim_ms, workers):
     """Metrics of one worker group. Times in the simulator's clock (ms since its start); the
-    worker's wall-clock timestamps are mapped with offset_ms."""
+    worker's wall-clock timestamps are mapped with clock (a ClockMap). Raises when a result
+    seems to come before its task was ready: the clocks are then mapped wrongly, and every
+    latency of the run with them."""
     calls = [r for r in recs if TASK_PATH in r["path"]]
     rejected = [r for r in calls if r["http"] == 429]
     admitted_ts = sorted(r["ts_ms"] for r in calls if r["http"] != 429)
@@ -298,6 +395,8 @@ def analyse(name, tasks, ready_at, offset_ms, results, dlqs, recs, end_sim_ms, w
     for m in dlqs:
         dl.setdefault(m["key"], m.get("headers") or {})
     resolved = set(res) | set(dl)
+    never = {t["delivery_task_id"] for t in tasks if t.get("final") == "never"}
+    ready_calls = sum(1 for r in calls if r["task_id"] not in never)
     lat, poll_delay, pipeline, intervals, ready_dlq = [], [], [], [], 0
     for t in tasks:
         tid = t["delivery_task_id"]
@@ -305,7 +404,13 @@ def analyse(name, tasks, ready_at, offset_ms, results, dlqs, recs, end_sim_ms, w
             continue
         r_sim = ready_at[tid]
         if tid in res:
-            done_sim = parse_ts(res[tid]["resolved_at"]) - offset_ms
+            done_sim = clock.to_sim(parse_ts(res[tid]["resolved_at"]), final_seen.get(tid))
+            if done_sim - r_sim < -LATENCY_FLOOR_MS:
+                raise RuntimeError(
+                    "%s: task %s has a result %.0f ms before it was ready (ready_at_ms %d, resolved_at %s, "
+                    "final answer at %s; wall-clock steps seen: %s): the clocks are mapped wrongly"
+                    % (name, tid, r_sim - done_sim, r_sim, res[tid]["resolved_at"], final_seen.get(tid),
+                       clock.steps() or "none"))
             lat.append(done_sim - r_sim)
             if tid in final_seen:
                 poll_delay.append(final_seen[tid] - r_sim)
@@ -314,7 +419,7 @@ def analyse(name, tasks, ready_at, offset_ms, results, dlqs, recs, end_sim_ms, w
             done_sim = end_sim_ms
             if tid in dl:
                 ready_dlq += 1
-                done_sim = parse_ts(dl[tid]["dlq.failed_at"]) - offset_ms
+                done_sim = clock.to_sim(parse_ts(dl[tid]["dlq.failed_at"]), r_sim)
             lat.append(float("inf"))
         intervals.append((r_sim, max(r_sim, done_sim)))
     lat.sort()
@@ -340,6 +445,7 @@ def analyse(name, tasks, ready_at, offset_ms, results, dlqs, recs, end_sim_ms, w
         "calls": len(calls), "rate_limited": len(rejected),
         "rate_limited_pct": 100.0 * len(rejected) / len(calls) if calls else 0.0,
         "calls_per_resolved": len(calls) / len(resolved) if resolved else None,
+        "calls_per_ready_task": ready_calls / (len(tasks) - len(never)) if len(tasks) > len(never) else None,
         "max_calls_1s": max_in_window(sorted(r["ts_ms"] for r in calls)),
         "max_admitted_1s": max_in_window(admitted_ts),
         "calls_span_s": (last - first) / 1000.0,
@@ -432,6 +538,7 @@ def phase_realistic(procs, kafka, size, strategies, replicas, replicas_strategy,
         out, err = p.communicate(timeout=120)
         produced["_rc"] = (p.returncode, out.strip(), err.strip()[-300:])
 
+    clock = SimClock(sim).start()
     t0 = time.time()
     log("realistic: burst of %d tasks and paced %d tasks at %.1f/s over %d s; deadline %d s"
         % (len(burst), n_paced, size["arrival"], size["paced_s"], size["deadline_ms"] // 1000))
@@ -475,8 +582,11 @@ def phase_realistic(procs, kafka, size, strategies, replicas, replicas_strategy,
             rc = w.stop()
             if rc != 0:
                 log("warning: %s exited with %s" % (w.name, rc))
-    offset_ms, rtt = sim_clock_offset(sim)
-    end_sim_ms = end_wall * 1000 - offset_ms
+    clock.stop()
+    end_sim_ms = clock.to_sim(end_wall * 1000)
+    for at, ms in clock.steps():
+        log("realistic: the wall clock moved by %+.0f ms against the simulator's at %.0f s (mapped)"
+            % (ms, at / 1000))
     recs = sim_records(sim)
     ready_at = sim_ready_at(sim, [s["delivery_task_id"] for s in paced + burst])
     stats = sim.stats()
@@ -485,14 +595,40 @@ def phase_realistic(procs, kafka, size, strategies, replicas, replicas_strategy,
         tasks = paced if g.scenario == "paced" else burst
         results = h.dump(kafka.bootstrap, g.out)
         dlqs = h.dump(kafka.bootstrap, g.dlq)
-        row = analyse(g.key, tasks, ready_at, offset_ms, results, dlqs,
+        row = analyse(g.key, tasks, ready_at, clock, results, dlqs,
                       [r for r in recs if r.get("app_id") == g.app], end_sim_ms, g.workers)
         row.update(scenario=g.scenario, strategy=g.strategy, desc=g.desc, replicas=g.replicas)
         rows.append(row)
+    optimal_at_p50(rows)
     never = {"paced": sum(1 for s in paced if s.get("final") == "never"),
              "burst": sum(1 for s in burst if s.get("final") == "never")}
-    return {"rows": rows, "clock_rtt_ms": rtt, "sim_stats": stats, "never": never,
+    return {"rows": rows, "clock_rtt_ms": clock.rtt_ms, "clock_samples": len(clock.sims),
+            "clock_steps": clock.steps(), "sim_stats": stats, "never": never,
             "paced_tasks": len(paced), "burst_tasks": len(burst), "elapsed_s": end_wall - t0}
+
+
+def optimal_at_p50(rows):
+    """Adds to each row the optimal plan for the true readiness at the row's median added latency
+    (dw-schedule-sim --optimal: the fewest calls per ready task any schedule knowing only a task's
+    age can make at that median, within poll.min/max_interval_ms, and that plan's p99)."""
+    p50s = [r["latency_p50_ms"] for r in rows]
+    todo = sorted({round(v, 1) for v in p50s if v is not None and 0 < v < float("inf")})
+    if not todo:
+        return
+    r = subprocess.run([os.path.join(BIN, "dw-schedule-sim"), "--optimal", str(READY_SIGMA), str(READY_MEDIAN_MS)]
+                       + ["%.1f" % v for v in todo], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        log("dw-schedule-sim --optimal failed: %s" % r.stderr.strip()[-500:])
+        return
+    got = {}
+    for line in r.stdout.split("\n"):
+        if line.strip():
+            p50, calls, p99 = (float(x) for x in line.split())
+            got[p50] = (calls, p99)
+    for row in rows:
+        o = got.get(round(row["latency_p50_ms"] or 0, 1))
+        if o:
+            row["optimal_calls"], row["optimal_p99_ms"] = o
 
 
 # ------------------------------------------------------------------ phases 4, 5: the budget
@@ -713,6 +849,20 @@ def report(res, args, cmd, out_dir):
                     fmt_s(r["latency_p50_ms"]), fmt_s(r["latency_p99_ms"]), r["ready_dead_lettered"],
                     fmt_mib(r["peak_rss_kb"]), r["cpu_s"]))
             lines.append("")
+            if scen == "paced" and any(r.get("optimal_calls") for r in rows):
+                lines += ["Against the optimal plan for the true readiness at the same median added latency "
+                          "(`dw-schedule-sim --optimal`; calls per ready task: calls on tasks that became "
+                          "ready / those tasks, so the never-ready tasks' polls until the deadline are left out):", "",
+                          "| strategy | calls per ready task | added latency p50 | p99 | optimal plan's calls "
+                          "| ratio | optimal plan's p99 |", "|---|---|---|---|---|---|---|"]
+                for r in rows:
+                    o = r.get("optimal_calls")
+                    lines.append("| %s | %.2f | %s | %s | %s | %s | %s |" % (
+                        r["strategy"], r["calls_per_ready_task"] or 0, fmt_s(r["latency_p50_ms"]),
+                        fmt_s(r["latency_p99_ms"]), "%.2f" % o if o else "–",
+                        "%.2f" % (r["calls_per_ready_task"] / o) if o and r["calls_per_ready_task"] else "–",
+                        fmt_s(r.get("optimal_p99_ms"))))
+                lines.append("")
         reps = [r for r in R["rows"] if r["replicas"] > 1]
         if reps:
             lines += ["### %d replicas sharing one app budget (burst)" % reps[0]["replicas"], "",
@@ -777,10 +927,16 @@ def report(res, args, cmd, out_dir):
             "- **max calls in 1 s**: most calls (429s included) the simulator received from the app in any "
             "1-second window.",
             "- **added latency**: the result's `resolved_at` minus the moment the task became ready in the "
-            "simulator (its `ready_at_ms`, mapped from the simulator's ms-since-start to wall-clock by reading "
-            "`/_sim/stats` `now_ms` at a known time; both clocks count whole ms, so within about 1 ms; that read took %.1f ms). p50/p99 over the tasks that became ready; a ready "
-            "task without a result (dead-lettered at the deadline, or unresolved) counts as infinite."
-            % R["clock_rtt_ms"]]
+            "simulator (its `ready_at_ms`, ms since its start on a monotonic clock). `resolved_at` is the "
+            "worker's wall clock, which the system may step or slew during a run: it is mapped to the "
+            "simulator's clock with pairs (`/_sim/stats` `now_ms`, wall clock) sampled once a second through "
+            "the phase (%d samples, the slowest read %.1f ms; wall-clock steps of 50 ms or more: %s), so within "
+            "about 1 ms. p50/p99 over the tasks that became ready; a ready task without a result (dead-lettered "
+            "at the deadline, or unresolved) counts as infinite. A latency below -%d ms stops the run: the "
+            "clocks would be mapped wrongly."
+            % (R.get("clock_samples", 1), R["clock_rtt_ms"],
+               ", ".join("%+.1f s at %.0f s" % (ms / 1000, at / 1000) for at, ms in R.get("clock_steps", []))
+               or "none", LATENCY_FLOOR_MS)]
     if T:
         lines += ["- **tasks per CPU-second**: tasks / (utime + stime of the worker process, from /proc/PID/stat) "
                   "from the moment the events start to be produced until the group has committed them all; "
@@ -896,6 +1052,8 @@ def main():
                     % ", ".join("%d %s" % (v, k) for k, v in BACKLOG.items()))
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, configs)")
+    ap.add_argument("--selfcheck", action="store_true",
+                    help="only check the mapping of wall-clock times to the simulator's clock (seconds)")
     ap.add_argument("--report-only", action="store_true",
                     help="only write results.md and the plot again from OUT/results.json")
     for k in ("arrival", "paced_s", "burst", "deadline_ms", "tput", "mem"):
@@ -913,6 +1071,10 @@ def main():
     unknown = set(wanted) - {s[0] for s in STRATEGIES}
     if unknown:
         ap.error("unknown strategies: %s" % ", ".join(sorted(unknown)))
+    clock_selfcheck()  # every run: a wrong mapping would make every latency of the run wrong
+    if args.selfcheck:
+        log("selfcheck: wall-clock times map to the simulator's clock across steps and slews")
+        return
     os.makedirs(args.out, exist_ok=True)
     if args.report_only:
         with open(os.path.join(args.out, "results.json")) as f:

@@ -16,6 +16,9 @@
  *                                                task against median added latency
  *   dw-schedule-sim --backlog [SIGMA [MEDIAN_MS]]  tasks arriving at 30/s against 1,000
  *                                                calls/min, the price of a call at work
+ *   dw-schedule-sim --optimal SIGMA MEDIAN_MS P50_MS...  the optimal plan at each median added
+ *                                                latency: "P50_MS CALLS P99_MS" per line (for
+ *                                                bench.py, which measures the P50s end to end)
  *
  * Defaults: SIGMA 0.8, MEDIAN_MS 10000, TASKS 5000. */
 #include <errno.h>
@@ -506,6 +509,21 @@ int main(int argc, char **argv)
     if (argc > 3)
       median = arg_double(argv[3], median);
     backlog();
+    return 0;
+  }
+  if (argc > 4 && strcmp(argv[1], "--optimal") == 0) {
+    sigma = arg_double(argv[2], sigma);
+    median = arg_double(argv[3], median);
+    truth_grid();
+    for (int k = 4; k < argc; k++) {
+      double p50 = arg_double(argv[k], 0);
+      if (!(p50 > 0)) {
+        fprintf(stderr, "--optimal: P50_MS must be a positive number of ms, not \"%s\"\n", argv[k]);
+        return 2;
+      }
+      struct figures o = optimal(p50);
+      printf("%.1f %.4f %.1f\n", p50, o.calls, o.p99);
+    }
     return 0;
   }
   if (argc > 1)

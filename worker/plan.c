@@ -114,6 +114,11 @@ static void step(struct dw_price *p, uint32_t calls, int waiting, uint32_t per_m
     p->level--;
 }
 
+int dw_price_due(const struct dw_price *p, uint64_t now_ms)
+{
+  return !p->started || now_ms >= p->step_at + 1000;
+}
+
 int dw_price_update(struct dw_price *p, uint64_t now_ms, uint64_t calls_total,
                     size_t ready_tasks, uint32_t per_minute)
 {
@@ -124,7 +129,7 @@ int dw_price_update(struct dw_price *p, uint64_t now_ms, uint64_t calls_total,
     p->calls_at = calls_total;
     return 0;
   }
-  if (now_ms < p->step_at + 1000)
+  if (!dw_price_due(p, now_ms))
     return 0;
   uint64_t secs = (now_ms - p->step_at) / 1000;
   uint64_t calls = calls_total >= p->calls_at ? calls_total - p->calls_at : 0;

@@ -696,6 +696,8 @@ static void app_failure(struct dw_poller *p, const char *reason, int escalate)
 
 static void scrub_text(struct dw_poller *p, const struct lane *l, char *buf, size_t size)
 {
+  if (!buf[0])
+    return; /* nothing to scrub: most answers have no status_msg or extra_info */
   char raw[DW_TEXT_MAX];
   dw_text_copy(raw, sizeof(raw), buf);
   dw_token_scrub(p->token, l->key, buf, size, raw);
@@ -1009,7 +1011,9 @@ static void on_price_tick(uv_timer_t *timer);
  * poller, and the price must not stay where a backlog left it. */
 static void reprice(struct dw_poller *p, uint64_t now)
 {
-  if (!p->opt.adaptive)
+  /* Between steps nothing changes (the level, so the tick too): the lanes are summed about
+   * once a second, not on every drive. */
+  if (!p->opt.adaptive || !dw_price_due(&p->price, now))
     return;
   uint64_t per_minute = 0;
   for (const struct lane *l = p->lanes; l; l = l->next) {

@@ -635,9 +635,11 @@ static void on_outcome(void *arg, void *owner, const struct dw_outcome *o)
   }
   j->is_result = 1;
   j->outcome = o->answer->kind == DW_ANSWER_SUCCEEDED ? "succeeded" : "failed";
-  char line[96];
-  snprintf(line, sizeof(line), "resolved: %s after %u call(s)", j->outcome, o->attempts);
-  log_outcome(w, j, DW_LOG_INFO, j->outcome, NULL, o->attempts, o->log_id, line);
+  if (dw_log_enabled(DW_LOG_INFO)) { /* not formatted to be dropped, once per task */
+    char line[96];
+    snprintf(line, sizeof(line), "resolved: %s after %u call(s)", j->outcome, o->attempts);
+    log_outcome(w, j, DW_LOG_INFO, j->outcome, NULL, o->attempts, o->log_id, line);
+  }
   j->ev = NULL;
   produce(w, j);
 }

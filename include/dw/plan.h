@@ -60,6 +60,10 @@ void dw_price_init(struct dw_price *p, double idle_share);
 int dw_price_update(struct dw_price *p, uint64_t now_ms, uint64_t calls_total,
                     size_t ready_tasks, uint32_t per_minute);
 
+/* 1 when dw_price_update at now_ms would step (or start) the price; 0 when it would change
+ * nothing, so a caller may skip gathering its arguments. */
+int dw_price_due(const struct dw_price *p, uint64_t now_ms);
+
 /* lambda's multiplier: 2^level. */
 double dw_price_factor(const struct dw_price *p);
 

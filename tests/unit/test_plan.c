@@ -342,6 +342,35 @@ static void test_price_backlog(void **state)
   assert_int_equal(p.level, 0);
 }
 
+/* dw_price_due says exactly when an update would do something, so the poller may skip
+ * gathering the budget between steps: a skipped update changes nothing. */
+static void test_price_due(void **state)
+{
+  (void)state;
+  struct dw_price p, copy;
+  uint64_t now = 5000000, calls = 0;
+  dw_price_init(&p, 0);
+  assert_int_equal(dw_price_due(&p, now), 1); /* not started: the first update starts it */
+  dw_price_update(&p, now, calls, 0, 1000);
+  for (int s = 0; s < 8; s++) { /* a backlog: the level moves every second */
+    for (uint64_t dt = 0; dt < 1000; dt += 111) {
+      assert_int_equal(dw_price_due(&p, now + dt), 0);
+      memcpy(&copy, &p, sizeof(p));
+      assert_int_equal(dw_price_update(&p, now + dt, calls + 3, 40, 1000), 0);
+      assert_memory_equal(&copy, &p, sizeof(p));
+    }
+    now += 1000;
+    calls += 17;
+    assert_int_equal(dw_price_due(&p, now), 1);
+    dw_price_update(&p, now, calls, 40, 1000);
+  }
+  assert_true(p.level < 0);
+  /* Seconds with no drive at all: due as soon as the next one begins. */
+  assert_int_equal(dw_price_due(&p, now + 5000), 1);
+  assert_int_equal(dw_price_update(&p, now + 5000, calls, 0, 1000), 1);
+  assert_int_equal(dw_price_due(&p, now + 5999), 0);
+}
+
 static void test_price_pace(void **state)
 {
   (void)state;
@@ -417,6 +446,7 @@ int main(void)
       cmocka_unit_test(test_price_replans),
       cmocka_unit_test(test_ready_age),
       cmocka_unit_test(test_price_backlog),
+      cmocka_unit_test(test_price_due),
       cmocka_unit_test(test_price_pace),
       cmocka_unit_test(test_price_idle_share),
   };
