@@ -723,12 +723,24 @@ fail:
   return DW_EINVAL;
 }
 
+/* The client, while its owner may have it asked: NULL once the group is left (librdkafka
+ * 2.8.0's group handler no longer answers then, and rd_kafka_assignment would wait for ever)
+ * and once it is destroyed, in the loop iteration before c is freed. */
+static rd_kafka_t *client(const struct dw_consumer *c)
+{
+  if (!c->rk || c->finishing || (c->close_q && rd_kafka_consumer_closed(c->rk)))
+    return NULL;
+  return c->rk;
+}
+
 /* librdkafka 2.0.2's rd_kafka_offsets_store drops metadata; an explicit list keeps it. */
 int dw_consumer_commit(struct dw_consumer *c, const int32_t *partitions,
                        const int64_t *offsets, const char *const *metadata, size_t n)
 {
   if (n == 0)
     return 0;
+  if (!client(c))
+    return DW_EIO;
   rd_kafka_topic_partition_list_t *l =
       dw_kafka_offsets_list(c->topic, partitions, offsets, metadata, n);
   rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, l, 1);
@@ -748,6 +760,8 @@ int dw_consumer_commit_then(struct dw_consumer *c, const int32_t *partitions,
 {
   if (n == 0 || c->then)
     return n == 0 ? DW_ENOENT : DW_ESTATE;
+  if (!client(c))
+    return DW_EIO;
   rd_kafka_topic_partition_list_t *l =
       dw_kafka_offsets_list(c->topic, partitions, offsets, metadata, n);
   c->then = then;
@@ -765,7 +779,7 @@ void dw_consumer_pause_all(struct dw_consumer *c, int pause)
 {
   rd_kafka_topic_partition_list_t *l = NULL;
   c->paused = pause;
-  if (rd_kafka_assignment(c->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l)
+  if (!client(c) || rd_kafka_assignment(c->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l)
     return;
   if (pause) {
     if (l->cnt)
@@ -785,7 +799,7 @@ void dw_consumer_hold(struct dw_consumer *c, int32_t partition, unsigned reason,
   int before = held(c, partition);
   c->holds[partition] = on ? (c->holds[partition] | reason) : (c->holds[partition] & ~reason);
   int after = held(c, partition);
-  if (before != after)
+  if (before != after && client(c))
     set_fetching(c->rk, c->topic, &partition, 1, after);
 }
 
@@ -794,7 +808,7 @@ int64_t dw_consumer_lag(struct dw_consumer *c, size_t *assigned)
   rd_kafka_topic_partition_list_t *l = NULL;
   int64_t lag = 0;
   *assigned = 0;
-  if (rd_kafka_assignment(c->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l)
+  if (!client(c) || rd_kafka_assignment(c->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l)
     return 0;
   *assigned = (size_t)l->cnt;
   rd_kafka_position(c->rk, l);
@@ -864,6 +878,9 @@ static void maybe_finish_close(struct dw_consumer *c)
    * crash closing a cooperative-sticky consumer that never had one (fixed in 2.3.0), so the
    * session then just times out. */
   rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  /* c lives on until its handles are closed, and its owner may still ask it (a /metrics
+   * scrape served later in this loop iteration reads the lag): client() says no from now. */
+  c->rk = NULL;
 }
 
 /* Serves the close's queue: its rebalance events and commit outcomes, like the consumer's;

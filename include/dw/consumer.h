@@ -96,7 +96,10 @@ void dw_consumer_pause_all(struct dw_consumer *c, int pause);
 /* Leaves the group without blocking the loop (shutdown only): the revoke of what is assigned
  * reaches on_revoke as any other, and records are still served (the handler refuses them).
  * c is freed once the group is left, its handles are closed and no read of committed offsets
- * is left; done(arg) (may be NULL) runs then. */
+ * is left; done(arg) (may be NULL) runs then. Until then c may still be asked: from the
+ * moment the group is left (its Kafka client is destroyed right after) dw_consumer_lag
+ * answers 0 with nothing assigned, commits return DW_EIO, and holds and pauses change
+ * nothing. */
 void dw_consumer_close(struct dw_consumer *c, void (*done)(void *arg), void *arg);
 
 /* ---- app_ticket topic reader (store apps) ---- */

@@ -2,9 +2,13 @@
 worker waits worker.drain_timeout_ms for its tasks, gives up those still polling (one of them
 with its call still on the way, another between calls), commits what finished, leaves the
 group and exits 0. The given-up tasks are not committed past, so the next run takes them
-again and finishes them."""
+again and finishes them. A /metrics scrape that comes while it leaves the group is answered
+(or refused) without touching the Kafka client the close destroyed."""
+import http.client
+import os
 import re
 import signal
+import threading
 
 import harness as h
 
@@ -78,3 +82,37 @@ def test_assignment_while_draining_then_drain_timeout_exits_0(start_mock_kafka, 
     assert "still polling are left for the next run" in text, text[-3000:]
     assert re.search(r"draining .*\n(.*\n)*.*assigned [1-9]\d* partition", text), \
         "a was not handed b's partitions while draining:\n" + text[-3000:]
+
+
+def test_metrics_scraped_while_leaving_the_group_exits_0(start_mock_kafka, start_sim, start_worker):
+    """Prometheus keeps its connection to /metrics open and scrapes on it while the worker
+    stops: a scrape served after the consumer's Kafka client is destroyed, before the consumer
+    is freed, must not read the lag from it. Freed memory is filled (glibc's MALLOC_PERTURB_,
+    ASan's max_free_fill_size: librdkafka is not instrumented), so reading it crashes."""
+    kafka = start_mock_kafka()
+    sim = start_sim("--latency-ms", "1-5")
+    sim.register([{"website_id": h.WEBSITE, "delivery_task_id": "dt-scraped"}])
+    asan = ":".join(o for o in (os.environ.get("ASAN_OPTIONS", ""), "max_free_fill_size=1048576") if o)
+    w = start_worker(kafka.bootstrap, sim.url, group="it-drain-scraped",
+                     env={"MALLOC_PERTURB_": "165", "ASAN_OPTIONS": asan})
+    h.produce(kafka.bootstrap, h.IN, [h.event("dt-scraped")])
+    h.wait_until(lambda: any(r["key"] == "dt-scraped" for r in h.dump(kafka.bootstrap, h.OUT)), 30,
+                 "the task's result")
+    scrapes = []
+
+    def scrape():
+        conn = http.client.HTTPConnection("127.0.0.1", w.admin_port, timeout=10)
+        while w.proc.poll() is None:
+            try:
+                conn.request("GET", "/metrics")
+                scrapes.append(conn.getresponse().read())
+            except (OSError, http.client.HTTPException):
+                conn.close()  # refused or closed: the endpoint is gone, or going
+                conn = http.client.HTTPConnection("127.0.0.1", w.admin_port, timeout=10)
+        conn.close()
+    scraper = threading.Thread(target=scrape)
+    scraper.start()
+    h.wait_until(lambda: scrapes, 30, "the first scrape")
+    rc = w.stop()
+    scraper.join()
+    assert rc == 0, "exit %s after SIGTERM while scraped:\n%s" % (rc, w.log_text()[-3000:])

@@ -1,7 +1,11 @@
 /* The Kafka shells (consumer, producer) on librdkafka's mock cluster, on a private loop: a
  * message struct is produced with its key, value and both header lists, consumed back as the
  * record the worker sees, and both clients close with their done callbacks before
- * uv_loop_close. */
+ * uv_loop_close; a closing consumer answers its owner until its done callback, also once the
+ * group is left (librdkafka 2.8.0 no longer answers rd_kafka_assignment then) and once its
+ * client is destroyed. Freed memory is filled (librdkafka is not instrumented: a read of a
+ * destroyed client then crashes instead of reading stale memory). */
+#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,6 +37,9 @@ struct fixture {
   struct dw_record *rec;
   int closed;
   int txn_done, txn_rc, delivered_at_done; /* the last transaction call's outcome */
+  int asked;            /* loop iterations in which the closing consumer was asked */
+  int64_t lag;          /* its last answers */
+  size_t assigned_now;
 };
 
 /* Runs the loop until *flag is set or DEADLINE_MS passed (the wakers' one-second ticks keep
@@ -367,10 +374,79 @@ static void test_property_scope(void **state)
   dw_config_cleanup(&cfg);
 }
 
+/* While the consumer closes, its owner still asks it (the admin endpoint serves /metrics
+ * until done runs): in every loop iteration, after I/O and before the close callbacks, so
+ * also in the one where the group is seen left and the one where the client is destroyed. */
+static void on_check(uv_check_t *chk)
+{
+  struct fixture *f = chk->data;
+  if (f->closed)
+    return;
+  f->lag = dw_consumer_lag(f->c, &f->assigned_now);
+  dw_consumer_pause_all(f->c, 1);
+  dw_consumer_hold(f->c, 0, 1, 1);
+  dw_consumer_hold(f->c, 0, 1, 0);
+  f->asked++;
+}
+
+static void test_closing_consumer_answers_until_done(void **state)
+{
+  (void)state;
+  struct fixture f;
+  char err[512] = "";
+  memset(&f, 0, sizeof(f));
+  assert_int_equal(uv_loop_init(&f.loop), 0);
+  rd_kafka_conf_t *mconf = rd_kafka_conf_new();
+  rd_kafka_conf_set(mconf, "log_level", "0", err, sizeof(err));
+  rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof(err));
+  assert_non_null(mrk);
+  rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 1);
+  assert_non_null(mc);
+  assert_int_equal(rd_kafka_mock_topic_create(mc, "in", 1, 1), 0);
+  load_config(&f.cfg, rd_kafka_mock_cluster_bootstraps(mc), 0);
+
+  struct dw_consumer_handler h = {.on_record = on_record, .on_assign = on_assign,
+                                  .on_revoke = on_revoke, .on_fatal = on_fatal, .arg = &f};
+  if (dw_consumer_new(&f.c, &f.loop, &f.cfg, &h, err, sizeof(err)) != 0)
+    fail_msg("consumer: %s", err);
+  assert_true(run_until(&f.loop, &f.assigned));
+  size_t assigned = 0;
+  dw_consumer_lag(f.c, &assigned);
+  assert_int_equal(assigned, 1);
+
+  uv_check_t chk;
+  uv_check_init(&f.loop, &chk);
+  chk.data = &f;
+  uv_check_start(&chk, on_check);
+  dw_consumer_close(f.c, on_closed, &f);
+  assert_true(run_until(&f.loop, &f.closed));
+  assert_int_equal(f.closed, 1);
+  assert_int_equal(f.revoked, 1);
+  assert_true(f.asked > 0);
+  assert_int_equal(f.lag, 0);
+  assert_int_equal(f.assigned_now, 0);
+  uv_close((uv_handle_t *)&chk, NULL);
+  uv_run(&f.loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&f.loop), 0);
+
+  rd_kafka_mock_cluster_destroy(mc);
+  rd_kafka_destroy(mrk);
+  dw_config_cleanup(&f.cfg);
+}
+
+/* AddressSanitizer's allocator ignores M_PERTURB; this fills what it frees instead. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+  return "max_free_fill_size=1048576";
+}
+
 int main(void)
 {
+  mallopt(M_PERTURB, 0xa5);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_produce_consume_close),
+      cmocka_unit_test(test_closing_consumer_answers_until_done),
       cmocka_unit_test(test_transaction),
       cmocka_unit_test(test_property_scope),
   };
