@@ -40,6 +40,8 @@ struct fixture {
   int asked;            /* loop iterations in which the closing consumer was asked */
   int64_t lag;          /* its last answers */
   size_t assigned_now;
+  rd_kafka_t *mrk;        /* the mock cluster's own client */
+  rd_kafka_mock_cluster_t *mc;
 };
 
 /* Runs the loop until *flag is set or DEADLINE_MS passed (the wakers' one-second ticks keep
@@ -73,6 +75,30 @@ static void load_config(struct dw_config *cfg, const char *brokers, int eos)
   unlink(path);
   if (rc != 0)
     fail_msg("config: %s", err);
+}
+
+/* A fresh loop and a one-broker mock cluster with the input topic "in" (the cluster lives in
+ * a client of its own; it has no brokers to log about), and the config that points at it. */
+static void fixture_start(struct fixture *f, int exactly_once)
+{
+  char err[512] = "";
+  memset(f, 0, sizeof(*f));
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  rd_kafka_conf_t *mconf = rd_kafka_conf_new();
+  rd_kafka_conf_set(mconf, "log_level", "0", err, sizeof(err));
+  f->mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof(err));
+  assert_non_null(f->mrk);
+  f->mc = rd_kafka_mock_cluster_new(f->mrk, 1);
+  assert_non_null(f->mc);
+  assert_int_equal(rd_kafka_mock_topic_create(f->mc, "in", 1, 1), 0);
+  load_config(&f->cfg, rd_kafka_mock_cluster_bootstraps(f->mc), exactly_once);
+}
+
+static void fixture_end(struct fixture *f)
+{
+  rd_kafka_mock_cluster_destroy(f->mc);
+  rd_kafka_destroy(f->mrk);
+  dw_config_cleanup(&f->cfg);
 }
 
 static void on_delivered(void *arg, int err, const char *errstr, int fatal)
@@ -145,18 +171,7 @@ static void test_produce_consume_close(void **state)
   (void)state;
   struct fixture f;
   char err[512] = "";
-  memset(&f, 0, sizeof(f));
-  assert_int_equal(uv_loop_init(&f.loop), 0);
-
-  /* The mock cluster lives in a client of its own. */
-  rd_kafka_conf_t *mconf = rd_kafka_conf_new();
-  rd_kafka_conf_set(mconf, "log_level", "0", err, sizeof(err)); /* it has no brokers: quiet */
-  rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof(err));
-  assert_non_null(mrk);
-  rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 1);
-  assert_non_null(mc);
-  assert_int_equal(rd_kafka_mock_topic_create(mc, "in", 1, 1), 0);
-  load_config(&f.cfg, rd_kafka_mock_cluster_bootstraps(mc), 0);
+  fixture_start(&f, 0);
 
   struct dw_producer *p = NULL;
   if (dw_producer_new(&p, &f.loop, &f.cfg, err, sizeof(err)) != 0)
@@ -218,10 +233,7 @@ static void test_produce_consume_close(void **state)
   assert_int_equal(f.closed, 2);
   assert_int_equal(f.revoked, 1);
   assert_int_equal(uv_loop_close(&f.loop), 0);
-
-  rd_kafka_mock_cluster_destroy(mc);
-  rd_kafka_destroy(mrk);
-  dw_config_cleanup(&f.cfg);
+  fixture_end(&f);
 }
 
 /* Exactly-once: what is produced is committed in a transaction with the input offsets and
@@ -232,16 +244,7 @@ static void test_transaction(void **state)
   (void)state;
   struct fixture f;
   char err[512] = "";
-  memset(&f, 0, sizeof(f));
-  assert_int_equal(uv_loop_init(&f.loop), 0);
-  rd_kafka_conf_t *mconf = rd_kafka_conf_new();
-  rd_kafka_conf_set(mconf, "log_level", "0", err, sizeof(err));
-  rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof(err));
-  assert_non_null(mrk);
-  rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 1);
-  assert_non_null(mc);
-  assert_int_equal(rd_kafka_mock_topic_create(mc, "in", 1, 1), 0);
-  load_config(&f.cfg, rd_kafka_mock_cluster_bootstraps(mc), 1);
+  fixture_start(&f, 1);
 
   struct dw_producer *p = NULL;
   if (dw_producer_new(&p, &f.loop, &f.cfg, err, sizeof(err)) != 0)
@@ -314,9 +317,7 @@ static void test_transaction(void **state)
   assert_int_equal(f.closed, 2);
   assert_int_equal(f.txn_done, 3);
   assert_int_equal(uv_loop_close(&f.loop), 0);
-  rd_kafka_mock_cluster_destroy(mc);
-  rd_kafka_destroy(mrk);
-  dw_config_cleanup(&f.cfg);
+  fixture_end(&f);
 }
 
 /* The value of name in conf ("" when unset). */
@@ -394,16 +395,7 @@ static void test_closing_consumer_answers_until_done(void **state)
   (void)state;
   struct fixture f;
   char err[512] = "";
-  memset(&f, 0, sizeof(f));
-  assert_int_equal(uv_loop_init(&f.loop), 0);
-  rd_kafka_conf_t *mconf = rd_kafka_conf_new();
-  rd_kafka_conf_set(mconf, "log_level", "0", err, sizeof(err));
-  rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, err, sizeof(err));
-  assert_non_null(mrk);
-  rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 1);
-  assert_non_null(mc);
-  assert_int_equal(rd_kafka_mock_topic_create(mc, "in", 1, 1), 0);
-  load_config(&f.cfg, rd_kafka_mock_cluster_bootstraps(mc), 0);
+  fixture_start(&f, 0);
 
   struct dw_consumer_handler h = {.on_record = on_record, .on_assign = on_assign,
                                   .on_revoke = on_revoke, .on_fatal = on_fatal, .arg = &f};
@@ -428,10 +420,7 @@ static void test_closing_consumer_answers_until_done(void **state)
   uv_close((uv_handle_t *)&chk, NULL);
   uv_run(&f.loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&f.loop), 0);
-
-  rd_kafka_mock_cluster_destroy(mc);
-  rd_kafka_destroy(mrk);
-  dw_config_cleanup(&f.cfg);
+  fixture_end(&f);
 }
 
 /* AddressSanitizer's allocator ignores M_PERTURB; this fills what it frees instead. */
