@@ -14,6 +14,10 @@
  *                                                and 10 s, the default target (2 s)
  *   dw-schedule-sim --curve DIR [SIGMA [MEDIAN_MS]]  DIR/plan-limit.png (gnuplot): calls per
  *                                                task against median added latency
+ *   dw-schedule-sim --cold [SIGMA [MEDIAN_MS]]   the adaptive plan from nothing learned:
+ *                                                540 tasks arriving at 2/s (the bench's paced
+ *                                                phase), eight draws, against the optimal
+ *                                                plan at each draw's median
  *   dw-schedule-sim --backlog [SIGMA [MEDIAN_MS]]  tasks arriving at 30/s against 1,000
  *                                                calls/min, the price of a call at work
  *   dw-schedule-sim --optimal SIGMA MEDIAN_MS P50_MS...  the optimal plan at each median added
@@ -406,6 +410,83 @@ static size_t heap_pop(struct heap *h)
   return top;
 }
 
+/* The adaptive plan at the default target from a cold start, as a new worker meets it: tasks
+ * arrive at 2/s and are polled side by side (the bench's paced phase), so what the plan learns
+ * comes from the tasks finished so far; the fixed fallback until the first observations. */
+static struct figures cold_draw(uint64_t seed)
+{
+  enum { TASKS = 540, ARRIVAL_MS = 500 };
+  struct task tasks[TASKS];
+  size_t v[TASKS];
+  struct heap due = {v, 0, TASKS, tasks, 1};
+  double lat[TASKS], calls = 0;
+  size_t done = 0;
+  uint64_t rng = seed;
+  struct dw_adaptive_options o = adaptive_options(2000);
+  struct dw_adaptive a;
+  dw_adaptive_init(&a, &o);
+  memset(tasks, 0, sizeof(tasks));
+  for (size_t i = 0; i < TASKS; i++) {
+    tasks[i].ready = readiness(&rng);
+    tasks[i].created = i * ARRIVAL_MS;
+  }
+  size_t arrived = 0;
+  while (done < TASKS) {
+    /* The next event: an arrival or a due poll, whichever comes first. */
+    if (arrived < TASKS && (!due.n || tasks[arrived].created <= tasks[due.v[0]].due)) {
+      struct task *t = &tasks[arrived];
+      uint64_t next = dw_adaptive_next_age(&a, "w", 0);
+      t->due = t->created + (next ? next : dw_schedule_next_ms(&expo, 0, &rng));
+      heap_push(&due, arrived++);
+      continue;
+    }
+    size_t i = heap_pop(&due);
+    struct task *t = &tasks[i];
+    uint64_t age = t->due - t->created;
+    calls++;
+    if ((double)age >= t->ready) {
+      lat[done++] = (double)age - t->ready;
+      dw_adaptive_observe(&a, "w", t->pending_age, age);
+      continue;
+    }
+    t->pending++;
+    t->pending_age = age;
+    uint64_t next = dw_adaptive_next_age(&a, "w", age);
+    t->due = t->created + (next ? next : age + dw_schedule_next_ms(&expo, t->pending, &rng));
+    heap_push(&due, i);
+  }
+  dw_adaptive_cleanup(&a);
+  qsort(lat, TASKS, sizeof(*lat), cmp);
+  struct figures f = {calls / TASKS, lat[TASKS / 2], lat[TASKS * 99 / 100]};
+  return f;
+}
+
+static void cold(void)
+{
+  enum { DRAWS = 8 };
+  truth_grid();
+  printf("adaptive (default target 2000 ms) from nothing learned: 540 tasks arriving at 2/s, "
+         "log-normal readiness (median %.0f ms, sigma %.2f), against the optimal plan at the "
+         "same median\n\n",
+         median, sigma);
+  printf("| draw | calls per task | p50 | p99 | optimal calls | optimal p99 | calls ratio | p99 "
+         "ratio |\n|---|---|---|---|---|---|---|---|\n");
+  double sum_calls = 0, sum_ratio = 0, sum_p99_ratio = 0, sum_p50 = 0;
+  for (uint64_t d = 1; d <= DRAWS; d++) {
+    struct figures f = cold_draw(d);
+    struct figures opt = optimal(f.p50);
+    printf("| %llu | %.2f | %.2f s | %.2f s | %.2f | %.2f s | %.3f | %.2f |\n",
+           (unsigned long long)d, f.calls, f.p50 / 1000, f.p99 / 1000, opt.calls,
+           opt.p99 / 1000, f.calls / opt.calls, f.p99 / opt.p99);
+    sum_calls += f.calls;
+    sum_p50 += f.p50;
+    sum_ratio += f.calls / opt.calls;
+    sum_p99_ratio += f.p99 / opt.p99;
+  }
+  printf("| mean | %.2f | %.2f s | | | | %.3f | %.2f |\n", sum_calls / DRAWS,
+         sum_p50 / DRAWS / 1000, sum_ratio / DRAWS, sum_p99_ratio / DRAWS);
+}
+
 static void backlog(void)
 {
   const uint64_t duration = 600000, step = 10;
@@ -502,6 +583,14 @@ int main(int argc, char **argv)
     if (argc > 4)
       median = arg_double(argv[4], median);
     return curve(argv[2]);
+  }
+  if (argc > 1 && strcmp(argv[1], "--cold") == 0) {
+    if (argc > 2)
+      sigma = arg_double(argv[2], sigma);
+    if (argc > 3)
+      median = arg_double(argv[3], median);
+    cold();
+    return 0;
   }
   if (argc > 1 && strcmp(argv[1], "--backlog") == 0) {
     if (argc > 2)
