@@ -700,10 +700,11 @@ def budget_lines(res):
 
 def phase_plan(out_dir, tasks):
     """The schedules on dw-schedule-sim's simulated clock against the optimal plan for the true
-    distribution (seconds, no broker): the ratio table, the backlog at the bench's readiness,
-    and plan-limit.png. Returns the markdown of each, by name."""
+    distribution (seconds, no broker): the ratio table, a cold start and the backlog at the
+    bench's readiness, and plan-limit.png. Returns the markdown of each, by name."""
     sim = os.path.join(BIN, "dw-schedule-sim")
     runs = {"limit": [sim, "--limit", str(tasks)],
+            "cold": [sim, "--cold", str(READY_SIGMA), str(READY_MEDIAN_MS)],
             "backlog": [sim, "--backlog", str(READY_SIGMA), str(READY_MEDIAN_MS)],
             "curve": [sim, "--curve", out_dir, str(READY_SIGMA), str(READY_MEDIAN_MS)]}
     out = {}
@@ -903,6 +904,7 @@ def report(res, args, cmd, out_dir):
     if P:
         lines += ["## The optimal plan (simulated clock)", "",
                   "`dw-schedule-sim --limit`: " + P["limit"], "",
+                  "`dw-schedule-sim --cold`: " + P.get("cold", "not run"), "",
                   "`dw-schedule-sim --backlog`: " + P["backlog"], "",
                   "Calls per task against median added latency: `%s`" % os.path.basename(P["curve"]), ""]
     if res["skipped"]:
