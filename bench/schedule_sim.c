@@ -113,7 +113,7 @@ static struct figures run(struct dw_adaptive *a, const struct dw_schedule *s, in
     uint64_t age = 0, pending_age = 0;
     unsigned pending = 0;
     for (;;) {
-      uint64_t next = a ? dw_adaptive_next_age(a, "w", age) : 0;
+      uint64_t next = a ? dw_adaptive_next_age(a, "w", age, 0) : 0;
       age = next ? next : age + dw_schedule_next_ms(s, pending, rng);
       calls++;
       if ((double)age >= r) {
@@ -435,7 +435,7 @@ static struct figures cold_draw(uint64_t seed)
     /* The next event: an arrival or a due poll, whichever comes first. */
     if (arrived < TASKS && (!due.n || tasks[arrived].created <= tasks[due.v[0]].due)) {
       struct task *t = &tasks[arrived];
-      uint64_t next = dw_adaptive_next_age(&a, "w", 0);
+      uint64_t next = dw_adaptive_next_age(&a, "w", 0, 0);
       t->due = t->created + (next ? next : dw_schedule_next_ms(&expo, 0, &rng));
       heap_push(&due, arrived++);
       continue;
@@ -451,7 +451,7 @@ static struct figures cold_draw(uint64_t seed)
     }
     t->pending++;
     t->pending_age = age;
-    uint64_t next = dw_adaptive_next_age(&a, "w", age);
+    uint64_t next = dw_adaptive_next_age(&a, "w", age, 0);
     t->due = t->created + (next ? next : age + dw_schedule_next_ms(&expo, t->pending, &rng));
     heap_push(&due, i);
   }
@@ -514,7 +514,7 @@ static void backlog(void)
       struct task *t = &tasks[created];
       t->ready = readiness(&rng);
       t->created = now;
-      uint64_t next = dw_adaptive_next_age(&a, "w", 0);
+      uint64_t next = dw_adaptive_next_age(&a, "w", 0, price.level);
       t->due = now + (next ? next : 2000);
       heap_push(&waiting, created++);
     }
@@ -526,8 +526,7 @@ static void backlog(void)
       t->priority = sure == UINT64_MAX ? -1e300 : -(double)(t->created + sure);
       heap_push(&ready, i);
     }
-    if (dw_price_update(&price, now, calls, ready.n, 1000))
-      dw_adaptive_set_price(&a, price.level);
+    dw_price_update(&price, now, calls, ready.n, 1000);
     min_level = DW_MIN(min_level, price.level);
     while (ready.n && dw_limiter_acquire(&l, now) == 0) {
       size_t i = heap_pop(&ready);
@@ -544,7 +543,7 @@ static void backlog(void)
       }
       t->pending++;
       t->pending_age = age;
-      uint64_t next = dw_adaptive_next_age(&a, "w", age);
+      uint64_t next = dw_adaptive_next_age(&a, "w", age, price.level);
       t->due = next > age ? t->created + next : now + MAX_INTERVAL_MS;
       heap_push(&waiting, i);
     }

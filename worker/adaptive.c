@@ -4,6 +4,7 @@
  * list of poll ages that meets the latency target with the fewest calls. */
 #include "dw/adaptive.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -415,6 +416,34 @@ static void reprice(struct dw_readiness *r, const struct dw_adaptive_options *o,
   r->plan_level = level;
 }
 
+/* The plan at this level: the one in use, the one kept aside (swapped in), or one DP pass. */
+static void at_level(struct dw_readiness *r, const struct dw_adaptive_options *o, int level,
+                     uint64_t *reprices)
+{
+  if (r->plan_level == level && r->plan_len)
+    return;
+  static struct dw_adaptive_plan keep;
+  keep.len = 0;
+  if (r->plan_len) {
+    memcpy(keep.age, r->plan, r->plan_len * sizeof(r->plan[0]));
+    keep.len = r->plan_len;
+    keep.calls = r->plan_calls;
+    keep.p50_ms = r->plan_p50_ms;
+    keep.level = r->plan_level;
+  }
+  if (r->other.len && r->other.level == level) {
+    memcpy(r->plan, r->other.age, r->other.len * sizeof(r->plan[0]));
+    r->plan_len = r->other.len;
+    r->plan_calls = r->other.calls;
+    r->plan_p50_ms = r->other.p50_ms;
+    r->plan_level = level;
+  } else {
+    reprice(r, o, level);
+    (*reprices)++;
+  }
+  memcpy(&r->other, &keep, sizeof(keep));
+}
+
 /* Refines the distribution, then finds by bisection the smallest lambda (the fewest calls)
  * whose plan meets the median latency target, and plans at it times the price. */
 static void replan(struct dw_readiness *r, const struct dw_adaptive_options *o, int level)
@@ -458,10 +487,15 @@ static void replan(struct dw_readiness *r, const struct dw_adaptive_options *o, 
   }
   r->lambda = pow(10, hi);
   r->planned_at = r->observations;
+  r->other.len = 0; /* made from the distribution before */
   reprice(r, o, level);
 }
 
-const struct dw_readiness *dw_adaptive_model(struct dw_adaptive *a, const char *website_id)
+/* For learned(): replan at the level of the plan in use. */
+#define LEVEL_IN_USE INT_MIN
+
+/* The model used for this website, refined and replanned when due (at `level`), or NULL. */
+static struct dw_readiness *learned(struct dw_adaptive *a, const char *website_id, int level)
 {
   struct dw_readiness *r = site(a, website_id, 0);
   if (!r || r->observations < a->opt.min_observations)
@@ -473,18 +507,31 @@ const struct dw_readiness *dw_adaptive_model(struct dw_adaptive *a, const char *
   uint64_t since = r->observations - r->planned_at;
   if (r->plan_len == 0 ||
       since >= DW_MAX(5, DW_MIN(r->observations / 20, REPLAN_MAX_OBSERVATIONS))) {
-    replan(r, &a->opt, a->price_level);
+    replan(r, &a->opt, level == LEVEL_IN_USE ? r->plan_level : level);
     a->replans++;
-  } else if (r->plan_level != a->price_level) {
-    reprice(r, &a->opt, a->price_level);
-    a->reprices++;
   }
   return r;
 }
 
-uint64_t dw_adaptive_next_age(struct dw_adaptive *a, const char *website_id, uint64_t age_ms)
+static int clamp_level(int level)
 {
-  const struct dw_readiness *r = dw_adaptive_model(a, website_id);
+  return DW_MAX(DW_PRICE_MIN_LEVEL, DW_MIN(level, DW_PRICE_MAX_LEVEL));
+}
+
+const struct dw_readiness *dw_adaptive_model(struct dw_adaptive *a, const char *website_id,
+                                             int level)
+{
+  level = clamp_level(level);
+  struct dw_readiness *r = learned(a, website_id, level);
+  if (r)
+    at_level(r, &a->opt, level, &a->reprices);
+  return r;
+}
+
+uint64_t dw_adaptive_next_age(struct dw_adaptive *a, const char *website_id, uint64_t age_ms,
+                              int level)
+{
+  const struct dw_readiness *r = dw_adaptive_model(a, website_id, level);
   if (!r || r->plan_len == 0)
     return 0;
   /* The first planned age after now; binary search. */
@@ -501,15 +548,10 @@ uint64_t dw_adaptive_next_age(struct dw_adaptive *a, const char *website_id, uin
   return age_ms + a->opt.max_interval_ms;
 }
 
-void dw_adaptive_set_price(struct dw_adaptive *a, int level)
-{
-  a->price_level = DW_MAX(DW_PRICE_MIN_LEVEL, DW_MIN(level, DW_PRICE_MAX_LEVEL));
-}
-
 uint64_t dw_adaptive_ready_age(struct dw_adaptive *a, const char *website_id, uint64_t lo_ms,
                                double q)
 {
-  const struct dw_readiness *r = dw_adaptive_model(a, website_id);
+  const struct dw_readiness *r = learned(a, website_id, LEVEL_IN_USE);
   if (!r)
     return 0;
   double total = total_mass(r);
@@ -536,7 +578,7 @@ uint64_t dw_adaptive_ready_age(struct dw_adaptive *a, const char *website_id, ui
 double dw_adaptive_ready_probability(struct dw_adaptive *a, const char *website_id,
                                      uint64_t lo_ms, uint64_t now_ms)
 {
-  const struct dw_readiness *r = dw_adaptive_model(a, website_id);
+  const struct dw_readiness *r = learned(a, website_id, LEVEL_IN_USE);
   if (!r)
     return 0.5;
   double total = total_mass(r);

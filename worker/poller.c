@@ -8,6 +8,7 @@
  * out what it decides. */
 #include "dw/poller.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,8 @@ struct lane {
   uint32_t permits;      /* granted by the shared store, not used yet */
   uint64_t permits_at;   /* when they were granted */
   uint64_t store_wait_until; /* the store said none is free before this */
+  struct dw_price price; /* of a call in this lane, from its budget's state: see reprice */
+  uint64_t calls;        /* calls answered: the price's input */
   int asking;            /* an ask of the store is pending */
   int in_ring;
   char why[320];         /* why the tenant has no token (the token manager's last reason), "" */
@@ -117,8 +120,9 @@ struct dw_poller {
   uv_timer_t sweep;      /* frees idle lanes, and retries parked ones now and then */
   uint64_t start_block_until; /* the first second after startup: see dw_poller_new */
   struct dw_adaptive adaptive;
-  struct dw_price price; /* of a call, from the budget's state: the adaptive plan's lambda */
-  uv_timer_t price_tick; /* steps the price once a second while it is not 1 (see reprice) */
+  double idle_share;     /* poll.idle_budget_share, for each lane's price */
+  uint64_t price_at;     /* loop time the lanes' prices were last stepped */
+  uv_timer_t price_tick; /* steps the prices once a second while one is not 1 (see reprice) */
   uv_timer_t dispatch;   /* wakes the ready queues when a limiter or the gate opens */
   uint64_t seq;
   struct dw_task *all;
@@ -225,14 +229,21 @@ static double gauge_healthy(void *arg)
 static double gauge_plan_calls(void *arg)
 {
   struct dw_poller *p = arg;
-  const struct dw_readiness *m = p->opt.adaptive ? dw_adaptive_model(&p->adaptive, NULL) : NULL;
+  const struct dw_readiness *m =
+      p->opt.adaptive ? dw_adaptive_model(&p->adaptive, NULL, 0) : NULL;
   return m ? m->plan_calls : 0;
 }
 
+/* The scarcest lane's: with one lane (a self-built app) the worker's price. */
 static double gauge_call_price(void *arg)
 {
   struct dw_poller *p = arg;
-  return p->opt.adaptive ? dw_price_factor(&p->price) : 1;
+  if (!p->opt.adaptive || !p->lanes)
+    return 1;
+  int level = DW_PRICE_MAX_LEVEL;
+  for (const struct lane *l = p->lanes; l; l = l->next)
+    level = DW_MIN(level, l->price.level);
+  return ldexp(1.0, level);
 }
 
 static void register_metrics(struct dw_poller *p, struct dw_metrics *r)
@@ -553,6 +564,7 @@ static struct dw_task_env task_env(struct dw_poller *p, const struct dw_task *t)
       .schedule = &p->opt.schedule,
       .adaptive = &p->adaptive,
       .use_plan = p->opt.adaptive,
+      .price_level = t->lane ? t->lane->price.level : 0,
       .rng = &p->rng,
       .ratelimit_reset_s = -1,
   };
@@ -734,6 +746,7 @@ static void on_answer(void *arg, const struct dw_http_response *resp)
   scrub_text(p, t->lane, ans.status_msg, sizeof(ans.status_msg));
   scrub_text(p, t->lane, ans.extra_info, sizeof(ans.extra_info));
   p->stats.calls++;
+  t->lane->calls++;
   p->stats.by_kind[ans.kind]++;
   if (p->m_calls) {
     char code[24];
@@ -1004,32 +1017,29 @@ static int lane_send_one(struct dw_poller *p, struct lane *l, uint64_t *wait)
 
 static void on_price_tick(uv_timer_t *timer);
 
-/* The price of a call from the budget's state (dw/plan.h): tasks still ready after a drive wait
- * for the budget (or the token, or the app: calls are scarce then too). The binding budget is
- * the sum of the lanes' per-minute limits in force. Stepped after each drive, before a new task
- * is planned, and, while the price is not 1, by a timer once a second: nothing drives an idle
- * poller, and the price must not stay where a backlog left it. */
+/* The price of a call in each lane from the state of its budget (dw/plan.h): tasks still ready
+ * after a drive wait for the budget (or the token, or the app: calls are scarce then too); the
+ * binding budget is the lane's per-minute limit in force. Each lane has its own: Feishu limits
+ * each app and tenant on its own, so one tenant's backlog must not make another tenant's idle
+ * budget look scarce. Stepped after each drive, before a new task is planned, and, while a
+ * price is not 1, by a timer once a second: nothing drives an idle poller, and a price must
+ * not stay where a backlog left it. */
 static void reprice(struct dw_poller *p, uint64_t now)
 {
-  /* Between steps nothing changes (the level, so the tick too): the lanes are summed about
-   * once a second, not on every drive. */
-  if (!p->opt.adaptive || !dw_price_due(&p->price, now))
+  /* Between steps nothing changes: the lanes are visited once a second, not on every drive,
+   * all at the same whole seconds from the first visit (so each lane steps on them). */
+  if (!p->opt.adaptive || (p->price_at && now < p->price_at + 1000))
     return;
-  uint64_t per_minute = 0;
-  for (const struct lane *l = p->lanes; l; l = l->next) {
-    if (l->limiter.per_minute == 0) {
-      per_minute = 0; /* unlimited: calls are never scarce */
-      break;
-    }
-    per_minute += l->limiter.per_minute;
+  p->price_at = p->price_at ? p->price_at + (now - p->price_at) / 1000 * 1000 : now;
+  int moved = 0;
+  for (struct lane *l = p->lanes; l; l = l->next) {
+    dw_price_update(&l->price, p->price_at, l->calls, l->nready, l->limiter.per_minute);
+    moved |= l->price.level != 0;
   }
-  if (dw_price_update(&p->price, now, p->stats.calls, p->nready,
-                      (uint32_t)DW_MIN(per_minute, UINT32_MAX)))
-    dw_adaptive_set_price(&p->adaptive, p->price.level);
   int ticking = uv_is_active((uv_handle_t *)&p->price_tick);
-  if (p->price.level != 0 && !ticking && !p->closing)
+  if (moved && !ticking && !p->closing)
     uv_timer_start(&p->price_tick, on_price_tick, 1000, 1000);
-  else if (p->price.level == 0 && ticking)
+  else if (!moved && ticking)
     uv_timer_stop(&p->price_tick);
 }
 
@@ -1207,6 +1217,7 @@ static struct lane *lane_get(struct dw_poller *p, const char *key)
     return NULL;
   }
   dw_strlcpy(l->key, key, sizeof(l->key));
+  dw_price_init(&l->price, p->idle_share);
   l->limiter.slack_ms = p->opt.jitter_ms;
   dw_limiter_set_ceiling(&l->limiter, p->ceil_per_second, p->ceil_per_minute);
   uint64_t now = uv_now(p->loop);
@@ -1278,7 +1289,7 @@ int dw_poller_new(struct dw_poller **out, uv_loop_t *loop, struct dw_http *http,
   }
   p->opt = options_of(cfg);
   dw_adaptive_init(&p->adaptive, &p->opt.adaptive_opt);
-  dw_price_init(&p->price, cfg->poll.idle_budget_share);
+  p->idle_share = cfg->poll.idle_budget_share;
   /* A worker that just started cannot know what a predecessor (a restart, a replica that just
    * left) spent in the current second: let that second pass before the first call. */
   p->start_block_until = uv_now(loop) + 1000 + p->opt.jitter_ms;

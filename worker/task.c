@@ -39,12 +39,13 @@ uint64_t dw_task_next_delay(const struct dw_task_state *t, uint64_t now_ms,
 {
   if (env->use_plan) {
     uint64_t age = now_ms - t->created_at;
-    const struct dw_readiness *m = dw_adaptive_model(env->adaptive, env->website_id);
+    const struct dw_readiness *m =
+        dw_adaptive_model(env->adaptive, env->website_id, env->price_level);
     if (m && m->plan_len) {
       /* A task older than the whole plan (a replay, a backlog) is most likely ready. */
       if (t->pending_answers == 0 && age >= m->plan[m->plan_len - 1])
         return 0;
-      uint64_t next = dw_adaptive_next_age(env->adaptive, env->website_id, age);
+      uint64_t next = dw_adaptive_next_age(env->adaptive, env->website_id, age, env->price_level);
       return next > age ? next - age : 0;
     }
   }

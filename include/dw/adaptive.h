@@ -7,8 +7,8 @@
  * ready by their deadline. Plan: the poll ages that minimise expected calls + lambda x expected
  * added latency for that distribution (dynamic programming, dw/plan.h), lambda chosen by
  * bisection so that the plan's median added latency meets the target, then multiplied by the
- * price of a call (dw_adaptive_set_price). Why, and how the histogram is estimated:
- * docs/design.md, "Polling mathematics". */
+ * price of a call in the task's lane (dw_adaptive_next_age). Why, and how the histogram is
+ * estimated: docs/design.md, "Polling mathematics". */
 #ifndef DW_ADAPTIVE_H
 #define DW_ADAPTIVE_H
 
@@ -40,6 +40,14 @@ struct dw_adaptive_obs {
   uint32_t lo, hi;
 };
 
+/* A plan kept aside: the one made at another price level (see dw_readiness.other). */
+struct dw_adaptive_plan {
+  uint64_t age[DW_ADAPTIVE_MAX_PLAN];
+  size_t len; /* 0: none */
+  double calls, p50_ms;
+  int level;
+};
+
 struct dw_readiness {
   double w[DW_ADAPTIVE_BUCKETS]; /* readiness mass per bucket (scaled, see gain) */
   struct dw_adaptive_obs *obs;   /* the latest observations, refined by EM when planning */
@@ -54,6 +62,8 @@ struct dw_readiness {
   double plan_p50_ms;            /* expected median added latency */
   double lambda;                 /* meets the latency target at price 1 (calls per ms) */
   int plan_level;                /* the price level the plan was made at */
+  struct dw_adaptive_plan other; /* the plan at the level used before this one: lanes at two
+                                    prices in turn swap, not replan */
 };
 
 struct dw_adaptive_site {
@@ -66,7 +76,6 @@ struct dw_adaptive {
   struct dw_readiness global;
   struct dw_adaptive_site *sites; /* open addressing by website id */
   size_t nsites;
-  int price_level;                /* lambda is multiplied by 2^price_level (dw/plan.h) */
   uint64_t replans, reprices;     /* plans made by bisection, and at a new price only */
 };
 
@@ -80,18 +89,20 @@ void dw_adaptive_observe(struct dw_adaptive *a, const char *website_id, uint64_t
 /* A task of this website was still pending at age lo_ms when its deadline passed. */
 void dw_adaptive_observe_never(struct dw_adaptive *a, const char *website_id, uint64_t lo_ms);
 
-/* The age at which a task of this website, now age_ms old, should be polled next: the first
- * planned age after age_ms (age_ms itself when the plan is behind it). 0 when there is no plan
- * yet (too few observations): the caller falls back to its fixed schedule. */
-uint64_t dw_adaptive_next_age(struct dw_adaptive *a, const char *website_id, uint64_t age_ms);
+/* The age at which a task of this website, now age_ms old, should be polled next under the
+ * plan at price level `level` (the price of a call in the task's lane, dw_price: lambda x
+ * 2^level, clamped to DW_PRICE_MIN_LEVEL..DW_PRICE_MAX_LEVEL): the first planned age after
+ * age_ms (age_ms itself when the plan is behind it). 0 when there is no plan yet (too few
+ * observations): the caller falls back to its fixed schedule. */
+uint64_t dw_adaptive_next_age(struct dw_adaptive *a, const char *website_id, uint64_t age_ms,
+                              int level);
 
 /* The distribution used for this website (its own once it has enough observations, else the
- * global one), with its plan brought up to date; NULL when neither has enough. */
-const struct dw_readiness *dw_adaptive_model(struct dw_adaptive *a, const char *website_id);
-
-/* The price of a call changed (dw_price, level in DW_PRICE_MIN_LEVEL..DW_PRICE_MAX_LEVEL):
- * each plan is remade at its lambda x 2^level when next used (one DP pass, no bisection). */
-void dw_adaptive_set_price(struct dw_adaptive *a, int level);
+ * global one), with its plan brought up to date at price level `level`: a new level costs one
+ * DP pass (no bisection), and the plan at the level used before is kept, so lanes at two
+ * prices in turn do not replan; NULL when neither model has enough observations. */
+const struct dw_readiness *dw_adaptive_model(struct dw_adaptive *a, const char *website_id,
+                                             int level);
 
 /* The age by which a task pending at age lo_ms, if it becomes ready at all, is ready with
  * probability q (0 < q < 1) under the model: for ordering calls when the budget is short (the

@@ -46,6 +46,7 @@ struct dw_task_env {
   const struct dw_schedule *schedule;
   struct dw_adaptive *adaptive;      /* learns from every answer */
   int use_plan;                      /* place polls with the learned plan when it has one */
+  int price_level;                   /* the price of a call in the task's lane (dw/plan.h) */
   uint64_t *rng;                     /* a dw_rand state for the schedule's jitter */
   int64_t ratelimit_reset_s;         /* the answer's x-ogw-ratelimit-reset, -1 if none */
 };

@@ -45,7 +45,7 @@ static struct run simulate_lognormal(struct dw_adaptive *a, const struct dw_sche
     uint64_t age = 0, pending_age = 0;
     unsigned pending = 0;
     for (;;) {
-      uint64_t next = a ? dw_adaptive_next_age(a, "w", age) : 0;
+      uint64_t next = a ? dw_adaptive_next_age(a, "w", age, 0) : 0;
       age = next ? next : age + dw_schedule_next_ms(s, pending, rng);
       calls++;
       if ((double)age >= ready) {
@@ -84,7 +84,7 @@ static void test_learns_and_saves_calls(void **state)
   struct run warm = simulate(&a, &expo, 2000, &rng);  /* learning */
   struct run learned = simulate(&a, &expo, 4000, &rng);
   struct run base = simulate(NULL, &expo, 4000, &rng);
-  const struct dw_readiness *m = dw_adaptive_model(&a, "w");
+  const struct dw_readiness *m = dw_adaptive_model(&a, "w", 0);
   assert_non_null(m);
   print_message("exponential: %.2f calls/task, p50 %.0f ms; adaptive (warm-up %.2f): %.2f "
                 "calls/task, p50 %.0f ms; plan %zu polls, first at %llu ms, model %.2f calls p50 "
@@ -116,7 +116,7 @@ static void test_meets_its_target_from_a_cold_start(void **state)
     uint64_t rng = draw;
     dw_adaptive_init(&a, &opt);
     struct run first = simulate_lognormal(&a, &expo, 540, 10000, 0.8, &rng);
-    const struct dw_readiness *m = dw_adaptive_model(&a, "w");
+    const struct dw_readiness *m = dw_adaptive_model(&a, "w", 0);
     assert_non_null(m);
     print_message("draw %llu: first 540 tasks %.2f calls/task, p50 %.0f ms; the model's p50 "
                   "%.0f ms\n",
@@ -134,25 +134,25 @@ static void test_no_plan_without_observations(void **state)
                                     .min_observations = 10, .half_life = 100};
   struct dw_adaptive a;
   dw_adaptive_init(&a, &opt);
-  assert_int_equal(dw_adaptive_next_age(&a, "w", 0), 0);
+  assert_int_equal(dw_adaptive_next_age(&a, "w", 0, 0), 0);
   for (int i = 0; i < 9; i++)
     dw_adaptive_observe(&a, "w", 4000, 5000);
-  assert_int_equal(dw_adaptive_next_age(&a, "w", 0), 0);
+  assert_int_equal(dw_adaptive_next_age(&a, "w", 0, 0), 0);
   dw_adaptive_observe(&a, "w", 4000, 5000);
   /* Every task so far was ready between 4 and 5 s: one poll soon after 5 s catches them all
    * within the 1 s latency target. */
-  uint64_t first = dw_adaptive_next_age(&a, "w", 0);
+  uint64_t first = dw_adaptive_next_age(&a, "w", 0, 0);
   assert_true(first > 4000 && first <= 5000 + 1000);
   /* Successive ages increase, and never step less than the minimum interval. */
   uint64_t age = first;
   for (int i = 0; i < 20; i++) {
-    uint64_t next = dw_adaptive_next_age(&a, "w", age);
+    uint64_t next = dw_adaptive_next_age(&a, "w", age, 0);
     assert_true(next >= age + 100);
     assert_true(next <= age + 10000);
     age = next;
   }
   /* Another website without its own history uses the global model. */
-  assert_true(dw_adaptive_next_age(&a, "other", 0) == first);
+  assert_true(dw_adaptive_next_age(&a, "other", 0, 0) == first);
   dw_adaptive_cleanup(&a);
 }
 
@@ -168,8 +168,8 @@ static void test_per_website(void **state)
     dw_adaptive_observe(&a, "fast", 1900, 2000);
     dw_adaptive_observe(&a, "slow", 29000, 30000);
   }
-  uint64_t fast = dw_adaptive_next_age(&a, "fast", 0);
-  uint64_t slow = dw_adaptive_next_age(&a, "slow", 0);
+  uint64_t fast = dw_adaptive_next_age(&a, "fast", 0, 0);
+  uint64_t slow = dw_adaptive_next_age(&a, "slow", 0, 0);
   assert_true(fast >= 1500 && fast <= 2600);
   assert_true(slow >= 25000 && slow <= 31000);
   assert_true(dw_adaptive_ready_probability(&a, "fast", 0, 3000) > 0.9);
@@ -192,7 +192,7 @@ static void test_plan_capacity(void **state)
     uint64_t r = (uint64_t)lognormal(&rng, 30000, 1.5);
     dw_adaptive_observe(&a, "w", r > 500 ? r - 500 : 0, r);
   }
-  const struct dw_readiness *m = dw_adaptive_model(&a, "w");
+  const struct dw_readiness *m = dw_adaptive_model(&a, "w", 0);
   assert_non_null(m);
   assert_true(m->plan_len <= DW_ADAPTIVE_MAX_PLAN);
   for (size_t i = 1; i < m->plan_len; i++)

@@ -227,7 +227,7 @@ static void test_bisection_meets_target(void **state)
     struct dw_adaptive a;
     dw_adaptive_init(&a, &o);
     learn(&a, 400, 4000, 0.6);
-    const struct dw_readiness *m = dw_adaptive_model(&a, "w");
+    const struct dw_readiness *m = dw_adaptive_model(&a, "w", 0);
     assert_non_null(m);
     /* At the target, and not far below it (the smallest lambda that meets it). */
     assert_true(m->plan_p50_ms <= (double)targets[k]);
@@ -245,14 +245,13 @@ static void test_price_replans(void **state)
   struct dw_adaptive a;
   dw_adaptive_init(&a, &o);
   learn(&a, 400, 4000, 0.5);
-  const struct dw_readiness *m = dw_adaptive_model(&a, "w");
+  const struct dw_readiness *m = dw_adaptive_model(&a, "w", 0);
   assert_non_null(m);
   double calls = m->plan_calls, p50 = m->plan_p50_ms;
   uint64_t replans = a.replans;
 
   /* Scarce calls: the plan polls once the task is all but surely ready. */
-  dw_adaptive_set_price(&a, DW_PRICE_MIN_LEVEL);
-  m = dw_adaptive_model(&a, "w");
+  m = dw_adaptive_model(&a, "w", DW_PRICE_MIN_LEVEL);
   assert_true(m->plan_calls <= 1.05);
   assert_true(m->plan_calls < calls);
   assert_true(m->plan_p50_ms > p50);
@@ -260,17 +259,40 @@ static void test_price_replans(void **state)
   assert_int_equal(a.reprices, 1);
 
   /* Cheap calls: more of them, less latency. */
-  dw_adaptive_set_price(&a, DW_PRICE_MAX_LEVEL);
-  m = dw_adaptive_model(&a, "w");
+  m = dw_adaptive_model(&a, "w", DW_PRICE_MAX_LEVEL);
   assert_true(m->plan_calls > calls);
   assert_true(m->plan_p50_ms < p50);
+  assert_int_equal(a.reprices, 2);
 
   /* Back at 1: the plan that meets the target. */
-  dw_adaptive_set_price(&a, 0);
-  m = dw_adaptive_model(&a, "w");
+  m = dw_adaptive_model(&a, "w", 0);
   assert_true(fabs(m->plan_calls - calls) < 1e-9);
-  dw_adaptive_set_price(&a, 1000); /* clamped */
-  assert_int_equal(a.price_level, DW_PRICE_MAX_LEVEL);
+  m = dw_adaptive_model(&a, "w", 1000); /* clamped */
+  assert_int_equal(m->plan_level, DW_PRICE_MAX_LEVEL);
+  dw_adaptive_cleanup(&a);
+}
+
+/* Lanes at two prices in turn (a store app: one tenant backlogged, another idle) use two plans
+ * of one model: each is made once and kept, not remade on every call. */
+static void test_two_prices_in_turn(void **state)
+{
+  (void)state;
+  struct dw_adaptive_options o = {.latency_target_ms = 2000, .min_interval_ms = 250,
+                                  .max_interval_ms = 15000, .horizon_ms = 300000,
+                                  .min_observations = 30, .half_life = 2000};
+  struct dw_adaptive a;
+  dw_adaptive_init(&a, &o);
+  learn(&a, 400, 4000, 0.5);
+  uint64_t at_one = dw_adaptive_next_age(&a, "w", 0, 0);
+  uint64_t scarce = dw_adaptive_next_age(&a, "w", 0, DW_PRICE_MIN_LEVEL);
+  assert_true(scarce > at_one); /* a scarce call waits for a surer answer */
+  uint64_t reprices = a.reprices, replans = a.replans;
+  for (int i = 0; i < 100; i++) {
+    assert_int_equal(dw_adaptive_next_age(&a, "w", 0, 0), at_one);
+    assert_int_equal(dw_adaptive_next_age(&a, "w", 0, DW_PRICE_MIN_LEVEL), scarce);
+  }
+  assert_int_equal(a.reprices, reprices);
+  assert_int_equal(a.replans, replans);
   dw_adaptive_cleanup(&a);
 }
 
@@ -444,6 +466,7 @@ int main(void)
       cmocka_unit_test(test_degenerate),
       cmocka_unit_test(test_bisection_meets_target),
       cmocka_unit_test(test_price_replans),
+      cmocka_unit_test(test_two_prices_in_turn),
       cmocka_unit_test(test_ready_age),
       cmocka_unit_test(test_price_backlog),
       cmocka_unit_test(test_price_due),

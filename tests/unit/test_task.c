@@ -151,7 +151,7 @@ static void test_next_delay_plan(void **state)
   for (unsigned i = 0; i < 200; i++)
     dw_adaptive_observe(&f->adaptive, "7", 9000 + (i % 10) * 100, 10000 + (i % 10) * 100);
   f->env.use_plan = 1;
-  const struct dw_readiness *m = dw_adaptive_model(&f->adaptive, "7");
+  const struct dw_readiness *m = dw_adaptive_model(&f->adaptive, "7", 0);
   assert_non_null(m);
   assert_true(m->plan_len > 0);
   uint64_t last = m->plan[m->plan_len - 1];
@@ -160,14 +160,14 @@ static void test_next_delay_plan(void **state)
   assert_int_equal(dw_task_next_delay(&f->t, last + 10, &f->env), 0);
   /* A young task: the next planned age, less its age. */
   dw_task_init(&f->t, T0, 0, DEADLINE);
-  uint64_t next = dw_adaptive_next_age(&f->adaptive, "7", 0);
+  uint64_t next = dw_adaptive_next_age(&f->adaptive, "7", 0, 0);
   assert_true(next > 0);
   assert_int_equal(dw_task_next_delay(&f->t, T0, &f->env), next);
   /* Polled once already and older than the plan: what the plan says after its age (not at
    * once, as for a task never polled). */
   f->t.pending_answers = 1;
   f->t.created_at = T0 - last - 1;
-  next = dw_adaptive_next_age(&f->adaptive, "7", last + 1);
+  next = dw_adaptive_next_age(&f->adaptive, "7", last + 1, 0);
   assert_int_equal(dw_task_next_delay(&f->t, T0, &f->env), next > last + 1 ? next - last - 1 : 0);
   assert_true(dw_task_next_delay(&f->t, T0, &f->env) > 0);
 }
