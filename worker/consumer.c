@@ -927,7 +927,8 @@ const char *dw_consumer_topic(const struct dw_consumer *c)
 
 rd_kafka_consumer_group_metadata_t *dw_consumer_group_metadata(struct dw_consumer *c)
 {
-  return rd_kafka_consumer_group_metadata(c->rk);
+  rd_kafka_t *rk = client(c);
+  return rk ? rd_kafka_consumer_group_metadata(rk) : NULL;
 }
 
 /* -------------------------------------------------------------------------------------------

@@ -257,8 +257,12 @@ int dw_producer_txn_commit(struct dw_producer *p, struct dw_consumer *c,
     return DW_ENOMEM;
   /* Offsets only with a fresh commit: one that timed out resumes with those it has. */
   if (n > 0 && p->txn.pending == TXN_NONE) {
-    t->offsets = dw_kafka_offsets_list(dw_consumer_topic(c), partitions, offsets, metadata, n);
     t->group = dw_consumer_group_metadata(c);
+    if (!t->group) { /* the consumer has left its group: not started, nothing changed */
+      free(t);
+      return DW_EIO;
+    }
+    t->offsets = dw_kafka_offsets_list(dw_consumer_topic(c), partitions, offsets, metadata, n);
   }
   return txn_start(p, t, done, arg);
 }

@@ -105,7 +105,8 @@ struct dw_consumer;
 struct rd_kafka_consumer_group_metadata_s;
 
 /* For the producer's exactly-once commit: the input topic, and the consumer's group metadata
- * (the caller destroys it with rd_kafka_consumer_group_metadata_destroy). */
+ * (the caller destroys it with rd_kafka_consumer_group_metadata_destroy; NULL once the consumer
+ * is leaving its group or gone: its offsets can no longer be committed). */
 const char *dw_consumer_topic(const struct dw_consumer *c);
 struct rd_kafka_consumer_group_metadata_s *dw_consumer_group_metadata(struct dw_consumer *c);
 

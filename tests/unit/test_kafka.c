@@ -384,6 +384,11 @@ static void on_check(uv_check_t *chk)
   if (f->closed)
     return;
   f->lag = dw_consumer_lag(f->c, &f->assigned_now);
+  /* The exactly-once commit's group metadata: NULL once the group is left, never a read of a
+   * destroyed client. */
+  rd_kafka_consumer_group_metadata_t *g = dw_consumer_group_metadata(f->c);
+  if (g)
+    rd_kafka_consumer_group_metadata_destroy(g);
   dw_consumer_pause_all(f->c, 1);
   dw_consumer_hold(f->c, 0, 1, 1);
   dw_consumer_hold(f->c, 0, 1, 0);
