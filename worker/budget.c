@@ -17,11 +17,22 @@ void dw_budget_init(struct dw_budget *b, int by_partitions, int have_store, uint
   b->retry_ms = DW_BUDGET_RETRY_MIN_MS;
 }
 
+/* Whether the store may not know every call in the window ending at now_ms. It does not know
+ * the calls this replica made without it; nor, after a fallback, those of the other replicas
+ * that fell back with it: they go on calling on their shares until their next ask, which comes
+ * at most DW_BUDGET_RETRY_MAX_MS after the store's return, and their last such call leaves the
+ * window one window later. The whole budget from the store before then adds to their shares. */
+static int store_blind(const struct dw_budget *b, uint64_t window_ms, uint64_t now_ms)
+{
+  if (b->last_local_ms && now_ms < b->last_local_ms + window_ms)
+    return 1;
+  return b->back_ms && now_ms < b->back_ms + DW_BUDGET_RETRY_MAX_MS + window_ms;
+}
+
 uint32_t dw_budget_ceiling(const struct dw_budget *b, int minute, uint32_t configured,
                            uint64_t window_ms, uint64_t now_ms)
 {
-  if (!b->by_partitions ||
-      (b->in_use && (!b->last_local_ms || now_ms >= b->last_local_ms + window_ms)))
+  if (!b->by_partitions || (b->in_use && !store_blind(b, window_ms, now_ms)))
     return configured;
   uint32_t share = dw_limiter_share(configured, b->assigned, b->total);
   if (configured && b->answer_ms && now_ms < b->answer_ms + window_ms) {
@@ -54,6 +65,8 @@ int dw_budget_on_store_answer(struct dw_budget *b, uint64_t now_ms, uint32_t oth
                               uint32_t others_minute)
 {
   int changed = !b->in_use;
+  if (changed && b->failures_total) /* back after a fallback, not the first answer */
+    b->back_ms = now_ms ? now_ms : 1;
   b->answer_ms = now_ms ? now_ms : 1;
   b->others[0] = others_second;
   b->others[1] = others_minute;

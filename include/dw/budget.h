@@ -5,7 +5,9 @@
  * (dw_limiter_share); with a store (limits.store) the replicas take their calls from one
  * budget kept there, and the store's failure (an error, or no answer within the timeout)
  * brings the share back at once, until the store answers again; the store does not know the
- * calls made meanwhile, so the share holds for one more window after the last of them. Going
+ * calls made meanwhile, so the share holds for one more window after the last of them, and
+ * after a fallback as long as the other replicas may still be calling on their shares (their
+ * next ask comes within DW_BUDGET_RETRY_MAX_MS of the store's return) and one window more. Going
  * the other way, the other replicas may have used more than their shares in the window before
  * the failure: for one window after the store's last answer the ceiling leaves them what that
  * answer said they had used. Pure: the caller passes the
@@ -30,6 +32,7 @@ struct dw_budget {
   size_t assigned, total; /* partitions: ours and the topic's (0: not known) */
   uint64_t last_local_ms; /* the last call made without the store's permit (0: none) */
   uint64_t answer_ms;     /* the store's last answer */
+  uint64_t back_ms;       /* the answer that ended the last fallback (0: none yet) */
   uint32_t others[2];     /* calls of others in the 1 s and the 60 s window, at that answer */
   uint64_t failures_total;
 };
@@ -38,9 +41,11 @@ void dw_budget_init(struct dw_budget *b, int by_partitions, int have_store, uint
 
 /* This replica's ceiling at now_ms for the configured limit of one window (minute 0: the 1 s
  * window, 1: the 60 s one; window_ms its length as the limiter sees it; configured 0:
- * unlimited): the whole of it when limits.share is whole, or while the store is in use and the
- * last call made without it has left the window; else its share of the partitions, and within
- * a window of the store's last answer no more than the others left of the whole (at least 1). */
+ * unlimited): the whole of it when limits.share is whole, or while the store is in use, the
+ * last call made without it has left the window and, after a fallback, DW_BUDGET_RETRY_MAX_MS
+ * and a window have passed since the store's return (the others that fell back are back on it
+ * by then); else its share of the partitions, and within a window of the store's last answer
+ * no more than the others left of the whole (at least 1). */
 uint32_t dw_budget_ceiling(const struct dw_budget *b, int minute, uint32_t configured,
                            uint64_t window_ms, uint64_t now_ms);
 
@@ -55,9 +60,10 @@ int dw_budget_set_partitions(struct dw_budget *b, size_t assigned, size_t total)
  * after its last failure is over (that ask is the probe that brings it back). */
 int dw_budget_ask_store(const struct dw_budget *b, uint64_t now_ms);
 
-/* The store answered (1 when it was not in use: the ceilings change), saying that others
- * (replicas, programs) made others_second and others_minute of the calls in its windows; or it
- * failed (1 when it was in use: the ceilings change). */
+/* The store answered (1 when it was not in use: the ceilings change; after a failure this is
+ * its return, back_ms), saying that others (replicas, programs) made others_second and
+ * others_minute of the calls in its windows; or it failed (1 when it was in use: the ceilings
+ * change). */
 int dw_budget_on_store_answer(struct dw_budget *b, uint64_t now_ms, uint32_t others_second,
                               uint32_t others_minute);
 int dw_budget_on_store_failure(struct dw_budget *b, uint64_t now_ms);
