@@ -17,7 +17,7 @@ want=("${build_pkgs[@]}")
 case "${1:-}" in
   "") ;;
   --quick) want+=("${quick_pkgs[@]}") ;;
-  --test) want+=("${test_pkgs[@]}") ;;
+  --test) want+=("${quick_pkgs[@]}" "${test_pkgs[@]}") ;; # the whole suite holds the quick tier
   *) echo "usage: deploy/setup.sh [--quick|--test]" >&2; exit 2 ;;
 esac
 
