@@ -266,10 +266,11 @@ static const struct option options[] = {
   INT("poll.min_interval_ms", poll.min_interval_ms, 250, 10, 3600000,
       "Adaptive schedule: never poll one task more often than this, in milliseconds."),
   FLOAT("poll.idle_budget_share", poll.idle_budget_share, 0.0, 0.0, 1.0,
-        "Adaptive schedule: while the calls of the last minute stay below this share of "
-        "feishu.rate_per_minute and no task waits for the budget, poll more often than "
-        "poll.latency_target_ms needs (up to 16 times the weight of latency) to answer sooner; "
-        "0 = never spend more than the target needs."),
+        "Adaptive schedule: while a tenant's calls of the last minute (the app's, for a "
+        "self-built app) stay below this share of its per-minute limit and none of its tasks "
+        "waits for the budget, poll its tasks more often than poll.latency_target_ms needs (up "
+        "to 16 times the weight of latency) to answer sooner; 0 = never spend more than the "
+        "target needs."),
   INT("poll.first_delay_ms", poll.first_delay_ms, 2000, 0, 3600000,
       "First poll this long after the event is taken, in milliseconds."),
   INT("poll.interval_ms", poll.interval_ms, 2000, 10, 3600000,
