@@ -7,7 +7,7 @@
 #
 # Checks the prerequisites (installs gnuplot-nox with apt-get when it is missing), builds
 # build/release, runs bench/bench.py and writes bench/results/results.md, results.json and
-# polling.png. A full run takes about 11 minutes on 2 cores, --quick under 3.
+# polling.png. A full run takes about 17 minutes on 2 cores, --quick under 3.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
