@@ -47,6 +47,8 @@ struct dw_consumer {
   void *then_arg;
   unsigned *holds;      /* per partition id: reasons to keep it paused */
   uint32_t *assign_seq; /* per partition id: bumped on each assign and revoke */
+  unsigned char *taken; /* per partition id: in the assignment we gave librdkafka; read instead
+                           of rd_kafka_assignment, which waits on the group handler */
   size_t nparts;
   /* Reads of committed offsets run on libuv's thread pool (rd_kafka_committed blocks); the
    * client outlives them. */
@@ -88,11 +90,15 @@ static int consumer_part(struct dw_consumer *c, int32_t id)
   uint32_t *q = realloc(c->assign_seq, n * sizeof(*q));
   if (q)
     c->assign_seq = q;
-  if (!h || !q)
+  unsigned char *t = realloc(c->taken, n);
+  if (t)
+    c->taken = t;
+  if (!h || !q || !t)
     return DW_ENOMEM;
   for (size_t i = c->nparts; i < n; i++) {
     c->holds[i] = 0;
     c->assign_seq[i] = 0;
+    c->taken[i] = 0;
   }
   c->nparts = n;
   return 0;
@@ -145,6 +151,7 @@ static void consumer_free(struct dw_consumer *c)
   if (c->revoking)
     rd_kafka_topic_partition_list_destroy(c->revoking);
   free(c->holds);
+  free(c->taken);
   free(c->assign_seq);
   free(c->lags);
   free(c->topic);
@@ -301,6 +308,23 @@ static void read_committed(struct dw_consumer *c, const int32_t *ids, size_t n, 
 
 static void partitions_changed(struct dw_consumer *c, int assign);
 
+/* Our copy of the assignment: the partitions given to librdkafka (on = 1) or taken back. */
+static void mark_taken(struct dw_consumer *c, const rd_kafka_topic_partition_list_t *parts,
+                       int on)
+{
+  for (int i = 0; parts && i < parts->cnt; i++) {
+    int32_t id = parts->elems[i].partition;
+    if (id >= 0 && (size_t)id < c->nparts)
+      c->taken[id] = (unsigned char)on;
+  }
+}
+
+static void untake_all(struct dw_consumer *c)
+{
+  if (c->nparts)
+    memset(c->taken, 0, c->nparts);
+}
+
 /* Takes the partitions (at the offsets set in the list, where read), and pauses or resumes
  * each explicitly, since librdkafka 2.0.2 keeps a partition's pause flag across revoke and
  * re-assign. */
@@ -320,6 +344,7 @@ static void take(struct dw_consumer *c, rd_kafka_topic_partition_list_t *parts)
   for (int i = 0; i < parts->cnt; i++)
     set_fetching(c->rk, c->topic, &parts->elems[i].partition, 1,
                  held(c, parts->elems[i].partition));
+  mark_taken(c, parts, 1);
   partitions_changed(c, 1);
 }
 
@@ -379,10 +404,13 @@ static void rebalance(struct dw_consumer *c, rd_kafka_resp_err_t err,
     if (!c->revoking) {
       /* Given up before anything is committed: to the handler they are lost. */
       dw_error("out of memory revoking partitions; giving them up at once");
-      if (c->revoke_cooperative)
+      if (c->revoke_cooperative) {
         rd_kafka_error_destroy(rd_kafka_incremental_unassign(c->rk, parts));
-      else
+        mark_taken(c, parts, 0);
+      } else {
         rd_kafka_assign(c->rk, NULL);
+        untake_all(c);
+      }
       if (n)
         c->h.on_revoke(c->h.arg, ids, n, 1); /* its dw_consumer_revoke_done does nothing */
       partitions_changed(c, 0);
@@ -408,8 +436,10 @@ void dw_consumer_revoke_done(struct dw_consumer *c)
       dw_error("incremental unassign failed: %s", rd_kafka_error_string(e));
       rd_kafka_error_destroy(e);
     }
+    mark_taken(c, parts, 0);
   } else {
     rd_kafka_assign(c->rk, NULL);
+    untake_all(c);
   }
   rd_kafka_topic_partition_list_destroy(parts);
   partitions_changed(c, 0);
@@ -472,14 +502,11 @@ struct count_read {
   size_t count;
 };
 
-static size_t assigned_count(struct dw_consumer *c)
+static size_t assigned_count(const struct dw_consumer *c)
 {
-  rd_kafka_topic_partition_list_t *l = NULL;
   size_t n = 0;
-  if (rd_kafka_assignment(c->rk, &l) == RD_KAFKA_RESP_ERR_NO_ERROR && l) {
-    n = (size_t)l->cnt;
-    rd_kafka_topic_partition_list_destroy(l);
-  }
+  for (size_t i = 0; i < c->nparts; i++)
+    n += c->taken[i];
   return n;
 }
 
@@ -724,8 +751,11 @@ fail:
 }
 
 /* The client, while its owner may have it asked: NULL once the group is left (librdkafka
- * 2.8.0's group handler no longer answers then, and rd_kafka_assignment would wait for ever)
- * and once it is destroyed, in the loop iteration before c is freed. */
+ * 2.8.0's group handler no longer answers then) and once it is destroyed, in the loop
+ * iteration before c is freed. Nothing asked of it on the loop waits for the group handler:
+ * the assignment is our own copy (taken), since rd_kafka_assignment waits for an answer that
+ * 2.0.2 no longer gives while the close is leaving the group, a moment before
+ * rd_kafka_consumer_closed says so. */
 static rd_kafka_t *client(const struct dw_consumer *c)
 {
   if (!c->rk || c->finishing || (c->close_q && rd_kafka_consumer_closed(c->rk)))
@@ -775,11 +805,26 @@ int dw_consumer_commit_then(struct dw_consumer *c, const int32_t *partitions,
   return DW_EIO;
 }
 
+/* The partitions we gave librdkafka, as a list (NULL: none, or no memory). */
+static rd_kafka_topic_partition_list_t *taken_list(const struct dw_consumer *c)
+{
+  int n = 0;
+  for (size_t i = 0; i < c->nparts; i++)
+    n += c->taken[i];
+  if (n == 0)
+    return NULL;
+  rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+  for (size_t i = 0; l && i < c->nparts; i++)
+    if (c->taken[i])
+      rd_kafka_topic_partition_list_add(l, c->topic, (int32_t)i);
+  return l;
+}
+
 void dw_consumer_pause_all(struct dw_consumer *c, int pause)
 {
   rd_kafka_topic_partition_list_t *l = NULL;
   c->paused = pause;
-  if (!client(c) || rd_kafka_assignment(c->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l)
+  if (!client(c) || !(l = taken_list(c)))
     return;
   if (pause) {
     if (l->cnt)
@@ -808,7 +853,7 @@ int64_t dw_consumer_lag(struct dw_consumer *c, size_t *assigned)
   rd_kafka_topic_partition_list_t *l = NULL;
   int64_t lag = 0;
   *assigned = 0;
-  if (!client(c) || rd_kafka_assignment(c->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l)
+  if (!client(c) || !(l = taken_list(c)))
     return 0;
   *assigned = (size_t)l->cnt;
   rd_kafka_position(c->rk, l);
