@@ -1133,6 +1133,7 @@ struct scan {
   char kinds[64];          /* open brackets: 'g' group, 'l' list or array */
   size_t lens[64];         /* path length before each opening */
   size_t depth;
+  int includes_only;       /* before libconfig reads the text: only check @include targets */
 };
 
 static int scan_text(struct load *ld, struct scan *sc, const char *file, const char *text,
@@ -1157,6 +1158,14 @@ static int scan_include(struct load *ld, struct scan *sc, const char *file, int 
   fp = fopen(path, "r");
   if (!fp)
     return fail_at(ld, file, line, "cannot open %s: %s", path, strerror(errno));
+  /* libconfig 1.5's scanner ends the process (exit 2) when it cannot read an included file,
+   * a directory (@include "" names the file's own) among them, and would wait for ever on a
+   * pipe: only regular files are let through to it. */
+  struct stat st;
+  if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+    fclose(fp);
+    return fail_at(ld, file, line, "@include \"%s\": %s is not a regular file", name, path);
+  }
   rc = read_config_text(fp, &text, &len);
   fclose(fp);
   if (rc == DW_ENOMEM)
@@ -1315,7 +1324,7 @@ static int scan_text(struct load *ld, struct scan *sc, const char *file, const c
                 ((*p == '-' || *p == '+') && (p[-1] == 'e' || p[-1] == 'E'));
            p++)
         ;
-      if (wide_literal(start, p, &value, &overflow)) {
+      if (!sc->includes_only && wide_literal(start, p, &value, &overflow)) {
         int rc = add_wide(ld, sc, file, line, start, p, value, overflow);
         if (rc)
           return rc;
@@ -1460,6 +1469,14 @@ static int load_file(struct load *ld, config_t *lc)
     if (!dir[0])
       dw_strlcpy(dir, "/", dirsize);
     config_set_include_dir(lc, dir);
+  }
+  /* The files it includes are looked at first: libconfig must only ever read regular files. */
+  memset(&sc, 0, sizeof(sc));
+  sc.includes_only = 1;
+  rc = scan_text(ld, &sc, NULL, text, 0);
+  if (rc) {
+    free(text);
+    return rc;
   }
   rc = config_read_string(lc, text);
   if (rc != CONFIG_TRUE) {

@@ -1144,6 +1144,42 @@ static void test_include_relative(void **state)
   rmdir(dir);
 }
 
+/* An @include of something that is not a regular file is refused with its name: libconfig
+ * 1.5's scanner ended the process (exit 2, "input in flex scanner failed") on a directory, the
+ * including file's own for @include "" (fuzz.run found it), and would wait on a pipe. */
+static void test_include_not_a_file(void **state)
+{
+  char dir[] = "/tmp/dw_test_configdirXXXXXX";
+  char main_path[128], sub[128];
+  struct dw_config cfg;
+  char err[ERRLEN];
+  FILE *fp;
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  snprintf(main_path, sizeof(main_path), "%s/worker.conf", dir);
+  snprintf(sub, sizeof(sub), "%s/conf.d", dir);
+  assert_int_equal(mkdir(sub, 0700), 0);
+  static const char *const texts[] = {"@include \"\"\n", "@include \"conf.d\"\n",
+                                      "kafka = {\n  @include \"conf.d\"\n};\n"};
+  static const char *const names[] = {"", "conf.d", "conf.d"};
+  for (size_t i = 0; i < 3; i++) {
+    fp = fopen(main_path, "w");
+    assert_non_null(fp);
+    fputs(texts[i], fp);
+    fclose(fp);
+    dw_config_init(&cfg);
+    assert_int_not_equal(dw_config_load(&cfg, main_path, minimal_env, err, sizeof(err)), 0);
+    char want[512];
+    snprintf(want, sizeof(want), "%s:%d: @include \"%s\": %s/%s is not a regular file",
+             main_path, i == 2 ? 2 : 1, names[i], dir, names[i]);
+    assert_string_equal(err, want);
+    dw_config_cleanup(&cfg);
+  }
+  unlink(main_path);
+  rmdir(sub);
+  rmdir(dir);
+}
+
 /* The value and origin of property name in scope (NULL when not set). */
 static const struct dw_config_property *scoped(const struct dw_config *cfg,
                                                enum dw_config_scope scope, const char *name)
@@ -1291,6 +1327,7 @@ int main(void)
     cmocka_unit_test_teardown(test_print_secret_file, teardown),
     cmocka_unit_test_teardown(test_print_reference, teardown),
     cmocka_unit_test_teardown(test_include_relative, teardown),
+    cmocka_unit_test_teardown(test_include_not_a_file, teardown),
     cmocka_unit_test_teardown(test_wide_integers, teardown),
     cmocka_unit_test_teardown(test_wide_integers_include, teardown),
     cmocka_unit_test_teardown(test_base_url, teardown),
