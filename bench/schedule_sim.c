@@ -583,20 +583,15 @@ int main(int argc, char **argv)
       median = arg_double(argv[4], median);
     return curve(argv[2]);
   }
-  if (argc > 1 && strcmp(argv[1], "--cold") == 0) {
+  if (argc > 1 && (strcmp(argv[1], "--cold") == 0 || strcmp(argv[1], "--backlog") == 0)) {
     if (argc > 2)
       sigma = arg_double(argv[2], sigma);
     if (argc > 3)
       median = arg_double(argv[3], median);
-    cold();
-    return 0;
-  }
-  if (argc > 1 && strcmp(argv[1], "--backlog") == 0) {
-    if (argc > 2)
-      sigma = arg_double(argv[2], sigma);
-    if (argc > 3)
-      median = arg_double(argv[3], median);
-    backlog();
+    if (strcmp(argv[1], "--cold") == 0)
+      cold();
+    else
+      backlog();
     return 0;
   }
   if (argc > 4 && strcmp(argv[1], "--optimal") == 0) {

@@ -1111,25 +1111,26 @@ static void test_print_reference(void **state)
   free(text);
 }
 
+static void put_file(const char *path, const char *text)
+{
+  FILE *fp = fopen(path, "w");
+  assert_non_null(fp);
+  fputs(text, fp);
+  fclose(fp);
+}
+
 static void test_include_relative(void **state)
 {
   char dir[] = "/tmp/dw_test_configdirXXXXXX";
   char main_path[128], inc_path[128];
   struct dw_config cfg;
   char err[ERRLEN];
-  FILE *fp;
   (void)state;
   assert_non_null(mkdtemp(dir));
   snprintf(main_path, sizeof(main_path), "%s/worker.conf", dir);
   snprintf(inc_path, sizeof(inc_path), "%s/kafka.conf", dir);
-  fp = fopen(inc_path, "w");
-  assert_non_null(fp);
-  fputs("kafka = {\n  group_id = \"from-include\";\n  dlq_topic = 5;\n};\n", fp);
-  fclose(fp);
-  fp = fopen(main_path, "w");
-  assert_non_null(fp);
-  fputs("@include \"kafka.conf\"\n", fp);
-  fclose(fp);
+  put_file(inc_path, "kafka = {\n  group_id = \"from-include\";\n  dlq_topic = 5;\n};\n");
+  put_file(main_path, "@include \"kafka.conf\"\n");
   dw_config_init(&cfg);
   assert_int_not_equal(dw_config_load(&cfg, main_path, minimal_env, err, sizeof(err)), 0);
   {
@@ -1150,32 +1151,28 @@ static void test_include_relative(void **state)
 static void test_include_not_a_file(void **state)
 {
   char dir[] = "/tmp/dw_test_configdirXXXXXX";
-  char main_path[128], sub[128];
-  struct dw_config cfg;
-  char err[ERRLEN];
-  FILE *fp;
+  char path[128], sub[128];
   (void)state;
   assert_non_null(mkdtemp(dir));
-  snprintf(main_path, sizeof(main_path), "%s/worker.conf", dir);
+  snprintf(path, sizeof(path), "%s/worker.conf", dir);
   snprintf(sub, sizeof(sub), "%s/conf.d", dir);
   assert_int_equal(mkdir(sub, 0700), 0);
   static const char *const texts[] = {"@include \"\"\n", "@include \"conf.d\"\n",
                                       "kafka = {\n  @include \"conf.d\"\n};\n"};
   static const char *const names[] = {"", "conf.d", "conf.d"};
   for (size_t i = 0; i < 3; i++) {
-    fp = fopen(main_path, "w");
-    assert_non_null(fp);
-    fputs(texts[i], fp);
-    fclose(fp);
+    struct dw_config cfg;
+    char err[ERRLEN];
+    put_file(path, texts[i]);
     dw_config_init(&cfg);
-    assert_int_not_equal(dw_config_load(&cfg, main_path, minimal_env, err, sizeof(err)), 0);
+    assert_int_not_equal(dw_config_load(&cfg, path, minimal_env, err, sizeof(err)), 0);
     char want[512];
-    snprintf(want, sizeof(want), "%s:%d: @include \"%s\": %s/%s is not a regular file",
-             main_path, i == 2 ? 2 : 1, names[i], dir, names[i]);
+    snprintf(want, sizeof(want), "%s:%d: @include \"%s\": %s/%s is not a regular file", path,
+             i == 2 ? 2 : 1, names[i], dir, names[i]);
     assert_string_equal(err, want);
     dw_config_cleanup(&cfg);
   }
-  unlink(main_path);
+  unlink(path);
   rmdir(sub);
   rmdir(dir);
 }

@@ -236,15 +236,22 @@ static void test_bisection_meets_target(void **state)
   }
 }
 
-static void test_price_replans(void **state)
+/* A model at the default target that has learned log-normal readiness (median 4 s, sigma
+ * 0.5) from 400 tasks. */
+static void learned_model(struct dw_adaptive *a)
 {
-  (void)state;
   struct dw_adaptive_options o = {.latency_target_ms = 2000, .min_interval_ms = 250,
                                   .max_interval_ms = 15000, .horizon_ms = 300000,
                                   .min_observations = 30, .half_life = 2000};
+  dw_adaptive_init(a, &o);
+  learn(a, 400, 4000, 0.5);
+}
+
+static void test_price_replans(void **state)
+{
+  (void)state;
   struct dw_adaptive a;
-  dw_adaptive_init(&a, &o);
-  learn(&a, 400, 4000, 0.5);
+  learned_model(&a);
   const struct dw_readiness *m = dw_adaptive_model(&a, "w", 0);
   assert_non_null(m);
   double calls = m->plan_calls, p50 = m->plan_p50_ms;
@@ -277,12 +284,8 @@ static void test_price_replans(void **state)
 static void test_two_prices_in_turn(void **state)
 {
   (void)state;
-  struct dw_adaptive_options o = {.latency_target_ms = 2000, .min_interval_ms = 250,
-                                  .max_interval_ms = 15000, .horizon_ms = 300000,
-                                  .min_observations = 30, .half_life = 2000};
   struct dw_adaptive a;
-  dw_adaptive_init(&a, &o);
-  learn(&a, 400, 4000, 0.5);
+  learned_model(&a);
   uint64_t at_one = dw_adaptive_next_age(&a, "w", 0, 0);
   uint64_t scarce = dw_adaptive_next_age(&a, "w", 0, DW_PRICE_MIN_LEVEL);
   assert_true(scarce > at_one); /* a scarce call waits for a surer answer */
