@@ -808,9 +808,7 @@ int dw_consumer_commit_then(struct dw_consumer *c, const int32_t *partitions,
 /* The partitions we gave librdkafka, as a list (NULL: none, or no memory). */
 static rd_kafka_topic_partition_list_t *taken_list(const struct dw_consumer *c)
 {
-  int n = 0;
-  for (size_t i = 0; i < c->nparts; i++)
-    n += c->taken[i];
+  int n = (int)assigned_count(c);
   if (n == 0)
     return NULL;
   rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);

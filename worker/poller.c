@@ -8,7 +8,6 @@
  * out what it decides. */
 #include "dw/poller.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,10 +239,11 @@ static double gauge_call_price(void *arg)
   struct dw_poller *p = arg;
   if (!p->opt.adaptive || !p->lanes)
     return 1;
-  int level = DW_PRICE_MAX_LEVEL;
-  for (const struct lane *l = p->lanes; l; l = l->next)
-    level = DW_MIN(level, l->price.level);
-  return ldexp(1.0, level);
+  const struct lane *scarcest = p->lanes;
+  for (const struct lane *l = p->lanes->next; l; l = l->next)
+    if (l->price.level < scarcest->price.level)
+      scarcest = l;
+  return dw_price_factor(&scarcest->price);
 }
 
 static void register_metrics(struct dw_poller *p, struct dw_metrics *r)
