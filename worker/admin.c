@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "dw/common.h"
+#include "dw/hostport.h"
 #include "dw/log.h"
 #include "dw/text.h"
 
@@ -425,54 +426,37 @@ static void on_handle_closed(uv_handle_t *handle)
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, char *err,
                         size_t errlen)
 {
-  char host[128];
-  const char *colon = listen ? strrchr(listen, ':') : NULL;
-  const char *h;
-  size_t hostlen;
-  if (!colon || colon == listen) {
+  struct dw_hostport hp;
+  enum dw_hostport_error e = dw_hostport_parse(listen, &hp);
+  if (e == DW_HOSTPORT_OK && !hp.host[0])
+    e = DW_HOSTPORT_FORM;
+  switch (e) {
+  case DW_HOSTPORT_OK:
+    break;
+  case DW_HOSTPORT_PORT:
+    snprintf(err, errlen, "admin listen address \"%s\": port must be 0-65535", listen);
+    return DW_EINVAL;
+  case DW_HOSTPORT_V6:
+    snprintf(err, errlen, "admin listen address \"%s\": must be [IPv6]:port", listen);
+    return DW_EINVAL;
+  default:
     snprintf(err, errlen, "admin listen address \"%s\": must be host:port",
              listen ? listen : "(null)");
     return DW_EINVAL;
   }
-  h = listen;
-  hostlen = (size_t)(colon - listen);
-  if (listen[0] == '[') {
-    if (hostlen < 3 || listen[hostlen - 1] != ']') {
-      snprintf(err, errlen, "admin listen address \"%s\": must be [IPv6]:port", listen);
-      return DW_EINVAL;
-    }
-    h++;
-    hostlen -= 2;
-  }
-  if (hostlen >= sizeof(host)) {
-    snprintf(err, errlen, "admin listen address \"%s\": host too long", listen);
-    return DW_EINVAL;
-  }
-  memcpy(host, h, hostlen);
-  host[hostlen] = '\0';
-
-  const char *p = colon + 1;
-  char *end;
-  errno = 0;
-  long port = strtol(p, &end, 10);
-  if (*p < '0' || *p > '9' || errno != 0 || *end != '\0' || port < 0 || port > 65535) {
-    snprintf(err, errlen, "admin listen address \"%s\": port must be 0-65535", listen);
-    return DW_EINVAL;
-  }
-
   memset(ss, 0, sizeof(*ss));
   struct sockaddr_in *sin = (struct sockaddr_in *)ss;
   struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-  if (listen[0] != '[' && strcmp(host, "localhost") == 0) {
+  if (!hp.bracketed && strcmp(hp.host, "localhost") == 0) {
     sin->sin_family = AF_INET;
     sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sin->sin_port = htons((uint16_t)port);
-  } else if (listen[0] != '[' && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+    sin->sin_port = htons(hp.port);
+  } else if (!hp.bracketed && inet_pton(AF_INET, hp.host, &sin->sin_addr) == 1) {
     sin->sin_family = AF_INET;
-    sin->sin_port = htons((uint16_t)port);
-  } else if (listen[0] == '[' && inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+    sin->sin_port = htons(hp.port);
+  } else if (hp.bracketed && inet_pton(AF_INET6, hp.host, &sin6->sin6_addr) == 1) {
     sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons((uint16_t)port);
+    sin6->sin6_port = htons(hp.port);
   } else {
     snprintf(err, errlen,
              "admin listen address \"%s\": host must be an IPv4 address, [IPv6 address] "

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "dw/common.h"
+#include "dw/hostport.h"
 #include "dw/http.h"
 #include "dw/properties.h"
 
@@ -658,58 +659,39 @@ static const char *check_kafka_id(char *value)
 /* redis://HOST:PORT (HOST a name, an IPv4 address or [IPv6]), or "". */
 static const char *check_store(char *value)
 {
-  static const char form[] = "must be redis://HOST:PORT (like redis://127.0.0.1:6379) or empty";
-  const char *hp;
-  const char *colon;
-  char *end;
-  long long port;
+  struct dw_hostport hp;
   if (!value[0])
     return NULL;
   if (strncmp(value, "redis://", 8) != 0)
-    return form;
-  hp = value + 8;
-  colon = strrchr(hp, ':');
-  if (!colon || colon == hp || colon - hp > 255)
-    return form;
-  for (const char *c = hp; c < colon; c++)
-    if ((unsigned char)*c <= ' ' || *c == '/' || *c == '@' || *c == 0x7f)
-      return form;
-  errno = 0;
-  port = strtoll(colon + 1, &end, 10);
-  if (errno || end == colon + 1 || *end || port < 1 || port > 65535)
+    return "must be redis://HOST:PORT (like redis://127.0.0.1:6379) or empty";
+  switch (dw_hostport_parse(value + 8, &hp)) {
+  case DW_HOSTPORT_OK:
+    if (hp.host[0] && hp.port > 0)
+      return NULL;
+    return hp.host[0] ? "must end with a port between 1 and 65535 (redis://HOST:PORT)"
+                      : "must be redis://HOST:PORT (like redis://127.0.0.1:6379) or empty";
+  case DW_HOSTPORT_PORT:
     return "must end with a port between 1 and 65535 (redis://HOST:PORT)";
-  return NULL;
+  case DW_HOSTPORT_V6:
+    return "must put an IPv6 address in brackets (like redis://[::1]:6379)";
+  default:
+    return "must be redis://HOST:PORT (like redis://127.0.0.1:6379) or empty";
+  }
 }
 
 static const char *check_listen(char *value)
 {
-  const char *colon = strrchr(value, ':');
-  const char *p;
-  char *end;
-  long long port;
-  size_t hostlen;
-  if (!colon)
-    return "must be host:port (like 0.0.0.0:9464 or [::]:9464)";
-  hostlen = (size_t)(colon - value);
-  if (hostlen == 0)
-    return "must be host:port (like 0.0.0.0:9464 or [::]:9464)";
-  if (value[0] == '[') {
-    if (hostlen < 3 || value[hostlen - 1] != ']')
-      return "must be host:port (like 0.0.0.0:9464 or [::]:9464)";
-  } else if (memchr(value, ':', hostlen)) {
+  struct dw_hostport hp;
+  switch (dw_hostport_parse(value, &hp)) {
+  case DW_HOSTPORT_OK:
+    return hp.host[0] ? NULL : "must be host:port (like 0.0.0.0:9464 or [::]:9464)";
+  case DW_HOSTPORT_PORT:
+    return "must end with a port number 0-65535";
+  case DW_HOSTPORT_V6:
     return "must put an IPv6 address in brackets (like [::1]:9464)";
+  default:
+    return "must be host:port (like 0.0.0.0:9464 or [::]:9464)";
   }
-  for (p = value; p < colon; p++)
-    if ((unsigned char)*p <= ' ' || *p == 0x7f)
-      return "must be host:port (like 0.0.0.0:9464 or [::]:9464)";
-  p = colon + 1;
-  if (!isdigit((unsigned char)*p))
-    return "must end with a port number 0-65535";
-  errno = 0;
-  port = strtoll(p, &end, 10);
-  if (errno != 0 || *end != '\0' || port < 0 || port > 65535)
-    return "must end with a port number 0-65535";
-  return NULL;
 }
 
 static const char *check_topic(char *value)

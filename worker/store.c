@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "dw/common.h"
+#include "dw/hostport.h"
 #include "dw/log.h"
 
 #ifdef DW_HAVE_HIREDIS
@@ -324,31 +325,20 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
 int dw_store_new(struct dw_store **out, uv_loop_t *loop, const char *url, uint64_t timeout_ms,
                  dw_store_ready_cb on_ready, void *arg, char *err, size_t errlen)
 {
-  const char *hp, *colon;
-  size_t hostlen;
+  struct dw_hostport hp;
   struct dw_store *s;
-  if (strncmp(url, "redis://", 8) != 0 || !(colon = strrchr(hp = url + 8, ':')) ||
-      colon == hp || strlen(colon + 1) == 0 || strlen(colon + 1) > 5) {
+  if (strncmp(url, "redis://", 8) != 0 || dw_hostport_parse(url + 8, &hp) != DW_HOSTPORT_OK ||
+      !hp.host[0] || hp.port == 0) {
     snprintf(err, errlen, "limits.store: %s is not redis://HOST:PORT", url);
     return DW_EINVAL;
-  }
-  hostlen = (size_t)(colon - hp);
-  if (hp[0] == '[' && hostlen >= 2 && colon[-1] == ']') { /* [v6addr] */
-    hp++;
-    hostlen -= 2;
   }
   s = calloc(1, sizeof(*s));
   if (!s) {
     snprintf(err, errlen, "out of memory");
     return DW_ENOMEM;
   }
-  if (hostlen >= sizeof(s->host)) {
-    free(s);
-    snprintf(err, errlen, "limits.store: the host name is too long");
-    return DW_EINVAL;
-  }
-  memcpy(s->host, hp, hostlen);
-  dw_strlcpy(s->port, colon + 1, sizeof(s->port));
+  memcpy(s->host, hp.host, sizeof(s->host));
+  snprintf(s->port, sizeof(s->port), "%u", (unsigned)hp.port);
   s->loop = loop;
   s->timeout_ms = timeout_ms;
   s->on_ready = on_ready;

@@ -2,25 +2,20 @@
  * container's HEALTHCHECK in an image with no shell and no HTTP client. The address is the one
  * given (--address), else admin.listen of the file given (-c), else of the environment
  * (DELIVERY_WORKER_ADMIN_LISTEN), else admin.listen's default; a wildcard host (0.0.0.0, ::,
- * empty) is asked on loopback. The answer must come within a short deadline. The parsing is
- * pure (dw_healthcheck_target, dw_healthcheck_status); dw_healthcheck_main does the one
- * blocking exchange in its own short-lived process, never on the worker's loop. */
+ * empty) is asked on loopback. The answer must come within a short deadline. The address's
+ * parsing is pure (dw_healthcheck_target); dw_healthcheck_main does the one blocking libcurl
+ * transfer in its own short-lived process, never on the worker's loop. */
 #ifndef DW_HEALTHCHECK_H
 #define DW_HEALTHCHECK_H
 
 #include <stddef.h>
 #include <stdio.h>
 
-/* Splits a listen address ("host:port", "[v6]:port", ":port") into the host to connect to and
- * the port, with a wildcard or empty host replaced by loopback of its family. 0, or DW_EINVAL
- * when the address has no port or a part does not fit. */
+/* Splits a listen address ("host:port", "[v6]:port", ":port"; dw/hostport.h) into the host to
+ * connect to and the port, with a wildcard or empty host replaced by loopback of its family.
+ * 0, or DW_EINVAL when the address is not HOST:PORT or a part does not fit. */
 int dw_healthcheck_target(const char *listen, char *host, size_t hostlen, char *port,
                           size_t portlen);
-
-/* The status code of an HTTP/1.x answer's status line (the first len bytes of buf, which
- * need not hold the whole answer), or DW_EAGAIN when the line is not complete yet, or
- * DW_EINVAL when it is not an HTTP/1.x status line. */
-int dw_healthcheck_status(const char *buf, size_t len);
 
 /* The subcommand: argv[0] is "healthcheck". Prints one line (the URL and the outcome) and
  * returns the process's exit status: 0 healthy (200), 1 not (another status, refused, timed

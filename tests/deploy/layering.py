@@ -27,8 +27,9 @@ INCLUDES = {
     # (replay, redrive, preflight and what they share) talk to the cluster once and exit, off any loop.
     "librdkafka/rdkafka.h": KAFKA + ("oidc.c",) + OFFLINE,
     # The HTTP client; oidc.c fetches Kafka's OAUTHBEARER token with one easy transfer on
-    # librdkafka's background thread, never on the loop.
-    "curl/curl.h": ("http.c", "oidc.c"),
+    # librdkafka's background thread, never on the loop; healthcheck.c is its own short-lived
+    # process with one easy transfer and no loop.
+    "curl/curl.h": ("http.c", "oidc.c", "healthcheck.c"),
     # The JSON codec (events, answers, results, token answers, the JSON helpers) and the reader
     # of librdkafka's statistics.
     "cjson/cJSON.h": ("json.c", "event.c", "answer.c", "result.c", "auth.c", "kstats.c"),
