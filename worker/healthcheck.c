@@ -87,6 +87,9 @@ static int ask(const char *url, long timeout_ms, char *why, size_t whylen)
     long code = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     rc = (int)code;
+  } else if (res == CURLE_WEIRD_SERVER_REPLY || res == CURLE_UNSUPPORTED_PROTOCOL) {
+    rc = DW_EIO; /* libcurl's "Received HTTP/0.9 when not allowed" for an answer that is not HTTP */
+    snprintf(why, whylen, "the answer is not HTTP");
   } else {
     rc = res == CURLE_OPERATION_TIMEDOUT ? DW_ETIMEDOUT : DW_EIO;
     snprintf(why, whylen, "%s", errbuf[0] ? errbuf : curl_easy_strerror(res));
@@ -148,7 +151,11 @@ int dw_healthcheck_main(int argc, char **argv)
   if (!address)
     address = env && env[0] ? env : cfg.admin.listen;
   if (dw_healthcheck_target(address, host, sizeof(host), port, sizeof(port)) < 0) {
-    fprintf(stderr, "delivery-worker healthcheck: \"%s\" is not HOST:PORT\n", address);
+    struct dw_hostport hp;
+    fprintf(stderr, "delivery-worker healthcheck: \"%s\" is not HOST:PORT%s\n", address,
+            dw_hostport_parse(address, &hp) == DW_HOSTPORT_V6
+                ? " (an IPv6 address goes in brackets, like [::1]:9464)"
+                : "");
     goto out;
   }
   char url[320], why[CURL_ERROR_SIZE + 64] = "";

@@ -2,9 +2,14 @@
 
 #include <string.h>
 
-static int host_char_ok(unsigned char c)
+/* A name, an IPv4 address, or in brackets an IPv6 address with its zone ("fe80::1%eth0"). Every
+ * other character is refused, so that no host can change the meaning of a URL it is put in. */
+static int host_char_ok(unsigned char c, int bracketed)
 {
-  return c > ' ' && c != 0x7f && c != '/' && c != '@' && c != '[' && c != ']';
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+      c == '-' || c == '_')
+    return 1;
+  return bracketed && (c == ':' || c == '%');
 }
 
 enum dw_hostport_error dw_hostport_parse(const char *text, struct dw_hostport *out)
@@ -31,11 +36,11 @@ enum dw_hostport_error dw_hostport_parse(const char *text, struct dw_hostport *o
   }
   if (len >= sizeof(out->host))
     return DW_HOSTPORT_FORM;
-  for (size_t i = 0; i < len; i++)
-    if (!host_char_ok((unsigned char)host[i]))
-      return DW_HOSTPORT_FORM;
   if (!out->bracketed && memchr(host, ':', len))
     return DW_HOSTPORT_V6;
+  for (size_t i = 0; i < len; i++)
+    if (!host_char_ok((unsigned char)host[i], out->bracketed))
+      return DW_HOSTPORT_FORM;
   const char *p = colon + 1;
   unsigned long port = 0;
   if (!*p)

@@ -1,7 +1,8 @@
 /* HOST:PORT, as the configuration and the command line write an address: a name or an IPv4
- * address, or an IPv6 address in brackets, then a colon and a decimal port. One parser for
- * every address the worker reads (admin.listen, limits.store, healthcheck --address), so they
- * all accept and refuse the same texts. Pure. */
+ * address, or an IPv6 address in brackets, then a colon and a decimal port. One parser for the
+ * addresses the worker itself connects to or listens on (admin.listen, limits.store,
+ * healthcheck --address), so they all accept and refuse the same texts; kafka.brokers is
+ * librdkafka's to parse. Pure. */
 #ifndef DW_HOSTPORT_H
 #define DW_HOSTPORT_H
 
@@ -9,8 +10,9 @@
 
 enum dw_hostport_error {
   DW_HOSTPORT_OK = 0,
-  DW_HOSTPORT_FORM, /* no ":PORT", an unmatched bracket, or in the host a space, a control
-                       character, '/', '@' or 256 characters or more */
+  DW_HOSTPORT_FORM, /* no ":PORT", an unmatched bracket, an empty pair of brackets, or a host
+                       of 256 characters or more or with a character other than letters,
+                       digits, '.', '-', '_' (and in brackets ':' and '%' for a zone) */
   DW_HOSTPORT_V6,   /* an IPv6 address (a colon in the host) without brackets */
   DW_HOSTPORT_PORT, /* the port is not a decimal number from 0 to 65535 */
 };

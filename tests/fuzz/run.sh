@@ -51,8 +51,9 @@ sources() { # the worker modules each target links
   case $1 in
     codec|api) echo "worker/event.c worker/answer.c worker/result.c worker/auth.c worker/json.c" \
                     "worker/text.c worker/common.c" ;;
-    config) echo "worker/config.c worker/common.c worker/http.c worker/log.c worker/text.c" \
-                 "worker/properties.c worker/metrics.c" ;; # URL check, properties file, call timing
+    config) echo "worker/config.c worker/common.c worker/hostport.c worker/http.c worker/log.c" \
+                 "worker/text.c worker/properties.c worker/metrics.c" ;; # addresses, URL check,
+                                                                       # properties file, call timing
     offsetmap) echo "worker/offsetmap.c worker/common.c" ;;
   esac
 }

@@ -341,6 +341,9 @@ static void test_file_errors(void **state)
   expect_error("limits = { store = \"localhost:6379\"; };\n", minimal_env, 1,
                "limits.store must be redis://HOST:PORT (like redis://127.0.0.1:6379) or empty, "
                "got \"localhost:6379\"");
+  expect_error("limits = { store = \"redis://::1:6379\"; };\n", minimal_env, 1,
+               "limits.store must put an IPv6 address in brackets (like redis://[::1]:6379), got "
+               "\"redis://::1:6379\"");
   expect_error("limits = { store = \"redis://h:0\"; };\n", minimal_env, 1,
                "limits.store must end with a port between 1 and 65535 (redis://HOST:PORT), got "
                "\"redis://h:0\"");

@@ -1,6 +1,7 @@
 /* Unit tests of `delivery-worker healthcheck`: the address it asks (a wildcard listen address
- * becomes loopback, IPv6 in brackets) and the exit status against a local server that answers
- * 200, answers 503, answers what is not HTTP, or accepts and never answers (the deadline). */
+ * becomes loopback, IPv6 in brackets), and the exit status and printed line against a local
+ * server that answers 200, answers 503, answers what is not HTTP, or accepts and never answers
+ * (the deadline). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,6 +46,9 @@ static void test_target(void **state)
   assert_int_equal(dw_healthcheck_target("[::1:80", host, sizeof(host), port, sizeof(port)), DW_EINVAL);
   assert_int_equal(dw_healthcheck_target("h:123456789", host, sizeof(host), port, sizeof(port)), DW_EINVAL);
   assert_int_equal(dw_healthcheck_target(NULL, host, sizeof(host), port, sizeof(port)), DW_EINVAL);
+  /* IPv6 without brackets; a host that would move the URL's port ("127.0.0.1#:80" is port 80) */
+  assert_int_equal(dw_healthcheck_target("::1:9464", host, sizeof(host), port, sizeof(port)), DW_EINVAL);
+  assert_int_equal(dw_healthcheck_target("127.0.0.1#:18003", host, sizeof(host), port, sizeof(port)), DW_EINVAL);
 }
 
 /* A one-connection server on loopback: answers `reply` after reading the request, or nothing
@@ -87,12 +91,26 @@ static void server_start(struct server *s, const char *reply)
   assert_int_equal(pthread_create(&s->thread, NULL, serve, s), 0);
 }
 
-static int check(struct server *s, const char *timeout_ms)
+/* Runs the subcommand against s and returns its exit status, with the line it printed in out. */
+static int check(struct server *s, const char *timeout_ms, char *out, size_t outlen)
 {
   char address[32];
   snprintf(address, sizeof(address), "0.0.0.0:%s", s->port);
   char *argv[] = {"healthcheck", "--address", address, "--timeout-ms", (char *)timeout_ms, NULL};
+  FILE *capture = tmpfile();
+  assert_non_null(capture);
+  fflush(stdout);
+  int saved = dup(STDOUT_FILENO);
+  assert_true(saved >= 0);
+  assert_true(dup2(fileno(capture), STDOUT_FILENO) >= 0);
   int rc = dw_healthcheck_main(5, argv);
+  fflush(stdout);
+  dup2(saved, STDOUT_FILENO);
+  close(saved);
+  rewind(capture);
+  size_t n = fread(out, 1, outlen - 1, capture);
+  out[n] = '\0';
+  fclose(capture);
   pthread_join(s->thread, NULL);
   close(s->fd);
   return rc;
@@ -102,20 +120,30 @@ static void test_exit_status(void **state)
 {
   (void)state;
   struct server s;
+  char line[512], want[128];
   server_start(&s, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n");
-  assert_int_equal(check(&s, "2000"), 0);
+  snprintf(want, sizeof(want), "healthy: http://127.0.0.1:%s/healthz answered 200\n", s.port);
+  assert_int_equal(check(&s, "2000", line, sizeof(line)), 0);
+  assert_string_equal(line, want);
   server_start(&s, "HTTP/1.1 503 Service Unavailable\r\n\r\n");
-  assert_int_equal(check(&s, "2000"), 1);
+  snprintf(want, sizeof(want), "unhealthy: http://127.0.0.1:%s/healthz answered 503\n", s.port);
+  assert_int_equal(check(&s, "2000", line, sizeof(line)), 1);
+  assert_string_equal(line, want);
   server_start(&s, "garbage\r\n");
-  assert_int_equal(check(&s, "2000"), 1);
+  snprintf(want, sizeof(want), "unhealthy: http://127.0.0.1:%s/healthz: the answer is not HTTP\n",
+           s.port);
+  assert_int_equal(check(&s, "2000", line, sizeof(line)), 1);
+  assert_string_equal(line, want);
   /* accepted, never answered: fails at the deadline, not later */
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   server_start(&s, NULL);
-  assert_int_equal(check(&s, "300"), 1);
+  assert_int_equal(check(&s, "300", line, sizeof(line)), 1);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
   assert_true(took >= 0.29 && took < 5.0);
+  assert_non_null(strstr(line, "unhealthy: http://127.0.0.1:"));
+  assert_non_null(strstr(line, "timed out")); /* libcurl's words for the deadline */
 }
 
 static void test_arguments(void **state)

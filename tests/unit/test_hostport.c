@@ -36,6 +36,8 @@ static void test_accepts(void **state)
   accepts("[fd00::1]:65535", "fd00::1", 65535, 1);
   accepts(":8080", "", 8080, 0);
   accepts("h:00080", "h", 80, 0);
+  accepts("[fe80::1%eth0]:9464", "fe80::1%eth0", 9464, 1);
+  accepts("worker_1:9464", "worker_1", 9464, 0);
 }
 
 static void test_refuses(void **state)
@@ -54,6 +56,12 @@ static void test_refuses(void **state)
   assert_int_equal(parse("h/x:80"), DW_HOSTPORT_FORM);
   assert_int_equal(parse("h]:80"), DW_HOSTPORT_FORM);
   assert_int_equal(parse("h\t:80"), DW_HOSTPORT_FORM);
+  /* nothing that would change a URL the host is put in */
+  assert_int_equal(parse("127.0.0.1#:80"), DW_HOSTPORT_FORM);
+  assert_int_equal(parse("x?y:80"), DW_HOSTPORT_FORM);
+  assert_int_equal(parse("x\\y:80"), DW_HOSTPORT_FORM);
+  assert_int_equal(parse("x%41:80"), DW_HOSTPORT_FORM);
+  assert_int_equal(parse("[::1/64]:80"), DW_HOSTPORT_FORM);
   assert_int_equal(parse(long_host), DW_HOSTPORT_FORM);
   long_host[255] = ':';
   long_host[256] = '\0';
