@@ -218,12 +218,15 @@ run_test() {
   done
   "$here/kafka-image.sh"
   "$here/prometheus-image.sh"
-  local t0=$SECONDS ctx=${DW_E2E_CONTEXT:-$root}
+  local t0=$SECONDS ctx=${DW_E2E_CONTEXT:-$root} commit
+  commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
   # --network host: apt in the build reaches Debian's mirror as this machine does.
   DOCKER_BUILDKIT=0 docker build -q --network host -f "$root/deploy/Dockerfile" --target worker \
-    -t delivery-worker:local "$ctx" >/dev/null
+    --build-arg DW_COMMIT="$commit" -t delivery-worker:local "$ctx" >/dev/null
   DOCKER_BUILDKIT=0 docker build -q --network host -f "$root/deploy/Dockerfile" --target tools \
-    -t delivery-worker-tools:local "$ctx" >/dev/null
+    --build-arg DW_COMMIT="$commit" -t delivery-worker-tools:local "$ctx" >/dev/null
+  docker run --rm delivery-worker:local version | grep -q "(commit $commit)" ||
+    die "the image's \`delivery-worker version\` does not name commit $commit"
   local size
   size=$(docker image inspect -f '{{.Size}}' delivery-worker:local)
   say "ok: images built in $((SECONDS - t0)) s (unit tests passed in the builder); worker image" \
