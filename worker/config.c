@@ -245,9 +245,9 @@ static const struct option options[] = {
       "widens it by half, up to 500."),
   STRING("limits.store", limits.store, "", 0, check_store,
          "Shared budget store: `redis://HOST:PORT` of a Redis or Valkey server (a name is "
-         "resolved off the loop; an IPv6 address goes in brackets, `redis://[::1]:6379`). Every replica, and any program using the same keys, then "
-         "draws its calls from one budget per app and tenant, kept by an atomic script in the "
-         "store. Empty: none."),
+         "resolved off the loop; an IPv6 address goes in brackets, `redis://[::1]:6379`). "
+         "Every replica, and any program using the same keys, then draws its calls from one "
+         "budget per app and tenant, kept by an atomic script in the store. Empty: none."),
   STRING("limits.store_key", limits.store_key, "delivery-worker", F_REQUIRED, check_kafka_id,
          "Prefix of the store's keys (PREFIX:APP_ID:TENANT_KEY). At most 200 bytes."),
   INT("limits.store_timeout_ms", limits.store_timeout_ms, 200, 10, 10000,

@@ -88,7 +88,8 @@ static int ask(const char *url, long timeout_ms, char *why, size_t whylen)
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     rc = (int)code;
   } else if (res == CURLE_WEIRD_SERVER_REPLY || res == CURLE_UNSUPPORTED_PROTOCOL) {
-    rc = DW_EIO; /* libcurl's "Received HTTP/0.9 when not allowed" for an answer that is not HTTP */
+    /* libcurl's words for this are "Received HTTP/0.9 when not allowed" */
+    rc = DW_EIO;
     snprintf(why, whylen, "the answer is not HTTP");
   } else {
     rc = res == CURLE_OPERATION_TIMEDOUT ? DW_ETIMEDOUT : DW_EIO;

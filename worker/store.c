@@ -337,7 +337,7 @@ int dw_store_new(struct dw_store **out, uv_loop_t *loop, const char *url, uint64
     snprintf(err, errlen, "out of memory");
     return DW_ENOMEM;
   }
-  memcpy(s->host, hp.host, sizeof(s->host));
+  dw_strlcpy(s->host, hp.host, sizeof(s->host)); /* both 256 bytes */
   snprintf(s->port, sizeof(s->port), "%u", (unsigned)hp.port);
   s->loop = loop;
   s->timeout_ms = timeout_ms;
