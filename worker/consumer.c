@@ -825,8 +825,7 @@ void dw_consumer_pause_all(struct dw_consumer *c, int pause)
   if (!client(c) || !(l = taken_list(c)))
     return;
   if (pause) {
-    if (l->cnt)
-      rd_kafka_pause_partitions(c->rk, l);
+    rd_kafka_pause_partitions(c->rk, l);
   } else {
     for (int i = 0; i < l->cnt; i++)
       if (!held(c, l->elems[i].partition))
