@@ -41,6 +41,9 @@
 #define MAX_LIST 128
 #define DEFAULT_TIMEOUT_MS 10000
 #define DUMP_DEFAULT_TIMEOUT_MS 5000
+#define SHUTDOWN_GRACE_S 10 /* a consumer's close after its answer: see close_consumer */
+#define TEXT_OF(x) TEXT_OF_(x)
+#define TEXT_OF_(x) #x
 
 static const char usage_text[] =
     "usage: " PROG " COMMAND [options]\n"
@@ -102,7 +105,8 @@ static const char usage_text[] =
     "\n"
     "Common: -b/--bootstrap BROKERS (default $KAFKA_BOOTSTRAP), -X key=value (librdkafka\n"
     "property, applied last, repeatable), --timeout-ms MS (request timeout, default 10000).\n"
-    "dump and committed give the client 10 s to shut down after printing their answer, then\n"
+    "dump and committed give the client " TEXT_OF(SHUTDOWN_GRACE_S) " s to shut down after printing"
+    " their answer, then\n"
     "exit anyway (a warning on stderr).\n"
     "Exit codes: 0 ok, 1 failure, 2 usage.\n";
 
@@ -130,13 +134,13 @@ static void install_signals(void)
  * its close can wait for ever (seen once in a loaded sanitized run: a dump against the mock
  * cluster had printed everything and then stayed in close for six minutes), so the shutdown
  * gets SHUTDOWN_GRACE_S and then the tool exits with the answer it already has. */
-#define SHUTDOWN_GRACE_S 10
 static volatile sig_atomic_t g_exit_rc;
 
 static void on_shutdown_timeout(int sig)
 {
-    static const char msg[] = PROG ": warning: the Kafka client did not shut down within 10 s;"
-                              " exiting with the answer already printed\n";
+    static const char msg[] = PROG ": warning: the Kafka client did not shut down within "
+                              TEXT_OF(SHUTDOWN_GRACE_S) " s; exiting with the answer already"
+                              " printed\n";
     (void)sig;
     if (write(STDERR_FILENO, msg, sizeof msg - 1) < 0) {
         /* nothing more to say */
